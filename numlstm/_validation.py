@@ -1,0 +1,105 @@
+"""One validation path for every public entry point.
+
+Messages follow one pattern: what the argument is, what was expected, what
+came, and the fix.
+"""
+
+import numbers
+
+import numpy as np
+
+FLOAT_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
+DEVICES = ("cpu", "cuda", "auto")
+
+
+def check_dtype(dtype, name="dtype"):
+    """``"float32"``/``"float64"`` (or the NumPy types) -> ``np.dtype``."""
+    try:
+        dt = np.dtype(dtype)
+    except TypeError:
+        dt = None
+    if dt not in FLOAT_DTYPES:
+        raise ValueError(f"{name} must be 'float32' or 'float64', got {dtype!r}.")
+    return dt
+
+
+def check_device(device, name="device"):
+    """Resolve a device name; only the CPU backend exists in this version."""
+    if not isinstance(device, str) or device.lower() not in DEVICES:
+        raise ValueError(f"{name} must be one of {DEVICES}, got {device!r}.")
+    device = device.lower()
+    if device == "cuda":
+        raise ValueError(
+            "device='cuda' is not available: this version of numlstm has only CPU kernels. "
+            "Use device='cpu' (or 'auto', which picks the CPU)."
+        )
+    return "cpu"
+
+
+def check_positive_int(value, name, minimum=1):
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Integral):
+        raise TypeError(f"{name} must be an integer >= {minimum}, got {type(value).__name__} {value!r}.")
+    if value < minimum:
+        raise ValueError(f"{name} must be an integer >= {minimum}, got {value}.")
+    return int(value)
+
+
+def check_number(value, name, *, low=None, high=None, low_open=False, high_open=False, allow_none=False):
+    if value is None and allow_none:
+        return None
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real):
+        raise TypeError(f"{name} must be a real number, got {type(value).__name__} {value!r}.")
+    value = float(value)
+    bad = not np.isfinite(value)
+    if low is not None:
+        bad |= value <= low if low_open else value < low
+    if high is not None:
+        bad |= value >= high if high_open else value > high
+    if bad:
+        lo = "" if low is None else f"{'>' if low_open else '>='} {low}"
+        hi = "" if high is None else f"{'<' if high_open else '<='} {high}"
+        rule = " and ".join(r for r in (lo, hi) if r) or "finite"
+        raise ValueError(f"{name} must be {rule}, got {value!r}.")
+    return value
+
+
+def float_array(value, name, *, dtype=None):
+    """An ndarray of float32/float64 without copying or upcasting.
+
+    Raises TypeError for anything else (strings, objects, integers, mixed
+    dtypes), naming the conversion that fixes it.
+    """
+    arr = np.asarray(value)
+    if arr.dtype.kind not in "f" or arr.dtype not in FLOAT_DTYPES:
+        kind = "non-numeric" if arr.dtype.kind not in "biufc" else str(arr.dtype)
+        raise TypeError(
+            f"{name} must be a float32 or float64 array, got {kind} data (dtype {arr.dtype}). "
+            f"Convert it first, e.g. {name}.astype(np.float32)."
+        )
+    if dtype is not None and arr.dtype != dtype:
+        raise TypeError(
+            f"{name} has dtype {arr.dtype} but the other arrays are {np.dtype(dtype)}; numlstm never casts "
+            f"silently. Use {name}.astype(np.{np.dtype(dtype)}) (or cast the others)."
+        )
+    return arr
+
+
+def check_shape(arr, name, expected, what):
+    """``expected`` is a tuple of ints or None (any size)."""
+    if arr.ndim != len(expected) or any(e is not None and s != e for s, e in zip(arr.shape, expected)):
+        want = "(" + ", ".join("any" if e is None else str(e) for e in expected) + ")"
+        raise ValueError(f"{name} has shape {arr.shape}; expected {want}, {what}.")
+
+
+def check_finite(arr, name):
+    if not np.isfinite(arr).all():
+        n_bad = int(arr.size - np.count_nonzero(np.isfinite(arr)))
+        raise ValueError(
+            f"{name} contains {n_bad} NaN or infinite value(s); inputs must be finite. "
+            f"Drop or fill those samples first (e.g. with np.nan_to_num or by removing the rows)."
+        )
+
+
+def check_nonempty(arr, name):
+    if arr.size == 0:
+        raise ValueError(f"{name} is empty (shape {arr.shape}); at least one sample with one time step is needed.")

@@ -1,0 +1,1 @@
+"""Numba kernels: the only modules with ``@njit`` / ``@cuda.jit``."""

@@ -1,0 +1,71 @@
+"""A plain, obvious NumPy LSTM: the reference every kernel is compared with.
+
+Written for clarity, not speed: one time step at a time, float64 throughout
+unless the inputs are float32, gate order ``[i | f | g | o]``.
+"""
+
+import numpy as np
+
+
+def sigmoid(z):
+    return 1.0 / (1.0 + np.exp(-z))
+
+
+def lstm_forward(x, W, U, b, h0=None, c0=None):
+    B, T, _ = x.shape
+    H = U.shape[0]
+    h = np.zeros((B, H), x.dtype) if h0 is None else h0
+    c = np.zeros((B, H), x.dtype) if c0 is None else c0
+    cache = []
+    hs = np.empty((B, T, H), x.dtype)
+    for t in range(T):
+        z = x[:, t] @ W + h @ U + b
+        i, f, g, o = sigmoid(z[:, :H]), sigmoid(z[:, H:2 * H]), np.tanh(z[:, 2 * H:3 * H]), sigmoid(z[:, 3 * H:])
+        c_new = f * c + i * g
+        h_new = o * np.tanh(c_new)
+        cache.append((h, c, i, f, g, o, c_new))
+        h, c = h_new, c_new
+        hs[:, t] = h
+    return hs, (h, c), cache
+
+
+def lstm_backward(x, W, U, b, dh, h0=None, c0=None, dh_T=None, dc_T=None):
+    B, T, _ = x.shape
+    H = U.shape[0]
+    _, _, cache = lstm_forward(x, W, U, b, h0, c0)
+    dW, dU, db = np.zeros_like(W), np.zeros_like(U), np.zeros_like(b)
+    dx = np.zeros_like(x)
+    dh_next = np.zeros((B, H), x.dtype) if dh_T is None else dh_T.copy()
+    dc_next = np.zeros((B, H), x.dtype) if dc_T is None else dc_T.copy()
+    for t in reversed(range(T)):
+        h_prev, c_prev, i, f, g, o, c = cache[t]
+        dht = dh[:, t] + dh_next
+        tc = np.tanh(c)
+        do = dht * tc
+        dc = dc_next + dht * o * (1 - tc ** 2)
+        di, df, dg = dc * g, dc * c_prev, dc * i
+        dz = np.concatenate([di * i * (1 - i), df * f * (1 - f), dg * (1 - g ** 2), do * o * (1 - o)], axis=1)
+        dW += x[:, t].T @ dz
+        dU += h_prev.T @ dz
+        db += dz.sum(0)
+        dx[:, t] = dz @ W.T
+        dh_next = dz @ U.T
+        dc_next = dc * f
+    return {"dx": dx, "dW": dW, "dU": dU, "db": db, "dh0": dh_next, "dc0": dc_next}
+
+
+def random_layer(rng, B, T, I, H, dtype=np.float64, scale=0.5):
+    x = rng.standard_normal((B, T, I)).astype(dtype)
+    W = (scale * rng.standard_normal((I, 4 * H))).astype(dtype)
+    U = (scale * rng.standard_normal((H, 4 * H))).astype(dtype)
+    b = (scale * rng.standard_normal(4 * H)).astype(dtype)
+    return x, W, U, b
+
+
+def network_forward(x, layers, head):
+    """Stacked layers, then a dense head on the last hidden state."""
+    h = x
+    for W, U, b in layers:
+        h, _, _ = lstm_forward(h, W, U, b)
+    Wd, bd = head
+    return h[:, -1] @ Wd + bd
