@@ -2,11 +2,30 @@
 
 The functional kernels :func:`lstm_forward` / :func:`lstm_backward`, the
 scikit-learn style estimators :class:`LSTMRegressor` / :class:`LSTMClassifier`,
-and helpers for threads and compilation.
+weight interop with PyTorch and Keras (:mod:`numlstm.interop`), shipped data
+(:mod:`numlstm.datasets`), and control of threads and compilation.
 """
 
+from numlstm.core import losses, optimizers
+from numlstm.core.training import NonFiniteLossError
+from numlstm.estimators import LSTMClassifier, LSTMRegressor, NotFittedError
 from numlstm.functional import lstm_backward, lstm_forward
+from numlstm.runtime import get_num_threads, info, set_num_threads, warmup
 
 __version__ = "0.1.0"
 
-__all__ = ["lstm_forward", "lstm_backward", "__version__"]
+__all__ = [
+    "LSTMClassifier",
+    "LSTMRegressor",
+    "NonFiniteLossError",
+    "NotFittedError",
+    "get_num_threads",
+    "info",
+    "losses",
+    "lstm_backward",
+    "lstm_forward",
+    "optimizers",
+    "set_num_threads",
+    "warmup",
+    "__version__",
+]

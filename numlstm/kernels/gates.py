@@ -94,7 +94,7 @@ def like(value, x):  # pragma: no cover - replaced by the overload inside jitted
     return value
 
 
-@overload(like, target="generic", inline="always")
+@overload(like, target="generic")
 def _like_overload(value, x):
     if isinstance(x, types.Float) and x.bitwidth == 32:
         return lambda value, x: np.float32(value)

@@ -1,0 +1,1 @@
+"""The network on arrays: parameters, stacked forward/backward, losses, optimizers, training."""

@@ -1,0 +1,303 @@
+"""Stacked forward/backward on batches and the training loop.
+
+One call of :func:`train_epoch` runs every batch of an epoch inside compiled
+code (gather, forward, loss, backward, clipping, update), so a fit with
+``batch_size=1`` costs microseconds per step, not a Python round trip.
+"""
+
+import logging
+import math
+
+import numba
+import numpy as np
+from numba import njit
+
+from numlstm.core import losses as _losses
+from numlstm.core.optimizers import LBFGS, apply_update
+from numlstm.kernels._jit import CPU_OPTIONS
+from numlstm.kernels.cpu import add_matvec, add_outer_sum, add_vecmat, layer_backward, layer_forward
+
+log = logging.getLogger("numlstm")
+
+# Plain error model, no fastmath: the loss and the norm must see NaN and inf.
+_CHECKED = dict(error_model="numpy", nogil=True, cache=CPU_OPTIONS["cache"])
+
+PREDICT_ROWS = 4096  # rows per predict pass: bounds the workspace, not the speed
+
+
+class NonFiniteLossError(FloatingPointError):
+    """Training produced a NaN or infinite loss or gradient; the model keeps its last good weights."""
+
+
+@njit(**_CHECKED)
+def _views(params, table, layer):
+    I, H, oW, oU, ob = table[layer, 0], table[layer, 1], table[layer, 2], table[layer, 3], table[layer, 4]
+    G = 4 * H
+    return params[oW:oU].reshape((I, G)), params[oU:ob].reshape((H, G)), params[ob:ob + G]
+
+
+@njit(**_CHECKED)
+def _head_views(params, head):
+    H, O, oW, ob = head[0], head[1], head[2], head[3]
+    return params[oW:ob].reshape((H, O)), params[ob:ob + O]
+
+
+@njit(**_CHECKED)
+def network_forward(params, table, head, X, n_threads, zs_list, cs_list, hs_list):
+    """Forward through every layer and the head; fills the per-layer lists
+    (pre-activations, cells, hiddens) and returns the head's output (n, O)."""
+    n, T = X.shape[0], X.shape[1]
+    n_chunks = max(1, min(n, n_threads))
+    inp = X
+    for layer in range(table.shape[0]):
+        W, U, b = _views(params, table, layer)
+        H = U.shape[0]
+        zs = np.empty((n, T, 4 * H), dtype=X.dtype)
+        cs = np.empty((n, T, H), dtype=X.dtype)
+        hs = np.empty((n, T, H), dtype=X.dtype)
+        zeros = np.zeros((n, H), dtype=X.dtype)
+        layer_forward(inp, W, U, b, zeros, zeros, zs, cs, hs, n_chunks)
+        zs_list.append(zs)
+        cs_list.append(cs)
+        hs_list.append(hs)
+        inp = hs
+    Wd, bd = _head_views(params, head)
+    out = np.empty((n, Wd.shape[1]), dtype=X.dtype)
+    for r in range(n):
+        out[r, :] = bd
+        add_vecmat(out[r], inp[r, T - 1], Wd)
+    return out
+
+
+@njit(**_CHECKED)
+def batch_loss_grad(params, grads, table, head, Xb, Yb, Mb, loss_id, lparams, n_threads):
+    """Loss on one batch; writes the gradient of every parameter into ``grads``."""
+    n, T = Xb.shape[0], Xb.shape[1]
+    n_chunks = max(1, min(n, n_threads))
+    zs_list = [np.empty((0, 0, 0), dtype=Xb.dtype)]
+    cs_list = [np.empty((0, 0, 0), dtype=Xb.dtype)]
+    hs_list = [np.empty((0, 0, 0), dtype=Xb.dtype)]
+    zs_list.pop()
+    cs_list.pop()
+    hs_list.pop()
+    pred = network_forward(params, table, head, Xb, n_threads, zs_list, cs_list, hs_list)
+    dpred64 = np.empty(pred.shape, dtype=np.float64)
+    loss = _losses.loss_and_grad(loss_id, lparams, pred, Yb, Mb, dpred64)
+    dpred = dpred64.astype(Xb.dtype)
+    L = table.shape[0]
+    top = hs_list[L - 1]
+    Htop = top.shape[2]
+    last = np.ascontiguousarray(top[:, T - 1, :])
+    dWd, dbd = _head_views(grads, head)
+    Wd, _ = _head_views(params, head)
+    dWd[:, :] = 0
+    add_outer_sum(dWd, last, dpred)
+    dbd[:] = dpred.sum(axis=0)
+    dhs = np.zeros((n, T, Htop), dtype=Xb.dtype)
+    for r in range(n):
+        add_matvec(dhs[r, T - 1], Wd, dpred[r])
+    for layer in range(L - 1, -1, -1):
+        W, U, _ = _views(params, table, layer)
+        dW, dU, db = _views(grads, table, layer)
+        H = U.shape[0]
+        inp = Xb if layer == 0 else hs_list[layer - 1]
+        zeros = np.zeros((n, H), dtype=Xb.dtype)
+        dx = np.empty(inp.shape, dtype=Xb.dtype)
+        layer_backward(inp, W, U, zeros, zeros, zs_list[layer], cs_list[layer], hs_list[layer], dhs,
+                       np.zeros((n, H), dtype=Xb.dtype), np.zeros((n, H), dtype=Xb.dtype),
+                       dW, dU, db, dx, n_chunks, layer > 0)
+        dhs = dx
+    return loss
+
+
+@njit(**_CHECKED)
+def global_norm(v):
+    s = 0.0
+    for i in range(v.shape[0]):
+        s += float(v[i]) * float(v[i])
+    return math.sqrt(s)
+
+
+@njit(**_CHECKED)
+def train_epoch(params, grads, table, head, X, Y, M, order, batch_size, loss_id, lparams,
+                opt_kind, hp, state, step, clipnorm, n_threads, batch_losses):
+    """All batches of one epoch, in the order given. Returns ``(failed_batch, step)``:
+    ``failed_batch`` is -1, or the index of the first batch whose loss or
+    gradient was not finite (its update is not applied)."""
+    n = order.shape[0]
+    n_batches = (n + batch_size - 1) // batch_size
+    for bi in range(n_batches):
+        idx = order[bi * batch_size: min(n, (bi + 1) * batch_size)]
+        loss = batch_loss_grad(params, grads, table, head, X[idx], Y[idx], M[idx], loss_id, lparams, n_threads)
+        norm = global_norm(grads)
+        if not (math.isfinite(loss) and math.isfinite(norm)):
+            return bi, step
+        if clipnorm > 0 and norm > clipnorm:
+            grads *= clipnorm / norm
+        step += 1
+        apply_update(opt_kind, params, grads, state, step, hp)
+        batch_losses[bi] = loss
+    return -1, step
+
+
+@njit(**_CHECKED)
+def predict_rows(params, table, head, X, n_threads, out):
+    """Head outputs for every row of ``X`` into ``out``, ``PREDICT_ROWS`` at a time."""
+    n = X.shape[0]
+    for start in range(0, n, PREDICT_ROWS):
+        stop = min(n, start + PREDICT_ROWS)
+        zs_list = [np.empty((0, 0, 0), dtype=X.dtype)]
+        cs_list = [np.empty((0, 0, 0), dtype=X.dtype)]
+        hs_list = [np.empty((0, 0, 0), dtype=X.dtype)]
+        out[start:stop] = network_forward(params, table, head, X[start:stop], n_threads, zs_list, cs_list, hs_list)
+
+
+@njit(**_CHECKED)
+def dataset_loss(params, table, head, X, Y, M, loss_id, lparams, n_threads):
+    """Mean loss over a whole data set, evaluated in ``PREDICT_ROWS`` passes."""
+    out = np.empty((X.shape[0], head[1]), dtype=X.dtype)
+    predict_rows(params, table, head, X, n_threads, out)
+    dummy = np.empty(out.shape, dtype=np.float64)
+    return _losses.loss_and_grad(loss_id, lparams, out, Y, M, dummy)
+
+
+def predict(net, X):
+    """Raw head outputs for ``X`` (n, time, features)."""
+    out = np.empty((X.shape[0], net.output_size), dtype=net.dtype)
+    predict_rows(net.params, net.table, net.head, X, numba.get_num_threads(), out)
+    return out
+
+
+class _Progress:
+    """Keras-style verbosity: 0 silent, 1 a tqdm bar, 2 one log line per epoch."""
+
+    def __init__(self, verbose, epochs):
+        self.verbose = verbose
+        self.bar = None
+        if verbose == 1:
+            try:
+                from tqdm.auto import tqdm
+            except ImportError:  # tqdm is optional: fall back to one line per epoch
+                self.verbose = 2
+            else:
+                self.bar = tqdm(total=epochs, unit="epoch", desc="fit", leave=True)
+
+    def update(self, epoch, epochs, logs):
+        text = " - ".join(f"{k}: {v:.4g}" for k, v in logs.items())
+        if self.bar is not None:
+            self.bar.set_postfix_str(text, refresh=False)
+            self.bar.update(1)
+        elif self.verbose == 2:
+            log.info("Epoch %d/%d - %s", epoch + 1, epochs, text)
+
+    def close(self):
+        if self.bar is not None:
+            self.bar.close()
+
+
+def fit(net, X, Y, M, *, epochs, batch_size, loss_id, lparams, optimizer, clipnorm,
+        validation_fraction, early_stopping, patience, rng, verbose, X_val=None, Y_val=None, M_val=None):
+    """Train ``net`` in place; returns the history dict.
+
+    ``X`` (n, time, features), ``Y``/``M`` (n, targets): targets and mask.
+    ``validation_fraction`` holds out the *last* fraction of samples, as Keras
+    does, unless ``X_val`` is given. On a non-finite loss or gradient the
+    weights stay at their last good values and :class:`NonFiniteLossError`
+    names the epoch and batch.
+    """
+    if X_val is None and validation_fraction > 0:
+        n_val = int(math.ceil(validation_fraction * X.shape[0]))
+        if n_val >= X.shape[0]:
+            raise ValueError(
+                f"validation_fraction={validation_fraction} leaves no training samples out of {X.shape[0]}; "
+                "use a smaller fraction or more data.")
+        X, X_val = X[:-n_val], X[-n_val:]
+        Y, Y_val = Y[:-n_val], Y[-n_val:]
+        M, M_val = M[:-n_val], M[-n_val:]
+    validating = X_val is not None and X_val.shape[0] > 0
+    history = {"loss": []}
+    if validating:
+        history["val_loss"] = []
+    monitor = "val_loss" if validating else "loss"
+    n_threads = numba.get_num_threads()
+    progress = _Progress(verbose, epochs)
+    best = (np.inf, net.params.copy(), -1)
+    try:
+        if isinstance(optimizer, LBFGS):
+            _fit_lbfgs(net, X, Y, M, epochs, loss_id, lparams, optimizer, n_threads, history, progress,
+                       (X_val, Y_val, M_val) if validating else None)
+            return history
+        grads = np.zeros_like(net.params)
+        state = np.zeros((2, net.n_params), dtype=net.dtype)
+        hp = optimizer.hyperparams()
+        n = X.shape[0]
+        batch_size = min(batch_size, n)
+        batch_losses = np.zeros((n + batch_size - 1) // batch_size)
+        batch_sizes = np.diff(np.minimum(np.arange(len(batch_losses) + 1) * batch_size, n))
+        step = 0
+        wait = 0
+        for epoch in range(epochs):
+            order = rng.permutation(n).astype(np.int64)
+            failed, step = train_epoch(net.params, grads, net.table, net.head, X, Y, M, order, batch_size, loss_id,
+                                       lparams, optimizer.kind, hp, state, step, float(clipnorm or 0.0), n_threads,
+                                       batch_losses)
+            if failed >= 0:
+                raise NonFiniteLossError(
+                    f"the loss or its gradient became NaN or infinite at epoch {epoch + 1}, batch {failed + 1} "
+                    f"of {len(batch_losses)}; training stopped and the model keeps the weights from before that "
+                    "batch. Try a lower learning_rate, clipnorm=1.0, or scaling the inputs and targets.")
+            logs = {"loss": float(np.dot(batch_losses, batch_sizes) / n)}
+            if validating:
+                logs["val_loss"] = float(dataset_loss(net.params, net.table, net.head, X_val, Y_val, M_val,
+                                                      loss_id, lparams, n_threads))
+            for key, value in logs.items():
+                history[key].append(value)
+            progress.update(epoch, epochs, logs)
+            if early_stopping:
+                if logs[monitor] < best[0]:
+                    best = (logs[monitor], net.params.copy(), epoch)
+                    wait = 0
+                else:
+                    wait += 1
+                    if wait >= patience:
+                        break
+        if early_stopping and best[2] >= 0:
+            net.params[:] = best[1]
+        return history
+    finally:
+        progress.close()
+
+
+def _fit_lbfgs(net, X, Y, M, epochs, loss_id, lparams, optimizer, n_threads, history, progress, validation):
+    from scipy.optimize import minimize
+
+    grads = np.zeros_like(net.params)
+    all_rows = np.arange(X.shape[0])
+    iteration = [0]
+
+    def fun(p):
+        params = p.astype(net.dtype)
+        loss = batch_loss_grad(params, grads, net.table, net.head, X[all_rows], Y[all_rows], M[all_rows],
+                               loss_id, lparams, n_threads)
+        if not (math.isfinite(loss) and np.isfinite(grads).all()):
+            raise NonFiniteLossError(
+                f"the loss or its gradient became NaN or infinite in L-BFGS iteration {iteration[0] + 1} "
+                "(full batch); the model keeps the weights from before it.")
+        return loss, grads.astype(np.float64)
+
+    def callback(p):
+        net.params[:] = p
+        logs = {"loss": float(fun(p)[0])}
+        if validation is not None:
+            Xv, Yv, Mv = validation
+            logs["val_loss"] = float(dataset_loss(net.params, net.table, net.head, Xv, Yv, Mv, loss_id, lparams,
+                                                  n_threads))
+        for key, value in logs.items():
+            history[key].append(value)
+        progress.update(iteration[0], epochs, logs)
+        iteration[0] += 1
+
+    result = minimize(fun, net.params.astype(np.float64), jac=True, method="L-BFGS-B", callback=callback,
+                      options={"maxiter": epochs, "maxcor": optimizer.memory, "ftol": optimizer.tol,
+                               "gtol": optimizer.tol})
+    net.params[:] = result.x

@@ -1,0 +1,408 @@
+"""Array estimators with scikit-learn conventions: LSTMRegressor, LSTMClassifier.
+
+``__init__`` only stores its arguments; ``fit`` validates them and the data
+and returns ``self``; fitted state ends in ``_``; ``get_params``/``set_params``
+work, so the estimators drop into scikit-learn tools (clone, grid search).
+"""
+
+import inspect
+import numbers
+
+import numba
+import numpy as np
+
+from numlstm._validation import (
+    check_device,
+    check_dtype,
+    check_finite,
+    check_nonempty,
+    check_number,
+    check_positive_int,
+)
+from numlstm.core import losses as _losses
+from numlstm.core import training as _training
+from numlstm.core.network import Network
+from numlstm.core.optimizers import make_optimizer
+
+
+class NotFittedError(ValueError, AttributeError):
+    """The estimator is used before ``fit`` (a ValueError, as in scikit-learn)."""
+
+
+def _rng(random_state):
+    if random_state is None or isinstance(random_state, (numbers.Integral, np.random.Generator)):
+        return np.random.default_rng(random_state)
+    raise TypeError(f"random_state must be None, an int or a numpy Generator, got {type(random_state).__name__}.")
+
+
+def _sequences(X, dtype, name="X"):
+    """Validate ``X`` and return a C-contiguous (samples, time, features) array of ``dtype``."""
+    try:
+        arr = np.asarray(X)
+    except (ValueError, TypeError) as err:
+        raise TypeError(f"{name} could not be read as a numeric array ({err}); pass a NumPy array.") from None
+    if arr.dtype.kind not in "biuf":
+        raise TypeError(
+            f"{name} must hold numbers (float, int or bool), got dtype {arr.dtype}. "
+            f"Convert it first, e.g. np.asarray({name}, dtype=np.float32).")
+    if arr.ndim == 2:
+        arr = arr[:, :, None]
+    elif arr.ndim != 3:
+        hint = " For one series of windows, use X[:, :, None]." if arr.ndim == 1 else ""
+        raise ValueError(f"{name} has {arr.ndim} dimension(s); expected (samples, time, features) or "
+                         f"(samples, time).{hint}")
+    check_nonempty(arr, name)
+    arr = np.ascontiguousarray(arr, dtype=dtype)
+    check_finite(arr, name)
+    return arr
+
+
+class _LSTMBase:
+    """Shared knobs, validation and training of the two estimators."""
+
+    def __init__(self, units=50, layers=1, epochs=100, batch_size=32, optimizer="adam", learning_rate=1e-3,
+                 loss=None, validation_fraction=0.0, early_stopping=False, patience=10, clipnorm=None,
+                 dtype="float32", device="cpu", random_state=None, verbose=0):
+        self.units = units
+        self.layers = layers
+        self.epochs = epochs
+        self.batch_size = batch_size
+        self.optimizer = optimizer
+        self.learning_rate = learning_rate
+        self.loss = loss
+        self.validation_fraction = validation_fraction
+        self.early_stopping = early_stopping
+        self.patience = patience
+        self.clipnorm = clipnorm
+        self.dtype = dtype
+        self.device = device
+        self.random_state = random_state
+        self.verbose = verbose
+
+    # --- scikit-learn protocol -------------------------------------------------
+    @classmethod
+    def _param_names(cls):
+        return [p for p in inspect.signature(cls.__init__).parameters if p != "self"]
+
+    def get_params(self, deep=True):
+        """Constructor parameters as a dict."""
+        return {name: getattr(self, name) for name in self._param_names()}
+
+    def set_params(self, **params):
+        """Set constructor parameters; unknown names raise ValueError."""
+        valid = self._param_names()
+        for name, value in params.items():
+            if name not in valid:
+                raise ValueError(f"{name!r} is not a parameter of {type(self).__name__}; valid: {valid}.")
+            setattr(self, name, value)
+        return self
+
+    def __repr__(self):
+        defaults = {p.name: p.default for p in inspect.signature(type(self).__init__).parameters.values()}
+        changed = [f"{k}={v!r}" for k, v in self.get_params().items() if not _same(v, defaults.get(k))]
+        return f"{type(self).__name__}({', '.join(changed)})"
+
+    # --- validation -----------------------------------------------------------
+    def _check_params(self):
+        units = self.units if isinstance(self.units, (list, tuple)) else [self.units] * check_positive_int(
+            self.layers, "layers")
+        units = [check_positive_int(u, "units") for u in units]
+        if isinstance(self.units, (list, tuple)) and len(units) != self.layers:
+            raise ValueError(f"units lists {len(units)} layer sizes but layers={self.layers}; give one size per "
+                             "layer or a single int.")
+        check_positive_int(self.epochs, "epochs")
+        check_positive_int(self.batch_size, "batch_size")
+        check_positive_int(self.patience, "patience")
+        check_number(self.validation_fraction, "validation_fraction", low=0, high=1, high_open=True)
+        check_number(self.clipnorm, "clipnorm", low=0, low_open=True, allow_none=True)
+        check_number(self.learning_rate, "learning_rate", low=0, low_open=True)
+        if self.verbose not in (0, 1, 2) or isinstance(self.verbose, bool):
+            raise ValueError(f"verbose must be 0 (silent), 1 (progress bar) or 2 (one line per epoch), got "
+                             f"{self.verbose!r}.")
+        if not isinstance(self.early_stopping, (bool, np.bool_)):
+            raise TypeError(f"early_stopping must be True or False, got {self.early_stopping!r}.")
+        optimizer = make_optimizer(self.optimizer, self.learning_rate)
+        return units, optimizer, check_dtype(self.dtype), check_device(self.device), _rng(self.random_state)
+
+    def _check_fitted(self):
+        if not hasattr(self, "network_"):
+            raise NotFittedError(f"This {type(self).__name__} is not fitted yet; call fit(X, y) before using it.")
+
+    def _check_X(self, X):
+        self._check_fitted()
+        X = _sequences(X, self.network_.dtype)
+        if X.shape[2] != self.n_features_in_:
+            raise ValueError(f"X has {X.shape[2]} feature(s) per time step, but this {type(self).__name__} was "
+                             f"fitted with {self.n_features_in_}. Pass the same features as in fit.")
+        return X
+
+    def _fit_arrays(self, X, Y, M, loss_id, lparams, n_outputs):
+        units, optimizer, dtype, _, rng = self._check_params()
+        X = _sequences(X, dtype)
+        if Y.shape[0] != X.shape[0]:
+            raise ValueError(f"X has {X.shape[0]} samples but y has {Y.shape[0]}; they must match, one target "
+                             "row per sequence.")
+        net = Network(X.shape[2], units, n_outputs, dtype).initialize(rng)
+        self.network_ = net
+        self.n_features_in_ = X.shape[2]
+        self.history_ = {"loss": []}
+        self.history_ = _training.fit(
+            net, X, Y.astype(dtype), M.astype(dtype), epochs=self.epochs, batch_size=self.batch_size,
+            loss_id=loss_id, lparams=lparams, optimizer=optimizer, clipnorm=self.clipnorm,
+            validation_fraction=self.validation_fraction, early_stopping=self.early_stopping,
+            patience=self.patience, rng=rng, verbose=self.verbose)
+        self.n_epochs_ = len(self.history_["loss"])
+        return self
+
+    def _raw_predict(self, X):
+        X = self._check_X(X)
+        return _training.predict(self.network_, X)
+
+    # --- weights ----------------------------------------------------------------
+    def get_weights(self):
+        """Copies of the fitted weights: ``{"layers": [{"W", "U", "b"}, ...], "head": {"W", "b"}}``.
+
+        The format :mod:`numlstm.interop` converts to and from PyTorch and Keras.
+        """
+        self._check_fitted()
+        return self.network_.get_weights()
+
+    def set_weights(self, weights):
+        """Replace the fitted weights (same shapes as :meth:`get_weights`)."""
+        self._check_fitted()
+        self.network_.set_weights(weights)
+        return self
+
+
+def _same(a, b):
+    try:
+        return bool(a == b) and type(a) is type(b)
+    except (TypeError, ValueError):
+        return False
+
+
+class LSTMRegressor(_LSTMBase):
+    """LSTM regressor: sequences in, one value (or several) per sequence out.
+
+    Stacked LSTM layers read each sequence; a dense layer maps the last hidden
+    state to the targets, as a Keras ``Sequential([LSTM(units), Dense(n)])``.
+
+    Parameters
+    ----------
+    units : int or list of int, default 50
+        Hidden units per layer (one int for all layers, or one per layer).
+    layers : int, default 1
+        Number of stacked LSTM layers.
+    epochs : int, default 100
+        Passes over the training data (iterations for L-BFGS).
+    batch_size : int, default 32
+        Samples per gradient step.
+    optimizer : {"adam", "sgd", "lbfgs"} or optimizer object, default "adam"
+        ``numlstm.optimizers.Adam(...)``, ``SGD(momentum=..., nesterov=...)`` or
+        ``LBFGS()`` for full control; Keras defaults otherwise.
+    learning_rate : float, default 1e-3
+        Used when ``optimizer`` is a name.
+    loss : {"mse", "mae", "huber", "pinball", "gaussian_nll"} or loss object, default "mse"
+        ``numlstm.losses.Huber(delta)`` and ``numlstm.losses.Pinball(quantiles)``
+        take parameters. With pinball, :meth:`predict` returns one column per
+        quantile; with gaussian_nll it can return the standard deviation too.
+        NaN targets are masked out of the loss.
+    validation_fraction : float, default 0.0
+        Last fraction of the samples held out for ``val_loss`` (as Keras'
+        ``validation_split``: not shuffled).
+    early_stopping : bool, default False
+        Stop when the monitored loss (``val_loss`` if validating, else
+        ``loss``) has not improved for ``patience`` epochs, and restore the best
+        weights.
+    patience : int, default 10
+    clipnorm : float or None
+        Clip the gradient to this global norm.
+    dtype : {"float32", "float64"}, default "float32"
+    device : {"cpu", "auto"}, default "cpu"
+    random_state : int, Generator or None
+        Seeds initialisation and shuffling. The same seed gives identical
+        predictions on the same machine and thread count.
+    verbose : {0, 1, 2}, default 0
+        0 silent, 1 a progress bar, 2 one log line per epoch (logger
+        ``"numlstm"``).
+
+    Attributes
+    ----------
+    network_ : numlstm.core.network.Network
+        The fitted network (weights in ``network_.params``).
+    history_ : dict
+        Per-epoch ``"loss"`` and, when validating, ``"val_loss"``.
+    n_features_in_ : int
+    n_outputs_ : int
+    n_epochs_ : int
+        Epochs actually run (fewer than ``epochs`` after early stopping).
+
+    Examples
+    --------
+    >>> import numpy as np, numlstm
+    >>> t = np.arange(300, dtype=np.float32)
+    >>> series = np.sin(t / 8)
+    >>> X = np.stack([series[i:i + 12] for i in range(280)])   # (samples, time)
+    >>> y = series[12:292]
+    >>> model = numlstm.LSTMRegressor(units=16, epochs=30, random_state=0).fit(X, y)
+    >>> model.predict(X[:3]).shape
+    (3,)
+    >>> bool(np.sqrt(np.mean((model.predict(X) - y) ** 2)) < 0.2)
+    True
+    """
+
+    def __init__(self, units=50, layers=1, epochs=100, batch_size=32, optimizer="adam", learning_rate=1e-3,
+                 loss="mse", validation_fraction=0.0, early_stopping=False, patience=10, clipnorm=None,
+                 dtype="float32", device="cpu", random_state=None, verbose=0):
+        super().__init__(units=units, layers=layers, epochs=epochs, batch_size=batch_size, optimizer=optimizer,
+                         learning_rate=learning_rate, loss=loss, validation_fraction=validation_fraction,
+                         early_stopping=early_stopping, patience=patience, clipnorm=clipnorm, dtype=dtype,
+                         device=device, random_state=random_state, verbose=verbose)
+
+    def _loss_spec(self):
+        loss = self.loss
+        if isinstance(loss, (_losses.Huber, _losses.Pinball)):
+            lparams = loss.params()
+            if loss.name == "huber":
+                check_number(loss.delta, "Huber(delta)", low=0, low_open=True)
+            else:
+                q = lparams
+                if q.ndim != 1 or q.size == 0 or not ((q > 0) & (q < 1)).all():
+                    raise ValueError(f"Pinball quantiles must be numbers strictly between 0 and 1, got "
+                                     f"{loss.quantiles!r}.")
+            return _losses.NAMES[loss.name], lparams
+        allowed = ("mse", "mae", "huber", "pinball", "gaussian_nll")
+        if not isinstance(loss, str) or loss.lower() not in allowed:
+            raise ValueError(f"loss must be one of {allowed} or numlstm.losses.Huber/Pinball, got {loss!r}.")
+        loss = loss.lower()
+        default = {"huber": _losses.Huber(), "pinball": _losses.Pinball()}.get(loss)
+        return _losses.NAMES[loss], default.params() if default is not None else np.zeros(1)
+
+    def fit(self, X, y):
+        """Fit to sequences ``X`` (samples, time[, features]) and targets ``y`` (samples[, outputs]).
+
+        NaN in ``y`` is masked out of the loss; NaN or inf in ``X`` is an error.
+        Returns ``self``.
+        """
+        loss_id, lparams = self._loss_spec()
+        try:
+            Y = np.asarray(y)
+        except (ValueError, TypeError) as err:
+            raise TypeError(f"y could not be read as a numeric array ({err}).") from None
+        if Y.dtype.kind not in "biuf":
+            raise TypeError(f"y must hold numbers, got dtype {Y.dtype}. Convert it, e.g. np.asarray(y, float).")
+        if Y.ndim not in (1, 2):
+            raise ValueError(f"y has {Y.ndim} dimension(s); expected (samples,) or (samples, outputs).")
+        check_nonempty(Y, "y")
+        self._y_1d = Y.ndim == 1
+        Y = Y.reshape(Y.shape[0], -1).astype(np.float64)
+        if np.isinf(Y).any():
+            raise ValueError("y contains infinite values; targets must be finite (NaN targets are masked).")
+        M = np.isfinite(Y)
+        if not M.any():
+            raise ValueError("y has no finite target: every value is NaN, so there is nothing to learn from.")
+        Y = np.where(M, Y, 0.0)
+        self.n_outputs_ = Y.shape[1]
+        n_net = self.n_outputs_ * _losses.outputs_per_target(loss_id, lparams.size)
+        self._loss_id = loss_id
+        self._lparams = lparams
+        return self._fit_arrays(X, Y, M, loss_id, lparams, n_net)
+
+    def predict(self, X, return_std=False):
+        """Predictions for sequences ``X``.
+
+        Shape ``(samples,)`` if ``y`` was 1-D at fit, else ``(samples, outputs)``;
+        with a pinball loss a last axis of quantiles is added. With
+        ``return_std=True`` (gaussian_nll only) returns ``(mean, std)``.
+        """
+        raw = self._raw_predict(X)
+        n, O = raw.shape[0], self.n_outputs_
+        if self._loss_id == _losses.PINBALL:
+            Q = self._lparams.size
+            out = np.sort(raw.reshape(n, O, Q), axis=-1)  # quantiles never cross
+            return out[:, 0, :] if self._y_1d else out
+        std = None
+        if self._loss_id == _losses.GAUSSIAN_NLL:
+            std = np.exp(0.5 * raw[:, O:])
+            raw = raw[:, :O]
+        mean = raw[:, 0] if self._y_1d else raw
+        if return_std:
+            if std is None:
+                raise ValueError("return_std=True needs loss='gaussian_nll', which learns a variance; this model "
+                                 f"was fitted with loss={self.loss!r}.")
+            return mean, (std[:, 0] if self._y_1d else std)
+        return mean
+
+
+class LSTMClassifier(_LSTMBase):
+    """LSTM classifier: one label per sequence.
+
+    Two classes use one sigmoid output and binary cross-entropy; more use a
+    softmax and categorical cross-entropy (as Keras would be set up). Labels
+    may be any sortable values; ``classes_`` holds them.
+
+    Parameters are those of :class:`LSTMRegressor`, except ``loss`` (``"auto"``
+    or the matching ``"binary_crossentropy"``/``"categorical_crossentropy"``).
+
+    Examples
+    --------
+    >>> import numpy as np, numlstm
+    >>> rng = np.random.default_rng(0)
+    >>> X = rng.standard_normal((200, 10)).astype(np.float32)
+    >>> y = np.where(X.sum(axis=1) > 0, "up", "down")
+    >>> clf = numlstm.LSTMClassifier(units=8, epochs=40, random_state=0).fit(X, y)
+    >>> clf.classes_.tolist()
+    ['down', 'up']
+    >>> clf.predict_proba(X[:2]).shape
+    (2, 2)
+    >>> bool((clf.predict(X) == y).mean() > 0.9)
+    True
+    """
+
+    def __init__(self, units=50, layers=1, epochs=100, batch_size=32, optimizer="adam", learning_rate=1e-3,
+                 loss="auto", validation_fraction=0.0, early_stopping=False, patience=10, clipnorm=None,
+                 dtype="float32", device="cpu", random_state=None, verbose=0):
+        super().__init__(units=units, layers=layers, epochs=epochs, batch_size=batch_size, optimizer=optimizer,
+                         learning_rate=learning_rate, loss=loss, validation_fraction=validation_fraction,
+                         early_stopping=early_stopping, patience=patience, clipnorm=clipnorm, dtype=dtype,
+                         device=device, random_state=random_state, verbose=verbose)
+
+    def fit(self, X, y):
+        """Fit to sequences ``X`` (samples, time[, features]) and labels ``y`` (samples,). Returns ``self``."""
+        y = np.asarray(y)
+        if y.ndim != 1:
+            raise ValueError(f"y has shape {y.shape}; expected (samples,), one label per sequence.")
+        check_nonempty(y, "y")
+        if y.dtype.kind == "f" and not np.isfinite(y).all():
+            raise ValueError("y contains NaN or infinite labels; every sequence needs a label.")
+        if y.dtype.kind == "O":
+            raise TypeError("y has object dtype; pass labels as a NumPy array of numbers or strings.")
+        classes, codes = np.unique(y, return_inverse=True)
+        if classes.size < 2:
+            raise ValueError(f"y has a single class ({classes[0]!r}); a classifier needs at least two.")
+        expected = "binary_crossentropy" if classes.size == 2 else "categorical_crossentropy"
+        if self.loss not in ("auto", expected):
+            raise ValueError(f"loss must be 'auto' or {expected!r} for {classes.size} classes, got {self.loss!r}.")
+        self.classes_ = classes
+        if classes.size == 2:
+            Y = codes[:, None].astype(np.float64)
+            loss_id = _losses.BINARY_CE
+        else:
+            Y = np.eye(classes.size)[codes]
+            loss_id = _losses.CATEGORICAL_CE
+        self._loss_id = loss_id
+        return self._fit_arrays(X, Y, np.ones_like(Y), loss_id, np.zeros(1), Y.shape[1])
+
+    def predict_proba(self, X):
+        """Class probabilities, shape (samples, classes), columns in ``classes_`` order."""
+        raw = self._raw_predict(X).astype(np.float64)
+        if self._loss_id == _losses.BINARY_CE:
+            p = 1.0 / (1.0 + np.exp(-raw[:, 0]))
+            return np.stack([1.0 - p, p], axis=1)
+        raw -= raw.max(axis=1, keepdims=True)
+        e = np.exp(raw)
+        return e / e.sum(axis=1, keepdims=True)
+
+    def predict(self, X):
+        """Most probable class of each sequence."""
+        return self.classes_[np.argmax(self.predict_proba(X), axis=1)]

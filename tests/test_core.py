@@ -1,0 +1,158 @@
+"""Network, losses and optimizers: finite differences and hand-computed updates."""
+
+import numpy as np
+import pytest
+
+import reference as ref
+from numlstm.core import losses
+from numlstm.core.network import Network
+from numlstm.core.optimizers import KIND_ADAM, KIND_SGD, Adam, SGD, apply_update
+from numlstm.core.training import batch_loss_grad, predict
+
+LOSS_CASES = [
+    ("mse", losses.MSE, np.zeros(1), 2),
+    ("mae", losses.MAE, np.zeros(1), 2),
+    ("huber", losses.HUBER, np.array([0.3]), 2),
+    ("binary_crossentropy", losses.BINARY_CE, np.zeros(1), 2),
+    ("categorical_crossentropy", losses.CATEGORICAL_CE, np.zeros(1), 3),
+    ("pinball", losses.PINBALL, np.array([0.1, 0.5, 0.9]), 2),
+    ("gaussian_nll", losses.GAUSSIAN_NLL, np.zeros(1), 2),
+]
+
+
+def _net(rng, n_in, units, n_out, dtype=np.float64):
+    net = Network(n_in, units, n_out, dtype).initialize(rng)
+    net.params += 0.1 * rng.standard_normal(net.n_params)  # off the symmetric init
+    return net
+
+
+def _targets(rng, loss_id, n, O):
+    if loss_id == losses.BINARY_CE:
+        return (rng.random((n, O)) > 0.5).astype(float)
+    if loss_id == losses.CATEGORICAL_CE:
+        return np.eye(O)[rng.integers(0, O, n)]
+    return rng.standard_normal((n, O))
+
+
+@pytest.mark.parametrize("name,loss_id,lparams,O", LOSS_CASES, ids=[c[0] for c in LOSS_CASES])
+def test_network_gradient_by_finite_differences(rng, name, loss_id, lparams, O):
+    n, T, F = 5, 4, 2
+    n_out = O * losses.outputs_per_target(loss_id, lparams.size)
+    net = _net(rng, F, (4, 3), n_out)
+    X = rng.standard_normal((n, T, F))
+    Y = _targets(rng, loss_id, n, O)
+    M = np.ones_like(Y)
+    if loss_id == losses.CATEGORICAL_CE:
+        M[1] = 0
+    else:
+        M[1, 0] = 0  # a masked target
+    grads = np.zeros_like(net.params)
+    loss = batch_loss_grad(net.params, grads, net.table, net.head, X, Y, M, loss_id, lparams, 2)
+    assert np.isfinite(loss)
+
+    def f(p):
+        return batch_loss_grad(p, np.zeros_like(p), net.table, net.head, X, Y, M, loss_id, lparams, 2)
+
+    eps = 1e-6
+    for i in rng.choice(net.n_params, size=40, replace=False):
+        plus, minus = net.params.copy(), net.params.copy()
+        plus[i] += eps
+        minus[i] -= eps
+        numeric = (f(plus) - f(minus)) / (2 * eps)
+        assert grads[i] == pytest.approx(numeric, rel=1e-5, abs=1e-8), (name, i)
+
+
+@pytest.mark.parametrize("name,loss_id,lparams,O", LOSS_CASES, ids=[c[0] for c in LOSS_CASES])
+def test_loss_values_by_hand(name, loss_id, lparams, O):
+    pred = np.array([[0.5, -1.0, 2.0, 0.0, 1.0, -0.5]])[:, : O * losses.outputs_per_target(loss_id, lparams.size)]
+    Y = np.array([[1.0, 0.0, 1.0]])[:, :O]
+    M = np.ones_like(Y)
+    d = np.empty_like(pred)
+    got = losses.loss_and_grad(loss_id, lparams, pred, Y, M, d)
+    p, y = pred[0], Y[0]
+    if loss_id == losses.MSE:
+        want = np.mean((p - y) ** 2)
+    elif loss_id == losses.MAE:
+        want = np.mean(np.abs(p - y))
+    elif loss_id == losses.HUBER:
+        e = np.abs(p - y)
+        want = np.mean(np.where(e <= 0.3, 0.5 * e ** 2, 0.3 * (e - 0.15)))
+    elif loss_id == losses.BINARY_CE:
+        s = 1 / (1 + np.exp(-p))
+        want = np.mean(-(y * np.log(s) + (1 - y) * np.log(1 - s)))
+    elif loss_id == losses.CATEGORICAL_CE:
+        want = -np.log(np.exp(p) / np.exp(p).sum())[0] - 0 * y.sum() - np.log(np.exp(p) / np.exp(p).sum())[2]
+    elif loss_id == losses.PINBALL:
+        q = lparams
+        e = y[:, None] - p.reshape(O, 3)
+        want = np.mean(np.maximum(q * e, (q - 1) * e))
+    else:
+        mu, s = p[:O], p[O:]
+        want = np.mean(0.5 * (s + (y - mu) ** 2 * np.exp(-s)))
+    assert got == pytest.approx(want, rel=1e-12)
+
+
+def test_fully_masked_batch_has_zero_loss_and_gradient():
+    pred = np.ones((2, 1))
+    d = np.full_like(pred, 7.0)
+    assert losses.loss_and_grad(losses.MSE, np.zeros(1), pred, np.zeros((2, 1)), np.zeros((2, 1)), d) == 0.0
+    assert not d.any()
+
+
+def test_network_prediction_matches_reference(rng, dtype):
+    net = _net(rng, 3, (5, 4), 2, dtype)
+    X = rng.standard_normal((6, 7, 3)).astype(dtype)
+    layers = [tuple(a.astype(np.float64) for a in net.layer(net.params, i)) for i in range(2)]
+    head = tuple(a.astype(np.float64) for a in net.head_views(net.params))
+    want = ref.network_forward(X.astype(np.float64), layers, head)
+    got = predict(net, X)
+    assert got.dtype == dtype
+    np.testing.assert_allclose(got, want, rtol=1e-4 if dtype == np.float32 else 1e-10, atol=1e-5 if dtype == np.float32 else 1e-12)
+
+
+def test_keras_initialisation(rng):
+    net = Network(3, (8,), 1, np.float64).initialize(rng)
+    W, U, b = net.layer(net.params, 0)
+    assert np.abs(W).max() <= np.sqrt(6 / (3 + 32))
+    np.testing.assert_allclose(U @ U.T, np.eye(8), atol=1e-12)  # orthogonal rows
+    np.testing.assert_array_equal(b, np.r_[np.zeros(8), np.ones(8), np.zeros(16)])
+    Wd, bd = net.head_views(net.params)
+    assert np.abs(Wd).max() <= np.sqrt(6 / 9) and not bd.any()
+
+
+def test_adam_steps_by_hand():
+    lr, b1, b2, eps = 0.01, 0.9, 0.999, 1e-7
+    p = np.array([1.0, -2.0])
+    g1, g2 = np.array([0.5, -0.25]), np.array([0.1, 0.3])
+    state = np.zeros((2, 2))
+    hp = Adam(lr, b1, b2, eps).hyperparams()
+    apply_update(KIND_ADAM, p, g1, state, 1, hp)
+    m, v = (1 - b1) * g1, (1 - b2) * g1 ** 2
+    want = np.array([1.0, -2.0]) - lr * np.sqrt(1 - b2) / (1 - b1) * m / (np.sqrt(v) + eps)
+    np.testing.assert_allclose(p, want, rtol=1e-14)
+    apply_update(KIND_ADAM, p, g2, state, 2, hp)
+    m, v = b1 * m + (1 - b1) * g2, b2 * v + (1 - b2) * g2 ** 2
+    want = want - lr * np.sqrt(1 - b2 ** 2) / (1 - b1 ** 2) * m / (np.sqrt(v) + eps)
+    np.testing.assert_allclose(p, want, rtol=1e-14)
+
+
+@pytest.mark.parametrize("nesterov", [False, True])
+def test_sgd_momentum_steps_by_hand(nesterov):
+    lr, mu = 0.1, 0.9
+    p = np.array([1.0])
+    state = np.zeros((2, 1))
+    hp = SGD(lr, mu, nesterov).hyperparams()
+    apply_update(KIND_SGD, p, np.array([2.0]), state, 1, hp)
+    v1 = -lr * 2.0
+    want1 = 1.0 + (mu * v1 - lr * 2.0 if nesterov else v1)
+    assert p[0] == pytest.approx(want1, rel=1e-14)
+    apply_update(KIND_SGD, p, np.array([-1.0]), state, 2, hp)
+    v2 = mu * v1 + lr * 1.0
+    want2 = want1 + (mu * v2 + lr * 1.0 if nesterov else v2)
+    assert p[0] == pytest.approx(want2, rel=1e-14)
+
+
+def test_plain_sgd_step():
+    p = np.array([1.0, 2.0])
+    apply_update(KIND_SGD, p, np.array([1.0, -1.0]), np.zeros((2, 2)), 1, SGD(0.5).hyperparams())
+    np.testing.assert_array_equal(p, [0.5, 2.5])
