@@ -6,6 +6,7 @@ weight interop with PyTorch and Keras (:mod:`numlstm.interop`), shipped data
 (:mod:`numlstm.datasets`), and control of threads and compilation.
 """
 
+from numlstm import datasets, interop
 from numlstm.core import losses, optimizers
 from numlstm.core.training import NonFiniteLossError
 from numlstm.estimators import LSTMClassifier, LSTMRegressor, NotFittedError
@@ -19,8 +20,10 @@ __all__ = [
     "LSTMRegressor",
     "NonFiniteLossError",
     "NotFittedError",
+    "datasets",
     "get_num_threads",
     "info",
+    "interop",
     "losses",
     "lstm_backward",
     "lstm_forward",

@@ -127,7 +127,7 @@ def lstm_backward(x, W, U, b, dh, h0=None, c0=None, *, dh_T=None, dc_T=None, dev
     >>> W, U, b = rng.standard_normal((3, 16)), rng.standard_normal((4, 16)), np.zeros(16)
     >>> grads = numlstm.lstm_backward(x, W, U, b, np.ones((2, 5, 4)))
     >>> sorted(grads), grads["dU"].shape
-    (['dW', 'dU', 'db', 'dc0', 'dh0', 'dx'], (4, 16))
+    (['dU', 'dW', 'db', 'dc0', 'dh0', 'dx'], (4, 16))
     """
     check_device(device)
     x, W, U, b, h0, c0 = _layer_arrays(x, W, U, b, h0, c0)
