@@ -15,7 +15,7 @@ from numba import njit
 from numlstm.core import losses as _losses
 from numlstm.core.optimizers import LBFGS, apply_update
 from numlstm.kernels._jit import CPU_OPTIONS
-from numlstm.kernels.cpu import add_matvec, add_outer_sum, add_vecmat, layer_backward, layer_forward
+from numlstm.kernels.cpu import add_outer_sum, add_tile, layer_backward, layer_forward
 
 log = logging.getLogger("numlstm")
 
@@ -62,11 +62,10 @@ def network_forward(params, table, head, X, n_threads, zs_list, cs_list, hs_list
         hs_list.append(hs)
         inp = hs
     Wd, bd = _head_views(params, head)
-    out = np.empty((n, Wd.shape[1]), dtype=X.dtype)
-    for r in range(n):
-        out[r, :] = bd
-        add_vecmat(out[r], inp[r, T - 1], Wd)
-    return out
+    out = np.empty((n, 1, Wd.shape[1]), dtype=X.dtype)
+    out[:, 0, :] = bd
+    add_tile(out, 0, inp, T - 1, Wd, 0, n)
+    return out[:, 0, :]
 
 
 @njit(**_CHECKED)
@@ -94,8 +93,7 @@ def batch_loss_grad(params, grads, table, head, Xb, Yb, Mb, loss_id, lparams, n_
     add_outer_sum(dWd, last, dpred)
     dbd[:] = dpred.sum(axis=0)
     dhs = np.zeros((n, T, Htop), dtype=Xb.dtype)
-    for r in range(n):
-        add_matvec(dhs[r, T - 1], Wd, dpred[r])
+    add_tile(dhs, T - 1, dpred.reshape((n, 1, dpred.shape[1])), 0, np.ascontiguousarray(Wd.T), 0, n)
     for layer in range(L - 1, -1, -1):
         W, U, _ = _views(params, table, layer)
         dW, dU, db = _views(grads, table, layer)

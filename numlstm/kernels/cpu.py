@@ -21,38 +21,42 @@ from numlstm.kernels.gates import cell_backward, cell_forward
 
 
 @njit(**CPU_OPTIONS)
-def add_vecmat(z, v, M):
-    """``z += v @ M`` for one row: ``v`` (K,), ``M`` (K, N), ``z`` (N,).
+def add_tile(Z, t_out, S, t_src, M, r0, r1):
+    """``Z[r, t_out] += S[r, t_src] @ M`` for every row ``r`` in ``r0:r1``.
 
-    Four rows of ``M`` per pass over ``z``: one load and store of ``z`` per four
-    multiply-adds instead of per one.
+    ``Z`` (rows, time, N), ``S`` (rows, time, K), ``M`` (K, N). The one
+    matrix-product loop of the package: input and recurrent projections, their
+    transposes in the backward pass, and the dense head all go through it.
+    Four rows of ``M`` are applied per pass over an output row (one load and
+    store of the output per four multiply-adds), and that block of ``M`` is
+    reused across all the rows while it sits in L1.
     """
     K, N = M.shape
     k = 0
     while k + 4 <= K:
-        v0, v1, v2, v3 = v[k], v[k + 1], v[k + 2], v[k + 3]
         M0, M1, M2, M3 = M[k], M[k + 1], M[k + 2], M[k + 3]
-        for j in range(N):
-            z[j] += (v0 * M0[j] + v1 * M1[j]) + (v2 * M2[j] + v3 * M3[j])
+        for r in range(r0, r1):
+            v = S[r, t_src]
+            v0, v1, v2, v3 = v[k], v[k + 1], v[k + 2], v[k + 3]
+            z = Z[r, t_out]
+            for j in range(N):
+                z[j] += (v0 * M0[j] + v1 * M1[j]) + (v2 * M2[j] + v3 * M3[j])
         k += 4
     while k < K:
-        vk = v[k]
         Mk = M[k]
-        for j in range(N):
-            z[j] += vk * Mk[j]
+        for r in range(r0, r1):
+            vk = S[r, t_src, k]
+            z = Z[r, t_out]
+            for j in range(N):
+                z[j] += vk * Mk[j]
         k += 1
 
 
 @njit(**CPU_OPTIONS)
-def add_matvec(out, M, v):
-    """``out += M @ v``: ``M`` (K, N), ``v`` (N,), ``out`` (K,)."""
-    K, N = M.shape
-    for k in range(K):
-        Mk = M[k]
-        acc = out[k] * 0
-        for j in range(N):
-            acc += Mk[j] * v[j]
-        out[k] += acc
+def tile_rows(G):
+    """Rows carried together through time: their ``G``-wide pre-activations
+    (at most 16 KiB of them) stay in L1 beside the block of weights."""
+    return max(1, min(16, 4096 // G))
 
 
 @njit(**CPU_OPTIONS)
@@ -82,20 +86,25 @@ def _cell_backward_row(z, c_prev, c, dh, dc):
 
 @njit(**CPU_OPTIONS)
 def forward_rows(x, W, U, b, h0, c0, zs, cs, hs, r0, r1):
-    """Rows ``r0:r1`` through every time step; fills pre-activations ``zs``,
-    cell states ``cs`` and hidden states ``hs``."""
+    """Rows ``r0:r1`` through every time step, a tile of rows at a time; fills
+    pre-activations ``zs``, cell states ``cs`` and hidden states ``hs``.
+    ``h0``/``c0`` are (batch, 1, hidden)."""
     T = x.shape[1]
-    for r in range(r0, r1):
+    R = tile_rows(U.shape[1])
+    for a in range(r0, r1, R):
+        e = min(r1, a + R)
         for t in range(T):
-            z = zs[r, t]
-            z[:] = b
-            add_vecmat(z, x[r, t], W)
+            for r in range(a, e):
+                zs[r, t, :] = b
+            add_tile(zs, t, x, t, W, a, e)
             if t == 0:
-                add_vecmat(z, h0[r], U)
-                _cell_forward_row(z, c0[r], cs[r, t], hs[r, t])
+                add_tile(zs, 0, h0, 0, U, a, e)
+                for r in range(a, e):
+                    _cell_forward_row(zs[r, 0], c0[r, 0], cs[r, 0], hs[r, 0])
             else:
-                add_vecmat(z, hs[r, t - 1], U)
-                _cell_forward_row(z, cs[r, t - 1], cs[r, t], hs[r, t])
+                add_tile(zs, t, hs, t - 1, U, a, e)
+                for r in range(a, e):
+                    _cell_forward_row(zs[r, t], cs[r, t - 1], cs[r, t], hs[r, t])
 
 
 @njit(parallel=True, **CPU_OPTIONS)
@@ -108,6 +117,10 @@ def _forward_chunks(x, W, U, b, h0, c0, zs, cs, hs, n_chunks):
 @njit(**CPU_OPTIONS)
 def layer_forward(x, W, U, b, h0, c0, zs, cs, hs, n_chunks):
     """One layer forward over the whole batch, in ``n_chunks`` parallel chunks of rows."""
+    B = x.shape[0]
+    H = U.shape[0]
+    h0 = h0.reshape((B, 1, H))
+    c0 = c0.reshape((B, 1, H))
     if n_chunks > 1:
         _forward_chunks(x, W, U, b, h0, c0, zs, cs, hs, n_chunks)
     else:
@@ -119,7 +132,7 @@ def add_outer_sum(out, A, Bm):
     """``out += A.T @ Bm``: ``A`` (T, K), ``Bm`` (T, N), ``out`` (K, N).
 
     Four rows of ``A``/``Bm`` per pass over ``out``, for the same reason as in
-    :func:`add_vecmat`.
+    :func:`add_tile`.
     """
     T, K = A.shape
     N = Bm.shape[1]
@@ -143,48 +156,51 @@ def add_outer_sum(out, A, Bm):
 
 
 @njit(**CPU_OPTIONS)
-def backward_rows(x, W, U_T, h0, c0, zs, cs, hs, dhs, dh_carry, dc_carry, dW, dU, db, dx, r0, r1, need_dx, dh_t):
-    """Backpropagation through time for rows ``r0:r1``.
+def backward_rows(x, W_T, U_T, h0, c0, zs, cs, hs, dhs, dh_carry, dc_carry, dW, dU, db, dx, r0, r1, need_dx, dh_t):
+    """Backpropagation through time for rows ``r0:r1``, a tile of rows at a time.
 
-    On entry ``dh_carry``/``dc_carry`` hold the gradients with respect to the
-    final states (``dh_T``, ``dc_T``); on exit, those with respect to the
-    initial states. ``zs`` is overwritten with the pre-activation gradients.
-    The weight gradients of these rows are *added* to ``dW``, ``dU``, ``db``
-    (the caller gives each thread its own). ``dh_t`` is a scratch row (H,).
+    ``h0``, ``c0``, ``dh_carry``, ``dc_carry`` are (batch, 1, hidden). On entry
+    the carries hold the gradients with respect to the final states (``dh_T``,
+    ``dc_T``); on exit, those with respect to the initial states. ``zs`` is
+    overwritten with the pre-activation gradients. The weight gradients of
+    these rows are *added* to ``dW``, ``dU``, ``db`` (the caller gives each
+    thread its own). ``dh_t`` is a scratch row (H,).
     """
     T = zs.shape[1]
-    for r in range(r0, r1):
-        dh_next = dh_carry[r]
-        dc = dc_carry[r]
+    R = tile_rows(zs.shape[2])
+    for a in range(r0, r1, R):
+        e = min(r1, a + R)
         for t in range(T - 1, -1, -1):
-            dh_t[:] = dhs[r, t]
-            dh_t += dh_next
-            dz = zs[r, t]
-            if t == 0:
-                _cell_backward_row(dz, c0[r], cs[r, t], dh_t, dc)
-            else:
-                _cell_backward_row(dz, cs[r, t - 1], cs[r, t], dh_t, dc)
-            dh_next[:] = 0
-            add_vecmat(dh_next, dz, U_T)
+            for r in range(a, e):
+                dh_t[:] = dhs[r, t]
+                dh_t += dh_carry[r, 0]
+                if t == 0:
+                    _cell_backward_row(zs[r, t], c0[r, 0], cs[r, t], dh_t, dc_carry[r, 0])
+                else:
+                    _cell_backward_row(zs[r, t], cs[r, t - 1], cs[r, t], dh_t, dc_carry[r, 0])
+                dh_carry[r, 0, :] = 0
+            add_tile(dh_carry, 0, zs, t, U_T, a, e)
             if need_dx:
-                dx[r, t, :] = 0
-                add_matvec(dx[r, t], W, dz)
-        dzr = zs[r]
-        add_outer_sum(dW, x[r], dzr)
-        add_outer_sum(dU, h0[r : r + 1], dzr[:1])
-        if T > 1:
-            add_outer_sum(dU, hs[r, : T - 1], dzr[1:])
-        for t in range(T):
-            db += dzr[t]
+                for r in range(a, e):
+                    dx[r, t, :] = 0
+                add_tile(dx, t, zs, t, W_T, a, e)
+        for r in range(a, e):
+            dzr = zs[r]
+            add_outer_sum(dW, x[r], dzr)
+            add_outer_sum(dU, h0[r], dzr[:1])
+            if T > 1:
+                add_outer_sum(dU, hs[r, : T - 1], dzr[1:])
+            for t in range(T):
+                db += dzr[t]
 
 
 @njit(parallel=True, **CPU_OPTIONS)
-def _backward_chunks(x, W, U_T, h0, c0, zs, cs, hs, dhs, dh_carry, dc_carry, dW_parts, dU_parts, db_parts, dx,
+def _backward_chunks(x, W_T, U_T, h0, c0, zs, cs, hs, dhs, dh_carry, dc_carry, dW_parts, dU_parts, db_parts, dx,
                      n_chunks, need_dx):
     B = zs.shape[0]
     H = U_T.shape[1]
     for chunk in prange(n_chunks):
-        backward_rows(x, W, U_T, h0, c0, zs, cs, hs, dhs, dh_carry, dc_carry,
+        backward_rows(x, W_T, U_T, h0, c0, zs, cs, hs, dhs, dh_carry, dc_carry,
                       dW_parts[chunk], dU_parts[chunk], db_parts[chunk], dx,
                       chunk * B // n_chunks, (chunk + 1) * B // n_chunks, need_dx, np.empty(H, dtype=zs.dtype))
 
@@ -199,16 +215,22 @@ def layer_backward(x, W, U, h0, c0, zs, cs, hs, dhs, dh_carry, dc_carry, dW, dU,
     buffers are added in a fixed order afterwards, so the result does not
     depend on scheduling.
     """
+    B = zs.shape[0]
     H = U.shape[0]
     U_T = np.ascontiguousarray(U.T)
+    W_T = np.ascontiguousarray(W.T)
+    h0 = h0.reshape((B, 1, H))
+    c0 = c0.reshape((B, 1, H))
+    dh_carry = dh_carry.reshape((B, 1, H))
+    dc_carry = dc_carry.reshape((B, 1, H))
     dW_parts = np.zeros((n_chunks,) + dW.shape, dtype=dW.dtype)
     dU_parts = np.zeros((n_chunks,) + dU.shape, dtype=dU.dtype)
     db_parts = np.zeros((n_chunks,) + db.shape, dtype=db.dtype)
     if n_chunks > 1:
-        _backward_chunks(x, W, U_T, h0, c0, zs, cs, hs, dhs, dh_carry, dc_carry, dW_parts, dU_parts, db_parts, dx,
+        _backward_chunks(x, W_T, U_T, h0, c0, zs, cs, hs, dhs, dh_carry, dc_carry, dW_parts, dU_parts, db_parts, dx,
                          n_chunks, need_dx)
     else:
-        backward_rows(x, W, U_T, h0, c0, zs, cs, hs, dhs, dh_carry, dc_carry, dW_parts[0], dU_parts[0],
+        backward_rows(x, W_T, U_T, h0, c0, zs, cs, hs, dhs, dh_carry, dc_carry, dW_parts[0], dU_parts[0],
                       db_parts[0], dx, 0, zs.shape[0], need_dx, np.empty(H, dtype=zs.dtype))
     dW[:] = dW_parts[0]
     dU[:] = dU_parts[0]
