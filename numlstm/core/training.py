@@ -15,7 +15,7 @@ from numba import njit
 from numlstm.core import losses as _losses
 from numlstm.core.optimizers import LBFGS, apply_update
 from numlstm.kernels._jit import CPU_OPTIONS
-from numlstm.kernels.cpu import add_outer_sum, add_tile, layer_backward, layer_forward
+from numlstm.kernels.cpu import add_gram, add_tile, layer_backward, layer_forward
 
 log = logging.getLogger("numlstm")
 
@@ -90,7 +90,7 @@ def batch_loss_grad(params, grads, table, head, Xb, Yb, Mb, loss_id, lparams, n_
     dWd, dbd = _head_views(grads, head)
     Wd, _ = _head_views(params, head)
     dWd[:, :] = 0
-    add_outer_sum(dWd, last, dpred)
+    add_gram(dWd, np.ascontiguousarray(last.T), dpred)
     dbd[:] = dpred.sum(axis=0)
     dhs = np.zeros((n, T, Htop), dtype=Xb.dtype)
     add_tile(dhs, T - 1, dpred.reshape((n, 1, dpred.shape[1])), 0, np.ascontiguousarray(Wd.T), 0, n)
