@@ -3,21 +3,36 @@
 Each data set is a netCDF3 file inside the package, read with xarray's scipy
 engine, so no netCDF C library is needed.
 
+``seattle_weather``
+    Daily weather at Seattle, 2012-01-01 to 2015-12-31 (1461 days, no gaps,
+    no missing values): ``precipitation`` (mm), ``temp_max`` and ``temp_min``
+    (degC), ``wind`` (daily mean wind speed, m s-1) and ``weather``, the day's
+    class as an int8 code whose CF attributes ``flag_values`` and
+    ``flag_meanings`` name it (0 sun, 1 fog, 2 drizzle, 3 rain, 4 snow), all
+    on a daily ``time`` coordinate. From vega_datasets' ``seattle-weather.csv``
+    (drawn from public-domain NOAA data).
+
 ``us_population``
     Quarterly US population, 1959Q1-2009Q3 (203 values), in millions of
     persons: variable ``population`` on a ``time`` coordinate of quarter
     starts. From statsmodels' ``macrodata`` (compiled from FRED, Federal
-    Reserve Bank of St. Louis; public domain). The file's attributes record
-    the source and the conversion.
+    Reserve Bank of St. Louis; public domain).
+
+The attributes of each file record its source, license and conversion.
 
 Examples
 --------
 >>> from numlstm import datasets
 >>> datasets.available()
-['us_population']
+['seattle_weather', 'us_population']
 >>> ds = datasets.load("us_population")
 >>> ds.sizes["time"], ds["population"].attrs["units"]
 (203, 'millions')
+>>> weather = datasets.load("seattle_weather")
+>>> weather.sizes["time"], weather["wind"].attrs["units"]
+(1461, 'm s-1')
+>>> weather["weather"].attrs["flag_meanings"]
+'sun fog drizzle rain snow'
 """
 
 from importlib import resources
@@ -27,6 +42,7 @@ import xarray as xr
 __all__ = ["available", "load"]
 
 _FILES = {
+    "seattle_weather": "seattle_weather.nc",
     "us_population": "us_population.nc",
 }
 
