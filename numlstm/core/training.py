@@ -15,7 +15,7 @@ from numba import njit
 from numlstm.core import losses as _losses
 from numlstm.core.optimizers import LBFGS, apply_update
 from numlstm.kernels._jit import CPU_OPTIONS
-from numlstm.kernels.cpu import add_gram, add_tile, layer_backward, layer_forward
+from numlstm.kernels.cpu import FIRST, add_gram, add_tile, layer_backward, layer_forward
 
 log = logging.getLogger("numlstm")
 
@@ -64,7 +64,7 @@ def network_forward(params, table, head, X, n_threads, zs_list, cs_list, hs_list
     Wd, bd = _head_views(params, head)
     out = np.empty((n, 1, Wd.shape[1]), dtype=X.dtype)
     out[:, 0, :] = bd
-    add_tile(out, 0, inp, T - 1, Wd, 0, n)
+    add_tile(out, FIRST, inp, T - 1, Wd, FIRST, n)
     return out[:, 0, :]
 
 
@@ -93,7 +93,7 @@ def batch_loss_grad(params, grads, table, head, Xb, Yb, Mb, loss_id, lparams, n_
     add_gram(dWd, np.ascontiguousarray(last.T), dpred)
     dbd[:] = dpred.sum(axis=0)
     dhs = np.zeros((n, T, Htop), dtype=Xb.dtype)
-    add_tile(dhs, T - 1, dpred.reshape((n, 1, dpred.shape[1])), 0, np.ascontiguousarray(Wd.T), 0, n)
+    add_tile(dhs, T - 1, dpred.reshape((n, 1, dpred.shape[1])), FIRST, np.ascontiguousarray(Wd.T), FIRST, n)
     for layer in range(L - 1, -1, -1):
         W, U, _ = _views(params, table, layer)
         dW, dU, db = _views(grads, table, layer)

@@ -19,6 +19,11 @@ from numba import njit, prange
 from numlstm.kernels._jit import CPU_OPTIONS
 from numlstm.kernels.gates import cell_backward, cell_forward
 
+# Index 0 as a plain int64: a literal 0 passed to a jitted function makes Numba
+# compile a separate Literal[int](0) specialization of it (and of everything
+# it calls), which cost seconds of compilation each.
+FIRST = np.int64(0)
+
 
 @njit(**CPU_OPTIONS)
 def add_tile(Z, t_out, S, t_src, M, r0, r1):
@@ -117,7 +122,7 @@ def forward_rows(x, W, U, b, h0, c0, zs, cs, hs, r0, r1):
                 zs[r, t, :] = b
             add_tile(zs, t, x, t, W, a, e)
             if t == 0:
-                add_tile(zs, 0, h0, 0, U, a, e)
+                add_tile(zs, t, h0, t, U, a, e)
                 for r in range(a, e):
                     _cell_forward_row(zs[r, 0], c0[r, 0], cs[r, 0], hs[r, 0])
             else:
@@ -143,7 +148,7 @@ def layer_forward(x, W, U, b, h0, c0, zs, cs, hs, n_chunks):
     if n_chunks > 1:
         _forward_chunks(x, W, U, b, h0, c0, zs, cs, hs, n_chunks)
     else:
-        forward_rows(x, W, U, b, h0, c0, zs, cs, hs, 0, x.shape[0])
+        forward_rows(x, W, U, b, h0, c0, zs, cs, hs, FIRST, x.shape[0])
 
 
 @njit(**CPU_OPTIONS)
@@ -151,7 +156,7 @@ def add_gram(out, A_T, B):
     """``out += A_T @ B`` where ``A_T`` (K, n) holds one column per (row, step)
     and ``B`` (n, N) one row: the weight gradients, as one :func:`add_tile`."""
     K, N = out.shape
-    add_tile(out.reshape((K, 1, N)), 0, A_T.reshape((K, 1, A_T.shape[1])), 0, B, 0, K)
+    add_tile(out.reshape((K, 1, N)), FIRST, A_T.reshape((K, 1, A_T.shape[1])), FIRST, B, FIRST, K)
 
 
 @njit(**CPU_OPTIONS)
@@ -178,7 +183,7 @@ def backward_rows(x, W_T, U_T, h0, c0, zs, cs, hs, dhs, dh_carry, dc_carry, dW, 
                 else:
                     _cell_backward_row(zs[r, t], cs[r, t - 1], cs[r, t], dh_t, dc_carry[r, 0])
                 dh_carry[r, 0, :] = 0
-            add_tile(dh_carry, 0, zs, t, U_T, a, e)
+            add_tile(dh_carry, FIRST, zs, t, U_T, a, e)
             if need_dx:
                 for r in range(a, e):
                     dx[r, t, :] = 0
@@ -235,7 +240,7 @@ def layer_backward(x, W, U, h0, c0, zs, cs, hs, dhs, dh_carry, dc_carry, dW, dU,
                          n_chunks, need_dx)
     else:
         backward_rows(x, W_T, U_T, h0, c0, zs, cs, hs, dhs, dh_carry, dc_carry, dW_parts[0], dU_parts[0],
-                      db_parts[0], dx, 0, zs.shape[0], need_dx, np.empty(H, dtype=zs.dtype))
+                      db_parts[0], dx, FIRST, zs.shape[0], need_dx, np.empty(H, dtype=zs.dtype))
     dW[:] = dW_parts[0]
     dU[:] = dU_parts[0]
     db[:] = db_parts[0]
