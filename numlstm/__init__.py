@@ -6,7 +6,7 @@ weight interop with PyTorch and Keras (:mod:`numlstm.interop`), shipped data
 (:mod:`numlstm.datasets`), and control of threads and compilation.
 """
 
-from numlstm import datasets, interop
+from numlstm import datasets, interop, metrics
 from numlstm.core import losses, optimizers
 from numlstm.core.training import NonFiniteLossError
 from numlstm.estimators import LSTMClassifier, LSTMRegressor, NotFittedError
@@ -27,6 +27,7 @@ __all__ = [
     "losses",
     "lstm_backward",
     "lstm_forward",
+    "metrics",
     "optimizers",
     "set_num_threads",
     "warmup",
