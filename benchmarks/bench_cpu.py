@@ -189,18 +189,12 @@ def run_case(torch, shape, repeats, rng):
 
 
 def population_windows(lookback=4, test_size=20):
-    """The training windows of ``numlstm.cli.population_workflow`` (same data prep, copied)."""
-    from numlstm import datasets
+    """The training windows of ``numlstm.cli.population_workflow``, from the same function it uses."""
+    from numlstm.cli import population_windows as windows
 
-    ds = datasets.load("us_population")
-    series = ds["population"].values.astype(np.float64)
-    train = series[:-test_size]
-    lo, hi = train.min(), train.max()
-    scaled = ((series - lo) / (hi - lo)).astype(np.float32)
-    X = np.stack([scaled[i:i + lookback] for i in range(len(series) - lookback)])
-    y = scaled[lookback:]
-    n_train = len(train) - lookback
-    return X[:n_train, :, None], y[:n_train]
+    data = windows(lookback, test_size)
+    n = data["n_train"]
+    return data["X"][:n, :, None], data["y"][:n]
 
 
 def torch_workflow(torch, epochs, random_state=0):

@@ -20,18 +20,16 @@ def _info(args):
     return 0
 
 
-def population_workflow(epochs=100, lookback=4, test_size=20, random_state=0, verbose=0):
-    """The Keras population-forecasting tutorial, on numlstm.
+def population_windows(lookback=4, test_size=20):
+    """The data of the Keras population tutorial, as windows.
 
-    Scales the quarterly US population to [0, 1] on the training part, makes
-    windows of ``lookback`` quarters, fits ``LSTMRegressor(units=50,
-    epochs=100, batch_size=1)`` (Adam, MSE), and forecasts the last
-    ``test_size`` quarters one step ahead. Returns a dict with the data, the
-    predictions, the test RMSE and the persistence (last value) RMSE, in the
-    data's units.
+    Scales the quarterly US population to [0, 1] on the training part (all but
+    the last ``test_size`` quarters) and cuts windows of ``lookback`` quarters,
+    each labelled with the next quarter. Returns a dict: ``dataset``,
+    ``series``, ``X`` (windows, lookback), ``y``, ``n_train`` (windows ending
+    before the held-out part), and the scaling ``lo``/``hi``.
     """
     from numlstm import datasets
-    from numlstm.estimators import LSTMRegressor
 
     ds = datasets.load("us_population")
     series = ds["population"].values.astype(np.float64)
@@ -39,8 +37,22 @@ def population_workflow(epochs=100, lookback=4, test_size=20, random_state=0, ve
     lo, hi = train.min(), train.max()
     scaled = ((series - lo) / (hi - lo)).astype(np.float32)
     X = np.stack([scaled[i:i + lookback] for i in range(len(series) - lookback)])
-    y = scaled[lookback:]
-    n_train = len(train) - lookback
+    return {"dataset": ds, "series": series, "X": X, "y": scaled[lookback:], "n_train": len(train) - lookback,
+            "lo": lo, "hi": hi}
+
+
+def population_workflow(epochs=100, lookback=4, test_size=20, random_state=0, verbose=0):
+    """The Keras population-forecasting tutorial, on numlstm.
+
+    Fits ``LSTMRegressor(units=50, epochs=100, batch_size=1)`` (Adam, MSE) on
+    :func:`population_windows` and forecasts the last ``test_size`` quarters
+    one step ahead. Returns a dict with the data, the predictions, the test
+    RMSE and the persistence (last value) RMSE, in the data's units.
+    """
+    from numlstm.estimators import LSTMRegressor
+
+    data = population_windows(lookback, test_size)
+    X, y, n_train, lo, hi, series = (data[k] for k in ("X", "y", "n_train", "lo", "hi", "series"))
     model = LSTMRegressor(units=50, epochs=epochs, batch_size=1, optimizer="adam", loss="mse",
                           random_state=random_state, verbose=verbose)
     start = time.perf_counter()
@@ -50,7 +62,7 @@ def population_workflow(epochs=100, lookback=4, test_size=20, random_state=0, ve
     actual = series[-test_size:]
     persistence = series[-test_size - 1:-1]
     return {
-        "dataset": ds,
+        "dataset": data["dataset"],
         "model": model,
         "fit_seconds": seconds,
         "predicted": predicted,
