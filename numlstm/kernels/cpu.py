@@ -4,10 +4,13 @@ Layout (see DESIGN.md): ``x`` (batch, time, input), ``W`` (input, 4H),
 ``U`` (H, 4H), ``b`` (4H,), gate blocks ``[i | f | g | o]``.
 
 Batch rows are independent through time, so the recurrence is parallelised
-over chunks of rows: each thread carries its rows through every time step with
-its own rows of the state arrays (no shared writes, no races). Within a row the
-work is written as loops over contiguous memory that LLVM vectorizes. Weight
-gradients are one GEMM each over all (batch, time) rows after the recurrence.
+over chunks of rows, one per thread: each thread carries tiles of its rows
+through every time step with its own rows of the state arrays (no shared
+writes, no races). Every matrix product goes through one register-blocked,
+vectorized loop (:func:`add_tile`). Each thread sums its weight gradients
+into a buffer of its own, one product per tile over all its (row, step)
+pairs; the buffers are added in a fixed order afterwards. No BLAS: its thread
+pool and Numba's would fight over the cores.
 
 Kernels here do no validation; the wrappers in :mod:`numlstm.functional` and
 :mod:`numlstm.core` do.
