@@ -7,11 +7,6 @@ from numlstm._validation import check_device, check_nonempty, check_shape, float
 from numlstm.kernels import cpu
 
 
-def n_chunks_for(batch):
-    """How many row chunks to run in parallel: one per thread, never more than rows."""
-    return max(1, min(batch, numba.get_num_threads()))
-
-
 def _layer_arrays(x, W, U, b, h0, c0):
     x = float_array(x, "x")
     dtype = x.dtype
@@ -47,7 +42,7 @@ def _forward(x, W, U, b, h0, c0):
     zs = np.empty((B, T, 4 * H), dtype=x.dtype)
     cs = np.empty((B, T, H), dtype=x.dtype)
     hs = np.empty((B, T, H), dtype=x.dtype)
-    cpu.layer_forward(x, W, U, b, h0, c0, zs, cs, hs, n_chunks_for(B))
+    cpu.layer_forward(x, W, U, b, h0, c0, zs, cs, hs, cpu.chunk_count(B, numba.get_num_threads()))
     return zs, cs, hs
 
 
@@ -150,5 +145,5 @@ def lstm_backward(x, W, U, b, dh, h0=None, c0=None, *, dh_T=None, dc_T=None, dev
     db = np.empty_like(b)
     dx = np.empty_like(x)
     cpu.layer_backward(x, W, U, h0, c0, zs, cs, hs, np.ascontiguousarray(dh), dh_carry, dc_carry,
-                       dW, dU, db, dx, n_chunks_for(B), True)
+                       dW, dU, db, dx, cpu.chunk_count(B, numba.get_num_threads()), True)
     return {"dx": dx, "dW": dW, "dU": dU, "db": db, "dh0": dh_carry, "dc0": dc_carry}

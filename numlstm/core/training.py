@@ -15,7 +15,7 @@ from numba import njit
 from numlstm.core import losses as _losses
 from numlstm.core.optimizers import LBFGS, apply_update
 from numlstm.kernels._jit import CPU_OPTIONS
-from numlstm.kernels.cpu import FIRST, add_gram, add_tile, layer_backward, layer_forward
+from numlstm.kernels.cpu import FIRST, add_gram, add_tile, layer_backward, layer_forward, chunk_count
 
 log = logging.getLogger("numlstm")
 
@@ -43,11 +43,12 @@ def _head_views(params, head):
 
 
 @njit(**_CHECKED)
-def network_forward(params, table, head, X, n_threads, zs_list, cs_list, hs_list):
-    """Forward through every layer and the head; fills the per-layer lists
-    (pre-activations, cells, hiddens) and returns the head's output (n, O)."""
+def network_forward(params, table, head, X, n_threads):
+    """Forward through every layer and the head. Returns the head's output
+    (n, O) and the per-layer lists of pre-activations, cells and hiddens."""
     n, T = X.shape[0], X.shape[1]
-    n_chunks = max(1, min(n, n_threads))
+    chunks = chunk_count(n, n_threads)
+    zs_list, cs_list, hs_list = [], [], []
     inp = X
     for layer in range(table.shape[0]):
         W, U, b = _views(params, table, layer)
@@ -56,7 +57,7 @@ def network_forward(params, table, head, X, n_threads, zs_list, cs_list, hs_list
         cs = np.empty((n, T, H), dtype=X.dtype)
         hs = np.empty((n, T, H), dtype=X.dtype)
         zeros = np.zeros((n, H), dtype=X.dtype)
-        layer_forward(inp, W, U, b, zeros, zeros, zs, cs, hs, n_chunks)
+        layer_forward(inp, W, U, b, zeros, zeros, zs, cs, hs, chunks)
         zs_list.append(zs)
         cs_list.append(cs)
         hs_list.append(hs)
@@ -65,21 +66,15 @@ def network_forward(params, table, head, X, n_threads, zs_list, cs_list, hs_list
     out = np.empty((n, 1, Wd.shape[1]), dtype=X.dtype)
     out[:, 0, :] = bd
     add_tile(out, FIRST, inp, T - 1, Wd, FIRST, n)
-    return out[:, 0, :]
+    return out[:, 0, :], zs_list, cs_list, hs_list
 
 
 @njit(**_CHECKED)
 def batch_loss_grad(params, grads, table, head, Xb, Yb, Mb, loss_id, lparams, n_threads):
     """Loss on one batch; writes the gradient of every parameter into ``grads``."""
     n, T = Xb.shape[0], Xb.shape[1]
-    n_chunks = max(1, min(n, n_threads))
-    zs_list = [np.empty((0, 0, 0), dtype=Xb.dtype)]
-    cs_list = [np.empty((0, 0, 0), dtype=Xb.dtype)]
-    hs_list = [np.empty((0, 0, 0), dtype=Xb.dtype)]
-    zs_list.pop()
-    cs_list.pop()
-    hs_list.pop()
-    pred = network_forward(params, table, head, Xb, n_threads, zs_list, cs_list, hs_list)
+    chunks = chunk_count(n, n_threads)
+    pred, zs_list, cs_list, hs_list = network_forward(params, table, head, Xb, n_threads)
     dpred64 = np.empty(pred.shape, dtype=np.float64)
     loss = _losses.loss_and_grad(loss_id, lparams, pred, Yb, Mb, dpred64)
     dpred = dpred64.astype(Xb.dtype)
@@ -103,7 +98,7 @@ def batch_loss_grad(params, grads, table, head, Xb, Yb, Mb, loss_id, lparams, n_
         dx = np.empty(inp.shape, dtype=Xb.dtype)
         layer_backward(inp, W, U, zeros, zeros, zs_list[layer], cs_list[layer], hs_list[layer], dhs,
                        np.zeros((n, H), dtype=Xb.dtype), np.zeros((n, H), dtype=Xb.dtype),
-                       dW, dU, db, dx, n_chunks, layer > 0)
+                       dW, dU, db, dx, chunks, layer > 0)
         dhs = dx
     return loss
 
@@ -144,10 +139,7 @@ def predict_rows(params, table, head, X, n_threads, out):
     n = X.shape[0]
     for start in range(0, n, PREDICT_ROWS):
         stop = min(n, start + PREDICT_ROWS)
-        zs_list = [np.empty((0, 0, 0), dtype=X.dtype)]
-        cs_list = [np.empty((0, 0, 0), dtype=X.dtype)]
-        hs_list = [np.empty((0, 0, 0), dtype=X.dtype)]
-        out[start:stop] = network_forward(params, table, head, X[start:stop], n_threads, zs_list, cs_list, hs_list)
+        out[start:stop] = network_forward(params, table, head, X[start:stop], n_threads)[0]
 
 
 @njit(**_CHECKED)
@@ -270,22 +262,23 @@ def _fit_lbfgs(net, X, Y, M, epochs, loss_id, lparams, optimizer, n_threads, his
     from scipy.optimize import minimize
 
     grads = np.zeros_like(net.params)
-    all_rows = np.arange(X.shape[0])
     iteration = [0]
+    last = {"p": None, "loss": None}  # the iterate scipy accepts was evaluated last: reuse its loss
 
     def fun(p):
         params = p.astype(net.dtype)
-        loss = batch_loss_grad(params, grads, net.table, net.head, X[all_rows], Y[all_rows], M[all_rows],
-                               loss_id, lparams, n_threads)
+        loss = batch_loss_grad(params, grads, net.table, net.head, X, Y, M, loss_id, lparams, n_threads)
         if not (math.isfinite(loss) and np.isfinite(grads).all()):
             raise NonFiniteLossError(
                 f"the loss or its gradient became NaN or infinite in L-BFGS iteration {iteration[0] + 1} "
                 "(full batch); the model keeps the weights from before it.")
+        last["p"], last["loss"] = p.copy(), loss
         return loss, grads.astype(np.float64)
 
     def callback(p):
         net.params[:] = p
-        logs = {"loss": float(fun(p)[0])}
+        loss = last["loss"] if last["p"] is not None and np.array_equal(last["p"], p) else fun(p)[0]
+        logs = {"loss": float(loss)}
         if validation is not None:
             Xv, Yv, Mv = validation
             logs["val_loss"] = float(dataset_loss(net.params, net.table, net.head, Xv, Yv, Mv, loss_id, lparams,

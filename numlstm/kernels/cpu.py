@@ -29,6 +29,12 @@ FIRST = np.int64(0)
 
 
 @njit(**CPU_OPTIONS)
+def chunk_count(batch, n_threads):
+    """How many row chunks run in parallel: one per thread, never more than rows."""
+    return max(1, min(batch, n_threads))
+
+
+@njit(**CPU_OPTIONS)
 def add_tile(Z, t_out, S, t_src, M, r0, r1):
     """``Z[r, t_out] += S[r, t_src] @ M`` for every row ``r`` in ``r0:r1``.
 
