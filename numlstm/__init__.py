@@ -1,7 +1,9 @@
 """numlstm: LSTM networks for labeled time series, with Numba kernels.
 
-The functional kernels :func:`lstm_forward` / :func:`lstm_backward`, the
-scikit-learn style estimators :class:`LSTMRegressor` / :class:`LSTMClassifier`,
+The xarray :class:`Forecaster` (labeled data in, labeled forecasts out, saved
+and read back with :meth:`Forecaster.save` / :func:`load`), the functional
+kernels :func:`lstm_forward` / :func:`lstm_backward`, the scikit-learn style
+estimators :class:`LSTMRegressor` / :class:`LSTMClassifier`,
 weight interop with PyTorch and Keras (:mod:`numlstm.interop`), shipped data
 (:mod:`numlstm.datasets`), and control of threads and compilation.
 """
@@ -10,21 +12,25 @@ from numlstm import datasets, interop, metrics
 from numlstm.core import losses, optimizers
 from numlstm.core.training import NonFiniteLossError
 from numlstm.estimators import LSTMClassifier, LSTMRegressor, NotFittedError
+from numlstm.forecast.forecaster import Forecaster, MissingInputWarning, load
 from numlstm.functional import lstm_backward, lstm_forward
 from numlstm.runtime import get_num_threads, info, set_num_threads, warmup
 
 __version__ = "0.1.0"
 
 __all__ = [
+    "Forecaster",
     "LSTMClassifier",
     "LSTMRegressor",
     "NonFiniteLossError",
+    "MissingInputWarning",
     "NotFittedError",
     "datasets",
     "get_num_threads",
     "info",
     "interop",
     "losses",
+    "load",
     "lstm_backward",
     "lstm_forward",
     "metrics",

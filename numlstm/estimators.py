@@ -5,12 +5,12 @@ and returns ``self``; fitted state ends in ``_``; ``get_params``/``set_params``
 work, so the estimators drop into scikit-learn tools (clone, grid search).
 """
 
-import inspect
 import numbers
 
 import numba
 import numpy as np
 
+from numlstm._params import ParamsMixin
 from numlstm._validation import (
     check_device,
     check_dtype,
@@ -57,7 +57,7 @@ def _sequences(X, dtype, name="X"):
     return arr
 
 
-class _LSTMBase:
+class _LSTMBase(ParamsMixin):
     """Shared knobs, validation and training of the two estimators."""
 
     def __init__(self, units=50, layers=1, epochs=100, batch_size=32, optimizer="adam", learning_rate=1e-3,
@@ -78,29 +78,6 @@ class _LSTMBase:
         self.device = device
         self.random_state = random_state
         self.verbose = verbose
-
-    # --- scikit-learn protocol -------------------------------------------------
-    @classmethod
-    def _param_names(cls):
-        return [p for p in inspect.signature(cls.__init__).parameters if p != "self"]
-
-    def get_params(self, deep=True):
-        """Constructor parameters as a dict."""
-        return {name: getattr(self, name) for name in self._param_names()}
-
-    def set_params(self, **params):
-        """Set constructor parameters; unknown names raise ValueError."""
-        valid = self._param_names()
-        for name, value in params.items():
-            if name not in valid:
-                raise ValueError(f"{name!r} is not a parameter of {type(self).__name__}; valid: {valid}.")
-            setattr(self, name, value)
-        return self
-
-    def __repr__(self):
-        defaults = {p.name: p.default for p in inspect.signature(type(self).__init__).parameters.values()}
-        changed = [f"{k}={v!r}" for k, v in self.get_params().items() if not _same(v, defaults.get(k))]
-        return f"{type(self).__name__}({', '.join(changed)})"
 
     # --- validation -----------------------------------------------------------
     def _check_params(self):
@@ -172,13 +149,6 @@ class _LSTMBase:
         self._check_fitted()
         self.network_.set_weights(weights)
         return self
-
-
-def _same(a, b):
-    try:
-        return bool(a == b) and type(a) is type(b)
-    except (TypeError, ValueError):
-        return False
 
 
 class LSTMRegressor(_LSTMBase):

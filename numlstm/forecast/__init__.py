@@ -1,6 +1,10 @@
-"""Forecasting on labeled time series: time axes, and (later) the Forecaster.
+"""Forecasting on labeled time series.
 
-:mod:`numlstm.forecast.timeaxis` validates a time coordinate, infers or checks
-its frequency, continues it past the last label, and derives cyclic calendar
-features, for numpy datetimes, cftime calendars and integer steps alike.
+- :mod:`numlstm.forecast.forecaster`: the :class:`~numlstm.Forecaster`
+  (fit, predict, backtest, save) and :func:`~numlstm.load`;
+- :mod:`numlstm.forecast.timeaxis`: validate, infer, continue and featurise
+  time axes, for numpy datetimes, cftime calendars and integer steps alike;
+- :mod:`numlstm.forecast.windows`: training and prediction windows,
+  per-series scaling, relative targets;
+- :mod:`numlstm.forecast.modelfile`: the model file layout.
 """

@@ -1,0 +1,905 @@
+"""The Forecaster: a labeled dataset in, a labeled forecast out.
+
+Every dimension of the target other than the time dimension is a *series*
+dimension (station, lat/lon, ensemble member, ...). The Forecaster flattens
+the series dimensions into one axis, so that every variable becomes an array
+``(n_series, n_time, n_features)``, and fits one global network on windows
+from every series (:mod:`numlstm.forecast.windows`). Outputs are reshaped
+back, so series dimensions and every coordinate on them come out as they
+went in; the time axis is continued at the data's step for any calendar
+(:mod:`numlstm.forecast.timeaxis`).
+
+The network sees, at each of the ``lookback`` past steps, the scaled targets,
+covariates and calendar features. When the future is partly known (future
+covariates, calendar features) the input sequence goes on for ``horizon``
+more steps that carry only the known features, with a flag channel set to 0
+there and 1 in the past. The network's last hidden state gives every
+horizon step at once (direct multi-step), by default as the change from the
+last observed value in units of the series' standard deviation.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import numbers
+import warnings
+
+import numpy as np
+import pandas as pd
+import xarray as xr
+from numpy.lib.stride_tricks import sliding_window_view
+
+from numlstm._params import ParamsMixin
+from numlstm._validation import check_device, check_dtype, check_number, check_positive_int
+from numlstm.core import losses as _losses
+from numlstm.core import training as _training
+from numlstm.core.network import Network
+from numlstm.core.optimizers import make_optimizer
+from numlstm.estimators import NotFittedError
+from numlstm.forecast import timeaxis
+from numlstm.forecast.windows import SeriesScaler, make_windows
+
+__all__ = ["Forecaster", "MissingInputWarning", "load"]
+
+class MissingInputWarning(UserWarning):
+    """Some series have missing values where a forecast needs inputs; their forecasts are NaN."""
+
+
+class Forecaster(ParamsMixin):
+    """A global LSTM forecaster for labeled time series (xarray in, xarray out).
+
+    Parameters
+    ----------
+    lookback : int, default 48
+        Past time steps the network reads for each forecast.
+    horizon : int, default 12
+        Steps forecast at once (direct multi-step output).
+    units : int or list of int, default 64
+        Hidden units per LSTM layer.
+    layers : int, default 1
+        Stacked LSTM layers.
+    quantiles : sequence of float, optional
+        Quantile levels in (0, 1), e.g. ``[0.1, 0.5, 0.9]``: the network is
+        trained with the pinball loss and forecasts get a ``quantile``
+        dimension. Quantiles never cross. Default: point forecasts (MSE).
+    epochs : int, default 100
+        At most this many passes over the training windows (early stopping
+        usually ends sooner).
+    batch_size : int, default 64
+        Windows per gradient step.
+    learning_rate : float, default 1e-3
+        Adam's step size.
+    relative : "auto" or bool, default "auto"
+        True learns each horizon step as the change from the last observed
+        value (in units of the series' standard deviation), which lets
+        trending series be forecast beyond the range seen in training. False
+        learns the scaled values themselves, which generalises better for
+        series that vary around a level or a seasonal cycle. ``"auto"``
+        chooses True when a straight line explains more than half of the
+        targets' variance in the training data (a trend), else False; the
+        choice is in ``relative_``.
+    calendar : "auto", None or sequence of str, default "auto"
+        Cyclic calendar features from the time labels, known in the future
+        too (see :func:`numlstm.forecast.timeaxis.calendar_features`):
+        ``"auto"`` picks ``("hour", "doy")`` for sub-daily steps, ``("doy",)``
+        for daily to weekly, ``("month",)`` for monthly to quarterly, and
+        none for yearly or integer time axes.
+    validation_fraction : float, default 0.2
+        The last fraction of the forecast origins (in time, not at random)
+        held out for ``val_loss``; the scaling is fitted on the time before.
+        0 trains on every window.
+    early_stopping : bool, default True
+        Stop when the monitored loss (``val_loss`` when validating) has not
+        improved for ``patience`` epochs and keep the best weights.
+    patience : int, default 5
+    clipnorm : float or None, default 1.0
+        Clip the gradient to this global norm.
+    dtype : {"float32", "float64"}, default "float32"
+    device : {"cpu", "auto"}, default "cpu"
+    random_state : int, Generator or None
+        Seeds the initial weights and the shuffling.
+    verbose : {0, 1, 2}, default 0
+        0 silent, 1 a progress bar, 2 one log line per epoch.
+
+    Attributes
+    ----------
+    network_ : numlstm.core.network.Network
+    scaler_ : numlstm.forecast.windows.SeriesScaler
+        Per-series mean and standard deviation of every input variable,
+        from the training data.
+    history_ : dict
+        Per-epoch ``"loss"`` (and ``"val_loss"``).
+    targets_, covariates_, future_covariates_ : list of str
+    dim_ : str
+        The time dimension.
+    freq_ : str or int
+        The time step, inferred or given at fit.
+    series_dims_ : tuple of str
+    calendar_features_ : tuple of str
+    relative_ : bool
+        Whether targets are learned as changes from the last observed value.
+    n_windows_ : int
+        Training windows used (validation windows not counted).
+
+    Examples
+    --------
+    >>> import numlstm
+    >>> ds = numlstm.datasets.load("us_population")
+    >>> fc = numlstm.Forecaster(lookback=8, horizon=4, units=16, epochs=5, random_state=0)
+    >>> fc = fc.fit(ds, "population")
+    >>> out = fc.predict()
+    >>> out["population"].dims, out.sizes["time"]
+    (('time',), 4)
+    >>> str(out["time"].values[0])[:10]        # one quarter after 2009-07-01
+    '2009-10-01'
+    """
+
+    def __init__(self, lookback=48, horizon=12, units=64, layers=1, quantiles=None, epochs=100, batch_size=64,
+                 learning_rate=1e-3, relative="auto", calendar="auto", validation_fraction=0.2,
+                 early_stopping=True, patience=5, clipnorm=1.0, dtype="float32", device="cpu",
+                 random_state=None, verbose=0):
+        self.lookback = lookback
+        self.horizon = horizon
+        self.units = units
+        self.layers = layers
+        self.quantiles = quantiles
+        self.epochs = epochs
+        self.batch_size = batch_size
+        self.learning_rate = learning_rate
+        self.relative = relative
+        self.calendar = calendar
+        self.validation_fraction = validation_fraction
+        self.early_stopping = early_stopping
+        self.patience = patience
+        self.clipnorm = clipnorm
+        self.dtype = dtype
+        self.device = device
+        self.random_state = random_state
+        self.verbose = verbose
+
+    # ------------------------------------------------------------------ fit
+
+    def fit(self, data, target, *, covariates=None, future_covariates=None, dim="time", freq=None):
+        """Fit one global model to every series of ``data``.
+
+        Parameters
+        ----------
+        data : xarray.Dataset or named xarray.DataArray
+            Dask-backed data is loaded (a copy; ``data`` is not modified).
+        target : str or list of str
+            Variable(s) to forecast. They must share their dimensions: ``dim``
+            and the series dimensions.
+        covariates : str or list of str, optional
+            Past covariates: observed up to the forecast origin, not in the
+            future. A covariate may lack some series dimensions (it is
+            broadcast) or the time dimension (a static feature).
+        future_covariates : str or list of str, optional
+            Covariates known ahead (e.g. a weather forecast, a schedule):
+            :meth:`predict` then needs their values for the horizon.
+        dim : str, default "time"
+            The time dimension.
+        freq : str or int, optional
+            The time step (``"D"``, ``"h"``, ``"MS"``, ...; an int for integer
+            axes). Inferred when omitted; a given one is checked.
+
+        Returns
+        -------
+        self
+
+        Raises
+        ------
+        TypeError, ValueError
+            For a missing or non-numeric variable, a missing time dimension,
+            unsorted or duplicate or irregular times, series shorter than
+            ``lookback + horizon``, an all-NaN target, or bad parameters.
+        """
+        params = self._check_params()
+        ds = _as_dataset(data, "data")
+        targets = _names(target, "target", ds, required=True)
+        past = _names(covariates, "covariates", ds)
+        future = _names(future_covariates, "future_covariates", ds)
+        _check_disjoint(targets, past, future)
+        if not isinstance(dim, str):
+            raise TypeError(f"dim must be the name of the time dimension (a str), got {dim!r}.")
+        series_dims = _series_dims(ds, targets, dim)
+        for name in future:
+            if dim not in ds[name].dims:
+                raise ValueError(
+                    f"future covariate {name!r} has no {dim!r} dimension (dims {ds[name].dims}); a future "
+                    f"covariate varies in time. Pass a static feature as covariates=[{name!r}] instead.")
+        variables = targets + past + future
+        for name in past + future:
+            extra = set(ds[name].dims) - set(series_dims) - {dim}
+            if extra:
+                raise ValueError(
+                    f"covariate {name!r} has dimension(s) {sorted(extra)} that the target(s) lack; a covariate "
+                    f"may only use {dim!r} and the series dimensions {list(series_dims)}. Select or reduce "
+                    f"them first, e.g. data[{name!r}].mean({sorted(extra)[0]!r}).")
+        axis = timeaxis.check_time_axis(ds[dim], name=dim)
+        freq = timeaxis.infer_frequency(axis, freq, name=dim)
+        calendar = _calendar_choice(self.calendar, axis, dim)
+        lookback, horizon = params["lookback"], params["horizon"]
+        n_time = len(axis)
+        if n_time < lookback + horizon:
+            raise ValueError(
+                f"data has {n_time} time step(s) along {dim!r} but lookback ({lookback}) + horizon ({horizon}) = "
+                f"{lookback + horizon} are needed for one training window. Shorten lookback or horizon, or "
+                "give a longer record.")
+
+        values = _stack(ds, variables, dim, series_dims)
+        n_targets = len(targets)
+        observed = np.isfinite(values[:, :, :n_targets])
+        if not observed.any():
+            raise ValueError(
+                f"target {targets if n_targets > 1 else targets[0]!r} is NaN everywhere; there is nothing to "
+                "learn from.")
+        empty = ~observed.any(axis=(1, 2))
+        if empty.any():
+            warnings.warn(
+                f"{int(empty.sum())} of {empty.size} series have no observed target value; they are left out "
+                "of training and their forecasts will be NaN.", MissingInputWarning, stacklevel=2)
+
+        # Time split for validation: scaling and training windows see only the time before `cut`.
+        first, last = lookback - 1, n_time - horizon - 1
+        frac = params["validation_fraction"]
+        cut = n_time if frac == 0 else first + int(math.ceil((1 - frac) * (last - first + 1)))
+        scaler = SeriesScaler.fit(values, slice(0, cut))
+        features = _with_calendar(scaler.transform(values), axis.index, calendar)
+        n_known = len(future) + 2 * len(calendar)
+        known = np.arange(features.shape[2] - n_known, features.shape[2])
+
+        w = make_windows(features, lookback, horizon, list(range(n_targets)))
+        X, ok = _network_inputs(features, w.series, w.origin, lookback, horizon, known)
+        keep = ok
+        if frac > 0:
+            train = keep & (w.origin + horizon < cut)
+            val = keep & (w.origin >= cut - 1)
+            if not train.any() or not val.any():
+                raise ValueError(
+                    f"validation_fraction={frac} leaves no {'training' if not train.any() else 'validation'} "
+                    f"windows out of {len(w)}; use a fraction between the two or a longer record.")
+        else:
+            train, val = keep, np.zeros_like(keep)
+        if not train.any():
+            raise ValueError(
+                f"no complete training window: every run of lookback + horizon = {lookback + horizon} steps has "
+                "a missing input or no observed target. Shorten lookback or fill the gaps in the inputs.")
+        relative = _trending(scaler.transform(values)[:, :cut, :n_targets]) if self.relative == "auto" \
+            else bool(self.relative)
+        Y = w.Y - X[:, lookback - 1, :n_targets][:, None, :] if relative else w.Y
+        Y = Y.reshape(len(w), -1)
+        M = w.mask.reshape(len(w), -1)
+
+        dtype = params["dtype"]
+        quantiles = params["quantiles"]
+        loss_id = _losses.PINBALL if quantiles else _losses.MSE
+        lparams = np.asarray(quantiles if quantiles else [0.0], dtype=np.float64)
+        n_out = Y.shape[1] * (len(quantiles) if quantiles else 1)
+        rng = params["rng"]
+        net = Network(X.shape[2], params["units"], n_out, dtype).initialize(rng)
+
+        def rows(mask):
+            return (np.ascontiguousarray(X[mask], dtype=dtype), np.ascontiguousarray(Y[mask], dtype=dtype),
+                    np.ascontiguousarray(M[mask], dtype=dtype))
+
+        Xt, Yt, Mt = rows(train)
+        Xv, Yv, Mv = rows(val) if val.any() else (None, None, None)
+        history = _training.fit(
+            net, Xt, Yt, Mt, epochs=self.epochs, batch_size=self.batch_size, loss_id=loss_id, lparams=lparams,
+            optimizer=params["optimizer"], clipnorm=self.clipnorm, validation_fraction=0.0,
+            early_stopping=self.early_stopping, patience=self.patience, rng=rng, verbose=self.verbose,
+            X_val=Xv, Y_val=Yv, M_val=Mv)
+
+        self.network_ = net
+        self.scaler_ = scaler
+        self.history_ = history
+        self.n_windows_ = int(train.sum())
+        self.targets_, self.covariates_, self.future_covariates_ = targets, past, future
+        self.dim_ = dim
+        self.freq_ = freq
+        self.series_dims_ = series_dims
+        self.calendar_features_ = calendar
+        self.quantiles_ = quantiles
+        self.relative_ = relative
+        self._series_index = _series_index(ds, series_dims)
+        self._series_coords = _series_frame(ds, series_dims, [ds.sizes[d] for d in series_dims], dim)
+        self._var_info = {n: {"dims": list(ds[n].dims), "attrs": dict(ds[n].attrs)} for n in variables}
+        self._data_attrs = dict(ds.attrs)
+        self._time = {"kind": axis.kind, "calendar": axis.calendar, "attrs": dict(ds[dim].attrs)}
+        self._tail = (values[:, n_time - lookback:], ds[dim].values[n_time - lookback:])
+        return self
+
+    # -------------------------------------------------------------- predict
+
+    def predict(self, data=None, *, horizon=None, future_covariates=None):
+        """Forecast the next ``horizon`` steps after the end of ``data``.
+
+        Parameters
+        ----------
+        data : xarray.Dataset or named DataArray, optional
+            The recent past: at least ``lookback`` steps of the target(s) and
+            covariates, with the series of the training data (all or some of
+            them, in any order). Default: the end of the data given to
+            :meth:`fit`.
+        horizon : int, optional
+            Steps to forecast, at most the fitted ``horizon`` (the default).
+        future_covariates : xarray.Dataset, optional
+            Required when the model was fitted with future covariates: their
+            values at the ``horizon`` time labels that follow ``data``.
+
+        Returns
+        -------
+        xarray.Dataset
+            One variable per target, with the target's dimensions and
+            attributes; the time coordinate continues the data's own, one step
+            after its last label. With ``quantiles``, a trailing ``quantile``
+            dimension. Series whose last ``lookback`` inputs are incomplete
+            get NaN (with a :class:`MissingInputWarning`).
+
+        Examples
+        --------
+        >>> import numlstm
+        >>> ds = numlstm.datasets.load("seattle_weather")
+        >>> fc = numlstm.Forecaster(lookback=30, horizon=7, units=8, epochs=1, random_state=0)
+        >>> fc = fc.fit(ds, "temp_max", covariates=["precipitation"])
+        >>> out = fc.predict(ds.isel(time=slice(0, 200)), horizon=3)
+        >>> [str(t)[:10] for t in out["time"].values]
+        ['2012-07-19', '2012-07-20', '2012-07-21']
+        """
+        self._check_fitted()
+        h = self._check_horizon(horizon)
+        if data is None:
+            values, time = self._tail
+            positions = np.arange(values.shape[0])
+            frame, time_attrs = self._series_coords, self._time["attrs"]
+        else:
+            ds = _as_dataset(data, "data")
+            values, time, time_attrs, positions = self._read(ds)
+            if values.shape[1] < self.lookback:
+                raise ValueError(
+                    f"data has {values.shape[1]} time step(s) along {self.dim_!r}; a forecast needs the last "
+                    f"lookback = {self.lookback}. Pass a longer stretch of the record.")
+            values, time = values[:, -self.lookback:], time[-self.lookback:]
+            frame = _series_frame(ds, self.series_dims_, [ds.sizes[d] for d in self.series_dims_], self.dim_)
+        new_time = timeaxis.continue_time_axis(time, self.horizon, self.freq_, name=self.dim_)
+        future = self._future_values(future_covariates, new_time, frame)
+        features = self._features(np.concatenate([values, future], axis=1), positions,
+                                  np.concatenate([time, new_time]))
+        origin = np.full(values.shape[0], self.lookback - 1)
+        out = self._forecast(features, positions, np.arange(values.shape[0]), origin)[:, :h]
+        self._warn_missing(out, "the last lookback steps")
+        return self._dataset(out, frame, {self.dim_: (self.dim_, new_time[:h], dict(time_attrs))}, (self.dim_,))
+
+    def backtest(self, data, *, start, stride=1, horizon=None):
+        """Rolling-origin forecasts over ``data``, without refitting.
+
+        Every ``stride``-th time step from ``start`` on is a forecast origin
+        (``init_time``: the last observed step); from each, the next
+        ``horizon`` steps are forecast from the ``lookback`` steps up to it.
+        Only origins whose whole horizon lies inside ``data`` are used. All
+        origins of all series run through the network in one batched pass.
+
+        Parameters
+        ----------
+        data : xarray.Dataset or named DataArray
+            The record, with the training variables and series.
+        start : label or str
+            The first origin: a label of the time axis, or anything comparable
+            with it (``"2015-01-01"`` for a datetime axis).
+        stride : int, default 1
+            Steps between origins.
+        horizon : int, optional
+            Lead times to forecast, at most the fitted ``horizon``.
+
+        Returns
+        -------
+        xarray.Dataset
+            One variable per target with dimensions ``(init_time, lead,
+            *series dims)`` (and ``quantile``); ``lead`` counts steps (1 is
+            the step after the origin) and the 2-D coordinate
+            ``valid_time(init_time, lead)`` holds the time each forecast is
+            for. :func:`numlstm.forecast.baselines.observed` lines the
+            observations up with the forecasts, and
+            :mod:`numlstm.forecast.baselines` gives naive forecasts on the
+            same layout to score against.
+
+        Examples
+        --------
+        >>> import numlstm
+        >>> ds = numlstm.datasets.load("us_population")
+        >>> fc = numlstm.Forecaster(lookback=8, horizon=4, units=8, epochs=2, random_state=0).fit(ds, "population")
+        >>> bt = fc.backtest(ds, start="2000-01-01", stride=4)
+        >>> dict(bt.sizes)
+        {'init_time': 9, 'lead': 4}
+        >>> str(bt["valid_time"].values[0, 0])[:10]
+        '2000-04-01'
+        """
+        self._check_fitted()
+        h = self._check_horizon(horizon)
+        stride = check_positive_int(stride, "stride")
+        ds = _as_dataset(data, "data")
+        values, time, time_attrs, positions = self._read(ds)
+        n_time = values.shape[1]
+        index = ds.indexes[self.dim_] if self.dim_ in ds.indexes else pd.RangeIndex(n_time)
+        first_allowed, last_allowed = self.lookback - 1, n_time - 1 - self.horizon
+        try:
+            begin = int(index.searchsorted(_as_label(start, index), side="left"))
+        except (TypeError, ValueError) as err:
+            raise TypeError(
+                f"start={start!r} cannot be compared with the {self.dim_!r} labels ({index.dtype}): {err}. "
+                f"Pass one of the labels, e.g. start=data[{self.dim_!r}].values[{first_allowed}].") from None
+        origins = np.arange(max(begin, first_allowed), last_allowed + 1, stride)
+        if origins.size == 0:
+            span = (f"{index[first_allowed]} and {index[last_allowed]}" if 0 <= first_allowed <= last_allowed
+                    else "nowhere in this record")
+            raise ValueError(
+                f"no forecast origin from start={start!r}: an origin needs lookback = {self.lookback} steps up to "
+                f"it and horizon = {self.horizon} steps after it inside data, so origins lie between {span}. "
+                "Choose an earlier start or a longer record.")
+        features = self._features(values, positions, time)
+        n_series = values.shape[0]
+        series = np.repeat(np.arange(n_series), origins.size)
+        out = self._forecast(features, positions, series, np.tile(origins, n_series))[:, :h]
+        self._warn_missing(out, "the lookback steps before some origins")
+        out = out.reshape((n_series, origins.size) + out.shape[1:])
+        lead = np.arange(1, h + 1)
+        coords = {
+            "init_time": ("init_time", time[origins], dict(time_attrs)),
+            "lead": ("lead", lead, {"long_name": "lead time", "units": f"steps of {self.freq_}"}),
+            "valid_time": (("init_time", "lead"), time[origins[:, None] + lead[None, :]], dict(time_attrs)),
+        }
+        frame = _series_frame(ds, self.series_dims_, [ds.sizes[d] for d in self.series_dims_], self.dim_)
+        return self._dataset(out, frame, coords, ("init_time", "lead"))
+
+    # ------------------------------------------------------------- helpers
+
+    def _check_params(self):
+        lookback = check_positive_int(self.lookback, "lookback")
+        horizon = check_positive_int(self.horizon, "horizon")
+        layers = check_positive_int(self.layers, "layers")
+        if isinstance(self.units, (list, tuple)):
+            units = [check_positive_int(u, "units") for u in self.units]
+            if len(units) != layers:
+                raise ValueError(f"units lists {len(units)} layer sizes but layers={layers}; give one size per "
+                                 "layer or a single int.")
+        else:
+            units = [check_positive_int(self.units, "units")] * layers
+        check_positive_int(self.epochs, "epochs")
+        check_positive_int(self.batch_size, "batch_size")
+        check_positive_int(self.patience, "patience")
+        frac = check_number(self.validation_fraction, "validation_fraction", low=0, high=1, high_open=True)
+        check_number(self.clipnorm, "clipnorm", low=0, low_open=True, allow_none=True)
+        optimizer = make_optimizer("adam", check_number(self.learning_rate, "learning_rate", low=0, low_open=True))
+        if not isinstance(self.early_stopping, (bool, np.bool_)):
+            raise TypeError(f"early_stopping must be True or False, got {self.early_stopping!r}.")
+        if not (isinstance(self.relative, (bool, np.bool_)) or (isinstance(self.relative, str) and
+                                                                self.relative == "auto")):
+            raise TypeError(f"relative must be 'auto', True or False, got {self.relative!r}.")
+        if self.verbose not in (0, 1, 2) or isinstance(self.verbose, bool):
+            raise ValueError(f"verbose must be 0 (silent), 1 (progress bar) or 2 (one line per epoch), got "
+                             f"{self.verbose!r}.")
+        random_state = self.random_state
+        if not (random_state is None or isinstance(random_state, (numbers.Integral, np.random.Generator))):
+            raise TypeError(f"random_state must be None, an int or a numpy Generator, got "
+                            f"{type(random_state).__name__}.")
+        check_device(self.device)
+        return {"lookback": lookback, "horizon": horizon, "units": units, "validation_fraction": frac,
+                "quantiles": _check_quantiles(self.quantiles), "dtype": check_dtype(self.dtype),
+                "optimizer": optimizer, "rng": np.random.default_rng(random_state)}
+
+    def _check_fitted(self):
+        if not hasattr(self, "network_"):
+            raise NotFittedError(
+                "This Forecaster is not fitted yet; call fit(data, target) before predict, backtest or save.")
+
+    def _check_horizon(self, horizon):
+        if horizon is None:
+            return self.horizon
+        h = check_positive_int(horizon, "horizon")
+        if h > self.horizon:
+            raise ValueError(
+                f"horizon={h} is beyond the fitted horizon ({self.horizon}): the network emits {self.horizon} "
+                f"steps at once. Refit with Forecaster(horizon={h}, ...) to forecast further.")
+        return h
+
+    @property
+    def _variables(self):
+        return self.targets_ + self.covariates_ + self.future_covariates_
+
+    def _read(self, ds):
+        """Values (S, T, F) of the fitted variables in ``ds``, its time labels and
+        attrs, and the position of each of its series among the training series."""
+        dim = self.dim_
+        _names(self._variables, "data variables", ds, required=True, what="the variables the model was fitted on")
+        series_dims = _series_dims(ds, self.targets_, dim)
+        if set(series_dims) != set(self.series_dims_):
+            raise ValueError(
+                f"the targets in data have series dimensions {list(series_dims)}, but the model was fitted on "
+                f"{list(self.series_dims_)}. Pass data with the same dimensions.")
+        axis = timeaxis.check_time_axis(ds[dim], name=dim)
+        kind, calendar = self._time["kind"], self._time["calendar"]
+        if axis.kind != kind or axis.calendar != calendar:
+            raise ValueError(
+                f"data's {dim!r} axis holds {axis.kind} labels ({axis.calendar or 'no'} calendar); the model was "
+                f"fitted on {kind} labels ({calendar or 'no'} calendar). Convert the time axis first.")
+        if len(axis) >= 2:
+            timeaxis.infer_frequency(axis, self.freq_, name=dim)
+        positions = _series_positions(ds, self.series_dims_, self._series_index)
+        values = _stack(ds, self._variables, dim, self.series_dims_)
+        return values, ds[dim].values, dict(ds[dim].attrs), positions
+
+    def _future_values(self, future_covariates, new_time, frame):
+        """(S, horizon, F) raw inputs for the forecast steps: NaN except the future covariates."""
+        n_series = int(np.prod(frame.shape)) if frame.ndim else 1
+        variables = self._variables
+        out = np.full((n_series, self.horizon, len(variables)), np.nan)
+        if not self.future_covariates_:
+            if future_covariates is not None:
+                raise ValueError("future_covariates were given, but the model was fitted without any; drop them "
+                                 "or refit with fit(..., future_covariates=[...]).")
+            return out
+        dim = self.dim_
+        span = f"the next {self.horizon} {dim!r} labels, {new_time[0]} to {new_time[-1]}"
+        if future_covariates is None:
+            raise ValueError(
+                f"this model was fitted with future covariates {self.future_covariates_}; predict needs their "
+                f"values at {span} (the whole fitted horizon): pass future_covariates=<Dataset of them>.")
+        fut = _as_dataset(future_covariates, "future_covariates")
+        _names(self.future_covariates_, "future_covariates", fut, required=True,
+               what="the future covariates of the fit")
+        for k, name in enumerate(self.future_covariates_):
+            da = fut[name]
+            if dim not in da.dims:
+                raise ValueError(f"future covariate {name!r} has no {dim!r} dimension; it needs values at {span}.")
+            extra = set(da.dims) - {dim} - set(self.series_dims_)
+            if extra:
+                raise ValueError(f"future covariate {name!r} has dimension(s) {sorted(extra)} beyond {dim!r} and "
+                                 f"the series dimensions {list(self.series_dims_)}.")
+            try:
+                da = da.sel({dim: new_time})
+            except KeyError:
+                have = da[dim].values
+                raise ValueError(
+                    f"future_covariates[{name!r}] must cover {span} (steps of {self.freq_!r}); it has "
+                    f"{len(have)} label(s){f' from {have[0]} to {have[-1]}' if len(have) else ''}.") from None
+            for d in self.series_dims_:
+                if d in da.dims and d in frame.indexes and d in da.indexes:
+                    lacking = frame.indexes[d].difference(da.indexes[d])
+                    if len(lacking):
+                        raise ValueError(f"future_covariates[{name!r}] has no values for {d}={list(lacking[:5])}; "
+                                         "give values for every series being forecast.")
+                    da = da.sel({d: frame.indexes[d]})
+                elif d in da.dims and da.sizes[d] != frame.sizes[d]:
+                    raise ValueError(f"future_covariates[{name!r}] has {da.sizes[d]} {d!r} entries; the data has "
+                                     f"{frame.sizes[d]}.")
+            da = da.drop_vars([c for c in da.coords if c != dim]).broadcast_like(
+                frame.drop_vars(list(frame.coords)))
+            arr = np.asarray(da.transpose(*self.series_dims_, dim).values, dtype=np.float64)
+            out[:, :, len(variables) - len(self.future_covariates_) + k] = arr.reshape(n_series, -1)
+        return out
+
+    def _features(self, values, positions, time):
+        """Scaled values with the calendar columns, for the series at ``positions``."""
+        scaled = (values - self.scaler_.mean[positions][:, None, :]) / self.scaler_.std[positions][:, None, :]
+        return _with_calendar(scaled, time, self.calendar_features_)
+
+    def _forecast(self, features, positions, series, origin):
+        """Forecasts (n, horizon, n_targets[, Q]) in data units; NaN where inputs are missing."""
+        n_targets = len(self.targets_)
+        n_known = len(self.future_covariates_) + 2 * len(self.calendar_features_)
+        known = np.arange(features.shape[2] - n_known, features.shape[2])
+        X, ok = _network_inputs(features, series, origin, self.lookback, self.horizon, known)
+        X = np.ascontiguousarray(X, dtype=self.network_.dtype)
+        raw = _training.predict(self.network_, X).astype(np.float64)
+        shape = (len(series), self.horizon, n_targets)
+        if self.quantiles_:
+            raw = np.sort(raw.reshape(shape + (len(self.quantiles_),)), axis=-1)  # quantiles never cross
+            expand = (slice(None), None, slice(None), None)
+        else:
+            raw = raw.reshape(shape)
+            expand = (slice(None), None, slice(None))
+        if self.relative_:
+            raw = raw + X[:, self.lookback - 1, :n_targets].astype(np.float64)[expand]
+        rows = positions[series]
+        out = raw * self.scaler_.std[rows, :n_targets][expand] + self.scaler_.mean[rows, :n_targets][expand]
+        out[~ok] = np.nan
+        return out.astype(self.network_.dtype, copy=False)
+
+    def _warn_missing(self, out, where):
+        bad = np.isnan(out.reshape(out.shape[0], -1)).all(axis=1)
+        if bad.any():
+            warnings.warn(
+                f"{int(bad.sum())} of {bad.size} forecast(s) are NaN because inputs are missing in {where}; "
+                "windows with a missing input are not forecast. Fill or drop those series to get forecasts.",
+                MissingInputWarning, stacklevel=3)
+
+    def _dataset(self, out, frame, lead_coords, lead_dims):
+        """A Dataset of forecasts ``out`` (n_series, *lead_shape, n_targets[, Q]) laid on ``frame``,
+        a DataArray with the series dimensions and coordinates of the rows."""
+        q_dims = ("quantile",) if self.quantiles_ else ()
+        lead_shape = out.shape[1:1 + len(lead_dims)]
+        result = xr.Dataset(attrs=dict(self._data_attrs))
+        for k, name in enumerate(self.targets_):
+            arr = out[..., k, :] if self.quantiles_ else out[..., k]
+            arr = arr.reshape(frame.shape + lead_shape + arr.shape[1 + len(lead_dims):])
+            da = xr.DataArray(arr, dims=self.series_dims_ + lead_dims + q_dims,
+                              attrs=dict(self._var_info[name]["attrs"]))
+            dims = self._var_info[name]["dims"]
+            order = dims if lead_dims == (self.dim_,) else list(lead_dims) + [d for d in dims if d != self.dim_]
+            result[name] = da.transpose(*order, *q_dims)
+        result = result.assign_coords(frame.coords).assign_coords(lead_coords)
+        if self.quantiles_:
+            result = result.assign_coords(quantile=("quantile", np.asarray(self.quantiles_),
+                                                    {"long_name": "quantile level"}))
+        return result
+
+    # --------------------------------------------------------- model files
+
+    def save(self, path):
+        """Write the fitted model to ``path`` (``.nc`` netCDF or ``.zarr``).
+
+        The file holds the weights as variables with named dimensions, the
+        scaling statistics, the series coordinates, the last ``lookback``
+        steps of the training data (for :meth:`predict` without data) and a
+        JSON configuration with a format version in the attributes. netCDF is
+        written with the scipy engine, so no netCDF C library is needed. The
+        write is atomic: a temporary file renamed into place, so a failure
+        leaves no partial file and an existing file intact. Read it back with
+        :func:`numlstm.load`; no pickle is involved.
+        """
+        from numlstm import io
+        from numlstm.forecast import modelfile
+
+        self._check_fitted()
+        io.write_dataset(modelfile.to_dataset(self), path)
+
+
+def load(path):
+    """Load a :class:`Forecaster` written by :meth:`Forecaster.save`.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        A ``.nc`` or ``.zarr`` model file.
+
+    Returns
+    -------
+    Forecaster
+        Fitted, ready to :meth:`~Forecaster.predict` and
+        :meth:`~Forecaster.backtest`.
+
+    Raises
+    ------
+    ValueError
+        If the file is not a numlstm model, was written by a newer numlstm
+        (a higher format version), or is incomplete.
+    """
+    from numlstm import io
+    from numlstm.forecast import modelfile
+
+    return modelfile.from_dataset(io.read_model(path, modelfile.FORMAT_NAME, modelfile.FORMAT_VERSION))
+
+
+# ---------------------------------------------------------------- validation
+
+
+def _as_dataset(data, name):
+    if isinstance(data, xr.DataArray):
+        if data.name is None:
+            raise ValueError(f"{name} is an unnamed DataArray; name it first, e.g. {name}.rename('flow'), or pass "
+                             "a Dataset.")
+        return data.to_dataset()
+    if not isinstance(data, xr.Dataset):
+        raise TypeError(f"{name} must be an xarray Dataset or a named DataArray, got {type(data).__name__}. "
+                        "Wrap arrays first, e.g. xr.Dataset({'flow': (('station', 'time'), values)}).")
+    return data
+
+
+def _names(value, arg, ds, *, required=False, what=None):
+    if value is None:
+        if required:
+            raise ValueError(f"{arg} is required: name one or more variables of data.")
+        return []
+    names = [value] if isinstance(value, str) else value
+    if not isinstance(names, (list, tuple)) or not all(isinstance(n, str) for n in names):
+        raise TypeError(f"{arg} must be a variable name or a list of names, got {value!r}.")
+    names = list(names)
+    if required and not names:
+        raise ValueError(f"{arg} is empty; name at least one variable of data.")
+    if len(set(names)) != len(names):
+        raise ValueError(f"{arg} lists a variable twice: {names}.")
+    missing = [n for n in names if n not in ds.data_vars]
+    if missing:
+        raise ValueError(
+            f"{arg} {missing if len(missing) > 1 else repr(missing[0])} not found in data"
+            f"{f' ({what})' if what else ''}; its data variables are {sorted(map(str, ds.data_vars))}.")
+    for n in names:
+        kind = ds[n].dtype.kind
+        if kind not in "biuf":
+            raise TypeError(f"variable {n!r} has dtype {ds[n].dtype}; {arg} must be numeric. Convert or encode "
+                            f"it first, e.g. data[{n!r}].astype(float).")
+    return names
+
+
+def _check_disjoint(targets, past, future):
+    for a_name, a, b_name, b in (("target", targets, "covariates", past), ("target", targets,
+                                 "future_covariates", future), ("covariates", past, "future_covariates", future)):
+        both = sorted(set(a) & set(b))
+        if both:
+            raise ValueError(f"{both} appear in both {a_name} and {b_name}; list each variable once.")
+
+
+def _series_dims(ds, targets, dim):
+    dims = ds[targets[0]].dims
+    if dim not in dims:
+        raise ValueError(
+            f"target {targets[0]!r} has no {dim!r} dimension (dims {dims}); pass dim=<the time dimension>"
+            f"{f', e.g. dim={dims[0]!r}' if dims else ''}.")
+    for name in targets[1:]:
+        if set(ds[name].dims) != set(dims):
+            raise ValueError(f"targets must share dimensions: {targets[0]!r} has {dims}, {name!r} has "
+                             f"{ds[name].dims}.")
+    return tuple(d for d in dims if d != dim)
+
+
+def _check_quantiles(quantiles):
+    if quantiles is None:
+        return None
+    try:
+        q = np.asarray(quantiles, dtype=np.float64)
+    except (TypeError, ValueError):
+        raise TypeError(f"quantiles must be a list of numbers in (0, 1), got {quantiles!r}.") from None
+    if q.ndim != 1 or q.size == 0 or not ((q > 0) & (q < 1)).all():
+        raise ValueError(f"quantiles must be a non-empty list of levels strictly between 0 and 1, e.g. "
+                         f"[0.1, 0.5, 0.9]; got {quantiles!r}.")
+    if np.unique(q).size != q.size:
+        raise ValueError(f"quantiles repeats a level: {quantiles!r}.")
+    return [float(v) for v in np.sort(q)]
+
+
+def _calendar_choice(calendar, axis, dim):
+    if calendar is None or calendar is False:
+        return ()
+    if isinstance(calendar, str) and calendar == "auto":
+        if axis.kind == "integer" or len(axis) < 2:
+            return ()
+        days = pd.Timedelta(axis.index[1] - axis.index[0]) / pd.Timedelta(days=1)
+        if days < 1:
+            return ("hour", "doy")
+        if days < 28:
+            return ("doy",)
+        if days < 360:
+            return ("month",)
+        return ()
+    names = (calendar,) if isinstance(calendar, str) else tuple(calendar)
+    timeaxis.calendar_features(axis, names, name=dim)  # validates the names against the axis
+    return names
+
+
+def _trending(scaled_targets):
+    """Whether a straight line in time explains more than half of the targets'
+    variance, in the median series (NaN-aware); ``scaled_targets`` is (S, T, k)."""
+    t = np.arange(scaled_targets.shape[1], dtype=np.float64)[None, :, None]
+    ok = np.isfinite(scaled_targets)
+    count = ok.sum(axis=1, keepdims=True)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        y = np.where(ok, scaled_targets, 0.0)
+        t_mean = np.where(ok, t, 0.0).sum(axis=1, keepdims=True) / count
+        y_mean = y.sum(axis=1, keepdims=True) / count
+        dt, dy = np.where(ok, t - t_mean, 0.0), np.where(ok, y - y_mean, 0.0)
+        r2 = (dt * dy).sum(axis=1) ** 2 / ((dt * dt).sum(axis=1) * (dy * dy).sum(axis=1))
+    r2 = r2[np.isfinite(r2)]
+    return bool(r2.size and np.median(r2) > 0.5)
+
+
+def _as_label(start, index):
+    """``start`` as something ``index.searchsorted`` compares with its labels."""
+    if isinstance(index, xr.CFTimeIndex) and isinstance(start, str):
+        ts = pd.Timestamp(start)
+        return type(index[0])(ts.year, ts.month, ts.day, ts.hour, ts.minute, ts.second)
+    if isinstance(index, pd.DatetimeIndex):
+        return pd.Timestamp(start)
+    return start
+
+
+# --------------------------------------------------------------- arrays
+
+
+def _stack(ds, variables, dim, series_dims):
+    """(S, T, F) float64 values: series dims flattened in C order, ``dim`` second.
+
+    A variable lacking a series dimension or the time dimension is broadcast.
+    """
+    columns = []
+    for name in variables:
+        da = ds[name]
+        missing = {d: ds.sizes[d] for d in (*series_dims, dim) if d not in da.dims}
+        if missing:
+            da = da.expand_dims(missing)
+        arr = np.asarray(da.transpose(*series_dims, dim).values, dtype=np.float64)  # a new array (dask: loaded)
+        columns.append(arr.reshape(-1, arr.shape[-1]))
+    return np.stack(columns, axis=-1)
+
+
+def _with_calendar(scaled, index, calendar):
+    if not calendar:
+        return scaled
+    cal, _ = timeaxis.calendar_features(index, calendar)
+    cal = np.broadcast_to(cal[None], (scaled.shape[0],) + cal.shape)
+    return np.concatenate([scaled, cal], axis=2)
+
+
+def _network_inputs(features, series, origin, lookback, horizon, known):
+    """Network inputs for windows ``(series, origin)`` and whether each is complete.
+
+    Without known-future columns: the ``lookback`` steps up to each origin.
+    With them: those steps plus ``horizon`` future steps that carry only the
+    ``known`` columns (0 elsewhere), and a last flag channel (1 past, 0 future).
+    """
+    past = sliding_window_view(features, lookback, axis=1)[series, origin - lookback + 1].transpose(0, 2, 1)
+    ok = np.isfinite(past).all(axis=(1, 2))
+    if known.size == 0:
+        X = past
+    else:
+        n = len(series)
+        fut = sliding_window_view(features[:, :, known], horizon, axis=1)[series, origin + 1].transpose(0, 2, 1)
+        ok &= np.isfinite(fut).all(axis=(1, 2))
+        X = np.zeros((n, lookback + horizon, features.shape[2] + 1))
+        X[:, :lookback, :-1] = past
+        X[:, :lookback, -1] = 1.0
+        X[:, lookback:, known] = fut
+    return np.where(ok[:, None, None], X, 0.0), ok
+
+
+# ------------------------------------------------------- series bookkeeping
+
+
+def _series_index(ds, series_dims):
+    """One index per series dim: its coordinate labels, or positions when it has none."""
+    return [ds.indexes[d] if d in ds.indexes else pd.RangeIndex(ds.sizes[d], name=d) for d in series_dims]
+
+
+def _series_positions(ds, series_dims, fitted_index):
+    """Position of each series of ``ds`` (flattened in C order) among the fitted series."""
+    if not series_dims:
+        return np.zeros(1, dtype=np.intp)
+    theirs = _series_index(ds, series_dims)
+    if all(a.equals(b) for a, b in zip(fitted_index, theirs)):
+        return np.arange(int(np.prod([len(a) for a in theirs])), dtype=np.intp)
+    if len(series_dims) == 1:
+        keys, found = theirs[0], fitted_index[0].get_indexer(theirs[0])
+    else:
+        keys = pd.MultiIndex.from_product(theirs)
+        found = pd.MultiIndex.from_product(fitted_index).get_indexer(keys)
+    if (found < 0).any():
+        unknown = [k for k, f in zip(keys, found) if f < 0]
+        raise ValueError(
+            f"data has {len(unknown)} series the model was not fitted on (along {list(series_dims)}: "
+            f"{unknown[:5]}{' ...' if len(unknown) > 5 else ''}). The scaling is per series, learned at fit: "
+            "forecast only the fitted series, or refit with these included.")
+    return found.astype(np.intp)
+
+
+def _series_frame(coords_from, series_dims, sizes, dim):
+    """A DataArray of zeros on the series dimensions, carrying every coordinate of
+    ``coords_from`` that lives on them (non-index ones like ``lat(station)`` too)."""
+    coords = {k: v.variable for k, v in coords_from.coords.items() if dim not in v.dims and set(v.dims) <= set(
+        series_dims)}
+    return xr.DataArray(np.zeros(tuple(sizes)), dims=series_dims, coords=coords)
+
+
+def _jsonable(attrs):
+    """The attributes that survive JSON (numbers, strings, lists), for model files."""
+    out = {}
+    for k, v in attrs.items():
+        if isinstance(v, np.ndarray):
+            v = v.tolist()
+        elif isinstance(v, np.generic):
+            v = v.item()
+        try:
+            json.dumps(v)
+        except TypeError:
+            continue
+        out[str(k)] = v
+    return out

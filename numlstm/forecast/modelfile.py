@@ -1,0 +1,149 @@
+"""The Forecaster's model file: what :meth:`Forecaster.save` writes and :func:`load` reads.
+
+Layout (format version 1), an ordinary xarray Dataset:
+
+- ``lstm{k}_W (lstm{k}_input, lstm{k}_gate)``, ``lstm{k}_U (lstm{k}_unit,
+  lstm{k}_gate)``, ``lstm{k}_b (lstm{k}_gate)`` for each layer ``k`` (gate
+  blocks ``[i | f | g | o]``), and ``head_W (head_input, head_output)``,
+  ``head_b (head_output)``;
+- ``scale_mean``, ``scale_std (numlstm_series, numlstm_feature)``: the
+  per-series scaling of every input variable, fitted on the training data;
+- ``tail (numlstm_series, numlstm_step, numlstm_feature)``: the last
+  ``lookback`` steps of the training data, for ``predict()`` without data;
+- the series coordinates of the training data (``station``, ``lat(station)``,
+  ...), and ``numlstm_feature``, the input variable names;
+- attributes ``numlstm_format = "numlstm.Forecaster"``,
+  ``numlstm_format_version``, ``numlstm_version`` and ``numlstm_config``, a
+  JSON object with the constructor parameters, variable roles, time axis
+  (kind, calendar, step, the tail's labels) and attributes to restore.
+"""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import xarray as xr
+
+from numlstm.core.network import Network
+from numlstm.forecast import timeaxis
+from numlstm.forecast.windows import SeriesScaler
+
+FORMAT_NAME = "numlstm.Forecaster"
+FORMAT_VERSION = 1
+
+SERIES, FEATURE, STEP = "numlstm_series", "numlstm_feature", "numlstm_step"
+
+
+def _encode_times(values, kind):
+    if kind == "cftime":
+        return [[t.year, t.month, t.day, t.hour, t.minute, t.second, t.microsecond] for t in values]
+    if kind == "datetime64":
+        return values.view("int64").tolist()
+    return np.asarray(values).tolist()
+
+
+def _decode_times(encoded, kind, calendar, dtype):
+    if kind == "cftime":
+        import cftime
+
+        generic = np.array([cftime.datetime(*t, calendar=calendar) for t in encoded], dtype=object)
+        return timeaxis._calendar_date_types(generic)
+    if kind == "datetime64":
+        return np.array(encoded, dtype=np.int64).view(dtype)
+    return np.array(encoded, dtype=dtype)
+
+
+def to_dataset(fc):
+    """The fitted Forecaster ``fc`` as a model-file Dataset."""
+    from numlstm import __version__
+    from numlstm.forecast.forecaster import _jsonable
+
+    net = fc.network_
+    weights = net.get_weights()
+    data_vars = {}
+    for k, layer in enumerate(weights["layers"]):
+        data_vars[f"lstm{k}_W"] = ((f"lstm{k}_input", f"lstm{k}_gate"), layer["W"])
+        data_vars[f"lstm{k}_U"] = ((f"lstm{k}_unit", f"lstm{k}_gate"), layer["U"])
+        data_vars[f"lstm{k}_b"] = ((f"lstm{k}_gate",), layer["b"])
+    data_vars["head_W"] = (("head_input", "head_output"), weights["head"]["W"])
+    data_vars["head_b"] = (("head_output",), weights["head"]["b"])
+    data_vars["scale_mean"] = ((SERIES, FEATURE), fc.scaler_.mean, {"long_name": "per-series mean of each input"})
+    data_vars["scale_std"] = ((SERIES, FEATURE), fc.scaler_.std, {"long_name": "per-series std of each input"})
+    tail_values, tail_time = fc._tail
+    data_vars["tail"] = ((SERIES, STEP, FEATURE), tail_values,
+                         {"long_name": "last lookback steps of the training data"})
+    params = fc.get_params()
+    if not (params["random_state"] is None or isinstance(params["random_state"], (int, np.integer))):
+        params["random_state"] = None
+    params = json.loads(json.dumps(params, default=lambda v: v.item() if isinstance(v, np.generic) else str(v)))
+    time = fc._time
+    config = {
+        "params": params,
+        "targets": fc.targets_, "covariates": fc.covariates_, "future_covariates": fc.future_covariates_,
+        "dim": fc.dim_, "freq": fc.freq_, "series_dims": list(fc.series_dims_),
+        "series_shape": list(fc._series_coords.shape), "calendar_features": list(fc.calendar_features_),
+        "quantiles": fc.quantiles_, "relative": fc.relative_, "n_windows": fc.n_windows_, "history": fc.history_,
+        "network": {"input_size": net.input_size, "hidden_sizes": list(net.hidden_sizes),
+                    "output_size": net.output_size, "dtype": str(net.dtype)},
+        "variables": {n: {"dims": info["dims"], "attrs": _jsonable(info["attrs"])} for n, info in
+                      fc._var_info.items()},
+        "data_attrs": _jsonable(fc._data_attrs),
+        "time": {"kind": time["kind"], "calendar": time["calendar"], "attrs": _jsonable(time["attrs"]),
+                 "dtype": str(np.asarray(tail_time).dtype), "tail": _encode_times(tail_time, time["kind"])},
+    }
+    coords = {FEATURE: (FEATURE, np.array(fc._variables, dtype=str))}
+    coords.update({k: v.variable for k, v in fc._series_coords.coords.items()})
+    return xr.Dataset(data_vars, coords=coords, attrs={
+        "numlstm_format": FORMAT_NAME,
+        "numlstm_format_version": FORMAT_VERSION,
+        "numlstm_version": __version__,
+        "numlstm_config": json.dumps(config),
+        "title": f"numlstm Forecaster of {', '.join(fc.targets_)}",
+    })
+
+
+def from_dataset(ds):
+    """A fitted Forecaster from a model-file Dataset (checked by :func:`numlstm.io.read_model`)."""
+    from numlstm.forecast.forecaster import Forecaster, _series_index
+
+    try:
+        cfg = json.loads(ds.attrs["numlstm_config"])
+        net_cfg = cfg["network"]
+        fc = Forecaster(**cfg["params"])
+        net = Network(net_cfg["input_size"], net_cfg["hidden_sizes"], net_cfg["output_size"], net_cfg["dtype"])
+        layers = [{name: ds[f"lstm{k}_{name}"].values for name in "WUb"} for k in range(len(net.hidden_sizes))]
+        net.set_weights({"layers": layers, "head": {"W": ds["head_W"].values, "b": ds["head_b"].values}})
+        scaler = SeriesScaler.from_dict({"mean": ds["scale_mean"].values, "std": ds["scale_std"].values})
+        series_dims = tuple(cfg["series_dims"])
+        coords = {k: v.variable for k, v in ds.coords.items() if k != FEATURE and set(v.dims) <= set(series_dims)}
+        frame = xr.DataArray(np.zeros(tuple(cfg["series_shape"])), dims=series_dims, coords=coords)
+        time = cfg["time"]
+        tail_time = _decode_times(time["tail"], time["kind"], time["calendar"], time["dtype"])
+        tail = ds["tail"].values.astype(np.float64)
+        variables = cfg["targets"] + cfg["covariates"] + cfg["future_covariates"]
+    except (KeyError, TypeError, ValueError) as err:
+        raise ValueError(f"the model file is incomplete or damaged ({type(err).__name__}: {err}); write it again "
+                         "with Forecaster.save.") from None
+    if [str(v) for v in ds[FEATURE].values] != variables or tail.shape != (scaler.mean.shape[0], fc.lookback,
+                                                                          len(variables)):
+        raise ValueError("the model file is inconsistent: its features, scaling and tail do not agree; write it "
+                         "again with Forecaster.save.")
+    fc.network_ = net
+    fc.scaler_ = scaler
+    fc.history_ = cfg["history"]
+    fc.n_windows_ = cfg["n_windows"]
+    fc.targets_, fc.covariates_, fc.future_covariates_ = cfg["targets"], cfg["covariates"], cfg["future_covariates"]
+    fc.dim_ = cfg["dim"]
+    fc.freq_ = cfg["freq"]
+    fc.series_dims_ = series_dims
+    fc.calendar_features_ = tuple(cfg["calendar_features"])
+    fc.quantiles_ = cfg["quantiles"]
+    fc.relative_ = bool(cfg["relative"])
+    fc._series_index = _series_index(frame, series_dims)
+    fc._series_coords = frame
+    fc._var_info = cfg["variables"]
+    fc._data_attrs = cfg["data_attrs"]
+    fc._time = {"kind": time["kind"], "calendar": time["calendar"], "attrs": time["attrs"]}
+    fc._tail = (tail, tail_time)
+    return fc

@@ -1,0 +1,510 @@
+"""The xarray Forecaster: fit, predict, backtest, labels, missing values, model files."""
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+import xarray as xr
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+import numlstm
+from numlstm import MissingInputWarning, NotFittedError
+from numlstm.forecast import baselines
+from numlstm.forecast.forecaster import _network_inputs, _trending
+
+TINY = dict(lookback=6, horizon=3, units=4, epochs=2, batch_size=16, random_state=0)
+
+
+def stations(n_time=80, n_series=3, times=None, seed=0):
+    """Seasonal flow at a few stations, with rain, a non-index lat(station) and attrs everywhere."""
+    rng = np.random.default_rng(seed)
+    if times is None:
+        times = pd.date_range("2000-01-01", periods=n_time, freq="D")
+    t = np.arange(n_time)
+    flow = 10 + 3 * np.sin(2 * np.pi * t / 20)[None] * np.arange(1, n_series + 1)[:, None] \
+        + rng.normal(0, 0.1, (n_series, n_time))
+    ds = xr.Dataset(
+        {
+            "flow": (("station", "time"), flow, {"units": "m3 s-1", "long_name": "river flow"}),
+            "rain": (("time", "station"), rng.gamma(1.0, 1.0, (n_time, n_series)), {"units": "mm"}),
+            "temp": (("time",), rng.normal(size=n_time)),
+        },
+        coords={"time": times, "station": [f"st{i}" for i in range(n_series)],
+                "lat": ("station", np.linspace(40, 41, n_series), {"units": "degrees_north"})},
+        attrs={"title": "synthetic stations"},
+    )
+    ds["time"].attrs["long_name"] = "time of observation"
+    return ds
+
+
+@pytest.fixture(scope="module")
+def data():
+    return stations()
+
+
+@pytest.fixture(scope="module")
+def fitted(data):
+    return numlstm.Forecaster(**TINY).fit(data, "flow", covariates=["rain"])
+
+
+# ------------------------------------------------------------------ labels
+
+
+def test_predict_continues_time_and_keeps_labels(data, fitted):
+    out = fitted.predict()
+    assert out["flow"].dims == ("station", "time")
+    assert np.array_equal(out["time"].values, pd.date_range("2000-03-21", periods=3, freq="D").values)
+    assert out["station"].values.tolist() == ["st0", "st1", "st2"]
+    np.testing.assert_array_equal(out["lat"].values, data["lat"].values)
+    assert out["lat"].attrs == {"units": "degrees_north"}
+    assert out["flow"].attrs == data["flow"].attrs
+    assert out["time"].attrs == data["time"].attrs
+    assert out.attrs == data.attrs
+    assert out["flow"].dtype == np.float32
+    assert np.isfinite(out["flow"].values).all()
+    assert list(out.data_vars) == ["flow"]
+
+
+def test_predict_from_given_data_equals_default_and_selects_series(data, fitted):
+    xr.testing.assert_identical(fitted.predict(data), fitted.predict())
+    sub = fitted.predict(data.isel(station=[2, 0]))
+    np.testing.assert_allclose(sub["flow"].values, fitted.predict()["flow"].sel(station=["st2", "st0"]).values,
+                               rtol=1e-6)
+    assert sub["lat"].values.tolist() == [data["lat"].values[2], data["lat"].values[0]]
+
+
+def test_predict_shorter_horizon_is_a_prefix(fitted):
+    full, two = fitted.predict(), fitted.predict(horizon=2)
+    xr.testing.assert_identical(full.isel(time=slice(0, 2)), two)
+
+
+def test_predict_depends_only_on_last_lookback_steps(data, fitted):
+    edited = data.copy(deep=True)
+    edited["flow"][:, :10] = 0.0  # long before the last lookback steps
+    xr.testing.assert_identical(fitted.predict(edited), fitted.predict(data))
+
+
+def test_data_is_not_modified(data):
+    before = data.copy(deep=True)
+    fc = numlstm.Forecaster(**TINY).fit(data, "flow", covariates=["rain", "temp"])
+    fc.predict(data)
+    fc.backtest(data, start=data["time"].values[20])
+    xr.testing.assert_identical(data, before)
+
+
+@pytest.mark.parametrize(
+    "calendar, freq",
+    [("standard", "D"), ("noleap", "D"), ("360_day", "D"), ("noleap", "MS"), ("360_day", "ME"), ("all_leap", "6h"),
+     ("julian", "7D")],
+)
+def test_cftime_calendars_continue_exactly(calendar, freq):
+    times = xr.date_range("2001-01-01", periods=40, freq=freq, calendar=calendar, use_cftime=True)
+    ds = stations(n_time=40, times=times)
+    fc = numlstm.Forecaster(**TINY).fit(ds, "flow")
+    expected = xr.date_range(times[0], periods=43, freq=freq, calendar=calendar, use_cftime=True)[40:]
+    out = fc.predict()
+    assert list(out["time"].values) == list(expected)
+
+
+@settings(max_examples=8, deadline=None)
+@given(kind=st.sampled_from(["datetime", "noleap", "360_day", "integer"]),
+       freq=st.sampled_from(["D", "MS", "h", "QS-JAN"]), n_time=st.integers(12, 20))
+def test_predict_time_round_trips(kind, freq, n_time):
+    """The forecast's labels are exactly the next labels of the same range."""
+    if kind == "integer":
+        times = np.arange(5, 5 + 3 * n_time, 3)
+        expected = np.arange(5 + 3 * n_time, 5 + 3 * (n_time + 3), 3)
+    elif kind == "datetime":
+        full = pd.date_range("1999-03-01", periods=n_time + 3, freq=freq)
+        times, expected = full[:n_time], full[n_time:]
+    else:
+        full = xr.date_range("1999-03-01", periods=n_time + 3, freq=freq, calendar=kind, use_cftime=True)
+        times, expected = full[:n_time], full[n_time:]
+    ds = stations(n_time=n_time, n_series=1, times=times)
+    fc = numlstm.Forecaster(lookback=4, horizon=3, units=2, epochs=1, validation_fraction=0, random_state=0)
+    out = fc.fit(ds, "flow").predict()
+    assert list(out["time"].values) == list(np.asarray(expected))
+
+
+def test_integer_time_axis_and_named_dataarray():
+    da = xr.DataArray(np.sin(np.arange(60) / 3.0), dims="step", coords={"step": np.arange(0, 120, 2)}, name="y")
+    fc = numlstm.Forecaster(**TINY).fit(da, "y", dim="step")
+    assert fc.calendar_features_ == ()
+    out = fc.predict()
+    assert out["step"].values.tolist() == [120, 122, 124]
+    assert out["y"].dims == ("step",)
+
+
+def test_grid_series_dims_round_trip():
+    rng = np.random.default_rng(1)
+    ds = xr.Dataset({"t2m": (("time", "lat", "lon"), rng.normal(size=(50, 2, 3)))},
+                    coords={"time": pd.date_range("2000-01-01", periods=50, freq="MS"), "lat": [10.0, 20.0],
+                            "lon": [0.0, 1.0, 2.0]})
+    fc = numlstm.Forecaster(**TINY).fit(ds, "t2m")
+    assert fc.series_dims_ == ("lat", "lon")
+    out = fc.predict()
+    assert out["t2m"].dims == ("time", "lat", "lon")
+    assert out["t2m"].shape == (3, 2, 3)
+    one = fc.predict(ds.sel(lat=[20.0], lon=[2.0, 0.0]))
+    np.testing.assert_allclose(one["t2m"].values, out["t2m"].sel(lat=[20.0], lon=[2.0, 0.0]).values, rtol=1e-6)
+
+
+def test_multiple_targets_and_float64():
+    ds = stations(n_time=60)
+    fc = numlstm.Forecaster(**{**TINY, "quantiles": None}, dtype="float64").fit(ds, ["flow", "rain"])
+    out = fc.predict()
+    assert set(out.data_vars) == {"flow", "rain"}
+    assert out["rain"].dims == ("time", "station")  # each target keeps its own dimension order
+    assert out["flow"].dtype == np.float64
+
+
+# ---------------------------------------------------------------- modelling
+
+
+def test_quantiles_add_a_dimension_and_never_cross(data):
+    fc = numlstm.Forecaster(**{**TINY, "epochs": 3}, quantiles=[0.9, 0.1, 0.5]).fit(data, "flow")
+    out = fc.predict()
+    assert out["flow"].dims == ("station", "time", "quantile")
+    assert out["quantile"].values.tolist() == [0.1, 0.5, 0.9]
+    assert (out["flow"].diff("quantile") >= 0).all()
+    bt = fc.backtest(data, start=data["time"].values[40])
+    assert bt["flow"].dims == ("init_time", "lead", "station", "quantile")
+
+
+def test_relative_auto_follows_the_trend():
+    ramp = xr.Dataset({"y": ("time", 5.0 + 0.5 * np.arange(120))},
+                      coords={"time": pd.date_range("2000", periods=120, freq="D")})
+    fc = numlstm.Forecaster(lookback=8, horizon=4, units=8, epochs=60, random_state=0).fit(ramp, "y")
+    assert fc.relative_ is True
+    out = fc.predict()["y"].values
+    # A trend carries on past anything seen in training.
+    assert out.min() > ramp["y"].values.max()
+    np.testing.assert_allclose(out, 5.0 + 0.5 * np.arange(120, 124), atol=0.6)
+    wave = xr.Dataset({"y": ("time", np.sin(np.arange(120) / 4.0))},
+                      coords={"time": pd.date_range("2000", periods=120, freq="D")})
+    assert numlstm.Forecaster(**TINY).fit(wave, "y").relative_ is False
+
+
+def test_trending_is_r_squared_of_a_line():
+    t = np.arange(50.0)
+    assert _trending(t[None, :, None])
+    assert not _trending(np.sin(t)[None, :, None])
+    noisy = np.where(t % 7 == 0, np.nan, t)  # NaN-aware
+    assert _trending(noisy[None, :, None])
+
+
+def test_future_covariates_are_used():
+    """y is the future covariate itself: only a model that reads it can forecast y."""
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=400)
+    ds = xr.Dataset({"y": ("time", x), "x": ("time", x)}, coords={"time": pd.date_range("2000", periods=400)})
+    train = ds.isel(time=slice(0, 380))
+    fc = numlstm.Forecaster(lookback=5, horizon=3, units=16, epochs=60, learning_rate=1e-2, calendar=None,
+                            relative=False, random_state=0).fit(train, "y", future_covariates=["x"])
+    future = ds[["x"]].isel(time=slice(380, 383))
+    out = fc.predict(future_covariates=future)["y"].values
+    np.testing.assert_allclose(out, x[380:383], atol=0.3)
+    bt = fc.backtest(ds, start=ds["time"].values[300])
+    err = np.abs(bt["y"] - baselines.observed(ds, bt)["y"]).mean()
+    assert float(err) < 0.2 * float(np.abs(x).mean())
+
+
+def test_network_inputs_layout():
+    features = np.arange(2 * 6 * 3, dtype=np.float64).reshape(2, 6, 3)
+    X, ok = _network_inputs(features, np.array([1]), np.array([2]), lookback=2, horizon=2, known=np.array([2]))
+    assert X.shape == (1, 4, 4)
+    np.testing.assert_array_equal(X[0, :2, :3], features[1, 1:3])
+    np.testing.assert_array_equal(X[0, :, 3], [1, 1, 0, 0])  # flag: past 1, future 0
+    np.testing.assert_array_equal(X[0, 2:, :2], 0)  # unknown future features are 0
+    np.testing.assert_array_equal(X[0, 2:, 2], features[1, 3:5, 2])
+    assert ok.tolist() == [True]
+    features[1, 4, 2] = np.nan
+    X, ok = _network_inputs(features, np.array([1]), np.array([2]), 2, 2, np.array([2]))
+    assert ok.tolist() == [False] and np.isfinite(X).all()
+
+
+def test_fit_is_reproducible(data):
+    a = numlstm.Forecaster(**TINY).fit(data, "flow").predict()
+    b = numlstm.Forecaster(**TINY).fit(data, "flow").predict()
+    xr.testing.assert_identical(a, b)
+
+
+def test_validation_history_and_early_stopping(data):
+    fc = numlstm.Forecaster(**{**TINY, "epochs": 50}, validation_fraction=0.3, early_stopping=True,
+                            patience=2).fit(data, "flow")
+    assert len(fc.history_["val_loss"]) == len(fc.history_["loss"]) <= 50
+    fc = numlstm.Forecaster(**TINY, validation_fraction=0).fit(data, "flow")
+    assert "val_loss" not in fc.history_
+    assert fc.n_windows_ == 3 * (80 - 6 - 3 + 1)
+
+
+# ----------------------------------------------------------------- missing
+
+
+def test_nan_targets_masked_and_nan_series_warned():
+    ds = stations(n_time=60)
+    ds["flow"][0, 10:15] = np.nan  # a gap: windows across it are skipped, targets masked
+    ds["flow"][2, :] = np.nan  # a dead station
+    with pytest.warns(MissingInputWarning, match="1 of 3 series have no observed target"):
+        fc = numlstm.Forecaster(**TINY).fit(ds, "flow")
+    with pytest.warns(MissingInputWarning, match="1 of 3 forecast"):
+        out = fc.predict()
+    assert np.isnan(out["flow"].sel(station="st2")).all()
+    assert np.isfinite(out["flow"].sel(station=["st0", "st1"])).all()
+
+
+def test_windows_with_missing_inputs_are_skipped(data):
+    full = numlstm.Forecaster(**TINY, validation_fraction=0).fit(data, "flow")
+    gappy = data.copy(deep=True)
+    gappy["rain"][40, 0] = np.nan  # one missing input removes the windows that read it
+    fc = numlstm.Forecaster(**TINY, validation_fraction=0).fit(gappy, "flow", covariates=["rain"])
+    assert fc.n_windows_ == full.n_windows_ - 6
+
+
+# --------------------------------------------------------------- backtest
+
+
+def test_backtest_matches_predict_at_each_origin(data, fitted):
+    bt = fitted.backtest(data, start=data["time"].values[30], stride=10)
+    assert bt["flow"].dims == ("init_time", "lead", "station")
+    assert bt.sizes["init_time"] == 5 and bt["lead"].values.tolist() == [1, 2, 3]
+    for i, t0 in enumerate(bt["init_time"].values):
+        single = fitted.predict(data.sel(time=slice(None, t0)))
+        np.testing.assert_allclose(bt["flow"].isel(init_time=i).values.T, single["flow"].values, rtol=1e-5,
+                                   atol=1e-5)
+        np.testing.assert_array_equal(bt["valid_time"].isel(init_time=i).values, single["time"].values)
+    assert bt["lat"].attrs == {"units": "degrees_north"}
+
+
+def test_backtest_uses_only_complete_horizons(data, fitted):
+    bt = fitted.backtest(data, start="2000-01-01")
+    assert bt["init_time"].values[0] == data["time"].values[5]  # lookback - 1
+    assert bt["valid_time"].values[-1, -1] == data["time"].values[-1]
+    with pytest.raises(ValueError, match="no forecast origin from start"):
+        fitted.backtest(data, start="2001-01-01")
+
+
+def test_baselines_by_hand():
+    ds = xr.Dataset({"y": ("time", np.arange(10.0) ** 2)}, coords={"time": np.arange(10)})
+    fc = numlstm.Forecaster(lookback=2, horizon=3, units=2, epochs=1, validation_fraction=0, random_state=0)
+    bt = fc.fit(ds, "y").backtest(ds, start=5)
+    assert bt["init_time"].values.tolist() == [5, 6]
+    np.testing.assert_array_equal(baselines.observed(ds, bt)["y"].values, [[36, 49, 64], [49, 64, 81]])
+    np.testing.assert_array_equal(baselines.persistence(ds, bt)["y"].values, [[25, 25, 25], [36, 36, 36]])
+    # season 2: one season back, or two when one season back is after the origin.
+    np.testing.assert_array_equal(baselines.seasonal_naive(ds, bt, 2)["y"].values, [[16, 25, 16], [25, 36, 25]])
+
+
+# -------------------------------------------------------------- model files
+
+
+@pytest.mark.parametrize("suffix", [".nc", ".zarr"])
+def test_save_load_round_trip(tmp_path, data, suffix):
+    if suffix == ".zarr":
+        pytest.importorskip("zarr")
+    fc = numlstm.Forecaster(**TINY, quantiles=[0.2, 0.8]).fit(data, "flow", covariates=["rain"])
+    path = tmp_path / f"model{suffix}"
+    fc.save(path)
+    back = numlstm.load(path)
+    xr.testing.assert_identical(back.predict(), fc.predict())
+    xr.testing.assert_identical(back.backtest(data, start="2000-02-15"), fc.backtest(data, start="2000-02-15"))
+    assert back.get_params() == fc.get_params()
+    assert back.history_ == fc.history_
+    fc.save(path)  # overwriting an existing model works
+    assert sorted(p.name for p in tmp_path.iterdir()) == [f"model{suffix}"]
+
+
+def test_model_file_is_plain_netcdf(tmp_path, fitted):
+    path = tmp_path / "model.nc"
+    fitted.save(path)
+    assert path.read_bytes()[:3] == b"CDF"  # netCDF3, readable without the netCDF C library
+    ds = xr.load_dataset(path, engine="scipy")
+    assert ds.attrs["numlstm_format"] == "numlstm.Forecaster"
+    assert ds.attrs["numlstm_format_version"] == 1
+    config = json.loads(ds.attrs["numlstm_config"])
+    assert config["targets"] == ["flow"] and config["covariates"] == ["rain"]
+    H = 4
+    assert ds["lstm0_W"].dims == ("lstm0_input", "lstm0_gate") and ds["lstm0_W"].shape == (2 + 2 + 1, 4 * H)
+    assert ds["lstm0_U"].shape == (H, 4 * H)
+    np.testing.assert_array_equal(ds["lstm0_U"].values, fitted.network_.get_weights()["layers"][0]["U"])
+    assert ds["scale_mean"].dims == ("numlstm_series", "numlstm_feature")
+    assert ds["numlstm_feature"].values.tolist() == ["flow", "rain"]
+    assert ds["station"].values.tolist() == ["st0", "st1", "st2"]
+
+
+def test_cftime_model_round_trip(tmp_path):
+    times = xr.date_range("2001-01-01", periods=40, freq="D", calendar="360_day", use_cftime=True)
+    fc = numlstm.Forecaster(**TINY).fit(stations(n_time=40, times=times), "flow")
+    fc.save(tmp_path / "m.nc")
+    xr.testing.assert_identical(numlstm.load(tmp_path / "m.nc").predict(), fc.predict())
+
+
+def test_failed_write_leaves_old_file_and_no_temporary(tmp_path, fitted):
+    from numlstm import io
+
+    path = tmp_path / "model.nc"
+    fitted.save(path)
+    before = path.read_bytes()
+    # int64 beyond int32 cannot be stored in netCDF3: xarray refuses half-way through the write.
+    bad = xr.Dataset({"x": ("n", np.array([2**40], dtype=np.int64))})
+    with pytest.raises(ValueError):
+        io.write_dataset(bad, path)
+    assert path.read_bytes() == before
+    assert [p.name for p in tmp_path.iterdir()] == ["model.nc"]
+
+
+def test_load_rejects_other_files(tmp_path, fitted):
+    other = tmp_path / "other.nc"
+    xr.Dataset({"x": ("n", [1.0])}).to_netcdf(other, engine="scipy")
+    with pytest.raises(ValueError, match="is not a numlstm.Forecaster model file"):
+        numlstm.load(other)
+    path = tmp_path / "model.nc"
+    fitted.save(path)
+    ds = xr.load_dataset(path, engine="scipy")
+    newer = ds.copy()
+    newer.attrs["numlstm_format_version"] = 99
+    newer.to_netcdf(tmp_path / "newer.nc", engine="scipy")
+    with pytest.raises(ValueError, match="format version 99, newer than this numlstm reads"):
+        numlstm.load(tmp_path / "newer.nc")
+    ds.drop_vars("head_W").to_netcdf(tmp_path / "damaged.nc", engine="scipy")
+    with pytest.raises(ValueError, match="incomplete or damaged"):
+        numlstm.load(tmp_path / "damaged.nc")
+    with pytest.raises(ValueError, match="no model file"):
+        numlstm.load(tmp_path / "missing.nc")
+    with pytest.raises(ValueError, match=r"must end in \.nc .* or \.zarr"):
+        fitted.save(tmp_path / "model.pkl")
+    assert not (tmp_path / "model.pkl").exists()
+
+
+# ------------------------------------------------------------------- dask
+
+
+def test_dask_backed_input(data, fitted):
+    pytest.importorskip("dask")
+    lazy = data.chunk({"station": 1})
+    fc = numlstm.Forecaster(**TINY).fit(lazy, "flow", covariates=["rain"])
+    xr.testing.assert_identical(fc.predict(lazy), fitted.predict())
+    assert lazy["flow"].chunks is not None  # still lazy: fit worked on a copy
+
+
+# -------------------------------------------------------------- bad input
+
+
+@pytest.mark.parametrize(
+    "kwargs, error, match",
+    [
+        (dict(target="nope"), ValueError, r"target 'nope' not found in data; its data variables are"),
+        (dict(target="flow", covariates=["wind"]), ValueError, "covariates 'wind' not found"),
+        (dict(target="flow", covariates=["flow"]), ValueError, r"appear in both target and covariates"),
+        (dict(target="flow", dim="date"), ValueError, r"target 'flow' has no 'date' dimension"),
+        (dict(target=3), TypeError, "target must be a variable name or a list of names"),
+        (dict(target="flow", future_covariates=["temp"], covariates=["temp"]), ValueError, "appear in both"),
+    ],
+)
+def test_fit_bad_arguments(data, kwargs, error, match):
+    with pytest.raises(error, match=match):
+        numlstm.Forecaster(**TINY).fit(data, **kwargs)
+
+
+def test_fit_bad_data(data):
+    fc = numlstm.Forecaster(**TINY)
+    with pytest.raises(TypeError, match="data must be an xarray Dataset or a named DataArray, got ndarray"):
+        fc.fit(data["flow"].values, "flow")
+    with pytest.raises(ValueError, match="unnamed DataArray"):
+        fc.fit(data["flow"].rename(None), "flow")
+    with pytest.raises(ValueError, match=r"time is not sorted.*sortby"):
+        fc.fit(data.isel(time=slice(None, None, -1)), "flow")
+    with pytest.raises(ValueError, match="time has duplicate labels"):
+        fc.fit(data.isel(time=[0, 1, 1, 2] + list(range(3, 80))), "flow")
+    with pytest.raises(ValueError, match="irregular|gaps|freq"):
+        fc.fit(data.isel(time=[0, 1, 2, 4] + list(range(5, 80))), "flow")
+    with pytest.raises(ValueError, match=r"9 are needed for one training window"):
+        fc.fit(data.isel(time=slice(0, 8)), "flow")
+    nan = data.copy()
+    nan["flow"] = nan["flow"] * np.nan
+    with pytest.raises(ValueError, match="target 'flow' is NaN everywhere"):
+        fc.fit(nan, "flow")
+    text = data.assign(label=("time", np.array(["a"] * 80)))
+    with pytest.raises(TypeError, match="variable 'label' has dtype .*must be numeric"):
+        fc.fit(text, "label")
+    with pytest.raises(ValueError, match="covariate 'rain' has dimension"):
+        fc.fit(data.assign(rain=data["rain"].expand_dims(member=2)), "flow", covariates="rain")
+
+
+@pytest.mark.parametrize(
+    "params, error, match",
+    [
+        (dict(lookback=0), ValueError, "lookback must be an integer >= 1, got 0"),
+        (dict(horizon=0), ValueError, "horizon must be an integer >= 1, got 0"),
+        (dict(horizon=2.5), TypeError, "horizon must be an integer"),
+        (dict(quantiles=[0.5, 1.2]), ValueError, "strictly between 0 and 1"),
+        (dict(quantiles=[0.5, 0.5]), ValueError, "repeats a level"),
+        (dict(relative="yes"), TypeError, "relative must be 'auto', True or False"),
+        (dict(calendar=["season"]), ValueError, "features must be one or more of"),
+        (dict(validation_fraction=1.0), ValueError, "validation_fraction must be"),
+        (dict(device="tpu"), ValueError, "device must be one of"),
+        (dict(verbose=3), ValueError, "verbose must be 0"),
+    ],
+)
+def test_bad_parameters(data, params, error, match):
+    with pytest.raises(error, match=match):
+        numlstm.Forecaster(**{**TINY, **params}).fit(data, "flow")
+
+
+def test_predict_and_backtest_bad_input(data, fitted, tmp_path):
+    with pytest.raises(NotFittedError, match="not fitted yet; call fit"):
+        numlstm.Forecaster().predict()
+    with pytest.raises(NotFittedError):
+        numlstm.Forecaster().save(tmp_path / "m.nc")
+    assert not (tmp_path / "m.nc").exists()
+    with pytest.raises(ValueError, match="beyond the fitted horizon"):
+        fitted.predict(horizon=4)
+    with pytest.raises(ValueError, match="a forecast needs the last lookback = 6"):
+        fitted.predict(data.isel(time=slice(0, 4)))
+    with pytest.raises(ValueError, match=r"data variables \['rain'\] not found|data variables 'rain' not found"):
+        fitted.predict(data.drop_vars("rain"))
+    other = data.assign_coords(station=["a", "b", "c"])
+    with pytest.raises(ValueError, match="3 series the model was not fitted on"):
+        fitted.predict(other)
+    with pytest.raises(ValueError, match="does not step by 'D'"):
+        fitted.predict(data.isel(time=slice(None, None, 2)))
+    with pytest.raises(TypeError, match="start=.* cannot be compared"):
+        fitted.backtest(data, start=object())
+    with pytest.raises(ValueError, match="stride must be an integer >= 1"):
+        fitted.backtest(data, start="2000-02-01", stride=0)
+
+
+def test_future_covariates_required_and_checked(data):
+    fc = numlstm.Forecaster(**TINY).fit(data, "flow", future_covariates=["temp"])
+    with pytest.raises(ValueError, match="needs their values at the next 3 'time' labels"):
+        fc.predict()
+    short = xr.Dataset({"temp": ("time", [0.0, 0.0])},
+                       coords={"time": pd.date_range("2000-03-21", periods=2, freq="D")})
+    with pytest.raises(ValueError, match=r"future_covariates\['temp'\] must cover"):
+        fc.predict(future_covariates=short)
+    with pytest.raises(ValueError, match="future_covariates 'temp' not found"):
+        fc.predict(future_covariates=xr.Dataset({"x": ("time", [0.0])}))
+    good = xr.Dataset({"temp": ("time", np.zeros(5))},
+                      coords={"time": pd.date_range("2000-03-20", periods=5, freq="D")})
+    assert fc.predict(future_covariates=good).sizes["time"] == 3
+    plain = numlstm.Forecaster(**TINY).fit(data, "flow")
+    with pytest.raises(ValueError, match="fitted without any"):
+        plain.predict(future_covariates=good)
+
+
+def test_params_protocol():
+    fc = numlstm.Forecaster(lookback=10)
+    assert fc.get_params()["lookback"] == 10
+    assert repr(fc) == "Forecaster(lookback=10)"
+    with pytest.raises(ValueError, match="'lookbak' is not a parameter of Forecaster"):
+        fc.set_params(lookbak=3)
+
+
+def test_verbose_progress_goes_to_log(data, caplog):
+    import logging
+
+    with caplog.at_level(logging.INFO, logger="numlstm"):
+        numlstm.Forecaster(**TINY, verbose=2).fit(data, "flow")
+    assert "Epoch 1/2" in caplog.text
