@@ -2,7 +2,10 @@
 
 import re
 
+import numpy as np
+import pandas as pd
 import pytest
+import xarray as xr
 
 from numlstm.cli import main
 
@@ -14,16 +17,74 @@ def test_info(capsys):
         assert re.search(rf"^{key}\s", out, re.M), key
 
 
-def test_demo_writes_plot_and_compares_with_persistence(tmp_path, capsys):
+def test_demo_writes_forecast_plot_and_skill(tmp_path, capsys):
     pytest.importorskip("matplotlib")
-    assert main(["demo", "--epochs", "2", "--quiet", "--output-dir", str(tmp_path)]) == 0
+    assert main(["demo", "--epochs", "2", "--horizon", "3", "--quiet", "--output-dir", str(tmp_path)]) == 0
     out = capsys.readouterr().out
-    lstm = float(re.search(r"test RMSE, LSTM:\s+([0-9.]+)", out).group(1))
-    persistence = float(re.search(r"test RMSE, persistence:\s+([0-9.]+)", out).group(1))
-    assert lstm > 0 and persistence == pytest.approx(0.7008, abs=1e-4)
-    png = tmp_path / "population_forecast.png"
+    persistence = float(re.search(r"^persistence\s+([0-9.]+)", out, re.M).group(1))
+    seasonal = float(re.search(r"^seasonal naive\s+([0-9.]+)", out, re.M).group(1))
+    model = float(re.search(r"^numlstm \(median\)\s+([0-9.]+)", out, re.M).group(1))
+    # Persistence and seasonal-naive MAE over 2015, leads 1-3, are properties of the data alone.
+    assert persistence == pytest.approx(2.9593, abs=1e-3)
+    assert seasonal == pytest.approx(3.7778, abs=1e-3)
+    assert 0 < model < 10
+    assert "forecast origins x 3 lead days" in out
+    forecast = xr.load_dataset(tmp_path / "forecast.nc", engine="scipy")
+    assert forecast["temp_max"].dims == ("time", "quantile")
+    assert str(forecast["time"].values[0])[:10] == "2016-01-01"
+    assert forecast["temp_max"].attrs["units"] == "degC"
+    png = tmp_path / "forecast.png"
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
-    assert [p.name for p in tmp_path.iterdir()] == ["population_forecast.png"]  # no temporary left behind
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["forecast.nc", "forecast.png"]  # no temporaries
+
+
+@pytest.fixture
+def stations_file(tmp_path):
+    rng = np.random.default_rng(0)
+    times = pd.date_range("2001-01-01", periods=60, freq="D")
+    ds = xr.Dataset(
+        {"flow": (("time", "station"), rng.gamma(2.0, 1.0, (60, 2)), {"units": "m3 s-1"}),
+         "rain": (("time", "station"), rng.gamma(1.0, 1.0, (60, 2)))},
+        coords={"time": times, "station": ["a", "b"]},
+    )
+    path = tmp_path / "stations.nc"
+    ds.to_netcdf(path, engine="scipy")
+    return path
+
+
+def test_forecast_command(stations_file, tmp_path, capsys):
+    pytest.importorskip("matplotlib")
+    out_path, plot, model = tmp_path / "out.nc", tmp_path / "out.png", tmp_path / "model.nc"
+    before = stations_file.read_bytes()
+    code = main(["forecast", str(stations_file), "--target", "flow", "--horizon", "3", "--lookback", "5",
+                 "--covariates", "rain", "--epochs", "2", "--quantiles", "0.1", "0.9", "--quiet",
+                 "-o", str(out_path), "--plot", str(plot), "--save-model", str(model)])
+    assert code == 0
+    forecast = xr.load_dataset(out_path, engine="scipy")
+    assert forecast["flow"].dims == ("time", "station", "quantile")
+    assert [str(t)[:10] for t in forecast["time"].values] == ["2001-03-02", "2001-03-03", "2001-03-04"]
+    assert plot.read_bytes()[:4] == b"\x89PNG"
+    import numlstm
+
+    again = numlstm.load(model).predict()
+    np.testing.assert_allclose(again["flow"].values, forecast["flow"].values, rtol=1e-6)
+    assert stations_file.read_bytes() == before
+    assert "forecast: " in capsys.readouterr().out
+
+
+def test_forecast_command_errors(stations_file, tmp_path, capsys):
+    out = tmp_path / "out.nc"
+    with pytest.raises(SystemExit) as exc:
+        main(["forecast", str(stations_file), "--target", "nope", "--horizon", "2", "-o", str(out)])
+    assert exc.value.code == 2
+    assert "numlstm forecast: error: target 'nope' not found in data" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        main(["forecast", str(stations_file), "--target", "flow", "--horizon", "2", "-o", str(stations_file)])
+    assert "is the input file" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        main(["forecast", str(stations_file), "--target", "flow", "--horizon", "0", "-o", str(out)])
+    assert "--horizon must be >= 1, got 0" in capsys.readouterr().err
+    assert not out.exists()
 
 
 def test_demo_rejects_bad_epochs(capsys):
