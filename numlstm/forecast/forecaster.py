@@ -349,6 +349,16 @@ class Forecaster(ParamsMixin):
         """
         self._check_fitted()
         h = self._check_horizon(horizon)
+        features, positions, frame, new_time, time_attrs = self._prediction_features(data, future_covariates)
+        rows = np.arange(features.shape[0])
+        out = self._forecast(features, positions, rows, np.full(rows.size, self.lookback - 1))[:, :h]
+        self._warn_missing(out, "the last lookback steps")
+        return self._dataset(out, frame, {self.dim_: (self.dim_, new_time[:h], dict(time_attrs))}, (self.dim_,))
+
+    def _prediction_features(self, data, future_covariates):
+        """Features (S, lookback + horizon, F) of the series to forecast, in the order of
+        ``data``; their positions among the fitted series; their series frame; the
+        forecast's time labels and attrs."""
         if data is None:
             values, time = self._tail
             positions = np.arange(values.shape[0])
@@ -366,10 +376,7 @@ class Forecaster(ParamsMixin):
         future = self._future_values(future_covariates, new_time, frame)
         features = self._features(np.concatenate([values, future], axis=1), positions,
                                   np.concatenate([time, new_time]))
-        origin = np.full(values.shape[0], self.lookback - 1)
-        out = self._forecast(features, positions, np.arange(values.shape[0]), origin)[:, :h]
-        self._warn_missing(out, "the last lookback steps")
-        return self._dataset(out, frame, {self.dim_: (self.dim_, new_time[:h], dict(time_attrs))}, (self.dim_,))
+        return features, positions, frame, new_time, time_attrs
 
     def backtest(self, data, *, start, stride=1, horizon=None):
         """Rolling-origin forecasts over ``data``, without refitting.
@@ -584,13 +591,17 @@ class Forecaster(ParamsMixin):
         scaled = (values - self.scaler_.mean[positions][:, None, :]) / self.scaler_.std[positions][:, None, :]
         return _with_calendar(scaled, time, self.calendar_features_)
 
-    def _forecast(self, features, positions, series, origin):
-        """Forecasts (n, horizon, n_targets[, Q]) in data units; NaN where inputs are missing."""
-        n_targets = len(self.targets_)
+    def _windows(self, features, series, origin):
+        """The network's inputs for windows ``(series, origin)`` of ``features``, and which are complete."""
         n_known = len(self.future_covariates_) + 2 * len(self.calendar_features_)
         known = np.arange(features.shape[2] - n_known, features.shape[2])
         X, ok = _network_inputs(features, series, origin, self.lookback, self.horizon, known)
-        X = np.ascontiguousarray(X, dtype=self.network_.dtype)
+        return np.ascontiguousarray(X, dtype=self.network_.dtype), ok
+
+    def _forecast(self, features, positions, series, origin):
+        """Forecasts (n, horizon, n_targets[, Q]) in data units; NaN where inputs are missing."""
+        n_targets = len(self.targets_)
+        X, ok = self._windows(features, series, origin)
         raw = _training.predict(self.network_, X).astype(np.float64)
         shape = (len(series), self.horizon, n_targets)
         if self.quantiles_:
