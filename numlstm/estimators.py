@@ -7,7 +7,6 @@ work, so the estimators drop into scikit-learn tools (clone, grid search).
 
 import numbers
 
-import numba
 import numpy as np
 
 from numlstm._params import ParamsMixin

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import os
 import shutil
-import tempfile
+import uuid
 from pathlib import Path
 
 import xarray as xr
@@ -37,6 +37,12 @@ def _check_path(path):
     return path
 
 
+def _temporary(path, suffix=".tmp"):
+    """A fresh name beside ``path``; created by the writer itself, so with the
+    usual permissions (a ``tempfile`` file would be private to its owner)."""
+    return path.parent / f".{path.name}.{uuid.uuid4().hex}{suffix}"
+
+
 def write_dataset(ds, path):
     """Write ``ds`` to ``path`` (``.nc`` or ``.zarr``) atomically."""
     path = _check_path(path)
@@ -45,13 +51,12 @@ def write_dataset(ds, path):
     if path.suffix.lower() == ".nc":
         if path.is_dir():
             raise ValueError(f"{str(path)!r} is a folder; choose a file name.")
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-        os.close(fd)
+        tmp = _temporary(path)
         try:
             ds.to_netcdf(tmp, engine="scipy")
             os.replace(tmp, path)
         finally:
-            if os.path.exists(tmp):
+            if tmp.exists():
                 os.remove(tmp)
         return
     try:
@@ -61,13 +66,12 @@ def write_dataset(ds, path):
     if path.exists() and not (path / "zarr.json").exists() and not (path / ".zattrs").exists() and not (
             path / ".zgroup").exists():
         raise ValueError(f"{str(path)!r} exists and is not a zarr store; refusing to replace it.")
-    tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent))
+    tmp = _temporary(path)
     old = None
     try:
         _with_object_strings(ds).to_zarr(tmp, mode="w", consolidated=False)
         if path.exists():  # a directory cannot be replaced in one rename: move the old one aside first
-            old = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".old", dir=path.parent))
-            os.rmdir(old)
+            old = _temporary(path, ".old")
             os.replace(path, old)
         os.replace(tmp, path)
     finally:
@@ -94,11 +98,12 @@ def read_model(path, expected_format, supported_version):
         raise ValueError(f"no model file at {str(path)!r}.")
     try:
         if path.suffix.lower() == ".nc":
-            ds = xr.load_dataset(path, engine="scipy")
+            ds = xr.load_dataset(path)  # netCDF3 as written, or netCDF4 if edited and saved again
         else:
             ds = xr.open_zarr(path, consolidated=False).load()
     except (OSError, ValueError, TypeError) as err:
-        raise ValueError(f"{str(path)!r} could not be read as a {path.suffix} dataset ({err}).") from None
+        raise ValueError(f"{str(path)!r} could not be read as a {path.suffix} dataset ({err}). Model files are "
+                         "written by Forecaster.save.") from None
     kind = ds.attrs.get(FORMAT_ATTR)
     if kind != expected_format:
         raise ValueError(

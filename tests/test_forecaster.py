@@ -1,6 +1,7 @@
 """The xarray Forecaster: fit, predict, backtest, labels, missing values, model files."""
 
 import json
+import os
 
 import numpy as np
 import pandas as pd
@@ -225,6 +226,16 @@ def test_network_inputs_layout():
     assert ok.tolist() == [False] and np.isfinite(X).all()
 
 
+def test_static_covariates_are_scaled_across_series(data):
+    ds = data.assign(elevation=("station", [100.0, 300.0, 500.0]))
+    fc = numlstm.Forecaster(**TINY).fit(ds, "flow", covariates=["elevation"])
+    k = fc.covariates_.index("elevation") + len(fc.targets_)
+    np.testing.assert_allclose(fc.scaler_.mean[:, k], 300.0)
+    np.testing.assert_allclose(fc.scaler_.std[:, k], np.std([100.0, 300.0, 500.0]))
+    features, *_ = fc._prediction_features(ds, None)
+    np.testing.assert_allclose(features[:, 0, k], [-1.2247449, 0.0, 1.2247449], rtol=1e-6)
+
+
 def test_fit_is_reproducible(data):
     a = numlstm.Forecaster(**TINY).fit(data, "flow").predict()
     b = numlstm.Forecaster(**TINY).fit(data, "flow").predict()
@@ -314,6 +325,16 @@ def test_save_load_round_trip(tmp_path, data, suffix):
     assert back.history_ == fc.history_
     fc.save(path)  # overwriting an existing model works
     assert sorted(p.name for p in tmp_path.iterdir()) == [f"model{suffix}"]
+    umask = os.umask(0)
+    os.umask(umask)
+    assert (path.stat().st_mode & 0o777) == (0o777 if suffix == ".zarr" else 0o666) & ~umask
+
+
+def test_model_file_saved_again_as_netcdf4_still_loads(tmp_path, fitted):
+    pytest.importorskip("netCDF4")
+    fitted.save(tmp_path / "model.nc")
+    xr.load_dataset(tmp_path / "model.nc").to_netcdf(tmp_path / "edited.nc", engine="netcdf4")
+    xr.testing.assert_identical(numlstm.load(tmp_path / "edited.nc").predict(), fitted.predict())
 
 
 def test_model_file_is_plain_netcdf(tmp_path, fitted):

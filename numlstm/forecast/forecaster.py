@@ -244,7 +244,8 @@ class Forecaster(ParamsMixin):
         first, last = lookback - 1, n_time - horizon - 1
         frac = params["validation_fraction"]
         cut = n_time if frac == 0 else first + int(math.ceil((1 - frac) * (last - first + 1)))
-        scaler = SeriesScaler.fit(values, slice(0, cut))
+        scaler = _global_scaling(SeriesScaler.fit(values, slice(0, cut)), values,
+                                 [k for k, n in enumerate(variables) if dim not in ds[n].dims])
         features = _with_calendar(scaler.transform(values), axis.index, calendar)
         n_known = len(future) + 2 * len(calendar)
         known = np.arange(features.shape[2] - n_known, features.shape[2])
@@ -786,6 +787,20 @@ def _calendar_choice(calendar, axis, dim):
     names = (calendar,) if isinstance(calendar, str) else tuple(calendar)
     timeaxis.calendar_features(axis, names, name=dim)  # validates the names against the axis
     return names
+
+
+def _global_scaling(scaler, values, static):
+    """``scaler`` with the ``static`` features (no time dimension) scaled across series:
+    per series they are constant, and would all scale to 0."""
+    if not static:
+        return scaler
+    column = values[:, 0, static]
+    mean, std = np.nanmean(column, axis=0), np.nanstd(column, axis=0)
+    std = np.where(np.isfinite(std) & (std > 0), std, 1.0)
+    mean = np.where(np.isfinite(mean), mean, 0.0)
+    new_mean, new_std = scaler.mean.copy(), scaler.std.copy()
+    new_mean[:, static], new_std[:, static] = mean, std
+    return SeriesScaler(mean=new_mean, std=new_std)
 
 
 def _trending(scaled_targets):
