@@ -23,15 +23,40 @@ def check_dtype(dtype, name="dtype"):
     return dt
 
 
-def check_device(device, name="device"):
-    """Resolve a device name; only the CPU backend exists in this version."""
+def _device_name(device, name):
     if not isinstance(device, str) or device.lower() not in DEVICES:
         raise ValueError(f"{name} must be one of {DEVICES}, got {device!r}.")
-    device = device.lower()
+    return device.lower()
+
+
+def resolve_device(device, name="device"):
+    """``"cpu"`` or ``"cuda"``: ``"auto"`` picks the GPU when one is usable;
+    ``"cuda"`` without a usable GPU raises, saying why."""
+    device = _device_name(device, name)
+    if device == "cpu":
+        return "cpu"
+    from numlstm.runtime import cuda_status
+
+    usable, reason = cuda_status()
+    if usable:
+        return "cuda"
+    if device == "auto":
+        return "cpu"
+    raise ValueError(
+        f"{name}='cuda' needs a usable NVIDIA GPU, and there is none: {reason}. Use {name}='cpu', or "
+        f"{name}='auto' to take the GPU only when one is usable (install the extra with "
+        "pip install 'numlstm[cuda]')."
+    )
+
+
+def check_device(device, name="device"):
+    """The device of the estimators and the Forecaster, which train on the CPU in this version."""
+    device = _device_name(device, name)
     if device == "cuda":
         raise ValueError(
-            "device='cuda' is not available: this version of numlstm has only CPU kernels. "
-            "Use device='cpu' (or 'auto', which picks the CPU)."
+            f"{name}='cuda' is not available for training in this version: the estimators and the "
+            "Forecaster run on the CPU (numlstm.lstm_forward and lstm_backward accept device='cuda'). "
+            f"Use {name}='cpu' (or 'auto', which picks the CPU here)."
         )
     return "cpu"
 

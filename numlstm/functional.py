@@ -3,7 +3,7 @@
 import numba
 import numpy as np
 
-from numlstm._validation import check_device, check_nonempty, check_shape, float_array
+from numlstm._validation import check_nonempty, check_shape, float_array, resolve_device
 from numlstm.kernels import cpu
 
 
@@ -61,8 +61,10 @@ def lstm_forward(x, W, U, b, h0=None, c0=None, *, device="cpu"):
         Bias.
     h0, c0 : ndarray, shape (batch, hidden), optional
         Initial hidden and cell states; zeros when omitted.
-    device : {"cpu", "auto"}
-        Where to run.
+    device : {"cpu", "cuda", "auto"}
+        Where to run: ``"cuda"`` on an NVIDIA GPU (raises, saying why, when
+        none is usable), ``"auto"`` on the GPU when one is usable, else the
+        CPU. Inputs and outputs are NumPy arrays either way.
 
     Returns
     -------
@@ -85,9 +87,17 @@ def lstm_forward(x, W, U, b, h0=None, c0=None, *, device="cpu"):
     >>> bool(np.allclose(h[:, -1], h_T))
     True
     """
-    check_device(device)
+    device = resolve_device(device)
     x, W, U, b, h0, c0 = _layer_arrays(x, W, U, b, h0, c0)
-    _, cs, hs = _forward(x, W, U, b, h0, c0)
+    if device == "cuda":
+        from numba import cuda
+
+        from numlstm.kernels import cuda as gpu
+
+        _, cs, hs = gpu.layer_forward(*(cuda.to_device(a) for a in (x, W, U, b, h0, c0)))
+        hs, cs = hs.copy_to_host(), cs.copy_to_host()
+    else:
+        _, cs, hs = _forward(x, W, U, b, h0, c0)
     return hs, (hs[:, -1].copy(), cs[:, -1].copy())
 
 
@@ -106,7 +116,9 @@ def lstm_backward(x, W, U, b, dh, h0=None, c0=None, *, dh_T=None, dc_T=None, dev
         Gradient of the loss with respect to ``h``.
     dh_T, dc_T : ndarray, shape (batch, hidden), optional
         Gradients with respect to the final hidden and cell states.
-    device : {"cpu", "auto"}
+    device : {"cpu", "cuda", "auto"}
+        As for :func:`lstm_forward`. On the GPU the weight gradients are
+        reduced in a fixed order, so repeated runs give identical results.
 
     Returns
     -------
@@ -124,7 +136,7 @@ def lstm_backward(x, W, U, b, dh, h0=None, c0=None, *, dh_T=None, dc_T=None, dev
     >>> sorted(grads), grads["dU"].shape
     (['dU', 'dW', 'db', 'dc0', 'dh0', 'dx'], (4, 16))
     """
-    check_device(device)
+    device = resolve_device(device)
     x, W, U, b, h0, c0 = _layer_arrays(x, W, U, b, h0, c0)
     B, T, I = x.shape
     H = U.shape[0]
@@ -139,6 +151,8 @@ def lstm_backward(x, W, U, b, dh, h0=None, c0=None, *, dh_T=None, dc_T=None, dev
             check_shape(g, name, (B, H), "(batch, hidden)")
             carries.append(np.array(g, order="C"))  # a copy: the kernel writes dh0/dc0 into it
     dh_carry, dc_carry = carries
+    if device == "cuda":
+        return _backward_cuda(x, W, U, b, np.ascontiguousarray(dh), h0, c0, dh_carry, dc_carry)
     zs, cs, hs = _forward(x, W, U, b, h0, c0)
     dW = np.empty_like(W)
     dU = np.empty_like(U)
@@ -147,3 +161,17 @@ def lstm_backward(x, W, U, b, dh, h0=None, c0=None, *, dh_T=None, dc_T=None, dev
     cpu.layer_backward(x, W, U, h0, c0, zs, cs, hs, np.ascontiguousarray(dh), dh_carry, dc_carry,
                        dW, dU, db, dx, cpu.chunk_count(B, numba.get_num_threads()), True)
     return {"dx": dx, "dW": dW, "dU": dU, "db": db, "dh0": dh_carry, "dc0": dc_carry}
+
+
+def _backward_cuda(x, W, U, b, dh, h0, c0, dh_carry, dc_carry):
+    from numba import cuda
+
+    from numlstm.kernels import cuda as gpu
+
+    d_x, d_W, d_U, d_b, d_h0, d_c0 = (cuda.to_device(a) for a in (x, W, U, b, h0, c0))
+    zs, cs, hs = gpu.layer_forward(d_x, d_W, d_U, d_b, d_h0, d_c0)
+    d_dh, d_dc = cuda.to_device(dh_carry), cuda.to_device(dc_carry)
+    dx, dW, dU, db = gpu.layer_backward(d_x, d_W, cuda.to_device(np.ascontiguousarray(U.T)), d_h0, d_c0, zs, cs,
+                                        hs, cuda.to_device(dh), d_dh, d_dc)
+    return {"dx": dx.copy_to_host(), "dW": dW.copy_to_host(), "dU": dU.copy_to_host(), "db": db.copy_to_host(),
+            "dh0": d_dh.copy_to_host(), "dc0": d_dc.copy_to_host()}

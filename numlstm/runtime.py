@@ -80,7 +80,9 @@ def cuda_status():
     try:
         if not cuda.is_available():
             return False, "no CUDA driver or device found (numba.cuda.is_available() is False)"
-        name = cuda.get_current_device().name
+        if numba.config.ENABLE_CUDASIM:
+            return True, "Numba's CUDA simulator (NUMBA_ENABLE_CUDASIM=1): correct, not fast"
+        name = cuda.current_context().device.name
         return True, name.decode() if isinstance(name, bytes) else str(name)
     except Exception as err:  # the driver reports many kinds of failure
         return False, f"CUDA is installed but not usable: {err}"

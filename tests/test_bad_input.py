@@ -56,7 +56,16 @@ class TestFunctional:
         x, W, U, b = layer()
         with pytest.raises(ValueError, match=r"device must be one of .*got 'tpu'"):
             fn(x, W, U, b, device="tpu")
-        with pytest.raises(ValueError, match=r"device='cuda' is not available.*device='cpu'"):
+
+    def test_cuda_without_a_gpu_says_why(self, fn):
+        from numlstm.runtime import cuda_status
+
+        usable, reason = cuda_status()
+        if usable:
+            pytest.skip(f"a CUDA device is usable here ({reason}); the CUDA tests cover device='cuda'")
+        x, W, U, b = layer()
+        with pytest.raises(ValueError, match=r"device='cuda' needs a usable NVIDIA GPU, and there is none: .*"
+                                             r"Use device='cpu', or device='auto'"):
             fn(x, W, U, b, device="cuda")
 
 

@@ -1,0 +1,208 @@
+"""CUDA kernels for one LSTM layer: forward and backpropagation through time.
+
+Same layout and gate math as :mod:`numlstm.kernels.cpu` (the cell functions of
+:mod:`numlstm.kernels.gates` are compiled for the GPU here).
+
+Batch rows are independent through time, so each block carries a tile of
+``ROWS_PER_BLOCK`` rows through the whole sequence in one launch: its threads
+share out the (row, hidden unit) pairs, compute a step, and meet at a barrier
+before the next step reads the hidden states just written. ``U`` is read
+transposed in the backward pass so that neighbouring threads read neighbouring
+words.
+
+Weight gradients are sums over every (row, step) pair. They are reduced
+without atomics, so a result is the same bit for bit on every run: each block
+of ``PAIRS_PER_BLOCK`` pairs writes its partial sums to a buffer of its own
+(:func:`_partial_grads`), and a second kernel adds the buffers in block order
+(:func:`_reduce_parts`).
+
+Kernels compile lazily on first use, once per dtype. The launch sizes are
+module attributes read at launch time (tests set them small so that the
+multi-block and tail paths run on the simulator). Nothing here validates:
+:mod:`numlstm.functional` does.
+"""
+
+from numba import cuda
+
+from numlstm.kernels.gates import cell_backward, cell_forward
+
+THREADS = 256  # threads per block
+ROWS_PER_BLOCK = 4  # batch rows a block carries through time
+PAIRS_PER_BLOCK = 256  # (row, step) pairs per block of partial weight gradients
+
+
+@cuda.jit
+def _forward_kernel(x, W, U, b, h0, c0, zs, cs, hs, rows_per_block):
+    B, T, n_in = x.shape
+    H = U.shape[0]
+    r0 = cuda.blockIdx.x * rows_per_block
+    r1 = min(B, r0 + rows_per_block)
+    n_pairs = (r1 - r0) * H
+    for t in range(T):
+        p = cuda.threadIdx.x
+        while p < n_pairs:
+            r = r0 + p // H
+            j = p % H
+            zi, zf, zg, zo = b[j], b[H + j], b[2 * H + j], b[3 * H + j]
+            for k in range(n_in):
+                v = x[r, t, k]
+                zi += v * W[k, j]
+                zf += v * W[k, H + j]
+                zg += v * W[k, 2 * H + j]
+                zo += v * W[k, 3 * H + j]
+            for m in range(H):
+                v = h0[r, m] if t == 0 else hs[r, t - 1, m]
+                zi += v * U[m, j]
+                zf += v * U[m, H + j]
+                zg += v * U[m, 2 * H + j]
+                zo += v * U[m, 3 * H + j]
+            c_prev = c0[r, j] if t == 0 else cs[r, t - 1, j]
+            _, _, _, _, c, h = cell_forward(zi, zf, zg, zo, c_prev)
+            zs[r, t, j] = zi
+            zs[r, t, H + j] = zf
+            zs[r, t, 2 * H + j] = zg
+            zs[r, t, 3 * H + j] = zo
+            cs[r, t, j] = c
+            hs[r, t, j] = h
+            p += cuda.blockDim.x
+        cuda.syncthreads()  # step t's hidden states are read by every thread at t + 1
+
+
+@cuda.jit
+def _backward_kernel(U_T, c0, zs, cs, dhs, dh_carry, dc_carry, dzs, rows_per_block):
+    """BPTT for a tile of rows. ``dh_carry``/``dc_carry`` (B, H) hold ``dh_T``/``dc_T``
+    on entry and ``dh0``/``dc0`` on exit; ``dzs`` receives the pre-activation gradients."""
+    B, T, G = zs.shape
+    H = G // 4
+    r0 = cuda.blockIdx.x * rows_per_block
+    r1 = min(B, r0 + rows_per_block)
+    n_pairs = (r1 - r0) * H
+    for t in range(T - 1, -1, -1):
+        p = cuda.threadIdx.x
+        while p < n_pairs:
+            r = r0 + p // H
+            j = p % H
+            c_prev = c0[r, j] if t == 0 else cs[r, t - 1, j]
+            dzi, dzf, dzg, dzo, dc_prev = cell_backward(
+                zs[r, t, j], zs[r, t, H + j], zs[r, t, 2 * H + j], zs[r, t, 3 * H + j], cs[r, t, j], c_prev,
+                dhs[r, t, j] + dh_carry[r, j], dc_carry[r, j])
+            dzs[r, t, j] = dzi
+            dzs[r, t, H + j] = dzf
+            dzs[r, t, 2 * H + j] = dzg
+            dzs[r, t, 3 * H + j] = dzo
+            dc_carry[r, j] = dc_prev
+            p += cuda.blockDim.x
+        cuda.syncthreads()  # every gate gradient of step t is written
+        p = cuda.threadIdx.x
+        while p < n_pairs:
+            r = r0 + p // H
+            j = p % H
+            acc = dzs[r, t, 0] * U_T[0, j]
+            for k in range(1, G):
+                acc += dzs[r, t, k] * U_T[k, j]
+            dh_carry[r, j] = acc  # the gradient reaching h_{t-1} through the recurrence
+            p += cuda.blockDim.x
+        cuda.syncthreads()
+
+
+@cuda.jit
+def _input_grad_kernel(dzs, W, dx):
+    """``dx[r, t] = dzs[r, t] @ W.T``, one thread per element of ``dx``."""
+    B, T, n_in = dx.shape
+    G = dzs.shape[2]
+    e = cuda.grid(1)
+    if e < B * T * n_in:
+        i = e % n_in
+        rt = e // n_in
+        r = rt // T
+        t = rt % T
+        acc = dzs[r, t, 0] * W[i, 0]
+        for k in range(1, G):
+            acc += dzs[r, t, k] * W[i, k]
+        dx[r, t, i] = acc
+
+
+@cuda.jit
+def _partial_grads(x, h0, hs, dzs, parts, pairs_per_block):
+    """Block ``blk`` sums ``[x_t, h_{t-1}, 1]^T dz_t`` over its pairs into ``parts[blk]``
+    (rows: inputs, then hidden units, then the bias)."""
+    B, T, n_in = x.shape
+    G = dzs.shape[2]
+    H = G // 4
+    first = cuda.blockIdx.x * pairs_per_block
+    last = min(B * T, first + pairs_per_block)
+    n_out = (n_in + H + 1) * G
+    e = cuda.threadIdx.x
+    while e < n_out:
+        row = e // G
+        k = e % G
+        acc = dzs[0, 0, k] * 0
+        for pair in range(first, last):
+            r = pair // T
+            t = pair % T
+            if row < n_in:
+                a = x[r, t, row]
+            elif row < n_in + H:
+                a = h0[r, row - n_in] if t == 0 else hs[r, t - 1, row - n_in]
+            else:
+                a = dzs[r, t, k] * 0 + 1
+            acc += a * dzs[r, t, k]
+        parts[cuda.blockIdx.x, row, k] = acc
+        e += cuda.blockDim.x
+
+
+@cuda.jit
+def _reduce_parts(parts, out):
+    """``out = parts.sum(axis=0)``, added in block order: the same bits on every run."""
+    n_rows, G = out.shape
+    e = cuda.grid(1)
+    if e < n_rows * G:
+        row = e // G
+        k = e % G
+        acc = parts[0, row, k]
+        for blk in range(1, parts.shape[0]):
+            acc += parts[blk, row, k]
+        out[row, k] = acc
+
+
+def _blocks(n, per_block):
+    return (n + per_block - 1) // per_block
+
+
+def layer_forward(x, W, U, b, h0, c0):
+    """One layer forward on the GPU; device arrays in, ``(zs, cs, hs)`` device arrays out."""
+    B, T, _ = x.shape
+    H = U.shape[0]
+    zs = cuda.device_array((B, T, 4 * H), dtype=x.dtype)
+    cs = cuda.device_array((B, T, H), dtype=x.dtype)
+    hs = cuda.device_array((B, T, H), dtype=x.dtype)
+    rows = ROWS_PER_BLOCK
+    _forward_kernel[_blocks(B, rows), THREADS](x, W, U, b, h0, c0, zs, cs, hs, rows)
+    return zs, cs, hs
+
+
+def layer_backward(x, W, U_T, h0, c0, zs, cs, hs, dhs, dh_carry, dc_carry, need_dx=True):
+    """One layer backward on the GPU, from the forward pass's ``zs, cs, hs``.
+
+    ``U_T`` is ``U.T`` as a C-contiguous (device) array.
+    ``dh_carry``/``dc_carry`` (device, (B, H)) are overwritten: ``dh_T``/``dc_T``
+    in, ``dh0``/``dc0`` out. Returns device arrays ``(dx, dW, dU, db)`` (``dx``
+    None unless ``need_dx``).
+    """
+    B, T, n_in = x.shape
+    H = U_T.shape[1]
+    G = 4 * H
+    dzs = cuda.device_array((B, T, G), dtype=x.dtype)
+    rows = ROWS_PER_BLOCK
+    _backward_kernel[_blocks(B, rows), THREADS](U_T, c0, zs, cs, dhs, dh_carry, dc_carry, dzs, rows)
+    dx = None
+    if need_dx:
+        dx = cuda.device_array((B, T, n_in), dtype=x.dtype)
+        _input_grad_kernel[_blocks(B * T * n_in, THREADS), THREADS](dzs, W, dx)
+    per = PAIRS_PER_BLOCK
+    n_parts = _blocks(B * T, per)
+    parts = cuda.device_array((n_parts, n_in + H + 1, G), dtype=x.dtype)
+    _partial_grads[n_parts, THREADS](x, h0, hs, dzs, parts, per)
+    grads = cuda.device_array((n_in + H + 1, G), dtype=x.dtype)
+    _reduce_parts[_blocks((n_in + H + 1) * G, THREADS), THREADS](parts, grads)
+    return dx, grads[:n_in], grads[n_in:n_in + H], grads[n_in + H]

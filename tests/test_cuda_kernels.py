@@ -1,0 +1,102 @@
+"""CUDA layer kernels against the CPU kernels and the NumPy reference.
+
+Runs on a real GPU, or on Numba's CUDA simulator with NUMBA_ENABLE_CUDASIM=1
+set before numba is imported (a separate pytest process: ``.ci/run`` does
+``NUMBA_ENABLE_CUDASIM=1 python -m pytest tests -m cuda``). Launch sizes are
+patched small so that several blocks, partial tiles and the two-pass gradient
+reduction all run even at these tiny sizes.
+"""
+
+import numpy as np
+import pytest
+
+import numlstm
+import reference as ref
+from conftest import TOL
+from numlstm.runtime import cuda_status
+
+USABLE, REASON = cuda_status()
+pytestmark = [
+    pytest.mark.cuda,
+    pytest.mark.skipif(not USABLE, reason=f"no usable CUDA device ({REASON}); run these with NUMBA_ENABLE_CUDASIM=1"),
+]
+
+
+@pytest.fixture(autouse=True)
+def small_launches(monkeypatch):
+    from numlstm.kernels import cuda as gpu
+
+    monkeypatch.setattr(gpu, "THREADS", 8)  # fewer threads than (row, unit) pairs: the strided loops run
+    monkeypatch.setattr(gpu, "ROWS_PER_BLOCK", 2)  # several blocks, the last one partial
+    monkeypatch.setattr(gpu, "PAIRS_PER_BLOCK", 4)  # several partial-gradient buffers to reduce
+
+
+def _layer(rng, B, T, I, H, dtype):
+    x, W, U, b = ref.random_layer(rng, B, T, I, H)
+    h0, c0 = rng.standard_normal((B, H)), rng.standard_normal((B, H))
+    return [a.astype(dtype) for a in (x, W, U, b, h0, c0)], (x, W, U, b, h0, c0)
+
+
+SHAPES = [(3, 4, 2, 5), (1, 1, 1, 1), (5, 3, 3, 2)]
+
+
+@pytest.mark.parametrize("shape", SHAPES)
+def test_forward_matches_reference_and_cpu(rng, dtype, shape):
+    (x, W, U, b, h0, c0), ref_args = _layer(rng, *shape, dtype)
+    h, (h_T, c_T) = numlstm.lstm_forward(x, W, U, b, h0, c0, device="cuda")
+    h_ref, (h_T_ref, c_T_ref), _ = ref.lstm_forward(*ref_args)
+    assert h.dtype == dtype and h.shape == h_ref.shape
+    np.testing.assert_allclose(h, h_ref, **TOL[dtype])
+    np.testing.assert_allclose(c_T, c_T_ref, **TOL[dtype])
+    h_cpu, _ = numlstm.lstm_forward(x, W, U, b, h0, c0, device="cpu")
+    np.testing.assert_allclose(h, h_cpu, **TOL[dtype])
+
+
+@pytest.mark.parametrize("shape", SHAPES)
+def test_backward_matches_reference_and_cpu(rng, dtype, shape):
+    (x, W, U, b, h0, c0), ref_args = _layer(rng, *shape, dtype)
+    B, T, _, H = shape
+    dh = rng.standard_normal((B, T, H))
+    dh_T, dc_T = rng.standard_normal((B, H)), rng.standard_normal((B, H))
+    got = numlstm.lstm_backward(x, W, U, b, dh.astype(dtype), h0, c0, dh_T=dh_T.astype(dtype),
+                                dc_T=dc_T.astype(dtype), device="cuda")
+    want = ref.lstm_backward(*ref_args[:4], dh, *ref_args[4:], dh_T, dc_T)
+    cpu = numlstm.lstm_backward(x, W, U, b, dh.astype(dtype), h0, c0, dh_T=dh_T.astype(dtype),
+                                dc_T=dc_T.astype(dtype), device="cpu")
+    tol = TOL[dtype] if dtype == np.float64 else dict(rtol=1e-4, atol=1e-4)
+    for key in ("dx", "dW", "dU", "db", "dh0", "dc0"):
+        assert got[key].dtype == dtype, key
+        np.testing.assert_allclose(got[key], want[key], err_msg=key, **tol)
+        np.testing.assert_allclose(got[key], cpu[key], err_msg=key, **tol)
+
+
+def test_backward_is_deterministic(rng):
+    (x, W, U, b, h0, c0), _ = _layer(rng, 4, 3, 2, 3, np.float32)
+    dh = rng.standard_normal((4, 3, 3)).astype(np.float32)
+    first = numlstm.lstm_backward(x, W, U, b, dh, h0, c0, device="cuda")
+    second = numlstm.lstm_backward(x, W, U, b, dh, h0, c0, device="cuda")
+    for key in first:
+        np.testing.assert_array_equal(first[key], second[key], err_msg=key)
+
+
+def test_gradient_by_finite_differences(rng):
+    """d(sum(h * w))/dU on the GPU kernel itself, in float64."""
+    (x, W, U, b, h0, c0), _ = _layer(rng, 2, 3, 2, 2, np.float64)
+    w = rng.standard_normal((2, 3, 2))
+
+    def loss(U_):
+        return float((numlstm.lstm_forward(x, W, U_, b, h0, c0, device="cuda")[0] * w).sum())
+
+    grad = numlstm.lstm_backward(x, W, U, b, w, h0, c0, device="cuda")["dU"]
+    eps = 1e-6
+    for idx in [(0, 0), (1, 3), (0, 7)]:
+        Up, Um = U.copy(), U.copy()
+        Up[idx] += eps
+        Um[idx] -= eps
+        assert grad[idx] == pytest.approx((loss(Up) - loss(Um)) / (2 * eps), rel=1e-6, abs=1e-8)
+
+
+def test_auto_picks_the_gpu(rng):
+    (x, W, U, b, h0, c0), _ = _layer(rng, 2, 3, 2, 2, np.float64)
+    np.testing.assert_array_equal(numlstm.lstm_forward(x, W, U, b, device="auto")[0],
+                                  numlstm.lstm_forward(x, W, U, b, device="cuda")[0])
