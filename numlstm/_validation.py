@@ -49,18 +49,6 @@ def resolve_device(device, name="device"):
     )
 
 
-def check_device(device, name="device"):
-    """The device of the estimators and the Forecaster, which train on the CPU in this version."""
-    device = _device_name(device, name)
-    if device == "cuda":
-        raise ValueError(
-            f"{name}='cuda' is not available for training in this version: the estimators and the "
-            "Forecaster run on the CPU (numlstm.lstm_forward and lstm_backward accept device='cuda'). "
-            f"Use {name}='cpu' (or 'auto', which picks the CPU here)."
-        )
-    return "cpu"
-
-
 def check_positive_int(value, name, minimum=1):
     if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Integral):
         raise TypeError(f"{name} must be an integer >= {minimum}, got {type(value).__name__} {value!r}.")

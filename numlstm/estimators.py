@@ -11,12 +11,12 @@ import numpy as np
 
 from numlstm._params import ParamsMixin
 from numlstm._validation import (
-    check_device,
     check_dtype,
     check_finite,
     check_nonempty,
     check_number,
     check_positive_int,
+    resolve_device,
 )
 from numlstm.core import losses as _losses
 from numlstm.core import training as _training
@@ -98,7 +98,7 @@ class _LSTMBase(ParamsMixin):
         if not isinstance(self.early_stopping, (bool, np.bool_)):
             raise TypeError(f"early_stopping must be True or False, got {self.early_stopping!r}.")
         optimizer = make_optimizer(self.optimizer, self.learning_rate)
-        return units, optimizer, check_dtype(self.dtype), check_device(self.device), _rng(self.random_state)
+        return units, optimizer, check_dtype(self.dtype), resolve_device(self.device), _rng(self.random_state)
 
     def _check_fitted(self):
         if not hasattr(self, "network_"):
@@ -113,26 +113,27 @@ class _LSTMBase(ParamsMixin):
         return X
 
     def _fit_arrays(self, X, Y, M, loss_id, lparams, n_outputs):
-        units, optimizer, dtype, _, rng = self._check_params()
+        units, optimizer, dtype, device, rng = self._check_params()
         X = _sequences(X, dtype)
         if Y.shape[0] != X.shape[0]:
             raise ValueError(f"X has {X.shape[0]} samples but y has {Y.shape[0]}; they must match, one target "
                              "row per sequence.")
         net = Network(X.shape[2], units, n_outputs, dtype).initialize(rng)
         self.network_ = net
+        self.device_ = device
         self.n_features_in_ = X.shape[2]
         self.history_ = {"loss": []}
         self.history_ = _training.fit(
             net, X, Y.astype(dtype), M.astype(dtype), epochs=self.epochs, batch_size=self.batch_size,
             loss_id=loss_id, lparams=lparams, optimizer=optimizer, clipnorm=self.clipnorm,
             validation_fraction=self.validation_fraction, early_stopping=self.early_stopping,
-            patience=self.patience, rng=rng, verbose=self.verbose)
+            patience=self.patience, rng=rng, verbose=self.verbose, device=device)
         self.n_epochs_ = len(self.history_["loss"])
         return self
 
     def _raw_predict(self, X):
         X = self._check_X(X)
-        return _training.predict(self.network_, X)
+        return _training.predict(self.network_, X, self.device_)
 
     # --- weights ----------------------------------------------------------------
     def get_weights(self):
@@ -187,7 +188,10 @@ class LSTMRegressor(_LSTMBase):
     clipnorm : float or None
         Clip the gradient to this global norm.
     dtype : {"float32", "float64"}, default "float32"
-    device : {"cpu", "auto"}, default "cpu"
+    device : {"cpu", "cuda", "auto"}, default "cpu"
+        Where to train and predict: ``"cuda"`` on an NVIDIA GPU (weights,
+        optimizer state and data stay on the device during ``fit``),
+        ``"auto"`` on the GPU when one is usable. L-BFGS runs on the CPU only.
     random_state : int, Generator or None
         Seeds initialisation and shuffling. The same seed gives identical
         predictions on the same machine and thread count.
@@ -203,6 +207,8 @@ class LSTMRegressor(_LSTMBase):
         Per-epoch ``"loss"`` and, when validating, ``"val_loss"``.
     n_features_in_ : int
     n_outputs_ : int
+    device_ : {"cpu", "cuda"}
+        Where the model was fitted and predicts.
     n_epochs_ : int
         Epochs actually run (fewer than ``epochs`` after early stopping).
 

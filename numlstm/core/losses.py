@@ -9,6 +9,7 @@ import math
 
 import numpy as np
 from numba import njit
+from numba.extending import register_jitable
 
 MSE, MAE, HUBER, BINARY_CE, CATEGORICAL_CE, PINBALL, GAUSSIAN_NLL = range(7)
 
@@ -62,8 +63,8 @@ def outputs_per_target(loss_id, n_params):
     return 1
 
 
-@njit(error_model="numpy", nogil=True)
-def loss_and_grad(loss_id, lparams, pred, Y, M, dpred):
+@register_jitable
+def loss_and_grad_impl(loss_id, lparams, pred, Y, M, dpred):
     """Mean loss over unmasked targets; writes d(loss)/d(pred) into ``dpred``.
 
     ``pred`` (n, P) raw outputs, ``Y`` (n, O) targets, ``M`` (n, O) 1 where the
@@ -73,7 +74,9 @@ def loss_and_grad(loss_id, lparams, pred, Y, M, dpred):
     (gaussian_nll).
     """
     n, O = Y.shape
-    dpred[:, :] = 0
+    for r in range(n):
+        for k in range(dpred.shape[1]):
+            dpred[r, k] = 0.0
     count = 0.0
     for r in range(n):
         for o in range(O):
@@ -92,7 +95,7 @@ def loss_and_grad(loss_id, lparams, pred, Y, M, dpred):
                 continue
             top = pred[r, 0]
             for k in range(K):
-                top = max(top, pred[r, k])
+                top = top if top >= pred[r, k] else pred[r, k]  # no max(): this also runs on a GPU
             s = 0.0
             for k in range(K):
                 s += math.exp(pred[r, k] - top)
@@ -148,6 +151,10 @@ def loss_and_grad(loss_id, lparams, pred, Y, M, dpred):
                     total += delta * (abs(e) - 0.5 * delta)
                     dpred[r, o] = delta * (1.0 if e > 0 else -1.0) / count
             else:  # binary cross-entropy on a logit: softplus(p) - y p
-                total += max(p, 0.0) - p * y + math.log1p(math.exp(-abs(p)))
+                total += (p if p > 0.0 else 0.0) - p * y + math.log1p(math.exp(-abs(p)))
                 dpred[r, o] = (1.0 / (1.0 + math.exp(-p)) - y) / count
     return total / count
+
+
+# The CPU entry point; the CUDA trainer runs loss_and_grad_impl in a kernel.
+loss_and_grad = njit(error_model="numpy", nogil=True)(loss_and_grad_impl)

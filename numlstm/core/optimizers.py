@@ -8,6 +8,7 @@ import math
 
 import numpy as np
 from numba import njit
+from numba.extending import register_jitable
 
 from numlstm._validation import check_number, check_positive_int
 
@@ -83,29 +84,39 @@ def make_optimizer(optimizer, learning_rate):
     )
 
 
+@register_jitable
+def step_size(kind, step, hp):
+    """The step's learning rate: Adam's includes its bias corrections."""
+    if kind == KIND_ADAM:
+        lr, b1, b2 = hp[0], hp[1], hp[2]
+        return lr * math.sqrt(1.0 - b2 ** step) / (1.0 - b1 ** step)
+    return hp[0]
+
+
+@register_jitable(inline="always")
+def update_one(kind, params, state, i, g, alpha, hp):
+    """Update parameter ``i`` with gradient ``g``: the rule shared by the CPU loop
+    and the CUDA kernel (one thread per parameter)."""
+    if kind == KIND_ADAM:
+        b1, b2, eps = hp[1], hp[2], hp[3]
+        state[0, i] += (g - state[0, i]) * (1.0 - b1)
+        state[1, i] += (g * g - state[1, i]) * (1.0 - b2)
+        params[i] -= alpha * state[0, i] / (math.sqrt(state[1, i]) + eps)
+    elif kind == KIND_SGD:
+        momentum, nesterov = hp[1], hp[2]
+        if momentum == 0.0:
+            params[i] -= alpha * g
+        else:
+            state[0, i] = momentum * state[0, i] - alpha * g
+            if nesterov != 0.0:
+                params[i] += momentum * state[0, i] - alpha * g
+            else:
+                params[i] += state[0, i]
+
+
 @njit(error_model="numpy", nogil=True)
 def apply_update(kind, params, grads, state, step, hp):
     """One step of ``kind`` in place; ``step`` counts from 1; ``state`` is (2, P)."""
-    if kind == KIND_ADAM:
-        lr, b1, b2, eps = hp[0], hp[1], hp[2], hp[3]
-        alpha = lr * math.sqrt(1.0 - b2 ** step) / (1.0 - b1 ** step)
-        m = state[0]
-        v = state[1]
-        for i in range(params.shape[0]):
-            g = grads[i]
-            m[i] += (g - m[i]) * (1.0 - b1)
-            v[i] += (g * g - v[i]) * (1.0 - b2)
-            params[i] -= alpha * m[i] / (math.sqrt(v[i]) + eps)
-    elif kind == KIND_SGD:
-        lr, momentum, nesterov = hp[0], hp[1], hp[2]
-        if momentum == 0.0:
-            for i in range(params.shape[0]):
-                params[i] -= lr * grads[i]
-        else:
-            vel = state[0]
-            for i in range(params.shape[0]):
-                vel[i] = momentum * vel[i] - lr * grads[i]
-                if nesterov != 0.0:
-                    params[i] += momentum * vel[i] - lr * grads[i]
-                else:
-                    params[i] += vel[i]
+    alpha = step_size(kind, step, hp)
+    for i in range(params.shape[0]):
+        update_one(kind, params, state, i, grads[i], alpha, hp)

@@ -151,11 +151,46 @@ def dataset_loss(params, table, head, X, Y, M, loss_id, lparams, n_threads):
     return _losses.loss_and_grad(loss_id, lparams, out, Y, M, dummy)
 
 
-def predict(net, X):
-    """Raw head outputs for ``X`` (n, time, features)."""
+def predict(net, X, device="cpu"):
+    """Raw head outputs for ``X`` (n, time, features), on ``device`` ("cpu" or "cuda")."""
+    if device == "cuda":
+        from numlstm.core import gpu
+
+        return gpu.predict(net, X)
     out = np.empty((X.shape[0], net.output_size), dtype=net.dtype)
     predict_rows(net.params, net.table, net.head, X, numba.get_num_threads(), out)
     return out
+
+
+class _CpuTrainer:
+    """The epoch loop's view of the CPU: parameters in ``net.params``, one compiled call per epoch."""
+
+    def __init__(self, net, X, Y, M, batch_size, loss_id, lparams, optimizer, clipnorm):
+        self.net, self.X, self.Y, self.M = net, X, Y, M
+        self.batch_size, self.loss_id, self.lparams = batch_size, loss_id, lparams
+        self.optimizer, self.clipnorm = optimizer, float(clipnorm or 0.0)
+        self.grads = np.zeros_like(net.params)
+        self.state = np.zeros((2, net.n_params), dtype=net.dtype)
+        self.hp = optimizer.hyperparams()
+        self.step = 0
+        self.n_threads = numba.get_num_threads()
+
+    def epoch(self, order, batch_losses):
+        net = self.net
+        failed, self.step = train_epoch(net.params, self.grads, net.table, net.head, self.X, self.Y, self.M, order,
+                                        self.batch_size, self.loss_id, self.lparams, self.optimizer.kind, self.hp,
+                                        self.state, self.step, self.clipnorm, self.n_threads, batch_losses)
+        return failed
+
+    def dataset_loss(self, X, Y, M):
+        net = self.net
+        return dataset_loss(net.params, net.table, net.head, X, Y, M, self.loss_id, self.lparams, self.n_threads)
+
+    def get_params(self):
+        return self.net.params.copy()
+
+    def set_params(self, params):
+        self.net.params[:] = params
 
 
 class _Progress:
@@ -186,7 +221,8 @@ class _Progress:
 
 
 def fit(net, X, Y, M, *, epochs, batch_size, loss_id, lparams, optimizer, clipnorm,
-        validation_fraction, early_stopping, patience, rng, verbose, X_val=None, Y_val=None, M_val=None):
+        validation_fraction, early_stopping, patience, rng, verbose, X_val=None, Y_val=None, M_val=None,
+        device="cpu"):
     """Train ``net`` in place; returns the history dict.
 
     ``X`` (n, time, features), ``Y``/``M`` (n, targets): targets and mask.
@@ -214,45 +250,45 @@ def fit(net, X, Y, M, *, epochs, batch_size, loss_id, lparams, optimizer, clipno
     best = (np.inf, net.params.copy(), -1)
     try:
         if isinstance(optimizer, LBFGS):
+            if device == "cuda":
+                raise ValueError("optimizer='lbfgs' runs on the CPU only; use device='cpu', or Adam/SGD on the GPU.")
             _fit_lbfgs(net, X, Y, M, epochs, loss_id, lparams, optimizer, n_threads, history, progress,
                        (X_val, Y_val, M_val) if validating else None)
             return history
-        grads = np.zeros_like(net.params)
-        state = np.zeros((2, net.n_params), dtype=net.dtype)
-        hp = optimizer.hyperparams()
         n = X.shape[0]
         batch_size = min(batch_size, n)
+        if device == "cuda":
+            from numlstm.core.gpu import Trainer
+        else:
+            Trainer = _CpuTrainer
+        trainer = Trainer(net, X, Y, M, batch_size, loss_id, lparams, optimizer, clipnorm)
         batch_losses = np.zeros((n + batch_size - 1) // batch_size)
         batch_sizes = np.diff(np.minimum(np.arange(len(batch_losses) + 1) * batch_size, n))
-        step = 0
         wait = 0
         for epoch in range(epochs):
             order = rng.permutation(n).astype(np.int64)
-            failed, step = train_epoch(net.params, grads, net.table, net.head, X, Y, M, order, batch_size, loss_id,
-                                       lparams, optimizer.kind, hp, state, step, float(clipnorm or 0.0), n_threads,
-                                       batch_losses)
+            failed = trainer.epoch(order, batch_losses)
             if failed >= 0:
+                net.params[:] = trainer.get_params()
                 raise NonFiniteLossError(
                     f"the loss or its gradient became NaN or infinite at epoch {epoch + 1}, batch {failed + 1} "
                     f"of {len(batch_losses)}; training stopped and the model keeps the weights from before that "
                     "batch. Try a lower learning_rate, clipnorm=1.0, or scaling the inputs and targets.")
             logs = {"loss": float(np.dot(batch_losses, batch_sizes) / n)}
             if validating:
-                logs["val_loss"] = float(dataset_loss(net.params, net.table, net.head, X_val, Y_val, M_val,
-                                                      loss_id, lparams, n_threads))
+                logs["val_loss"] = float(trainer.dataset_loss(X_val, Y_val, M_val))
             for key, value in logs.items():
                 history[key].append(value)
             progress.update(epoch, epochs, logs)
             if early_stopping:
                 if logs[monitor] < best[0]:
-                    best = (logs[monitor], net.params.copy(), epoch)
+                    best = (logs[monitor], trainer.get_params(), epoch)
                     wait = 0
                 else:
                     wait += 1
                     if wait >= patience:
                         break
-        if early_stopping and best[2] >= 0:
-            net.params[:] = best[1]
+        net.params[:] = best[1] if early_stopping and best[2] >= 0 else trainer.get_params()
         return history
     finally:
         progress.close()

@@ -31,7 +31,7 @@ import xarray as xr
 from numpy.lib.stride_tricks import sliding_window_view
 
 from numlstm._params import ParamsMixin
-from numlstm._validation import check_device, check_dtype, check_number, check_positive_int
+from numlstm._validation import check_dtype, check_number, check_positive_int, resolve_device
 from numlstm.core import losses as _losses
 from numlstm.core import training as _training
 from numlstm.core.network import Network
@@ -96,7 +96,10 @@ class Forecaster(ParamsMixin):
     clipnorm : float or None, default 1.0
         Clip the gradient to this global norm.
     dtype : {"float32", "float64"}, default "float32"
-    device : {"cpu", "auto"}, default "cpu"
+    device : {"cpu", "cuda", "auto"}, default "cpu"
+        Where to train and forecast: ``"cuda"`` on an NVIDIA GPU (the
+        training windows, weights and optimizer state stay on the device
+        during ``fit``), ``"auto"`` on the GPU when one is usable.
     random_state : int, Generator or None
         Seeds the initial weights and the shuffling.
     verbose : {0, 1, 2}, default 0
@@ -117,6 +120,8 @@ class Forecaster(ParamsMixin):
         The time step, inferred or given at fit.
     series_dims_ : tuple of str
     calendar_features_ : tuple of str
+    device_ : {"cpu", "cuda"}
+        Where the model was fitted and forecasts.
     relative_ : bool
         Whether targets are learned as changes from the last observed value.
     n_windows_ : int
@@ -290,9 +295,10 @@ class Forecaster(ParamsMixin):
             net, Xt, Yt, Mt, epochs=self.epochs, batch_size=self.batch_size, loss_id=loss_id, lparams=lparams,
             optimizer=params["optimizer"], clipnorm=self.clipnorm, validation_fraction=0.0,
             early_stopping=self.early_stopping, patience=self.patience, rng=rng, verbose=self.verbose,
-            X_val=Xv, Y_val=Yv, M_val=Mv)
+            X_val=Xv, Y_val=Yv, M_val=Mv, device=params["device"])
 
         self.network_ = net
+        self.device_ = params["device"]
         self.scaler_ = scaler
         self.history_ = history
         self.n_windows_ = int(train.sum())
@@ -491,8 +497,8 @@ class Forecaster(ParamsMixin):
         if not (random_state is None or isinstance(random_state, (numbers.Integral, np.random.Generator))):
             raise TypeError(f"random_state must be None, an int or a numpy Generator, got "
                             f"{type(random_state).__name__}.")
-        check_device(self.device)
-        return {"lookback": lookback, "horizon": horizon, "units": units, "validation_fraction": frac,
+        return {"device": resolve_device(self.device), "lookback": lookback, "horizon": horizon, "units": units,
+                "validation_fraction": frac,
                 "quantiles": _check_quantiles(self.quantiles), "dtype": check_dtype(self.dtype),
                 "optimizer": optimizer, "rng": np.random.default_rng(random_state)}
 
@@ -603,7 +609,7 @@ class Forecaster(ParamsMixin):
         """Forecasts (n, horizon, n_targets[, Q]) in data units; NaN where inputs are missing."""
         n_targets = len(self.targets_)
         X, ok = self._windows(features, series, origin)
-        raw = _training.predict(self.network_, X).astype(np.float64)
+        raw = _training.predict(self.network_, X, self.device_).astype(np.float64)
         shape = (len(series), self.horizon, n_targets)
         if self.quantiles_:
             raw = np.sort(raw.reshape(shape + (len(self.quantiles_),)), axis=-1)  # quantiles never cross

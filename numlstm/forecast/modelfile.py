@@ -25,6 +25,7 @@ import json
 import numpy as np
 import xarray as xr
 
+from numlstm._validation import resolve_device
 from numlstm.core.network import Network
 from numlstm.forecast import timeaxis
 from numlstm.forecast.windows import SeriesScaler
@@ -130,6 +131,8 @@ def from_dataset(ds):
         raise ValueError("the model file is inconsistent: its features, scaling and tail do not agree; write it "
                          "again with Forecaster.save.")
     fc.network_ = net
+    # A model fitted on a GPU still loads and forecasts on a machine without one.
+    fc.device_ = resolve_device("cpu" if fc.device == "cpu" else "auto")
     fc.scaler_ = scaler
     fc.history_ = cfg["history"]
     fc.n_windows_ = cfg["n_windows"]

@@ -16,7 +16,9 @@ of ``PAIRS_PER_BLOCK`` pairs writes its partial sums to a buffer of its own
 (:func:`_partial_grads`), and a second kernel adds the buffers in block order
 (:func:`_reduce_parts`).
 
-Kernels compile lazily on first use, once per dtype. The launch sizes are
+Kernels compile lazily on first use, once per dtype. They avoid the ``min``
+and ``max`` builtins, whose CUDA overloads Numba compiles as separate device
+functions; a conditional expression is plain arithmetic. The launch sizes are
 module attributes read at launch time (tests set them small so that the
 multi-block and tail paths run on the simulator). Nothing here validates:
 :mod:`numlstm.functional` does.
@@ -36,7 +38,7 @@ def _forward_kernel(x, W, U, b, h0, c0, zs, cs, hs, rows_per_block):
     B, T, n_in = x.shape
     H = U.shape[0]
     r0 = cuda.blockIdx.x * rows_per_block
-    r1 = min(B, r0 + rows_per_block)
+    r1 = r0 + rows_per_block if r0 + rows_per_block < B else B
     n_pairs = (r1 - r0) * H
     for t in range(T):
         p = cuda.threadIdx.x
@@ -75,7 +77,7 @@ def _backward_kernel(U_T, c0, zs, cs, dhs, dh_carry, dc_carry, dzs, rows_per_blo
     B, T, G = zs.shape
     H = G // 4
     r0 = cuda.blockIdx.x * rows_per_block
-    r1 = min(B, r0 + rows_per_block)
+    r1 = r0 + rows_per_block if r0 + rows_per_block < B else B
     n_pairs = (r1 - r0) * H
     for t in range(T - 1, -1, -1):
         p = cuda.threadIdx.x
@@ -130,7 +132,7 @@ def _partial_grads(x, h0, hs, dzs, parts, pairs_per_block):
     G = dzs.shape[2]
     H = G // 4
     first = cuda.blockIdx.x * pairs_per_block
-    last = min(B * T, first + pairs_per_block)
+    last = first + pairs_per_block if first + pairs_per_block < B * T else B * T
     n_out = (n_in + H + 1) * G
     e = cuda.threadIdx.x
     while e < n_out:
@@ -181,13 +183,15 @@ def layer_forward(x, W, U, b, h0, c0):
     return zs, cs, hs
 
 
-def layer_backward(x, W, U_T, h0, c0, zs, cs, hs, dhs, dh_carry, dc_carry, need_dx=True):
+def layer_backward(x, W, U_T, h0, c0, zs, cs, hs, dhs, dh_carry, dc_carry, need_dx=True, out=None):
     """One layer backward on the GPU, from the forward pass's ``zs, cs, hs``.
 
     ``U_T`` is ``U.T`` as a C-contiguous (device) array.
     ``dh_carry``/``dc_carry`` (device, (B, H)) are overwritten: ``dh_T``/``dc_T``
     in, ``dh0``/``dc0`` out. Returns device arrays ``(dx, dW, dU, db)`` (``dx``
-    None unless ``need_dx``).
+    None unless ``need_dx``). With ``out`` (a device (input + hidden + 1, 4H) array, e.g.
+    the layer's slice of a flat gradient buffer, whose rows are ``dW``, ``dU``, ``db``
+    in that order), the weight gradients are written there.
     """
     B, T, n_in = x.shape
     H = U_T.shape[1]
@@ -203,6 +207,6 @@ def layer_backward(x, W, U_T, h0, c0, zs, cs, hs, dhs, dh_carry, dc_carry, need_
     n_parts = _blocks(B * T, per)
     parts = cuda.device_array((n_parts, n_in + H + 1, G), dtype=x.dtype)
     _partial_grads[n_parts, THREADS](x, h0, hs, dzs, parts, per)
-    grads = cuda.device_array((n_in + H + 1, G), dtype=x.dtype)
+    grads = cuda.device_array((n_in + H + 1, G), dtype=x.dtype) if out is None else out
     _reduce_parts[_blocks((n_in + H + 1) * G, THREADS), THREADS](parts, grads)
     return dx, grads[:n_in], grads[n_in:n_in + H], grads[n_in + H]
