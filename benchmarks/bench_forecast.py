@@ -19,11 +19,8 @@ the two measurements interleaved.
 """
 
 import argparse
-import datetime
 import os
-import platform
 import statistics
-import subprocess
 import sys
 import time
 
@@ -31,6 +28,7 @@ REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, REPO)  # benchmark the checkout this file lives in
 
 import numpy as np  # noqa: E402
+from _report import emit, provenance  # noqa: E402
 import pandas as pd  # noqa: E402
 import xarray as xr  # noqa: E402
 
@@ -83,13 +81,9 @@ def main(argv=None):
     parser.add_argument("--output", help="also write the report to this file")
     args = parser.parse_args(argv)
     numlstm.set_num_threads(args.threads)
-    commit = subprocess.run(["git", "-C", REPO, "rev-parse", "--short", "HEAD"], capture_output=True,
-                            text=True).stdout.strip() or "unknown"
     ds = make_data(args.series, LOOKBACK + HORIZON)
     lines = [
-        f"numlstm {numlstm.__version__} (git {commit}); {platform.processor() or platform.machine()}, "
-        f"{os.cpu_count()} cores, {args.threads} thread(s); "
-        f"{datetime.datetime.now(datetime.timezone.utc).isoformat(timespec='seconds')}",
+        f"numlstm {numlstm.__version__}, {args.threads} thread(s); {provenance(REPO)}",
         f"{args.series} series, lookback {LOOKBACK}, horizon {HORIZON}, {UNITS} hidden units, float32; "
         f"median of {args.repeats} after a warm-up",
         "",
@@ -113,12 +107,7 @@ def main(argv=None):
             f"{medians['kernel'] * 1e3:.1f} ms | {ratio:.2f} | <= {TARGET} | "
             f"{'met' if ratio <= TARGET else 'NOT met'} |")
         print(lines[-1], flush=True)
-    report = "\n".join(lines)
-    print()
-    print(report)
-    if args.output:
-        with open(args.output, "w") as f:
-            f.write(report + "\n")
+    emit(lines, args.output)
 
 
 if __name__ == "__main__":

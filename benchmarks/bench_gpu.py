@@ -28,6 +28,7 @@ REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, REPO)
 
 import numpy as np  # noqa: E402
+from _report import emit, provenance  # noqa: E402
 
 CASES = [((1024, 365, 4, 64), 1.5, 1.0), ((4096, 60, 8, 64), 1.5, 1.0), ((256, 100, 16, 256), 1.5, None)]
 
@@ -52,7 +53,8 @@ def main(argv=None):
     from numlstm.core.network import Network
     from numlstm.core.optimizers import Adam
 
-    lines = [f"GPU: {reason}; torch {torch.__version__}, cuDNN {torch.backends.cudnn.version()}", "",
+    lines = [f"GPU: {reason}; torch {torch.__version__}, cuDNN {torch.backends.cudnn.version()}; "
+             f"{provenance(REPO)}", "",
              "| case (batch, time, features, hidden) | measure | numlstm | cuDNN | numlstm / cuDNN | target |",
              "|---|---|---:|---:|---:|---:|"]
     rng = np.random.default_rng(0)
@@ -105,12 +107,7 @@ def main(argv=None):
             lines.append(f"| {B}, {T}, {F}, {H} | {measure} | {a * 1e3:.2f} ms | {b * 1e3:.2f} ms | {a / b:.2f} | "
                          f"{'<= ' + str(target) if target else '-'} |")
             print(lines[-1], flush=True)
-    report = "\n".join(lines)
-    print()
-    print(report)
-    if args.output:
-        with open(args.output, "w") as f:
-            f.write(report + "\n")
+    emit(lines, args.output)
 
 
 if __name__ == "__main__":

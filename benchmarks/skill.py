@@ -14,10 +14,7 @@ lower MAE than the better naive forecast).
 """
 
 import argparse
-import datetime
 import os
-import platform
-import subprocess
 import sys
 import time
 
@@ -25,6 +22,7 @@ REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, REPO)  # benchmark the checkout this file lives in
 
 import numpy as np  # noqa: E402
+from _report import emit, provenance  # noqa: E402
 
 import numlstm  # noqa: E402
 from numlstm.forecast import baselines  # noqa: E402
@@ -73,12 +71,8 @@ def main(argv=None):
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--output", help="also write the report to this file")
     args = parser.parse_args(argv)
-    commit = subprocess.run(["git", "-C", REPO, "rev-parse", "--short", "HEAD"], capture_output=True,
-                            text=True).stdout.strip() or "unknown"
     lines = [
-        f"numlstm {numlstm.__version__} (git {commit}), Forecaster() defaults, random_state={args.seed}; "
-        f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, "
-        f"{datetime.datetime.now(datetime.timezone.utc).isoformat(timespec='seconds')}",
+        f"numlstm {numlstm.__version__}, Forecaster() defaults, random_state={args.seed}; {provenance(REPO)}",
         "",
         "| series | origins x leads | MAE numlstm | MAE persistence | MAE seasonal naive | MASE numlstm | "
         "MASE persistence | MASE seasonal naive | numlstm / best naive | target | verdict | fit (s) |",
@@ -101,12 +95,7 @@ def main(argv=None):
         lines.append(f"- {row['name']}: " + " ".join(f"{r:.2f}" for r in ratio))
     lines.append("")
     lines.append("The first fit of the process includes compiling the kernels.")
-    report = "\n".join(lines)
-    print()
-    print(report)
-    if args.output:
-        with open(args.output, "w") as f:
-            f.write(report + "\n")
+    emit(lines, args.output)
 
 
 if __name__ == "__main__":

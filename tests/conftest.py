@@ -19,3 +19,28 @@ def dtype(request):
 
 # Tolerances against the float64 NumPy reference.
 TOL = {np.float64: dict(rtol=1e-10, atol=1e-10), np.float32: dict(rtol=1e-4, atol=2e-5)}
+
+
+def cuda_marks():
+    """``pytestmark`` for CUDA tests: marked ``cuda``, skipped (saying why) without a usable
+    device. Under NUMBA_ENABLE_CUDASIM=1 the simulator is the device."""
+    from numlstm.runtime import cuda_status
+
+    usable, reason = cuda_status()
+    return [pytest.mark.cuda, pytest.mark.skipif(
+        not usable, reason=f"no usable CUDA device ({reason}); run these with NUMBA_ENABLE_CUDASIM=1")]
+
+
+@pytest.fixture
+def small_cuda_launches(monkeypatch):
+    """Launch sizes far below the defaults, so that even tiny tests run several blocks,
+    partial tiles, strided thread loops and the two-pass reductions (and the
+    simulator's one Python thread per CUDA thread stays quick)."""
+    from numlstm.core import gpu
+    from numlstm.kernels import cuda as kernels
+
+    monkeypatch.setattr(kernels, "THREADS", 8)
+    monkeypatch.setattr(kernels, "ROWS_PER_BLOCK", 2)
+    monkeypatch.setattr(kernels, "PAIRS_PER_BLOCK", 4)
+    monkeypatch.setattr(gpu, "THREADS", 16)
+    monkeypatch.setattr(gpu, "NORM_BLOCKS", 3)

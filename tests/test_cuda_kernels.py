@@ -12,23 +12,9 @@ import pytest
 
 import numlstm
 import reference as ref
-from conftest import TOL
-from numlstm.runtime import cuda_status
+from conftest import TOL, cuda_marks
 
-USABLE, REASON = cuda_status()
-pytestmark = [
-    pytest.mark.cuda,
-    pytest.mark.skipif(not USABLE, reason=f"no usable CUDA device ({REASON}); run these with NUMBA_ENABLE_CUDASIM=1"),
-]
-
-
-@pytest.fixture(autouse=True)
-def small_launches(monkeypatch):
-    from numlstm.kernels import cuda as gpu
-
-    monkeypatch.setattr(gpu, "THREADS", 8)  # fewer threads than (row, unit) pairs: the strided loops run
-    monkeypatch.setattr(gpu, "ROWS_PER_BLOCK", 2)  # several blocks, the last one partial
-    monkeypatch.setattr(gpu, "PAIRS_PER_BLOCK", 4)  # several partial-gradient buffers to reduce
+pytestmark = [*cuda_marks(), pytest.mark.usefixtures("small_cuda_launches")]
 
 
 def _layer(rng, B, T, I, H, dtype):

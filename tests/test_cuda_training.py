@@ -12,29 +12,13 @@ import pytest
 import xarray as xr
 
 import numlstm
+from conftest import cuda_marks
 from numlstm.core import losses
 from numlstm.core.network import Network
 from numlstm.core.optimizers import Adam
 from numlstm.core.training import batch_loss_grad
-from numlstm.runtime import cuda_status
 
-USABLE, REASON = cuda_status()
-pytestmark = [
-    pytest.mark.cuda,
-    pytest.mark.skipif(not USABLE, reason=f"no usable CUDA device ({REASON}); run these with NUMBA_ENABLE_CUDASIM=1"),
-]
-
-
-@pytest.fixture(autouse=True)
-def small_launches(monkeypatch):
-    from numlstm.core import gpu
-    from numlstm.kernels import cuda as kernels
-
-    monkeypatch.setattr(kernels, "THREADS", 8)
-    monkeypatch.setattr(kernels, "ROWS_PER_BLOCK", 2)
-    monkeypatch.setattr(kernels, "PAIRS_PER_BLOCK", 4)
-    monkeypatch.setattr(gpu, "THREADS", 16)
-    monkeypatch.setattr(gpu, "NORM_BLOCKS", 3)
+pytestmark = [*cuda_marks(), pytest.mark.usefixtures("small_cuda_launches")]
 
 
 def _data(rng, n=7, T=3, I=2, O=2):

@@ -1,0 +1,27 @@
+"""What every benchmark report starts and ends with: provenance, then the table."""
+
+import datetime
+import os
+import platform
+import subprocess
+
+
+def provenance(repo):
+    """The commit benchmarked, the machine and the time, as one line."""
+    commit = subprocess.run(["git", "-C", repo, "rev-parse", "--short", "HEAD"], capture_output=True,
+                            text=True).stdout.strip() or "unknown"
+    dirty = subprocess.run(["git", "-C", repo, "status", "--porcelain", "--untracked-files=no"],
+                           capture_output=True, text=True).stdout.strip()
+    return (f"git {commit}{' with uncommitted changes' if dirty else ''}; "
+            f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores; "
+            f"{datetime.datetime.now(datetime.timezone.utc).isoformat(timespec='seconds')}")
+
+
+def emit(lines, output=None):
+    """Print the whole report after the rows printed as they came, and write it to ``output``."""
+    report = "\n".join(lines)
+    print()
+    print(report)
+    if output:
+        with open(output, "w") as f:
+            f.write(report + "\n")
