@@ -402,12 +402,53 @@ def test_load_rejects_other_files(tmp_path, fitted):
 # ------------------------------------------------------------------- dask
 
 
-def test_dask_backed_input(data, fitted):
+@pytest.fixture
+def no_compute():
+    """A dask scheduler that raises: anything computed inside the block is a test failure."""
+    dask = pytest.importorskip("dask")
+
+    def refuse(dsk, keys, **kwargs):
+        raise AssertionError("dask computed something; the result should have stayed lazy")
+
+    with dask.config.set(scheduler=refuse):
+        yield
+
+
+def test_dask_backed_fit(data, fitted):
     pytest.importorskip("dask")
     lazy = data.chunk({"station": 1})
     fc = numlstm.Forecaster(**TINY).fit(lazy, "flow", covariates=["rain"])
-    xr.testing.assert_identical(fc.predict(lazy), fitted.predict())
-    assert lazy["flow"].chunks is not None  # still lazy: fit worked on a copy
+    xr.testing.assert_identical(fc.predict(data), fitted.predict())
+    assert lazy["flow"].chunks is not None  # fit worked on a copy
+
+
+def test_predict_and_backtest_stay_lazy(data, fitted, no_compute):
+    lazy = data.chunk({"station": 2, "time": 25})  # a time axis split across chunks is rechunked, lazily
+    forecast = fitted.predict(lazy)
+    backtest = fitted.backtest(lazy, start="2000-02-15", stride=3)
+    assert forecast["flow"].chunks == ((2, 1), (3,))
+    assert backtest["flow"].chunks[2] == (2, 1)
+
+
+def test_lazy_results_equal_eager(data, fitted):
+    dask = pytest.importorskip("dask")
+    lazy = data.chunk({"station": 2, "time": 25})
+    with dask.config.set(scheduler="threads"):
+        xr.testing.assert_identical(fitted.predict(lazy).compute(), fitted.predict(data))
+        xr.testing.assert_identical(fitted.backtest(lazy, start="2000-02-15", stride=3).compute(),
+                                    fitted.backtest(data, start="2000-02-15", stride=3))
+    quantile = numlstm.Forecaster(**TINY, quantiles=[0.1, 0.9]).fit(data, "flow", future_covariates=["temp"])
+    future = xr.Dataset({"temp": ("time", np.zeros(3))},
+                        coords={"time": pd.date_range("2000-03-21", periods=3, freq="D")})
+    xr.testing.assert_identical(quantile.predict(lazy, future_covariates=future).compute(),
+                                quantile.predict(data, future_covariates=future))
+
+
+def test_lazy_result_writes_to_netcdf(tmp_path, data, fitted):
+    pytest.importorskip("dask")
+    fitted.backtest(data.chunk({"station": 1}), start="2000-03-01").to_netcdf(tmp_path / "bt.nc")
+    back = xr.load_dataset(tmp_path / "bt.nc")
+    np.testing.assert_allclose(back["flow"].values, fitted.backtest(data, start="2000-03-01")["flow"].values)
 
 
 # -------------------------------------------------------------- bad input

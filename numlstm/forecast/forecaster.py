@@ -171,7 +171,8 @@ class Forecaster(ParamsMixin):
         Parameters
         ----------
         data : xarray.Dataset or named xarray.DataArray
-            Dask-backed data is loaded (a copy; ``data`` is not modified).
+            Dask-backed data is loaded into memory (a copy; ``data`` is not
+            modified).
         target : str or list of str
             Variable(s) to forecast. They must share their dimensions: ``dim``
             and the series dimensions.
@@ -328,7 +329,8 @@ class Forecaster(ParamsMixin):
             The recent past: at least ``lookback`` steps of the target(s) and
             covariates, with the series of the training data (all or some of
             them, in any order). Default: the end of the data given to
-            :meth:`fit`.
+            :meth:`fit`. On dask-backed data the result is lazy, one task per
+            chunk of series.
         horizon : int, optional
             Steps to forecast, at most the fitted ``horizon`` (the default).
         future_covariates : xarray.Dataset, optional
@@ -356,6 +358,8 @@ class Forecaster(ParamsMixin):
         """
         self._check_fitted()
         h = self._check_horizon(horizon)
+        if data is not None and _is_lazy(_as_dataset(data, "data"), self._variables):
+            return self._lazy_predict(_as_dataset(data, "data"), h, future_covariates)
         features, positions, frame, new_time, time_attrs = self._prediction_features(data, future_covariates)
         rows = np.arange(features.shape[0])
         out = self._forecast(features, positions, rows, np.full(rows.size, self.lookback - 1))[:, :h]
@@ -372,13 +376,9 @@ class Forecaster(ParamsMixin):
             frame, time_attrs = self._series_coords, self._time["attrs"]
         else:
             ds = _as_dataset(data, "data")
-            values, time, time_attrs, positions = self._read(ds)
-            if values.shape[1] < self.lookback:
-                raise ValueError(
-                    f"data has {values.shape[1]} time step(s) along {self.dim_!r}; a forecast needs the last "
-                    f"lookback = {self.lookback}. Pass a longer stretch of the record.")
-            values, time = values[:, -self.lookback:], time[-self.lookback:]
-            frame = _series_frame(ds, self.series_dims_, [ds.sizes[d] for d in self.series_dims_], self.dim_)
+            self._check_history(ds)
+            values, time, time_attrs, positions = self._read(ds.isel({self.dim_: slice(-self.lookback, None)}))
+            frame = self._frame(ds)
         new_time = timeaxis.continue_time_axis(time, self.horizon, self.freq_, name=self.dim_)
         future = self._future_values(future_covariates, new_time, frame)
         features = self._features(np.concatenate([values, future], axis=1), positions,
@@ -397,7 +397,8 @@ class Forecaster(ParamsMixin):
         Parameters
         ----------
         data : xarray.Dataset or named DataArray
-            The record, with the training variables and series.
+            The record, with the training variables and series. On dask-backed
+            data the result is lazy, one task per chunk of series.
         start : label or str
             The first origin: a label of the time axis, or anything comparable
             with it (``"2015-01-01"`` for a datetime axis).
@@ -433,8 +434,21 @@ class Forecaster(ParamsMixin):
         h = self._check_horizon(horizon)
         stride = check_positive_int(stride, "stride")
         ds = _as_dataset(data, "data")
+        if _is_lazy(ds, self._variables):
+            return self._lazy_backtest(ds, start, stride, h)
         values, time, time_attrs, positions = self._read(ds)
-        n_time = values.shape[1]
+        origins = self._origins(ds, start, stride)
+        features = self._features(values, positions, time)
+        n_series = values.shape[0]
+        series = np.repeat(np.arange(n_series), origins.size)
+        out = self._forecast(features, positions, series, np.tile(origins, n_series))[:, :h]
+        self._warn_missing(out, "the lookback steps before some origins")
+        out = out.reshape((n_series, origins.size) + out.shape[1:])
+        return self._dataset(out, self._frame(ds), self._backtest_coords(ds, origins, h), ("init_time", "lead"))
+
+    def _origins(self, ds, start, stride):
+        """The forecast origins (time indices) of a backtest of ``ds``."""
+        n_time = ds.sizes[self.dim_]
         index = ds.indexes[self.dim_] if self.dim_ in ds.indexes else pd.RangeIndex(n_time)
         first_allowed, last_allowed = self.lookback - 1, n_time - 1 - self.horizon
         try:
@@ -451,20 +465,62 @@ class Forecaster(ParamsMixin):
                 f"no forecast origin from start={start!r}: an origin needs lookback = {self.lookback} steps up to "
                 f"it and horizon = {self.horizon} steps after it inside data, so origins lie between {span}. "
                 "Choose an earlier start or a longer record.")
-        features = self._features(values, positions, time)
-        n_series = values.shape[0]
-        series = np.repeat(np.arange(n_series), origins.size)
-        out = self._forecast(features, positions, series, np.tile(origins, n_series))[:, :h]
-        self._warn_missing(out, "the lookback steps before some origins")
-        out = out.reshape((n_series, origins.size) + out.shape[1:])
+        return origins
+
+    def _backtest_coords(self, ds, origins, h):
+        time, attrs = ds[self.dim_].values, dict(ds[self.dim_].attrs)
         lead = np.arange(1, h + 1)
-        coords = {
-            "init_time": ("init_time", time[origins], dict(time_attrs)),
+        return {
+            "init_time": ("init_time", time[origins], attrs),
             "lead": ("lead", lead, {"long_name": "lead time", "units": f"steps of {self.freq_}"}),
-            "valid_time": (("init_time", "lead"), time[origins[:, None] + lead[None, :]], dict(time_attrs)),
+            "valid_time": (("init_time", "lead"), time[origins[:, None] + lead[None, :]], attrs),
         }
-        frame = _series_frame(ds, self.series_dims_, [ds.sizes[d] for d in self.series_dims_], self.dim_)
-        return self._dataset(out, frame, coords, ("init_time", "lead"))
+
+    def _frame(self, ds):
+        return _series_frame(ds, self.series_dims_, [ds.sizes[d] for d in self.series_dims_], self.dim_)
+
+    def _check_history(self, ds):
+        n = ds.sizes[self.dim_]
+        if n < self.lookback:
+            raise ValueError(
+                f"data has {n} time step(s) along {self.dim_!r}; a forecast needs the last lookback = "
+                f"{self.lookback}. Pass a longer stretch of the record.")
+
+    # ------------------------------------------------------- dask: lazy results
+
+    def _lazy_template(self, ds, lead_coords, lead_dims, lead_shape):
+        """An all-zero result shaped like the forecast of ``ds``, chunked like its series."""
+        frame = self._frame(ds)
+        q = (len(self.quantiles_),) if self.quantiles_ else ()
+        shape = (max(frame.size, 1),) + lead_shape + (len(self.targets_),) + q
+        zeros = np.broadcast_to(np.zeros((), dtype=self.network_.dtype), shape)
+        chunks = ds.unify_chunks().chunksizes
+        return self._dataset(zeros, frame, lead_coords, lead_dims).chunk(
+            {d: chunks[d] for d in self.series_dims_ if d in chunks})
+
+    def _lazy_predict(self, ds, h, future_covariates):
+        """predict on dask-backed data: a lazy Dataset, one task per chunk of series."""
+        self._check_data(ds)
+        self._check_history(ds)
+        dim = self.dim_
+        recent = ds[self._variables].isel({dim: slice(-self.lookback, None)}).chunk({dim: -1})
+        new_time = timeaxis.continue_time_axis(recent[dim].values, self.horizon, self.freq_, name=dim)
+        if future_covariates is not None:
+            future_covariates = _as_dataset(future_covariates, "future_covariates").compute()  # the horizon only
+        template = self._lazy_template(recent, {dim: (dim, new_time[:h], dict(ds[dim].attrs))}, (dim,), (h,))
+        return xr.map_blocks(_predict_block, recent, kwargs={"model": self, "horizon": h,
+                                                             "future_covariates": future_covariates},
+                             template=template)
+
+    def _lazy_backtest(self, ds, start, stride, h):
+        """backtest on dask-backed data: a lazy Dataset, one task per chunk of series."""
+        self._check_data(ds)
+        origins = self._origins(ds, start, stride)
+        record = ds[self._variables].chunk({self.dim_: -1})
+        template = self._lazy_template(record, self._backtest_coords(ds, origins, h), ("init_time", "lead"),
+                                       (origins.size, h))
+        return xr.map_blocks(_backtest_block, record, kwargs={"model": self, "start": start, "stride": stride,
+                                                              "horizon": h}, template=template)
 
     # ------------------------------------------------------------- helpers
 
@@ -524,6 +580,13 @@ class Forecaster(ParamsMixin):
     def _read(self, ds):
         """Values (S, T, F) of the fitted variables in ``ds``, its time labels and
         attrs, and the position of each of its series among the training series."""
+        positions = self._check_data(ds)
+        values = _stack(ds, self._variables, self.dim_, self.series_dims_)
+        return values, ds[self.dim_].values, dict(ds[self.dim_].attrs), positions
+
+    def _check_data(self, ds):
+        """Check ``ds`` against the fit (variables, dimensions, time axis) from its
+        coordinates alone; the position of each of its series among the fitted ones."""
         dim = self.dim_
         _names(self._variables, "data variables", ds, required=True, what="the variables the model was fitted on")
         series_dims = _series_dims(ds, self.targets_, dim)
@@ -539,9 +602,7 @@ class Forecaster(ParamsMixin):
                 f"fitted on {kind} labels ({calendar or 'no'} calendar). Convert the time axis first.")
         if len(axis) >= 2:
             timeaxis.infer_frequency(axis, self.freq_, name=dim)
-        positions = _series_positions(ds, self.series_dims_, self._series_index)
-        values = _stack(ds, self._variables, dim, self.series_dims_)
-        return values, ds[dim].values, dict(ds[dim].attrs), positions
+        return _series_positions(ds, self.series_dims_, self._series_index)
 
     def _future_values(self, future_covariates, new_time, frame):
         """(S, horizon, F) raw inputs for the forecast steps: NaN except the future covariates."""
@@ -700,6 +761,19 @@ def load(path):
 
 
 # ---------------------------------------------------------------- validation
+
+
+def _is_lazy(ds, variables):
+    """Whether any of ``variables`` in ``ds`` is dask-backed (missing ones are reported later)."""
+    return any(name in ds.data_vars and ds[name].chunks is not None for name in variables)
+
+
+def _predict_block(block, model, horizon, future_covariates):
+    return model.predict(block, horizon=horizon, future_covariates=future_covariates)
+
+
+def _backtest_block(block, model, start, stride, horizon):
+    return model.backtest(block, start=start, stride=stride, horizon=horizon)
 
 
 def _as_dataset(data, name):
