@@ -1,8 +1,8 @@
 """The functional kernels: one LSTM layer forward and backward on arrays."""
 
-import numba
 import numpy as np
 
+from numlstm._threads import kernel_threads
 from numlstm._validation import check_nonempty, check_shape, float_array, resolve_device
 from numlstm.kernels import cpu
 
@@ -42,7 +42,7 @@ def _forward(x, W, U, b, h0, c0):
     zs = np.empty((B, T, 4 * H), dtype=x.dtype)
     cs = np.empty((B, T, H), dtype=x.dtype)
     hs = np.empty((B, T, H), dtype=x.dtype)
-    cpu.layer_forward(x, W, U, b, h0, c0, zs, cs, hs, cpu.chunk_count(B, numba.get_num_threads()))
+    cpu.layer_forward(x, W, U, b, h0, c0, zs, cs, hs, cpu.chunk_count(B, kernel_threads()))
     return zs, cs, hs
 
 
@@ -159,7 +159,7 @@ def lstm_backward(x, W, U, b, dh, h0=None, c0=None, *, dh_T=None, dc_T=None, dev
     db = np.empty_like(b)
     dx = np.empty_like(x)
     cpu.layer_backward(x, W, U, h0, c0, zs, cs, hs, np.ascontiguousarray(dh), dh_carry, dc_carry,
-                       dW, dU, db, dx, cpu.chunk_count(B, numba.get_num_threads()), True)
+                       dW, dU, db, dx, cpu.chunk_count(B, kernel_threads()), True)
     return {"dx": dx, "dW": dW, "dU": dU, "db": db, "dh0": dh_carry, "dc0": dc_carry}
 
 

@@ -8,10 +8,10 @@ code (gather, forward, loss, backward, clipping, update), so a fit with
 import logging
 import math
 
-import numba
 import numpy as np
 from numba import njit
 
+from numlstm._threads import kernel_threads
 from numlstm.core import losses as _losses
 from numlstm.core.optimizers import LBFGS, apply_update
 from numlstm.kernels._jit import CPU_OPTIONS
@@ -158,7 +158,7 @@ def predict(net, X, device="cpu"):
 
         return gpu.predict(net, X)
     out = np.empty((X.shape[0], net.output_size), dtype=net.dtype)
-    predict_rows(net.params, net.table, net.head, X, numba.get_num_threads(), out)
+    predict_rows(net.params, net.table, net.head, X, kernel_threads(), out)
     return out
 
 
@@ -173,7 +173,7 @@ class _CpuTrainer:
         self.state = np.zeros((2, net.n_params), dtype=net.dtype)
         self.hp = optimizer.hyperparams()
         self.step = 0
-        self.n_threads = numba.get_num_threads()
+        self.n_threads = kernel_threads()
 
     def epoch(self, order, batch_losses):
         net = self.net
@@ -245,7 +245,7 @@ def fit(net, X, Y, M, *, epochs, batch_size, loss_id, lparams, optimizer, clipno
     if validating:
         history["val_loss"] = []
     monitor = "val_loss" if validating else "loss"
-    n_threads = numba.get_num_threads()
+    n_threads = kernel_threads()
     progress = _Progress(verbose, epochs)
     best = (np.inf, net.params.copy(), -1)
     try:
