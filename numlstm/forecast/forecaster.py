@@ -258,22 +258,20 @@ class Forecaster(ParamsMixin):
 
         w = make_windows(features, lookback, horizon, list(range(n_targets)))
         X, ok = _network_inputs(features, w.series, w.origin, lookback, horizon, known)
-        keep = ok
         if frac > 0:
-            train = keep & (w.origin + horizon < cut)
-            val = keep & (w.origin >= cut - 1)
+            train = ok & (w.origin + horizon < cut)
+            val = ok & (w.origin >= cut - 1)
             if not train.any() or not val.any():
                 raise ValueError(
                     f"validation_fraction={frac} leaves no {'training' if not train.any() else 'validation'} "
                     f"windows out of {len(w)}; use a fraction between the two or a longer record.")
         else:
-            train, val = keep, np.zeros_like(keep)
+            train, val = ok, np.zeros_like(ok)
         if not train.any():
             raise ValueError(
                 f"no complete training window: every run of lookback + horizon = {lookback + horizon} steps has "
                 "a missing input or no observed target. Shorten lookback or fill the gaps in the inputs.")
-        relative = _trending(scaler.transform(values)[:, :cut, :n_targets]) if self.relative == "auto" \
-            else bool(self.relative)
+        relative = _trending(features[:, :cut, :n_targets]) if self.relative == "auto" else bool(self.relative)
         Y = w.Y - X[:, lookback - 1, :n_targets][:, None, :] if relative else w.Y
         Y = Y.reshape(len(w), -1)
         M = w.mask.reshape(len(w), -1)
