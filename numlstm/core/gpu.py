@@ -263,9 +263,16 @@ class Trainer:
         return out
 
     def dataset_loss(self, X, Y, M):
-        pred = self.predict(X)
-        return _losses.loss_and_grad(self.loss_id, self.lparams.copy_to_host(), pred, Y, M,
-                                     np.empty(pred.shape, dtype=np.float64))
+        """Mean loss over a whole (validation) set; the set is copied to the GPU once and
+        only the loss comes back."""
+        if getattr(self, "_held", None) is None or self._held[0] is not X:
+            self._held = (X, *(cuda.to_device(np.ascontiguousarray(a)) for a in (X, Y, M)))
+        _, d_X, d_Y, d_M = self._held
+        pred, _ = self.forward(d_X)
+        dpred = cuda.device_array(pred.shape, dtype=np.float64)
+        loss = cuda.device_array(1, dtype=np.float64)
+        _loss[1, 1](self.loss_id, self.lparams, pred, d_Y, d_M, dpred, loss, 0, cuda.to_device(np.array([-1])))
+        return float(loss.copy_to_host()[0])
 
     def get_params(self):
         return self.params.copy_to_host()
