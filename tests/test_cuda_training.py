@@ -90,5 +90,5 @@ def test_forecaster_on_cuda_matches_cpu():
 
 def test_lbfgs_is_cpu_only(rng):
     X, Y, _ = _data(rng)
-    with pytest.raises(ValueError, match="optimizer='lbfgs' runs on the CPU only"):
+    with pytest.raises(ValueError, match="optimizer='lbfgs' runs on the CPU of this process only"):
         numlstm.LSTMRegressor(units=2, epochs=1, optimizer="lbfgs", device="cuda").fit(X, Y)

@@ -222,14 +222,15 @@ class _Progress:
 
 def fit(net, X, Y, M, *, epochs, batch_size, loss_id, lparams, optimizer, clipnorm,
         validation_fraction, early_stopping, patience, rng, verbose, X_val=None, Y_val=None, M_val=None,
-        device="cpu"):
+        device="cpu", client=None):
     """Train ``net`` in place; returns the history dict.
 
     ``X`` (n, time, features), ``Y``/``M`` (n, targets): targets and mask.
     ``validation_fraction`` holds out the *last* fraction of samples, as Keras
     does, unless ``X_val`` is given. On a non-finite loss or gradient the
     weights stay at their last good values and :class:`NonFiniteLossError`
-    names the epoch and batch.
+    names the epoch and batch. With a dask.distributed ``client``, gradients are
+    computed data-parallel on its workers (:mod:`numlstm.core.distributed`).
     """
     if X_val is None and validation_fraction > 0:
         n_val = int(math.ceil(validation_fraction * X.shape[0]))
@@ -248,20 +249,27 @@ def fit(net, X, Y, M, *, epochs, batch_size, loss_id, lparams, optimizer, clipno
     n_threads = kernel_threads()
     progress = _Progress(verbose, epochs)
     best = (np.inf, net.params.copy(), -1)
+    trainer = None
     try:
         if isinstance(optimizer, LBFGS):
-            if device == "cuda":
-                raise ValueError("optimizer='lbfgs' runs on the CPU only; use device='cpu', or Adam/SGD on the GPU.")
+            if device == "cuda" or client is not None:
+                raise ValueError("optimizer='lbfgs' runs on the CPU of this process only; use device='cpu' "
+                                 "without a client, or Adam/SGD.")
             _fit_lbfgs(net, X, Y, M, epochs, loss_id, lparams, optimizer, n_threads, history, progress,
                        (X_val, Y_val, M_val) if validating else None)
             return history
         n = X.shape[0]
         batch_size = min(batch_size, n)
-        if device == "cuda":
+        if client is not None:
+            from numlstm.core.distributed import DistributedTrainer
+
+            trainer = DistributedTrainer(client, net, X, Y, M, batch_size, loss_id, lparams, optimizer, clipnorm)
+        elif device == "cuda":
             from numlstm.core.gpu import Trainer
+
+            trainer = Trainer(net, X, Y, M, batch_size, loss_id, lparams, optimizer, clipnorm)
         else:
-            Trainer = _CpuTrainer
-        trainer = Trainer(net, X, Y, M, batch_size, loss_id, lparams, optimizer, clipnorm)
+            trainer = _CpuTrainer(net, X, Y, M, batch_size, loss_id, lparams, optimizer, clipnorm)
         batch_losses = np.zeros((n + batch_size - 1) // batch_size)
         batch_sizes = np.diff(np.minimum(np.arange(len(batch_losses) + 1) * batch_size, n))
         wait = 0
@@ -292,6 +300,8 @@ def fit(net, X, Y, M, *, epochs, batch_size, loss_id, lparams, optimizer, clipno
         return history
     finally:
         progress.close()
+        if trainer is not None and hasattr(trainer, "close"):
+            trainer.close()
 
 
 def _fit_lbfgs(net, X, Y, M, epochs, loss_id, lparams, optimizer, n_threads, history, progress, validation):

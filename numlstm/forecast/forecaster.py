@@ -165,7 +165,7 @@ class Forecaster(ParamsMixin):
 
     # ------------------------------------------------------------------ fit
 
-    def fit(self, data, target, *, covariates=None, future_covariates=None, dim="time", freq=None):
+    def fit(self, data, target, *, covariates=None, future_covariates=None, dim="time", freq=None, client=None):
         """Fit one global model to every series of ``data``.
 
         Parameters
@@ -188,6 +188,13 @@ class Forecaster(ParamsMixin):
         freq : str or int, optional
             The time step (``"D"``, ``"h"``, ``"MS"``, ...; an int for integer
             axes). Inferred when omitted; a given one is checked.
+        client : distributed.Client, optional
+            Train data-parallel on this dask.distributed cluster: the windows
+            are split into one shard per worker, each worker computes the
+            gradient over its part of every batch, and the client applies the
+            summed update synchronously, so the result equals a local fit on
+            the same batches up to floating-point rounding. One round trip per
+            batch: worth it when a batch is large. CPU only.
 
         Returns
         -------
@@ -201,6 +208,13 @@ class Forecaster(ParamsMixin):
             ``lookback + horizon``, an all-NaN target, or bad parameters.
         """
         params = self._check_params()
+        if client is not None:
+            if not all(hasattr(client, a) for a in ("scatter", "submit", "gather", "scheduler_info")):
+                raise TypeError(f"client must be a dask.distributed Client, got {type(client).__name__}. "
+                                "For example: client = distributed.Client(distributed.LocalCluster()).")
+            if params["device"] == "cuda":
+                raise ValueError("client= trains on the workers' CPUs; use device='cpu' with a client, or "
+                                 "device='cuda' without one.")
         ds = _as_dataset(data, "data")
         targets = _names(target, "target", ds, required=True)
         past = _names(covariates, "covariates", ds)
@@ -294,7 +308,7 @@ class Forecaster(ParamsMixin):
             net, Xt, Yt, Mt, epochs=self.epochs, batch_size=self.batch_size, loss_id=loss_id, lparams=lparams,
             optimizer=params["optimizer"], clipnorm=self.clipnorm, validation_fraction=0.0,
             early_stopping=self.early_stopping, patience=self.patience, rng=rng, verbose=self.verbose,
-            X_val=Xv, Y_val=Yv, M_val=Mv, device=params["device"])
+            X_val=Xv, Y_val=Yv, M_val=Mv, device=params["device"], client=client)
 
         self.network_ = net
         self.device_ = params["device"]

@@ -1,0 +1,116 @@
+"""Data-parallel training on a dask.distributed cluster.
+
+The training windows are split into one contiguous shard per worker and sent
+there once. For every batch (the same shuffled batches as a single-process
+fit), each worker computes the loss and gradient over the batch's windows in
+its shard, as *sums* over its unmasked targets; the client adds the workers'
+sums, divides by the batch's total count, clips and applies the update, and
+sends the new weights with the next batch. The update is synchronous, so the
+result equals single-process training on the same batches up to the order of
+floating-point additions.
+
+Only the mean losses with one count per target (mse, mae, huber, pinball,
+gaussian_nll, binary cross-entropy) split this way; the Forecaster uses mse
+or pinball.
+"""
+
+import math
+
+import numpy as np
+
+from numlstm.core import losses as _losses
+from numlstm.core.optimizers import apply_update
+
+SPLITTABLE = {_losses.MSE, _losses.MAE, _losses.HUBER, _losses.PINBALL, _losses.GAUSSIAN_NLL,
+              _losses.BINARY_CE}
+
+
+def _shard_gradient(shard, rows, params, table, head, loss_id, lparams):
+    """On a worker: (gradient sum, loss sum, count) over ``rows`` of its shard."""
+    from numlstm._threads import kernel_threads
+    from numlstm.core.training import batch_loss_grad
+
+    X, Y, M = shard
+    grads = np.zeros_like(params)
+    Mb = M[rows]
+    count = float(Mb.sum())
+    if count == 0.0:
+        return grads, 0.0, 0.0
+    loss = batch_loss_grad(params, grads, table, head, X[rows], Y[rows], Mb, loss_id, lparams, kernel_threads())
+    return grads * count, loss * count, count
+
+
+class DistributedTrainer:
+    """The epoch loop's view of a cluster: weights and optimizer state on the client,
+    windows and gradient work on the workers."""
+
+    def __init__(self, client, net, X, Y, M, batch_size, loss_id, lparams, optimizer, clipnorm):
+        if loss_id not in SPLITTABLE:
+            raise ValueError("data-parallel training supports the per-target mean losses (mse, mae, huber, "
+                             "pinball, gaussian_nll, binary cross-entropy); fit categorical models without a "
+                             "client.")
+        workers = sorted(client.scheduler_info()["workers"])
+        if not workers:
+            raise ValueError("the dask client has no workers; start some (e.g. LocalCluster(n_workers=2)) or fit "
+                             "without client=.")
+        self.client, self.net = client, net
+        n = X.shape[0]
+        bounds = np.linspace(0, n, len(workers) + 1).astype(np.int64)
+        self.bounds = bounds
+        self.shards = [client.scatter((X[lo:hi], Y[lo:hi], M[lo:hi]), workers=[w], direct=True)
+                       for w, lo, hi in zip(workers, bounds[:-1], bounds[1:])]
+        self.batch_size, self.loss_id, self.lparams = batch_size, loss_id, lparams
+        self.kind, self.hp = optimizer.kind, optimizer.hyperparams()
+        self.clipnorm = float(clipnorm or 0.0)
+        self.state = np.zeros((2, net.n_params), dtype=net.dtype)
+        self.step = 0
+
+    def _batch(self, idx):
+        net = self.net
+        futures = []
+        for k, shard in enumerate(self.shards):
+            lo, hi = self.bounds[k], self.bounds[k + 1]
+            rows = np.sort(idx[(idx >= lo) & (idx < hi)]) - lo
+            if rows.size:
+                futures.append(self.client.submit(_shard_gradient, shard, rows, net.params, net.table, net.head,
+                                                  self.loss_id, self.lparams, pure=False))
+        grads, loss, count = np.zeros(net.n_params), 0.0, 0.0
+        for g, l_sum, c in self.client.gather(futures):
+            grads += g
+            loss += l_sum
+            count += c
+        if count == 0.0:
+            return 0.0, np.zeros_like(net.params)
+        return loss / count, (grads / count).astype(net.dtype)
+
+    def epoch(self, order, batch_losses):
+        n = order.shape[0]
+        for bi, start in enumerate(range(0, n, self.batch_size)):
+            loss, grads = self._batch(order[start:start + self.batch_size])
+            norm = math.sqrt(float(np.dot(grads.astype(np.float64), grads.astype(np.float64))))
+            if not (math.isfinite(loss) and math.isfinite(norm)):
+                return bi
+            if self.clipnorm > 0 and norm > self.clipnorm:
+                grads *= self.clipnorm / norm
+            self.step += 1
+            apply_update(self.kind, self.net.params, grads, self.state, self.step, self.hp)
+            batch_losses[bi] = loss
+        return -1
+
+    def dataset_loss(self, X, Y, M):
+        from numlstm._threads import kernel_threads
+        from numlstm.core.training import dataset_loss
+
+        net = self.net
+        return dataset_loss(net.params, net.table, net.head, X, Y, M, self.loss_id, self.lparams, kernel_threads())
+
+    def get_params(self):
+        return self.net.params.copy()
+
+    def set_params(self, params):
+        self.net.params[:] = params
+
+    def close(self):
+        """Release the shards on the workers."""
+        self.client.cancel([future for shard in self.shards for future in shard])
+        self.shards = []

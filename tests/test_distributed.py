@@ -1,0 +1,44 @@
+"""Data-parallel training on a real dask.distributed LocalCluster (worker processes)."""
+
+import time
+
+import numpy as np
+import pandas as pd
+import pytest
+import xarray as xr
+
+import numlstm
+
+distributed = pytest.importorskip("distributed")
+
+
+@pytest.fixture(scope="module")
+def client():
+    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None,
+                                  silence_logs=40) as cluster, distributed.Client(cluster) as c:
+        yield c
+
+
+def test_data_parallel_fit_equals_local_fit(client):
+    rng = np.random.default_rng(0)
+    ds = xr.Dataset({"y": (("time", "site"), rng.standard_normal((30, 3))),
+                     "x": (("time", "site"), rng.standard_normal((30, 3)))},
+                    coords={"time": pd.date_range("2000-01-01", periods=30, freq="D"), "site": list("abc")})
+    kwargs = dict(lookback=4, horizon=2, units=3, epochs=3, batch_size=16, dtype="float64", random_state=0,
+                  quantiles=[0.25, 0.75], validation_fraction=0.2, clipnorm=0.5)
+    local = numlstm.Forecaster(**kwargs).fit(ds, "y", covariates=["x"])
+    spread = numlstm.Forecaster(**kwargs).fit(ds, "y", covariates=["x"], client=client)
+    np.testing.assert_allclose(spread.history_["loss"], local.history_["loss"], rtol=1e-10)
+    np.testing.assert_allclose(spread.history_["val_loss"], local.history_["val_loss"], rtol=1e-10)
+    np.testing.assert_allclose(spread.network_.params, local.network_.params, rtol=1e-9, atol=1e-12)
+    for _ in range(50):  # the workers drop the shards once the fit is over (the scheduler is asynchronous)
+        if not any(client.has_what().values()):
+            break
+        time.sleep(0.1)
+    assert not any(client.has_what().values())
+
+
+def test_client_is_checked():
+    ds = xr.Dataset({"y": ("time", np.arange(20.0))}, coords={"time": np.arange(20)})
+    with pytest.raises(TypeError, match="client must be a dask.distributed Client, got str"):
+        numlstm.Forecaster(lookback=3, horizon=2).fit(ds, "y", client="tcp://localhost:8786")
