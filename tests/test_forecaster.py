@@ -212,6 +212,21 @@ def test_future_covariates_are_used():
     assert float(err) < 0.2 * float(np.abs(x).mean())
 
 
+def test_network_inputs_in_chunks_equal_one_pass(monkeypatch):
+    from numlstm.forecast import forecaster
+
+    rng = np.random.default_rng(3)
+    features = rng.standard_normal((3, 12, 4))
+    features[1, 5, 0] = np.nan
+    series, origin = np.repeat(np.arange(3), 6), np.tile(np.arange(2, 8), 3)
+    whole = _network_inputs(features, series, origin, 3, 2, np.array([2, 3]), np.float32)
+    monkeypatch.setattr(forecaster, "WINDOW_CHUNK", 4)  # several chunks, the last one partial
+    chunked = _network_inputs(features, series, origin, 3, 2, np.array([2, 3]), np.float32)
+    assert whole[0].dtype == np.float32 and not whole[1].all()
+    np.testing.assert_array_equal(whole[0], chunked[0])
+    np.testing.assert_array_equal(whole[1], chunked[1])
+
+
 def test_network_inputs_layout():
     features = np.arange(2 * 6 * 3, dtype=np.float64).reshape(2, 6, 3)
     X, ok = _network_inputs(features, np.array([1]), np.array([2]), lookback=2, horizon=2, known=np.array([2]))

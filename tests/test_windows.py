@@ -39,6 +39,16 @@ def reference_windows(values, lookback, horizon, target_index, origins=None):
 # -- make_windows --------------------------------------------------------------
 
 
+def test_windows_without_inputs_are_the_same_windows():
+    values = tiny()
+    values[1, 0, 1] = np.nan
+    full = make_windows(values, lookback=3, horizon=2, target_index=[0])
+    lean = make_windows(values, lookback=3, horizon=2, target_index=[0], inputs=False)
+    assert lean.X is None
+    for name in ("Y", "mask", "series", "origin"):
+        np.testing.assert_array_equal(getattr(lean, name), getattr(full, name))
+
+
 def test_tiny_example_exact_windows():
     values = tiny()
     values[1, 0, 1] = np.nan  # series 1: the input of origin 2 is incomplete -> skipped

@@ -270,8 +270,9 @@ class Forecaster(ParamsMixin):
         n_known = len(future) + 2 * len(calendar)
         known = np.arange(features.shape[2] - n_known, features.shape[2])
 
-        w = make_windows(features, lookback, horizon, list(range(n_targets)))
-        X, ok = _network_inputs(features, w.series, w.origin, lookback, horizon, known)
+        dtype = params["dtype"]
+        w = make_windows(features, lookback, horizon, list(range(n_targets)), inputs=False)
+        X, ok = _network_inputs(features, w.series, w.origin, lookback, horizon, known, dtype)
         if frac > 0:
             train = ok & (w.origin + horizon < cut)
             val = ok & (w.origin >= cut - 1)
@@ -290,7 +291,6 @@ class Forecaster(ParamsMixin):
         Y = Y.reshape(len(w), -1)
         M = w.mask.reshape(len(w), -1)
 
-        dtype = params["dtype"]
         quantiles = params["quantiles"]
         loss_id = _losses.PINBALL if quantiles else _losses.MSE
         lparams = np.asarray(quantiles if quantiles else [0.0], dtype=np.float64)
@@ -299,8 +299,8 @@ class Forecaster(ParamsMixin):
         net = Network(X.shape[2], params["units"], n_out, dtype).initialize(rng)
 
         def rows(mask):
-            return (np.ascontiguousarray(X[mask], dtype=dtype), np.ascontiguousarray(Y[mask], dtype=dtype),
-                    np.ascontiguousarray(M[mask], dtype=dtype))
+            X_rows = X if mask.all() else X[mask]  # the common case needs no copy of the inputs
+            return X_rows, np.ascontiguousarray(Y[mask], dtype=dtype), np.ascontiguousarray(M[mask], dtype=dtype)
 
         Xt, Yt, Mt = rows(train)
         Xv, Yv, Mv = rows(val) if val.any() else (None, None, None)
@@ -675,8 +675,7 @@ class Forecaster(ParamsMixin):
         """The network's inputs for windows ``(series, origin)`` of ``features``, and which are complete."""
         n_known = len(self.future_covariates_) + 2 * len(self.calendar_features_)
         known = np.arange(features.shape[2] - n_known, features.shape[2])
-        X, ok = _network_inputs(features, series, origin, self.lookback, self.horizon, known)
-        return np.ascontiguousarray(X, dtype=self.network_.dtype), ok
+        return _network_inputs(features, series, origin, self.lookback, self.horizon, known, self.network_.dtype)
 
     def _forecast(self, features, positions, series, origin):
         """Forecasts (n, horizon, n_targets[, Q]) in data units; NaN where inputs are missing."""
@@ -948,26 +947,37 @@ def _with_calendar(scaled, index, calendar):
     return np.concatenate([scaled, cal], axis=2)
 
 
-def _network_inputs(features, series, origin, lookback, horizon, known):
-    """Network inputs for windows ``(series, origin)`` and whether each is complete.
+WINDOW_CHUNK = 65536  # windows gathered at a time: bounds the float64 temporaries
+
+
+def _network_inputs(features, series, origin, lookback, horizon, known, dtype=np.float64):
+    """Network inputs (``dtype``) for windows ``(series, origin)`` and whether each is complete.
 
     Without known-future columns: the ``lookback`` steps up to each origin.
     With them: those steps plus ``horizon`` future steps that carry only the
     ``known`` columns (0 elsewhere), and a last flag channel (1 past, 0 future).
+    Incomplete windows are all 0. Built in place, ``WINDOW_CHUNK`` windows at a
+    time, so the only full-size array is the result.
     """
-    past = sliding_window_view(features, lookback, axis=1)[series, origin - lookback + 1].transpose(0, 2, 1)
-    ok = np.isfinite(past).all(axis=(1, 2))
-    if known.size == 0:
-        X = past
-    else:
-        n = len(series)
-        fut = sliding_window_view(features[:, :, known], horizon, axis=1)[series, origin + 1].transpose(0, 2, 1)
-        ok &= np.isfinite(fut).all(axis=(1, 2))
-        X = np.zeros((n, lookback + horizon, features.shape[2] + 1))
-        X[:, :lookback, :-1] = past
-        X[:, :lookback, -1] = 1.0
-        X[:, lookback:, known] = fut
-    return np.where(ok[:, None, None], X, 0.0), ok
+    n, n_features = len(series), features.shape[2]
+    future = known.size > 0
+    X = np.zeros((n, lookback + horizon if future else lookback, n_features + future), dtype=dtype)
+    ok = np.empty(n, dtype=bool)
+    past_view = sliding_window_view(features, lookback, axis=1)  # (S, starts, F, lookback), no copy
+    future_view = sliding_window_view(features[:, :, known], horizon, axis=1) if future else None
+    for a in range(0, n, WINDOW_CHUNK):
+        b = min(n, a + WINDOW_CHUNK)
+        s, o = series[a:b], origin[a:b]
+        past = past_view[s, o - lookback + 1].transpose(0, 2, 1)
+        ok[a:b] = np.isfinite(past).all(axis=(1, 2))
+        X[a:b, :lookback, :n_features] = past
+        if future:
+            fut = future_view[s, o + 1].transpose(0, 2, 1)
+            ok[a:b] &= np.isfinite(fut).all(axis=(1, 2))
+            X[a:b, :lookback, -1] = 1
+            X[a:b, lookback:, known] = fut
+    X[~ok] = 0
+    return X, ok
 
 
 # ------------------------------------------------------- series bookkeeping

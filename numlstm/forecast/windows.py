@@ -53,7 +53,7 @@ __all__ = [
 class Windows:
     """Training windows cut from ``values``.
 
-    ``X`` (n, lookback, n_features) inputs; ``Y`` (n, horizon, n_targets)
+    ``X`` (n, lookback, n_features) inputs (None when not asked for); ``Y`` (n, horizon, n_targets)
     targets, 0 where missing; ``mask`` (n, horizon, n_targets) True where the
     target is observed; ``series`` (n,) series index; ``origin`` (n,) time
     index of the last input step.
@@ -136,7 +136,7 @@ def _check_length(n_time, needed, lookback, horizon):
 # -- windows -----------------------------------------------------------------
 
 
-def make_windows(values, lookback, horizon, target_index, *, origins=None):
+def make_windows(values, lookback, horizon, target_index, *, origins=None, inputs=True):
     """Every training window of ``values`` (or those ending at ``origins``).
 
     Parameters
@@ -150,6 +150,9 @@ def make_windows(values, lookback, horizon, target_index, *, origins=None):
     origins : array of int, optional
         Time indices of the last input step, applied to every series. Default:
         all, ``lookback - 1`` to ``n_time - horizon - 1``.
+    inputs : bool, default True
+        False skips cutting ``X`` (it is None), for callers that build the
+        inputs themselves and would otherwise hold them twice.
 
     Returns
     -------
@@ -179,12 +182,15 @@ def make_windows(values, lookback, horizon, target_index, *, origins=None):
     origin = origins[which]
 
     # sliding_window_view puts the window axis last: (S, starts, F, L) -> gather -> (n, L, F).
-    X = sliding_window_view(values, lookback, axis=1)[series, origin - first].transpose(0, 2, 1)
+    X = None
+    if inputs:
+        X = np.ascontiguousarray(
+            sliding_window_view(values, lookback, axis=1)[series, origin - first].transpose(0, 2, 1))
     Y = sliding_window_view(targets, horizon, axis=1)[series, origin + 1].transpose(0, 2, 1)
     mask = sliding_window_view(target_ok, horizon, axis=1)[series, origin + 1].transpose(0, 2, 1)
     Y = np.where(mask, Y, 0).astype(values.dtype, copy=False)
     return Windows(
-        X=np.ascontiguousarray(X),
+        X=X,
         Y=np.ascontiguousarray(Y),
         mask=np.ascontiguousarray(mask),
         series=series.astype(np.intp),
