@@ -56,6 +56,22 @@ def test_backward_matches_reference_and_cpu(rng, dtype, shape):
         np.testing.assert_allclose(got[key], cpu[key], err_msg=key, **tol)
 
 
+@pytest.mark.parametrize("limit", [0, 1 << 20], ids=["U-global", "U-shared"])
+def test_u_in_shared_memory_or_not_gives_the_same_result(rng, monkeypatch, limit):
+    from numlstm.kernels import cuda as gpu
+
+    monkeypatch.setattr(gpu, "SHARED_LIMIT", limit)
+    (x, W, U, b, h0, c0), ref_args = _layer(rng, 3, 4, 2, 3, np.float64)
+    assert (gpu._shared_bytes(U) > 0) == (limit > 0)
+    h, _ = numlstm.lstm_forward(x, W, U, b, h0, c0, device="cuda")
+    np.testing.assert_allclose(h, ref.lstm_forward(*ref_args)[0], **TOL[np.float64])
+    dh = rng.standard_normal((3, 4, 3))
+    got = numlstm.lstm_backward(x, W, U, b, dh, h0, c0, device="cuda")
+    want = ref.lstm_backward(*ref_args[:4], dh, *ref_args[4:])
+    for key in got:
+        np.testing.assert_allclose(got[key], want[key], err_msg=key, **TOL[np.float64])
+
+
 def test_backward_is_deterministic(rng):
     (x, W, U, b, h0, c0), _ = _layer(rng, 4, 3, 2, 3, np.float32)
     dh = rng.standard_normal((4, 3, 3)).astype(np.float32)

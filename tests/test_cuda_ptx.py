@@ -12,6 +12,7 @@ import glob
 import os
 import types as pytypes
 
+import numpy as np
 import pytest
 
 if os.environ.get("NUMBA_ENABLE_CUDASIM") == "1":
@@ -48,10 +49,11 @@ def _signatures(dt):
     def A(dtype, ndim):
         return types.Array(dtype, ndim, "C")
 
+    forward, backward = k.recurrent_kernels(np.dtype(str(dt)))
     return {
-        k._forward_kernel: (A(dt, 3), A(dt, 2), A(dt, 2), A(dt, 1), A(dt, 2), A(dt, 2), A(dt, 3), A(dt, 3), A(dt, 3),
-                            i64),
-        k._backward_kernel: (A(dt, 2), A(dt, 2), A(dt, 3), A(dt, 3), A(dt, 3), A(dt, 2), A(dt, 2), A(dt, 3), i64),
+        forward: (A(dt, 3), A(dt, 2), A(dt, 2), A(dt, 1), A(dt, 2), A(dt, 2), A(dt, 3), A(dt, 3), A(dt, 3), i64,
+                  types.boolean),
+        backward: (A(dt, 2), A(dt, 2), A(dt, 3), A(dt, 3), A(dt, 3), A(dt, 2), A(dt, 2), A(dt, 3), i64, types.boolean),
         k._input_grad_kernel: (A(dt, 3), A(dt, 2), A(dt, 3)),
         k._partial_grads: (A(dt, 3), A(dt, 2), A(dt, 3), A(dt, 3), A(dt, 3), i64),
         k._reduce_parts: (A(dt, 3), A(dt, 2)),

@@ -6,9 +6,12 @@ Same layout and gate math as :mod:`numlstm.kernels.cpu` (the cell functions of
 Batch rows are independent through time, so each block carries a tile of
 ``ROWS_PER_BLOCK`` rows through the whole sequence in one launch: its threads
 share out the (row, hidden unit) pairs, compute a step, and meet at a barrier
-before the next step reads the hidden states just written. ``U`` is read
-transposed in the backward pass so that neighbouring threads read neighbouring
-words.
+before the next step reads the hidden states just written. Every step reads
+all of ``U``: when it fits in the ``SHARED_LIMIT`` bytes of shared memory a
+launch may take without opting in (hidden <= 55 in float32, <= 39 in
+float64), each block copies it there once; larger ``U`` are read from global
+memory through the caches. ``U`` is read transposed in the backward pass so
+that neighbouring threads read neighbouring words.
 
 Weight gradients are sums over every (row, step) pair. They are reduced
 without atomics, so a result is the same bit for bit on every run: each block
@@ -24,6 +27,8 @@ multi-block and tail paths run on the simulator). Nothing here validates:
 :mod:`numlstm.functional` does.
 """
 
+import numba
+import numpy as np
 from numba import cuda
 
 from numlstm.kernels.gates import cell_backward, cell_forward
@@ -33,78 +38,128 @@ ROWS_PER_BLOCK = 4  # batch rows a block carries through time
 PAIRS_PER_BLOCK = 256  # (row, step) pairs per block of partial weight gradients
 
 
-@cuda.jit
-def _forward_kernel(x, W, U, b, h0, c0, zs, cs, hs, rows_per_block):
-    B, T, n_in = x.shape
-    H = U.shape[0]
-    r0 = cuda.blockIdx.x * rows_per_block
-    r1 = r0 + rows_per_block if r0 + rows_per_block < B else B
-    n_pairs = (r1 - r0) * H
-    for t in range(T):
-        p = cuda.threadIdx.x
-        while p < n_pairs:
-            r = r0 + p // H
-            j = p % H
-            zi, zf, zg, zo = b[j], b[H + j], b[2 * H + j], b[3 * H + j]
-            for k in range(n_in):
-                v = x[r, t, k]
-                zi += v * W[k, j]
-                zf += v * W[k, H + j]
-                zg += v * W[k, 2 * H + j]
-                zo += v * W[k, 3 * H + j]
-            for m in range(H):
-                v = h0[r, m] if t == 0 else hs[r, t - 1, m]
-                zi += v * U[m, j]
-                zf += v * U[m, H + j]
-                zg += v * U[m, 2 * H + j]
-                zo += v * U[m, 3 * H + j]
-            c_prev = c0[r, j] if t == 0 else cs[r, t - 1, j]
-            _, _, _, _, c, h = cell_forward(zi, zf, zg, zo, c_prev)
-            zs[r, t, j] = zi
-            zs[r, t, H + j] = zf
-            zs[r, t, 2 * H + j] = zg
-            zs[r, t, 3 * H + j] = zo
-            cs[r, t, j] = c
-            hs[r, t, j] = h
-            p += cuda.blockDim.x
-        cuda.syncthreads()  # step t's hidden states are read by every thread at t + 1
+SHARED_LIMIT = 48 * 1024  # dynamic shared memory a launch may use without opting in, in bytes
 
 
-@cuda.jit
-def _backward_kernel(U_T, c0, zs, cs, dhs, dh_carry, dc_carry, dzs, rows_per_block):
-    """BPTT for a tile of rows. ``dh_carry``/``dc_carry`` (B, H) hold ``dh_T``/``dc_T``
-    on entry and ``dh0``/``dc0`` on exit; ``dzs`` receives the pre-activation gradients."""
-    B, T, G = zs.shape
-    H = G // 4
-    r0 = cuda.blockIdx.x * rows_per_block
-    r1 = r0 + rows_per_block if r0 + rows_per_block < B else B
-    n_pairs = (r1 - r0) * H
-    for t in range(T - 1, -1, -1):
-        p = cuda.threadIdx.x
-        while p < n_pairs:
-            r = r0 + p // H
-            j = p % H
-            c_prev = c0[r, j] if t == 0 else cs[r, t - 1, j]
-            dzi, dzf, dzg, dzo, dc_prev = cell_backward(
-                zs[r, t, j], zs[r, t, H + j], zs[r, t, 2 * H + j], zs[r, t, 3 * H + j], cs[r, t, j], c_prev,
-                dhs[r, t, j] + dh_carry[r, j], dc_carry[r, j])
-            dzs[r, t, j] = dzi
-            dzs[r, t, H + j] = dzf
-            dzs[r, t, 2 * H + j] = dzg
-            dzs[r, t, 3 * H + j] = dzo
-            dc_carry[r, j] = dc_prev
-            p += cuda.blockDim.x
-        cuda.syncthreads()  # every gate gradient of step t is written
-        p = cuda.threadIdx.x
-        while p < n_pairs:
-            r = r0 + p // H
-            j = p % H
-            acc = dzs[r, t, 0] * U_T[0, j]
-            for k in range(1, G):
-                acc += dzs[r, t, k] * U_T[k, j]
-            dh_carry[r, j] = acc  # the gradient reaching h_{t-1} through the recurrence
-            p += cuda.blockDim.x
-        cuda.syncthreads()
+@cuda.jit(device=True)
+def _stage(M, staged):
+    """Copy the 2-D array ``M`` into this block's shared memory, row-major."""
+    cols = M.shape[1]
+    i = cuda.threadIdx.x
+    while i < M.shape[0] * cols:
+        staged[i] = M[i // cols, i % cols]
+        i += cuda.blockDim.x
+    cuda.syncthreads()
+
+
+@cuda.jit(device=True)
+def _weight(M, staged, stage, row, col):
+    """``M[row, col]``, from the block's shared copy when it was staged."""
+    if stage:
+        return staged[row * M.shape[1] + col]
+    return M[row, col]
+
+
+def _make_recurrent_kernels(dtype):
+    """The forward and backward kernels for one dtype (a shared array's type is fixed
+    when the kernel is compiled)."""
+
+    @cuda.jit
+    def forward(x, W, U, b, h0, c0, zs, cs, hs, rows_per_block, stage):
+        staged = cuda.shared.array(0, dtype=dtype)
+        if stage:  # every step reads all of U: read it from global memory once per block
+            _stage(U, staged)
+        B, T, n_in = x.shape
+        H = U.shape[0]
+        r0 = cuda.blockIdx.x * rows_per_block
+        r1 = r0 + rows_per_block if r0 + rows_per_block < B else B
+        n_pairs = (r1 - r0) * H
+        for t in range(T):
+            p = cuda.threadIdx.x
+            while p < n_pairs:
+                r = r0 + p // H
+                j = p % H
+                zi, zf, zg, zo = b[j], b[H + j], b[2 * H + j], b[3 * H + j]
+                for k in range(n_in):
+                    v = x[r, t, k]
+                    zi += v * W[k, j]
+                    zf += v * W[k, H + j]
+                    zg += v * W[k, 2 * H + j]
+                    zo += v * W[k, 3 * H + j]
+                for m in range(H):
+                    v = h0[r, m] if t == 0 else hs[r, t - 1, m]
+                    zi += v * _weight(U, staged, stage, m, j)
+                    zf += v * _weight(U, staged, stage, m, H + j)
+                    zg += v * _weight(U, staged, stage, m, 2 * H + j)
+                    zo += v * _weight(U, staged, stage, m, 3 * H + j)
+                c_prev = c0[r, j] if t == 0 else cs[r, t - 1, j]
+                _, _, _, _, c, h = cell_forward(zi, zf, zg, zo, c_prev)
+                zs[r, t, j] = zi
+                zs[r, t, H + j] = zf
+                zs[r, t, 2 * H + j] = zg
+                zs[r, t, 3 * H + j] = zo
+                cs[r, t, j] = c
+                hs[r, t, j] = h
+                p += cuda.blockDim.x
+            cuda.syncthreads()  # step t's hidden states are read by every thread at t + 1
+
+    @cuda.jit
+    def backward(U_T, c0, zs, cs, dhs, dh_carry, dc_carry, dzs, rows_per_block, stage):
+        """BPTT for a tile of rows. ``dh_carry``/``dc_carry`` (B, H) hold ``dh_T``/``dc_T``
+        on entry and ``dh0``/``dc0`` on exit; ``dzs`` receives the pre-activation gradients."""
+        staged = cuda.shared.array(0, dtype=dtype)
+        if stage:
+            _stage(U_T, staged)
+        B, T, G = zs.shape
+        H = G // 4
+        r0 = cuda.blockIdx.x * rows_per_block
+        r1 = r0 + rows_per_block if r0 + rows_per_block < B else B
+        n_pairs = (r1 - r0) * H
+        for t in range(T - 1, -1, -1):
+            p = cuda.threadIdx.x
+            while p < n_pairs:
+                r = r0 + p // H
+                j = p % H
+                c_prev = c0[r, j] if t == 0 else cs[r, t - 1, j]
+                dzi, dzf, dzg, dzo, dc_prev = cell_backward(
+                    zs[r, t, j], zs[r, t, H + j], zs[r, t, 2 * H + j], zs[r, t, 3 * H + j], cs[r, t, j], c_prev,
+                    dhs[r, t, j] + dh_carry[r, j], dc_carry[r, j])
+                dzs[r, t, j] = dzi
+                dzs[r, t, H + j] = dzf
+                dzs[r, t, 2 * H + j] = dzg
+                dzs[r, t, 3 * H + j] = dzo
+                dc_carry[r, j] = dc_prev
+                p += cuda.blockDim.x
+            cuda.syncthreads()  # every gate gradient of step t is written
+            p = cuda.threadIdx.x
+            while p < n_pairs:
+                r = r0 + p // H
+                j = p % H
+                acc = dzs[r, t, 0] * _weight(U_T, staged, stage, 0, j)
+                for k in range(1, G):
+                    acc += dzs[r, t, k] * _weight(U_T, staged, stage, k, j)
+                dh_carry[r, j] = acc  # the gradient reaching h_{t-1} through the recurrence
+                p += cuda.blockDim.x
+            cuda.syncthreads()
+
+    return forward, backward
+
+
+_RECURRENT = {}
+
+
+def recurrent_kernels(dtype):
+    """``(forward, backward)`` for a NumPy float dtype, made on first use."""
+    dtype = np.dtype(dtype)
+    if dtype not in _RECURRENT:
+        _RECURRENT[dtype] = _make_recurrent_kernels(numba.from_dtype(dtype))
+    return _RECURRENT[dtype]
+
+
+def _shared_bytes(M):
+    """Bytes of shared memory to stage ``M``, or 0 when it does not fit."""
+    size = M.shape[0] * M.shape[1] * np.dtype(M.dtype).itemsize
+    return size if size <= SHARED_LIMIT else 0
 
 
 @cuda.jit
@@ -179,7 +234,9 @@ def layer_forward(x, W, U, b, h0, c0):
     cs = cuda.device_array((B, T, H), dtype=x.dtype)
     hs = cuda.device_array((B, T, H), dtype=x.dtype)
     rows = ROWS_PER_BLOCK
-    _forward_kernel[_blocks(B, rows), THREADS](x, W, U, b, h0, c0, zs, cs, hs, rows)
+    forward, _ = recurrent_kernels(x.dtype)
+    shared = _shared_bytes(U)
+    forward[_blocks(B, rows), THREADS, 0, shared](x, W, U, b, h0, c0, zs, cs, hs, rows, shared > 0)
     return zs, cs, hs
 
 
@@ -198,7 +255,9 @@ def layer_backward(x, W, U_T, h0, c0, zs, cs, hs, dhs, dh_carry, dc_carry, need_
     G = 4 * H
     dzs = cuda.device_array((B, T, G), dtype=x.dtype)
     rows = ROWS_PER_BLOCK
-    _backward_kernel[_blocks(B, rows), THREADS](U_T, c0, zs, cs, dhs, dh_carry, dc_carry, dzs, rows)
+    _, backward = recurrent_kernels(x.dtype)
+    shared = _shared_bytes(U_T)
+    backward[_blocks(B, rows), THREADS, 0, shared](U_T, c0, zs, cs, dhs, dh_carry, dc_carry, dzs, rows, shared > 0)
     dx = None
     if need_dx:
         dx = cuda.device_array((B, T, n_in), dtype=x.dtype)
