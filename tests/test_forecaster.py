@@ -585,3 +585,35 @@ def test_verbose_progress_goes_to_log(data, caplog):
     with caplog.at_level(logging.INFO, logger="numlstm"):
         numlstm.Forecaster(**TINY, verbose=2).fit(data, "flow")
     assert "Epoch 1/2" in caplog.text
+
+
+# ------------------------------------------------------------- local mode
+
+
+def test_local_mode_fits_each_series_alone(data, tmp_path):
+    kwargs = dict(TINY, relative=False, dtype="float64", random_state=7)
+    local = numlstm.Forecaster(**kwargs, mode="local").fit(data, "flow", covariates=["rain"])
+    assert local.local_params_.shape == (3, local.network_.n_params)
+    assert len(local.history_) == 3 and all(len(h["loss"]) == TINY["epochs"] for h in local.history_)
+    seeds = local.local_seeds_
+    assert len(set(seeds.tolist())) == 3
+    for s, site in enumerate(["st0", "st1", "st2"]):
+        alone = numlstm.Forecaster(**{**kwargs, "random_state": int(seeds[s])}).fit(
+            data.sel(station=[site]), "flow", covariates=["rain"])
+        np.testing.assert_allclose(local.local_params_[s], alone.network_.params, rtol=1e-12, atol=1e-14)
+        np.testing.assert_allclose(local.predict()["flow"].sel(station=site).values,
+                                   alone.predict()["flow"].sel(station=site).values, rtol=1e-10)
+    local.save(tmp_path / "local.nc")
+    ds = xr.load_dataset(tmp_path / "local.nc")
+    assert ds["lstm0_W"].dims == ("numlstm_series", "lstm0_input", "lstm0_gate")
+    back = numlstm.load(tmp_path / "local.nc")
+    np.testing.assert_array_equal(back.local_params_, local.local_params_)
+    np.testing.assert_array_equal(back.local_seeds_, seeds)
+    xr.testing.assert_identical(back.backtest(data, start="2000-03-01"), local.backtest(data, start="2000-03-01"))
+
+
+def test_local_mode_bad_combinations(data):
+    with pytest.raises(ValueError, match="mode must be 'global'"):
+        numlstm.Forecaster(**TINY, mode="per-series").fit(data, "flow")
+    with pytest.raises(TypeError, match="client must be a dask.distributed Client"):
+        numlstm.Forecaster(**TINY, mode="local").fit(data, "flow", client=object())

@@ -20,10 +20,12 @@ last observed value in units of the series' standard deviation.
 
 from __future__ import annotations
 
+import copy
 import json
 import math
 import numbers
 import warnings
+from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import pandas as pd
@@ -103,7 +105,15 @@ class Forecaster(ParamsMixin):
     random_state : int, Generator or None
         Seeds the initial weights and the shuffling.
     verbose : {0, 1, 2}, default 0
-        0 silent, 1 a progress bar, 2 one log line per epoch.
+        0 silent, 1 a progress bar, 2 one log line per epoch (per series
+        fitted, in local mode).
+    mode : {"global", "local"}, default "global"
+        ``"global"`` fits one network to the windows of every series.
+        ``"local"`` fits an independent network of the same shape to each
+        series (each station, each grid cell), in parallel over Numba's
+        threads; the weights then have a series dimension (``local_params_``,
+        and in the model file). Each series gets its own seed, drawn from
+        ``random_state``. CPU only.
 
     Attributes
     ----------
@@ -122,6 +132,12 @@ class Forecaster(ParamsMixin):
     calendar_features_ : tuple of str
     device_ : {"cpu", "cuda"}
         Where the model was fitted and forecasts.
+    local_params_ : ndarray, shape (n_series, n_params)
+        In local mode, each series' weights (the layout of ``network_.params``;
+        series flattened in the order of the data). None in global mode.
+    local_seeds_ : ndarray of int, shape (n_series,)
+        In local mode, each series' seed: ``Forecaster(random_state=seed)``
+        fitted on that series alone gives the same model. None in global mode.
     relative_ : bool
         Whether targets are learned as changes from the last observed value.
     n_windows_ : int
@@ -143,7 +159,7 @@ class Forecaster(ParamsMixin):
     def __init__(self, lookback=48, horizon=12, units=64, layers=1, quantiles=None, epochs=100, batch_size=64,
                  learning_rate=1e-3, relative="auto", calendar="auto", validation_fraction=0.2,
                  early_stopping=True, patience=5, clipnorm=1.0, dtype="float32", device="cpu",
-                 random_state=None, verbose=0):
+                 random_state=None, verbose=0, mode="global"):
         self.lookback = lookback
         self.horizon = horizon
         self.units = units
@@ -162,6 +178,7 @@ class Forecaster(ParamsMixin):
         self.device = device
         self.random_state = random_state
         self.verbose = verbose
+        self.mode = mode
 
     # ------------------------------------------------------------------ fit
 
@@ -215,6 +232,11 @@ class Forecaster(ParamsMixin):
             if params["device"] == "cuda":
                 raise ValueError("client= trains on the workers' CPUs; use device='cpu' with a client, or "
                                  "device='cuda' without one.")
+            if self.mode == "local":
+                raise ValueError("mode='local' trains one model per series on this machine's threads; fit it "
+                                 "without client=.")
+        if self.mode == "local" and params["device"] == "cuda":
+            raise ValueError("mode='local' runs on the CPU; use device='cpu' (or mode='global' on the GPU).")
         ds = _as_dataset(data, "data")
         targets = _names(target, "target", ds, required=True)
         past = _names(covariates, "covariates", ds)
@@ -302,13 +324,21 @@ class Forecaster(ParamsMixin):
             X_rows = X if mask.all() else X[mask]  # the common case needs no copy of the inputs
             return X_rows, np.ascontiguousarray(Y[mask], dtype=dtype), np.ascontiguousarray(M[mask], dtype=dtype)
 
-        Xt, Yt, Mt = rows(train)
-        Xv, Yv, Mv = rows(val) if val.any() else (None, None, None)
-        history = _training.fit(
-            net, Xt, Yt, Mt, epochs=self.epochs, batch_size=self.batch_size, loss_id=loss_id, lparams=lparams,
-            optimizer=params["optimizer"], clipnorm=self.clipnorm, validation_fraction=0.0,
-            early_stopping=self.early_stopping, patience=self.patience, rng=rng, verbose=self.verbose,
-            X_val=Xv, Y_val=Yv, M_val=Mv, device=params["device"], client=client)
+        def train_on(net, mask_train, mask_val, rng, verbose):
+            Xt, Yt, Mt = rows(mask_train)
+            Xv, Yv, Mv = rows(mask_val) if mask_val.any() else (None, None, None)
+            return _training.fit(
+                net, Xt, Yt, Mt, epochs=self.epochs, batch_size=self.batch_size, loss_id=loss_id,
+                lparams=lparams, optimizer=params["optimizer"], clipnorm=self.clipnorm, validation_fraction=0.0,
+                early_stopping=self.early_stopping, patience=self.patience, rng=rng, verbose=verbose,
+                X_val=Xv, Y_val=Yv, M_val=Mv, device=params["device"], client=client)
+
+        local_params = local_seeds = None
+        if self.mode == "local":
+            local_params, history, local_seeds = _fit_local(net, values.shape[0], w.series, train, val, rng, train_on,
+                                               self.verbose)
+        else:
+            history = train_on(net, train, val, rng, self.verbose)
 
         self.network_ = net
         self.device_ = params["device"]
@@ -322,6 +352,8 @@ class Forecaster(ParamsMixin):
         self.calendar_features_ = calendar
         self.quantiles_ = quantiles
         self.relative_ = relative
+        self.local_params_ = local_params
+        self.local_seeds_ = local_seeds
         self._series_index = _series_index(ds, series_dims)
         self._series_coords = _series_frame(ds, series_dims, [ds.sizes[d] for d in series_dims], dim)
         self._var_info = {n: {"dims": list(ds[n].dims), "attrs": dict(ds[n].attrs)} for n in variables}
@@ -565,6 +597,9 @@ class Forecaster(ParamsMixin):
         if not (random_state is None or isinstance(random_state, (numbers.Integral, np.random.Generator))):
             raise TypeError(f"random_state must be None, an int or a numpy Generator, got "
                             f"{type(random_state).__name__}.")
+        if self.mode not in ("global", "local"):
+            raise ValueError(f"mode must be 'global' (one model for every series) or 'local' (one model per series), "
+                             f"got {self.mode!r}.")
         return {"device": resolve_device(self.device), "lookback": lookback, "horizon": horizon, "units": units,
                 "validation_fraction": frac,
                 "quantiles": _check_quantiles(self.quantiles), "dtype": check_dtype(self.dtype),
@@ -681,7 +716,7 @@ class Forecaster(ParamsMixin):
         """Forecasts (n, horizon, n_targets[, Q]) in data units; NaN where inputs are missing."""
         n_targets = len(self.targets_)
         X, ok = self._windows(features, series, origin)
-        raw = _training.predict(self.network_, X, self.device_).astype(np.float64)
+        raw = self._raw_predict(X, positions[series]).astype(np.float64)
         shape = (len(series), self.horizon, n_targets)
         if self.quantiles_:
             raw = np.sort(raw.reshape(shape + (len(self.quantiles_),)), axis=-1)  # quantiles never cross
@@ -695,6 +730,18 @@ class Forecaster(ParamsMixin):
         out = raw * self.scaler_.std[rows, :n_targets][expand] + self.scaler_.mean[rows, :n_targets][expand]
         out[~ok] = np.nan
         return out.astype(self.network_.dtype, copy=False)
+
+    def _raw_predict(self, X, rows):
+        """The network's outputs for windows ``X`` of the fitted series ``rows``."""
+        if self.local_params_ is None:
+            return _training.predict(self.network_, X, self.device_)
+        out = np.empty((X.shape[0], self.network_.output_size), dtype=self.network_.dtype)
+        for position in np.unique(rows):
+            net = copy.copy(self.network_)  # its own params: concurrent predicts share nothing mutable
+            net.params = self.local_params_[position]
+            sel = rows == position
+            out[sel] = _training.predict(net, np.ascontiguousarray(X[sel]), "cpu")
+        return out
 
     def _warn_missing(self, out, where):
         bad = np.isnan(out.reshape(out.shape[0], -1)).all(axis=1)
@@ -892,6 +939,42 @@ def _global_scaling(scaler, values, static):
     new_mean, new_std = scaler.mean.copy(), scaler.std.copy()
     new_mean[:, static], new_std[:, static] = mean, std
     return SeriesScaler(mean=new_mean, std=new_std)
+
+
+def _fit_local(net, n_series, window_series, train, val, rng, train_on, verbose):
+    """One network per series, fitted in parallel threads (one Numba thread each).
+
+    Every series starts from its own seed, drawn in series order from ``rng``, so
+    series ``s`` gets the model a global fit of that series alone with
+    ``random_state=seeds[s]`` would give. Returns the (n_series, n_params)
+    weights, the list of per-series histories (None where a series has no
+    training window: its weights stay at their initial values) and the seeds.
+    """
+    import numba
+
+    seeds = rng.integers(0, 2**63 - 1, size=n_series)
+    params = np.empty((n_series, net.n_params), dtype=net.dtype)
+    histories = [None] * n_series
+
+    def fit_one(s):
+        numba.set_num_threads(1)  # per thread: the series run side by side
+        local_rng = np.random.default_rng(int(seeds[s]))
+        own = Network(net.input_size, net.hidden_sizes, net.output_size, net.dtype).initialize(local_rng)
+        mine = window_series == s
+        if (train & mine).any():
+            histories[s] = train_on(own, train & mine, val & mine, local_rng, 0)
+        params[s] = own.params
+        return s
+
+    progress = _training._Progress(verbose, n_series)
+    try:
+        with ThreadPoolExecutor(max(1, numba.get_num_threads())) as pool:
+            for done, s in enumerate(pool.map(fit_one, range(n_series))):
+                if histories[s]:
+                    progress.update(done, n_series, {"loss": histories[s]["loss"][-1]})
+    finally:
+        progress.close()
+    return params, histories, seeds
 
 
 def _trending(scaled_targets):

@@ -5,7 +5,8 @@ Layout (format version 1), an ordinary xarray Dataset:
 - ``lstm{k}_W (lstm{k}_input, lstm{k}_gate)``, ``lstm{k}_U (lstm{k}_unit,
   lstm{k}_gate)``, ``lstm{k}_b (lstm{k}_gate)`` for each layer ``k`` (gate
   blocks ``[i | f | g | o]``), and ``head_W (head_input, head_output)``,
-  ``head_b (head_output)``;
+  ``head_b (head_output)``; in local mode (one model per series) each has a
+  leading ``numlstm_series`` dimension;
 - ``scale_mean``, ``scale_std (numlstm_series, numlstm_feature)``: the
   per-series scaling of every input variable, fitted on the training data;
 - ``tail (numlstm_series, numlstm_step, numlstm_feature)``: the last
@@ -55,20 +56,35 @@ def _decode_times(encoded, kind, calendar, dtype):
     return np.array(encoded, dtype=dtype)
 
 
+def _weights_of(net, params):
+    """``net.get_weights()`` for another parameter vector of the same layout."""
+    layers = [dict(zip("WUb", (a.copy() for a in net.layer(params, i)))) for i in range(len(net.hidden_sizes))]
+    Wd, bd = net.head_views(params)
+    return {"layers": layers, "head": {"W": Wd.copy(), "b": bd.copy()}}
+
+
 def to_dataset(fc):
     """The fitted Forecaster ``fc`` as a model-file Dataset."""
     from numlstm import __version__
     from numlstm.forecast.forecaster import _jsonable
 
     net = fc.network_
-    weights = net.get_weights()
+    # In local mode every weight gets a leading series dimension, one model per series.
+    local = fc.local_params_ is not None
+    param_sets = fc.local_params_ if local else net.params[None]
+    lead = (SERIES,) if local else ()
+
+    def stacked(pick):
+        values = [pick(_weights_of(net, p)) for p in param_sets]
+        return np.stack(values) if local else values[0]
+
     data_vars = {}
-    for k, layer in enumerate(weights["layers"]):
-        data_vars[f"lstm{k}_W"] = ((f"lstm{k}_input", f"lstm{k}_gate"), layer["W"])
-        data_vars[f"lstm{k}_U"] = ((f"lstm{k}_unit", f"lstm{k}_gate"), layer["U"])
-        data_vars[f"lstm{k}_b"] = ((f"lstm{k}_gate",), layer["b"])
-    data_vars["head_W"] = (("head_input", "head_output"), weights["head"]["W"])
-    data_vars["head_b"] = (("head_output",), weights["head"]["b"])
+    for k in range(len(net.hidden_sizes)):
+        data_vars[f"lstm{k}_W"] = (lead + (f"lstm{k}_input", f"lstm{k}_gate"), stacked(lambda w: w["layers"][k]["W"]))
+        data_vars[f"lstm{k}_U"] = (lead + (f"lstm{k}_unit", f"lstm{k}_gate"), stacked(lambda w: w["layers"][k]["U"]))
+        data_vars[f"lstm{k}_b"] = (lead + (f"lstm{k}_gate",), stacked(lambda w: w["layers"][k]["b"]))
+    data_vars["head_W"] = (lead + ("head_input", "head_output"), stacked(lambda w: w["head"]["W"]))
+    data_vars["head_b"] = (lead + ("head_output",), stacked(lambda w: w["head"]["b"]))
     data_vars["scale_mean"] = ((SERIES, FEATURE), fc.scaler_.mean, {"long_name": "per-series mean of each input"})
     data_vars["scale_std"] = ((SERIES, FEATURE), fc.scaler_.std, {"long_name": "per-series std of each input"})
     tail_values, tail_time = fc._tail
@@ -84,7 +100,8 @@ def to_dataset(fc):
         "targets": fc.targets_, "covariates": fc.covariates_, "future_covariates": fc.future_covariates_,
         "dim": fc.dim_, "freq": fc.freq_, "series_dims": list(fc.series_dims_),
         "series_shape": list(fc._series_coords.shape), "calendar_features": list(fc.calendar_features_),
-        "quantiles": fc.quantiles_, "relative": fc.relative_, "n_windows": fc.n_windows_, "history": fc.history_,
+        "quantiles": fc.quantiles_, "relative": fc.relative_,
+        "local_seeds": None if fc.local_seeds_ is None else [int(v) for v in fc.local_seeds_], "n_windows": fc.n_windows_, "history": fc.history_,
         "network": {"input_size": net.input_size, "hidden_sizes": list(net.hidden_sizes),
                     "output_size": net.output_size, "dtype": str(net.dtype)},
         "variables": {n: {"dims": info["dims"], "attrs": _jsonable(info["attrs"])} for n, info in
@@ -113,8 +130,20 @@ def from_dataset(ds):
         net_cfg = cfg["network"]
         fc = Forecaster(**cfg["params"])
         net = Network(net_cfg["input_size"], net_cfg["hidden_sizes"], net_cfg["output_size"], net_cfg["dtype"])
-        layers = [{name: ds[f"lstm{k}_{name}"].values for name in "WUb"} for k in range(len(net.hidden_sizes))]
-        net.set_weights({"layers": layers, "head": {"W": ds["head_W"].values, "b": ds["head_b"].values}})
+        local = SERIES in ds["head_W"].dims
+
+        def weights(s=None):
+            pick = (lambda name: ds[name].values[s]) if local else (lambda name: ds[name].values)
+            layers = [{name: pick(f"lstm{k}_{name}") for name in "WUb"} for k in range(len(net.hidden_sizes))]
+            return {"layers": layers, "head": {"W": pick("head_W"), "b": pick("head_b")}}
+
+        local_params = None
+        if local:
+            local_params = np.empty((ds.sizes[SERIES], net.n_params), dtype=net.dtype)
+            for s in range(ds.sizes[SERIES]):
+                local_params[s] = net.set_weights(weights(s)).params
+        else:
+            net.set_weights(weights())
         scaler = SeriesScaler.from_dict({"mean": ds["scale_mean"].values, "std": ds["scale_std"].values})
         series_dims = tuple(cfg["series_dims"])
         coords = {k: v.variable for k, v in ds.coords.items() if k != FEATURE and set(v.dims) <= set(series_dims)}
@@ -143,6 +172,8 @@ def from_dataset(ds):
     fc.calendar_features_ = tuple(cfg["calendar_features"])
     fc.quantiles_ = cfg["quantiles"]
     fc.relative_ = bool(cfg["relative"])
+    fc.local_params_ = local_params
+    fc.local_seeds_ = None if cfg.get("local_seeds") is None else np.array(cfg["local_seeds"], dtype=np.int64)
     fc._series_index = _series_index(frame, series_dims)
     fc._series_coords = frame
     fc._var_info = cfg["variables"]
