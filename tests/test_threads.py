@@ -60,6 +60,6 @@ def test_dask_worker_threads_share_the_cores():
     import os
 
     with distributed.LocalCluster(n_workers=1, threads_per_worker=2, processes=False,
-                                  dashboard_address=None) as cluster, distributed.Client(cluster) as client:
+                                  dashboard_address=":0") as cluster, distributed.Client(cluster) as client:
         inside = client.submit(kernel_threads, pure=False).result()
     assert inside == max(1, min(numlstm.get_num_threads(), (os.cpu_count() or 1) // 2))
