@@ -23,16 +23,12 @@ def check_dtype(dtype, name="dtype"):
     return dt
 
 
-def _device_name(device, name):
-    if not isinstance(device, str) or device.lower() not in DEVICES:
-        raise ValueError(f"{name} must be one of {DEVICES}, got {device!r}.")
-    return device.lower()
-
-
 def resolve_device(device, name="device"):
     """``"cpu"`` or ``"cuda"``: ``"auto"`` picks the GPU when one is usable;
     ``"cuda"`` without a usable GPU raises, saying why."""
-    device = _device_name(device, name)
+    if not isinstance(device, str) or device.lower() not in DEVICES:
+        raise ValueError(f"{name} must be one of {DEVICES}, got {device!r}.")
+    device = device.lower()
     if device == "cpu":
         return "cpu"
     from numlstm.runtime import cuda_status

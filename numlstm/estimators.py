@@ -56,6 +56,36 @@ def _sequences(X, dtype, name="X"):
     return arr
 
 
+def check_training_params(model, optimizer):
+    """Validate the training knobs the estimators and the Forecaster share.
+
+    Returns ``(units, optimizer, dtype, device, rng)``: the hidden sizes per
+    layer, the optimizer object (``optimizer`` is a name or an instance), the
+    NumPy dtype, the resolved device and a Generator from ``random_state``.
+    """
+    layers = check_positive_int(model.layers, "layers")
+    if isinstance(model.units, (list, tuple)):
+        units = [check_positive_int(u, "units") for u in model.units]
+        if len(units) != layers:
+            raise ValueError(f"units lists {len(units)} layer sizes but layers={layers}; give one size per "
+                             "layer or a single int.")
+    else:
+        units = [check_positive_int(model.units, "units")] * layers
+    check_positive_int(model.epochs, "epochs")
+    check_positive_int(model.batch_size, "batch_size")
+    check_positive_int(model.patience, "patience")
+    check_number(model.validation_fraction, "validation_fraction", low=0, high=1, high_open=True)
+    check_number(model.clipnorm, "clipnorm", low=0, low_open=True, allow_none=True)
+    check_number(model.learning_rate, "learning_rate", low=0, low_open=True)
+    if model.verbose not in (0, 1, 2) or isinstance(model.verbose, bool):
+        raise ValueError(f"verbose must be 0 (silent), 1 (progress bar) or 2 (one line per epoch), got "
+                         f"{model.verbose!r}.")
+    if not isinstance(model.early_stopping, (bool, np.bool_)):
+        raise TypeError(f"early_stopping must be True or False, got {model.early_stopping!r}.")
+    optimizer = make_optimizer(optimizer, model.learning_rate)
+    return units, optimizer, check_dtype(model.dtype), resolve_device(model.device), _rng(model.random_state)
+
+
 class _LSTMBase(ParamsMixin):
     """Shared knobs, validation and training of the two estimators."""
 
@@ -80,25 +110,7 @@ class _LSTMBase(ParamsMixin):
 
     # --- validation -----------------------------------------------------------
     def _check_params(self):
-        units = self.units if isinstance(self.units, (list, tuple)) else [self.units] * check_positive_int(
-            self.layers, "layers")
-        units = [check_positive_int(u, "units") for u in units]
-        if isinstance(self.units, (list, tuple)) and len(units) != self.layers:
-            raise ValueError(f"units lists {len(units)} layer sizes but layers={self.layers}; give one size per "
-                             "layer or a single int.")
-        check_positive_int(self.epochs, "epochs")
-        check_positive_int(self.batch_size, "batch_size")
-        check_positive_int(self.patience, "patience")
-        check_number(self.validation_fraction, "validation_fraction", low=0, high=1, high_open=True)
-        check_number(self.clipnorm, "clipnorm", low=0, low_open=True, allow_none=True)
-        check_number(self.learning_rate, "learning_rate", low=0, low_open=True)
-        if self.verbose not in (0, 1, 2) or isinstance(self.verbose, bool):
-            raise ValueError(f"verbose must be 0 (silent), 1 (progress bar) or 2 (one line per epoch), got "
-                             f"{self.verbose!r}.")
-        if not isinstance(self.early_stopping, (bool, np.bool_)):
-            raise TypeError(f"early_stopping must be True or False, got {self.early_stopping!r}.")
-        optimizer = make_optimizer(self.optimizer, self.learning_rate)
-        return units, optimizer, check_dtype(self.dtype), resolve_device(self.device), _rng(self.random_state)
+        return check_training_params(self, self.optimizer)
 
     def _check_fitted(self):
         if not hasattr(self, "network_"):

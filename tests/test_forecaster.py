@@ -13,7 +13,8 @@ from hypothesis import strategies as st
 import numlstm
 from numlstm import MissingInputWarning, NotFittedError
 from numlstm.forecast import baselines
-from numlstm.forecast.forecaster import _network_inputs, _trending
+from numlstm.forecast.forecaster import _trending
+from numlstm.forecast.windows import window_inputs
 
 TINY = dict(lookback=6, horizon=3, units=4, epochs=2, batch_size=16, random_state=0)
 
@@ -213,15 +214,15 @@ def test_future_covariates_are_used():
 
 
 def test_network_inputs_in_chunks_equal_one_pass(monkeypatch):
-    from numlstm.forecast import forecaster
+    from numlstm.forecast import windows
 
     rng = np.random.default_rng(3)
     features = rng.standard_normal((3, 12, 4))
     features[1, 5, 0] = np.nan
     series, origin = np.repeat(np.arange(3), 6), np.tile(np.arange(2, 8), 3)
-    whole = _network_inputs(features, series, origin, 3, 2, np.array([2, 3]), np.float32)
-    monkeypatch.setattr(forecaster, "WINDOW_CHUNK", 4)  # several chunks, the last one partial
-    chunked = _network_inputs(features, series, origin, 3, 2, np.array([2, 3]), np.float32)
+    whole = window_inputs(features, series, origin, 3, 2, np.array([2, 3]), np.float32)
+    monkeypatch.setattr(windows, "WINDOW_CHUNK", 4)  # several chunks, the last one partial
+    chunked = window_inputs(features, series, origin, 3, 2, np.array([2, 3]), np.float32)
     assert whole[0].dtype == np.float32 and not whole[1].all()
     np.testing.assert_array_equal(whole[0], chunked[0])
     np.testing.assert_array_equal(whole[1], chunked[1])
@@ -229,7 +230,7 @@ def test_network_inputs_in_chunks_equal_one_pass(monkeypatch):
 
 def test_network_inputs_layout():
     features = np.arange(2 * 6 * 3, dtype=np.float64).reshape(2, 6, 3)
-    X, ok = _network_inputs(features, np.array([1]), np.array([2]), lookback=2, horizon=2, known=np.array([2]))
+    X, ok = window_inputs(features, np.array([1]), np.array([2]), lookback=2, horizon=2, known=np.array([2]))
     assert X.shape == (1, 4, 4)
     np.testing.assert_array_equal(X[0, :2, :3], features[1, 1:3])
     np.testing.assert_array_equal(X[0, :, 3], [1, 1, 0, 0])  # flag: past 1, future 0
@@ -237,7 +238,7 @@ def test_network_inputs_layout():
     np.testing.assert_array_equal(X[0, 2:, 2], features[1, 3:5, 2])
     assert ok.tolist() == [True]
     features[1, 4, 2] = np.nan
-    X, ok = _network_inputs(features, np.array([1]), np.array([2]), 2, 2, np.array([2]))
+    X, ok = window_inputs(features, np.array([1]), np.array([2]), 2, 2, np.array([2]))
     assert ok.tolist() == [False] and np.isfinite(X).all()
 
 

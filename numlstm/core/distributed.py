@@ -18,8 +18,10 @@ import math
 
 import numpy as np
 
+from numlstm._threads import kernel_threads
 from numlstm.core import losses as _losses
 from numlstm.core.optimizers import apply_update
+from numlstm.core.training import _CpuTrainer, batch_loss_grad
 
 SPLITTABLE = {_losses.MSE, _losses.MAE, _losses.HUBER, _losses.PINBALL, _losses.GAUSSIAN_NLL,
               _losses.BINARY_CE}
@@ -27,9 +29,6 @@ SPLITTABLE = {_losses.MSE, _losses.MAE, _losses.HUBER, _losses.PINBALL, _losses.
 
 def _shard_gradient(shard, rows, params, table, head, loss_id, lparams):
     """On a worker: (gradient sum, loss sum, count) over ``rows`` of its shard."""
-    from numlstm._threads import kernel_threads
-    from numlstm.core.training import batch_loss_grad
-
     X, Y, M = shard
     grads = np.zeros_like(params)
     Mb = M[rows]
@@ -40,9 +39,9 @@ def _shard_gradient(shard, rows, params, table, head, loss_id, lparams):
     return grads * count, loss * count, count
 
 
-class DistributedTrainer:
+class DistributedTrainer(_CpuTrainer):
     """The epoch loop's view of a cluster: weights and optimizer state on the client,
-    windows and gradient work on the workers."""
+    windows and gradient work on the workers (validation loss, weights: as on the CPU)."""
 
     def __init__(self, client, net, X, Y, M, batch_size, loss_id, lparams, optimizer, clipnorm):
         if loss_id not in SPLITTABLE:
@@ -64,6 +63,7 @@ class DistributedTrainer:
         self.clipnorm = float(clipnorm or 0.0)
         self.state = np.zeros((2, net.n_params), dtype=net.dtype)
         self.step = 0
+        self.n_threads = kernel_threads()
 
     def _batch(self, idx):
         net = self.net
@@ -96,19 +96,6 @@ class DistributedTrainer:
             apply_update(self.kind, self.net.params, grads, self.state, self.step, self.hp)
             batch_losses[bi] = loss
         return -1
-
-    def dataset_loss(self, X, Y, M):
-        from numlstm._threads import kernel_threads
-        from numlstm.core.training import dataset_loss
-
-        net = self.net
-        return dataset_loss(net.params, net.table, net.head, X, Y, M, self.loss_id, self.lparams, kernel_threads())
-
-    def get_params(self):
-        return self.net.params.copy()
-
-    def set_params(self, params):
-        self.net.params[:] = params
 
     def close(self):
         """Release the shards on the workers."""

@@ -156,27 +156,13 @@ def _zeros(shape, dtype):
     return a
 
 
-class Trainer:
-    """A network's parameters and a data set on the GPU, and the epoch loop over them."""
+class DeviceNetwork:
+    """A network's parameters on the GPU, and the forward pass through them."""
 
-    def __init__(self, net, X, Y, M, batch_size, loss_id, lparams, optimizer, clipnorm):
+    def __init__(self, net):
         self.net = net
         self.dtype = net.dtype
         self.params = cuda.to_device(net.params)
-        self.grads = cuda.device_array_like(net.params)
-        self.state = cuda.to_device(np.zeros((2, net.n_params), dtype=net.dtype))
-        self.X, self.Y, self.M = (cuda.to_device(np.ascontiguousarray(a)) for a in (X, Y, M))
-        self.batch_size = min(batch_size, X.shape[0])
-        self.loss_id = loss_id
-        self.lparams = cuda.to_device(np.asarray(lparams, dtype=np.float64))
-        self.kind = optimizer.kind
-        self.hp = optimizer.hyperparams()
-        self.d_hp = cuda.to_device(self.hp)
-        self.clipnorm = float(clipnorm or 0.0)
-        self.flag = cuda.to_device(np.array([-1], dtype=np.int64))
-        self.scale = cuda.device_array(1, dtype=np.float64)
-        self.parts = cuda.device_array(NORM_BLOCKS * THREADS, dtype=np.float64)
-        self.step = 0
 
     # --- views into the flat parameter buffers (device arrays) -------------------------------
     def _layer(self, buf, k):
@@ -189,9 +175,8 @@ class Trainer:
         H, O, oW, ob = (int(v) for v in self.net.head)
         return buf[oW:ob].reshape((H, O)), buf[ob:ob + O]
 
-    # --- passes -------------------------------------------------------------------------------
     def forward(self, X):
-        """Head outputs (device) and each layer's (input, zs, cs, hs)."""
+        """Head outputs (device) and each layer's (input, zs, cs, hs, zero state)."""
         n = X.shape[0]
         cache = []
         inp = X
@@ -206,6 +191,36 @@ class Trainer:
         out = cuda.device_array((n, Wd.shape[1]), dtype=self.dtype)
         _head_forward[_blocks(out.size), THREADS](inp, Wd, bd, out)
         return out, cache
+
+    def predict(self, X, rows=4096):
+        """Head outputs for the host array ``X``, ``rows`` at a time (a host array)."""
+        out = np.empty((X.shape[0], self.net.output_size), dtype=self.dtype)
+        for start in range(0, X.shape[0], rows):
+            stop = min(X.shape[0], start + rows)
+            pred, _ = self.forward(cuda.to_device(np.ascontiguousarray(X[start:stop])))
+            out[start:stop] = pred.copy_to_host()
+        return out
+
+
+class Trainer(DeviceNetwork):
+    """A network's parameters and a data set on the GPU, and the epoch loop over them."""
+
+    def __init__(self, net, X, Y, M, batch_size, loss_id, lparams, optimizer, clipnorm):
+        super().__init__(net)
+        self.grads = cuda.device_array_like(net.params)
+        self.state = cuda.to_device(np.zeros((2, net.n_params), dtype=net.dtype))
+        self.X, self.Y, self.M = (cuda.to_device(np.ascontiguousarray(a)) for a in (X, Y, M))
+        self.batch_size = min(batch_size, X.shape[0])
+        self.loss_id = loss_id
+        self.lparams = cuda.to_device(np.asarray(lparams, dtype=np.float64))
+        self.kind = optimizer.kind
+        self.hp = optimizer.hyperparams()
+        self.d_hp = cuda.to_device(self.hp)
+        self.clipnorm = float(clipnorm or 0.0)
+        self.flag = cuda.to_device(np.array([-1], dtype=np.int64))
+        self.scale = cuda.device_array(1, dtype=np.float64)
+        self.parts = cuda.device_array(NORM_BLOCKS * THREADS, dtype=np.float64)
+        self.step = 0
 
     def _batch(self, X, Y, M, losses, slot):
         pred, cache = self.forward(X)
@@ -254,14 +269,6 @@ class Trainer:
             self.step = start_step + failed
         return failed
 
-    def predict(self, X, rows=4096):
-        out = np.empty((X.shape[0], self.net.output_size), dtype=self.dtype)
-        for start in range(0, X.shape[0], rows):
-            stop = min(X.shape[0], start + rows)
-            pred, _ = self.forward(cuda.to_device(np.ascontiguousarray(X[start:stop])))
-            out[start:stop] = pred.copy_to_host()
-        return out
-
     def dataset_loss(self, X, Y, M):
         """Mean loss over a whole (validation) set; the set is copied to the GPU once and
         only the loss comes back."""
@@ -283,7 +290,4 @@ class Trainer:
 
 def predict(net, X):
     """Raw head outputs for ``X`` on the GPU."""
-    trainer = Trainer.__new__(Trainer)
-    trainer.net, trainer.dtype = net, net.dtype
-    trainer.params = cuda.to_device(net.params)
-    return trainer.predict(X)
+    return DeviceNetwork(net).predict(X)

@@ -69,11 +69,13 @@ class Network:
         self.params = p.astype(self.dtype)
         return self
 
-    def get_weights(self):
-        """Copies of the weights as ``{"layers": [{"W", "U", "b"}...], "head": {"W", "b"}}``."""
-        layers = [dict(zip("WUb", (a.copy() for a in self.layer(self.params, i))))
+    def get_weights(self, params=None):
+        """Copies of the weights as ``{"layers": [{"W", "U", "b"}...], "head": {"W", "b"}}``,
+        from ``self.params`` or from another vector ``params`` of the same layout."""
+        params = self.params if params is None else params
+        layers = [dict(zip("WUb", (a.copy() for a in self.layer(params, i))))
                   for i in range(len(self.hidden_sizes))]
-        Wd, bd = self.head_views(self.params)
+        Wd, bd = self.head_views(params)
         return {"layers": layers, "head": {"W": Wd.copy(), "b": bd.copy()}}
 
     def set_weights(self, weights):

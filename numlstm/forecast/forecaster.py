@@ -23,24 +23,21 @@ from __future__ import annotations
 import copy
 import json
 import math
-import numbers
 import warnings
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import pandas as pd
 import xarray as xr
-from numpy.lib.stride_tricks import sliding_window_view
 
 from numlstm._params import ParamsMixin
-from numlstm._validation import check_dtype, check_number, check_positive_int, resolve_device
+from numlstm._validation import check_positive_int
 from numlstm.core import losses as _losses
 from numlstm.core import training as _training
 from numlstm.core.network import Network
-from numlstm.core.optimizers import make_optimizer
-from numlstm.estimators import NotFittedError
+from numlstm.estimators import NotFittedError, check_training_params
 from numlstm.forecast import timeaxis
-from numlstm.forecast.windows import SeriesScaler, make_windows
+from numlstm.forecast.windows import SeriesScaler, make_windows, window_inputs
 
 __all__ = ["Forecaster", "MissingInputWarning", "load"]
 
@@ -294,7 +291,7 @@ class Forecaster(ParamsMixin):
 
         dtype = params["dtype"]
         w = make_windows(features, lookback, horizon, list(range(n_targets)), inputs=False)
-        X, ok = _network_inputs(features, w.series, w.origin, lookback, horizon, known, dtype)
+        X, ok = window_inputs(features, w.series, w.origin, lookback, horizon, known, dtype)
         if frac > 0:
             train = ok & (w.origin + horizon < cut)
             val = ok & (w.origin >= cut - 1)
@@ -569,41 +566,18 @@ class Forecaster(ParamsMixin):
     # ------------------------------------------------------------- helpers
 
     def _check_params(self):
+        units, optimizer, dtype, device, rng = check_training_params(self, "adam")
         lookback = check_positive_int(self.lookback, "lookback")
         horizon = check_positive_int(self.horizon, "horizon")
-        layers = check_positive_int(self.layers, "layers")
-        if isinstance(self.units, (list, tuple)):
-            units = [check_positive_int(u, "units") for u in self.units]
-            if len(units) != layers:
-                raise ValueError(f"units lists {len(units)} layer sizes but layers={layers}; give one size per "
-                                 "layer or a single int.")
-        else:
-            units = [check_positive_int(self.units, "units")] * layers
-        check_positive_int(self.epochs, "epochs")
-        check_positive_int(self.batch_size, "batch_size")
-        check_positive_int(self.patience, "patience")
-        frac = check_number(self.validation_fraction, "validation_fraction", low=0, high=1, high_open=True)
-        check_number(self.clipnorm, "clipnorm", low=0, low_open=True, allow_none=True)
-        optimizer = make_optimizer("adam", check_number(self.learning_rate, "learning_rate", low=0, low_open=True))
-        if not isinstance(self.early_stopping, (bool, np.bool_)):
-            raise TypeError(f"early_stopping must be True or False, got {self.early_stopping!r}.")
         if not (isinstance(self.relative, (bool, np.bool_)) or (isinstance(self.relative, str) and
                                                                 self.relative == "auto")):
             raise TypeError(f"relative must be 'auto', True or False, got {self.relative!r}.")
-        if self.verbose not in (0, 1, 2) or isinstance(self.verbose, bool):
-            raise ValueError(f"verbose must be 0 (silent), 1 (progress bar) or 2 (one line per epoch), got "
-                             f"{self.verbose!r}.")
-        random_state = self.random_state
-        if not (random_state is None or isinstance(random_state, (numbers.Integral, np.random.Generator))):
-            raise TypeError(f"random_state must be None, an int or a numpy Generator, got "
-                            f"{type(random_state).__name__}.")
         if self.mode not in ("global", "local"):
             raise ValueError(f"mode must be 'global' (one model for every series) or 'local' (one model per series), "
                              f"got {self.mode!r}.")
-        return {"device": resolve_device(self.device), "lookback": lookback, "horizon": horizon, "units": units,
-                "validation_fraction": frac,
-                "quantiles": _check_quantiles(self.quantiles), "dtype": check_dtype(self.dtype),
-                "optimizer": optimizer, "rng": np.random.default_rng(random_state)}
+        return {"device": device, "lookback": lookback, "horizon": horizon, "units": units,
+                "validation_fraction": float(self.validation_fraction), "quantiles": _check_quantiles(self.quantiles),
+                "dtype": dtype, "optimizer": optimizer, "rng": rng}
 
     def _check_fitted(self):
         if not hasattr(self, "network_"):
@@ -710,7 +684,7 @@ class Forecaster(ParamsMixin):
         """The network's inputs for windows ``(series, origin)`` of ``features``, and which are complete."""
         n_known = len(self.future_covariates_) + 2 * len(self.calendar_features_)
         known = np.arange(features.shape[2] - n_known, features.shape[2])
-        return _network_inputs(features, series, origin, self.lookback, self.horizon, known, self.network_.dtype)
+        return window_inputs(features, series, origin, self.lookback, self.horizon, known, self.network_.dtype)
 
     def _forecast(self, features, positions, series, origin):
         """Forecasts (n, horizon, n_targets[, Q]) in data units; NaN where inputs are missing."""
@@ -1028,39 +1002,6 @@ def _with_calendar(scaled, index, calendar):
     cal, _ = timeaxis.calendar_features(index, calendar)
     cal = np.broadcast_to(cal[None], (scaled.shape[0],) + cal.shape)
     return np.concatenate([scaled, cal], axis=2)
-
-
-WINDOW_CHUNK = 65536  # windows gathered at a time: bounds the float64 temporaries
-
-
-def _network_inputs(features, series, origin, lookback, horizon, known, dtype=np.float64):
-    """Network inputs (``dtype``) for windows ``(series, origin)`` and whether each is complete.
-
-    Without known-future columns: the ``lookback`` steps up to each origin.
-    With them: those steps plus ``horizon`` future steps that carry only the
-    ``known`` columns (0 elsewhere), and a last flag channel (1 past, 0 future).
-    Incomplete windows are all 0. Built in place, ``WINDOW_CHUNK`` windows at a
-    time, so the only full-size array is the result.
-    """
-    n, n_features = len(series), features.shape[2]
-    future = known.size > 0
-    X = np.zeros((n, lookback + horizon if future else lookback, n_features + future), dtype=dtype)
-    ok = np.empty(n, dtype=bool)
-    past_view = sliding_window_view(features, lookback, axis=1)  # (S, starts, F, lookback), no copy
-    future_view = sliding_window_view(features[:, :, known], horizon, axis=1) if future else None
-    for a in range(0, n, WINDOW_CHUNK):
-        b = min(n, a + WINDOW_CHUNK)
-        s, o = series[a:b], origin[a:b]
-        past = past_view[s, o - lookback + 1].transpose(0, 2, 1)
-        ok[a:b] = np.isfinite(past).all(axis=(1, 2))
-        X[a:b, :lookback, :n_features] = past
-        if future:
-            fut = future_view[s, o + 1].transpose(0, 2, 1)
-            ok[a:b] &= np.isfinite(fut).all(axis=(1, 2))
-            X[a:b, :lookback, -1] = 1
-            X[a:b, lookback:, known] = fut
-    X[~ok] = 0
-    return X, ok
 
 
 # ------------------------------------------------------- series bookkeeping

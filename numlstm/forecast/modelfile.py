@@ -56,13 +56,6 @@ def _decode_times(encoded, kind, calendar, dtype):
     return np.array(encoded, dtype=dtype)
 
 
-def _weights_of(net, params):
-    """``net.get_weights()`` for another parameter vector of the same layout."""
-    layers = [dict(zip("WUb", (a.copy() for a in net.layer(params, i)))) for i in range(len(net.hidden_sizes))]
-    Wd, bd = net.head_views(params)
-    return {"layers": layers, "head": {"W": Wd.copy(), "b": bd.copy()}}
-
-
 def to_dataset(fc):
     """The fitted Forecaster ``fc`` as a model-file Dataset."""
     from numlstm import __version__
@@ -75,7 +68,7 @@ def to_dataset(fc):
     lead = (SERIES,) if local else ()
 
     def stacked(pick):
-        values = [pick(_weights_of(net, p)) for p in param_sets]
+        values = [pick(net.get_weights(p)) for p in param_sets]
         return np.stack(values) if local else values[0]
 
     data_vars = {}

@@ -12,7 +12,9 @@ its last input step, so its targets start at ``origin + 1``.
   skipping windows with a missing input or no observed target, and masks the
   missing targets that remain;
 - :func:`input_windows` cuts the inputs for a forecast, flagging series whose
-  inputs are incomplete instead of dropping them;
+  inputs are incomplete instead of dropping them; :func:`window_inputs` does
+  the same for any (series, origin) pairs, with steps of known future
+  features, in a chosen dtype and bounded memory;
 - :class:`SeriesScaler` standardises each (series, feature) with statistics
   of a training slice only;
 - :func:`relative_targets` / :func:`absolute_targets` turn targets into
@@ -46,6 +48,7 @@ __all__ = [
     "input_windows",
     "make_windows",
     "relative_targets",
+    "window_inputs",
 ]
 
 
@@ -216,10 +219,45 @@ def input_windows(values, lookback, origins=None):
     )
     series = np.repeat(np.arange(n_series, dtype=np.intp), origins.size)
     origin = np.tile(origins, n_series)
-    X = sliding_window_view(values, lookback, axis=1)[series, origin - first].transpose(0, 2, 1)
-    ok = np.isfinite(X).all(axis=(1, 2))
-    X = np.where(ok[:, None, None], X, 0).astype(values.dtype, copy=False)
-    return np.ascontiguousarray(X), series, origin, ok
+    X, ok = window_inputs(values, series, origin, lookback, dtype=values.dtype)
+    return X, series, origin, ok
+
+
+WINDOW_CHUNK = 65536  # windows gathered at a time: bounds the float64 temporaries
+
+
+def window_inputs(features, series, origin, lookback, horizon=0, known=(), dtype=np.float64):
+    """Network inputs (``dtype``) for windows ``(series, origin)`` and whether each is complete.
+
+    ``features`` (n_series, n_time, n_features); ``series`` and ``origin`` one
+    entry per window, the origin being the window's last input step.
+
+    Without known-future columns: the ``lookback`` steps up to each origin.
+    With them: those steps plus ``horizon`` future steps that carry only the
+    ``known`` columns (0 elsewhere), and a last flag channel (1 past, 0 future).
+    Incomplete windows are all 0. Built in place, ``WINDOW_CHUNK`` windows at a
+    time, so the only full-size array is the result.
+    """
+    known = np.asarray(known, dtype=np.intp)
+    n, n_features = len(series), features.shape[2]
+    future = known.size > 0
+    X = np.zeros((n, lookback + horizon if future else lookback, n_features + future), dtype=dtype)
+    ok = np.empty(n, dtype=bool)
+    past_view = sliding_window_view(features, lookback, axis=1)  # (S, starts, F, lookback), no copy
+    future_view = sliding_window_view(features[:, :, known], horizon, axis=1) if future else None
+    for a in range(0, n, WINDOW_CHUNK):
+        b = min(n, a + WINDOW_CHUNK)
+        s, o = series[a:b], origin[a:b]
+        past = past_view[s, o - lookback + 1].transpose(0, 2, 1)
+        ok[a:b] = np.isfinite(past).all(axis=(1, 2))
+        X[a:b, :lookback, :n_features] = past
+        if future:
+            fut = future_view[s, o + 1].transpose(0, 2, 1)
+            ok[a:b] &= np.isfinite(fut).all(axis=(1, 2))
+            X[a:b, :lookback, -1] = 1
+            X[a:b, lookback:, known] = fut
+    X[~ok] = 0
+    return X, ok
 
 
 # -- scaling -----------------------------------------------------------------
