@@ -3,7 +3,9 @@
 import datetime
 import os
 import platform
+import statistics
 import subprocess
+import time
 
 
 def provenance(repo):
@@ -25,3 +27,18 @@ def emit(lines, output=None):
     if output:
         with open(output, "w") as f:
             f.write(report + "\n")
+
+
+def median_times(fns, repeats, warmup=1):
+    """Median seconds per call of each function in ``fns`` (a dict), after ``warmup``
+    calls of each; the repeats are interleaved, so a disturbance falls on all of them."""
+    for _ in range(warmup):
+        for fn in fns.values():
+            fn()
+    times = {key: [] for key in fns}
+    for _ in range(repeats):
+        for key, fn in fns.items():
+            start = time.perf_counter()
+            fn()
+            times[key].append(time.perf_counter() - start)
+    return {key: statistics.median(t) for key, t in times.items()}

@@ -16,7 +16,6 @@ in this process, for reference.
 
 import argparse
 import os
-import statistics
 import sys
 import time
 
@@ -24,7 +23,7 @@ REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, REPO)  # benchmark the checkout this file lives in
 
 import numpy as np  # noqa: E402
-from _report import emit, provenance  # noqa: E402
+from _report import emit, median_times, provenance  # noqa: E402
 
 LOOKBACK, HORIZON, UNITS = 60, 14, 32
 
@@ -83,14 +82,10 @@ def main(argv=None):
         with LocalCluster(n_workers=n_workers, threads_per_worker=threads, processes=True,
                           dashboard_address=":0", silence_logs=40) as cluster, Client(cluster):
             with dask.config.set(scheduler=None):
-                fc.predict(lazy).compute()  # warm-up: compiles the kernels in each worker
-                times = []
-                for _ in range(args.repeats):
-                    start = time.perf_counter()
-                    result = fc.predict(lazy).compute()
-                    times.append(time.perf_counter() - start)
+                result = fc.predict(lazy).compute()  # warm-up: compiles the kernels in each worker
+                median = median_times({"cluster": lambda: fc.predict(lazy).compute()}, args.repeats,
+                                      warmup=0)["cluster"]
         np.testing.assert_allclose(result["t2m"].values, eager["t2m"].values, rtol=1e-5, atol=1e-5)
-        median = statistics.median(times)
         lines.append(f"| LocalCluster: {n_workers} worker process(es) x {threads} thread(s) | {median:.2f} s | "
                      f"{median / eager_seconds:.2f} |")
         print(lines[-1], flush=True)

@@ -20,15 +20,13 @@ the two measurements interleaved.
 
 import argparse
 import os
-import statistics
 import sys
-import time
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, REPO)  # benchmark the checkout this file lives in
 
 import numpy as np  # noqa: E402
-from _report import emit, provenance  # noqa: E402
+from _report import emit, median_times, provenance  # noqa: E402
 import pandas as pd  # noqa: E402
 import xarray as xr  # noqa: E402
 
@@ -61,18 +59,6 @@ def kernel_inputs(fc, ds):
     return X
 
 
-def median_times(fns, repeats):
-    times = {k: [] for k in fns}
-    for fn in fns.values():
-        fn()  # warm-up
-    for _ in range(repeats):
-        for key, fn in fns.items():
-            start = time.perf_counter()
-            fn()
-            times[key].append(time.perf_counter() - start)
-    return {k: statistics.median(v) for k, v in times.items()}, times
-
-
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--series", type=int, default=10_000)
@@ -99,7 +85,7 @@ def main(argv=None):
         forecast = fc.predict(ds)
         direct = training.predict(fc.network_, X)
         assert forecast["flow"].shape == (HORIZON, args.series) and direct.shape[0] == args.series
-        medians, _ = median_times({"predict": lambda: fc.predict(ds),
+        medians = median_times({"predict": lambda: fc.predict(ds),
                                    "kernel": lambda: training.predict(fc.network_, X)}, args.repeats)
         ratio = medians["predict"] / medians["kernel"]
         lines.append(

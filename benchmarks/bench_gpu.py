@@ -20,15 +20,13 @@ cuDNN): predict <= 1.0 at the first two sizes, training step <= 1.5 at all.
 
 import argparse
 import os
-import statistics
 import sys
-import time
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, REPO)
 
 import numpy as np  # noqa: E402
-from _report import emit, provenance  # noqa: E402
+from _report import emit, median_times, provenance  # noqa: E402
 
 CASES = [((1024, 365, 4, 64), 1.5, 1.0), ((4096, 60, 8, 64), 1.5, 1.0), ((256, 100, 16, 256), 1.5, None)]
 
@@ -95,15 +93,9 @@ def main(argv=None):
 
         for measure, ours, theirs, target in (("training step", numlstm_step, torch_step, train_target),
                                               ("predict", numlstm_predict, torch_predict, predict_target)):
-            for fn in (ours, theirs, ours, theirs):
-                fn()  # warm-up, compilation included
-            times = {"numlstm": [], "torch": []}
-            for _ in range(args.repeats):
-                for name, fn in (("numlstm", ours), ("torch", theirs)):
-                    start = time.perf_counter()
-                    fn()
-                    times[name].append(time.perf_counter() - start)
-            a, b = statistics.median(times["numlstm"]), statistics.median(times["torch"])
+            # two warm-up calls each, compilation included
+            medians = median_times({"numlstm": ours, "torch": theirs}, args.repeats, warmup=2)
+            a, b = medians["numlstm"], medians["torch"]
             lines.append(f"| {B}, {T}, {F}, {H} | {measure} | {a * 1e3:.2f} ms | {b * 1e3:.2f} ms | {a / b:.2f} | "
                          f"{'<= ' + str(target) if target else '-'} |")
             print(lines[-1], flush=True)
