@@ -22,6 +22,7 @@ from numba import cuda
 from numlstm.core import losses as _losses
 from numlstm.core.optimizers import step_size, update_one
 from numlstm.kernels import cuda as kernels
+from numlstm.kernels.cuda import launch
 
 THREADS = 256
 NORM_BLOCKS = 64  # partial sums of squares for the global gradient norm
@@ -152,7 +153,7 @@ def _blocks(n):
 
 def _zeros(shape, dtype):
     a = cuda.device_array(shape, dtype=dtype)
-    _zero2[_blocks(a.size), THREADS](a)
+    launch(_zero2, _blocks(a.size), THREADS)(a)
     return a
 
 
@@ -189,7 +190,7 @@ class DeviceNetwork:
             inp = hs
         Wd, bd = self._head(self.params)
         out = cuda.device_array((n, Wd.shape[1]), dtype=self.dtype)
-        _head_forward[_blocks(out.size), THREADS](inp, Wd, bd, out)
+        launch(_head_forward, _blocks(out.size), THREADS)(inp, Wd, bd, out)
         return out, cache
 
     def predict(self, X, rows=4096):
@@ -226,27 +227,27 @@ class Trainer(DeviceNetwork):
         pred, cache = self.forward(X)
         n = X.shape[0]
         dpred = cuda.device_array(pred.shape, dtype=np.float64)
-        _loss[1, 1](self.loss_id, self.lparams, pred, Y, M, dpred, losses, slot, self.flag)
+        launch(_loss, 1, 1)(self.loss_id, self.lparams, pred, Y, M, dpred, losses, slot, self.flag)
         top = cache[-1][3]
         Wd, _ = self._head(self.params)
         dWd, dbd = self._head(self.grads)
         dhs = cuda.device_array(top.shape, dtype=self.dtype)
-        _head_backward[_blocks(max(Wd.size, top.size)), THREADS](top, Wd, dpred, dWd, dbd, dhs)
+        launch(_head_backward, _blocks(max(Wd.size, top.size)), THREADS)(top, Wd, dpred, dWd, dbd, dhs)
         for k in range(len(cache) - 1, -1, -1):
             inp, zs, cs, hs, zeros = cache[k]
             W, U, _, _ = self._layer(self.params, k)
             _, _, _, block = self._layer(self.grads, k)
             U_T = cuda.device_array((U.shape[1], U.shape[0]), dtype=self.dtype)
-            _transpose[_blocks(U.size), THREADS](U, U_T)
+            launch(_transpose, _blocks(U.size), THREADS)(U, U_T)
             dh_carry, dc_carry = _zeros((n, U.shape[0]), self.dtype), _zeros((n, U.shape[0]), self.dtype)
             dx, _, _, _ = kernels.layer_backward(inp, W, U_T, zeros, zeros, zs, cs, hs, dhs, dh_carry, dc_carry,
                                                  need_dx=k > 0, out=block)
             dhs = dx
-        _sum_squares[NORM_BLOCKS, THREADS](self.grads, self.parts)
-        _check_and_scale[1, 1](self.parts, losses, slot, self.clipnorm, self.flag, self.scale)
+        launch(_sum_squares, NORM_BLOCKS, THREADS)(self.grads, self.parts)
+        launch(_check_and_scale, 1, 1)(self.parts, losses, slot, self.clipnorm, self.flag, self.scale)
         alpha = step_size(self.kind, self.step + 1, self.hp)
-        _update[_blocks(self.net.n_params), THREADS](self.kind, self.params, self.grads, self.state, alpha,
-                                                     self.d_hp, self.flag, self.scale)
+        launch(_update, _blocks(self.net.n_params), THREADS)(self.kind, self.params, self.grads, self.state,
+                                                             alpha, self.d_hp, self.flag, self.scale)
         self.step += 1
 
     def epoch(self, order, batch_losses):
@@ -260,7 +261,8 @@ class Trainer(DeviceNetwork):
             batch = []
             for src in (self.X, self.Y, self.M):
                 out = cuda.device_array((size,) + src.shape[1:], dtype=src.dtype)
-                (_gather3 if src.ndim == 3 else _gather2)[_blocks(out.size), THREADS](src, d_order, start, out)
+                gather = _gather3 if src.ndim == 3 else _gather2
+                launch(gather, _blocks(out.size), THREADS)(src, d_order, start, out)
                 batch.append(out)
             self._batch(*batch, losses, bi)
         failed = int(self.flag.copy_to_host()[0])
@@ -278,7 +280,8 @@ class Trainer(DeviceNetwork):
         pred, _ = self.forward(d_X)
         dpred = cuda.device_array(pred.shape, dtype=np.float64)
         loss = cuda.device_array(1, dtype=np.float64)
-        _loss[1, 1](self.loss_id, self.lparams, pred, d_Y, d_M, dpred, loss, 0, cuda.to_device(np.array([-1])))
+        no_failure = cuda.to_device(np.array([-1]))
+        launch(_loss, 1, 1)(self.loss_id, self.lparams, pred, d_Y, d_M, dpred, loss, 0, no_failure)
         return float(loss.copy_to_host()[0])
 
     def get_params(self):

@@ -27,9 +27,12 @@ multi-block and tail paths run on the simulator). Nothing here validates:
 :mod:`numlstm.functional` does.
 """
 
+import warnings
+
 import numba
 import numpy as np
 from numba import cuda
+from numba.core.errors import NumbaPerformanceWarning
 
 from numlstm.kernels.gates import cell_backward, cell_forward
 
@@ -222,6 +225,18 @@ def _reduce_parts(parts, out):
         out[row, k] = acc
 
 
+def launch(kernel, griddim, blockdim, sharedmem=0):
+    """``kernel[griddim, blockdim, 0, sharedmem]``, without Numba's low-occupancy warning.
+
+    Numba warns at every launch of fewer than 128 blocks. A small batch is a
+    legitimate workload here and the user could do nothing about the warning,
+    so it is silenced for our own launches (and only for them).
+    """
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", NumbaPerformanceWarning)
+        return kernel[griddim, blockdim, 0, sharedmem]
+
+
 def _blocks(n, per_block):
     return (n + per_block - 1) // per_block
 
@@ -236,7 +251,7 @@ def layer_forward(x, W, U, b, h0, c0):
     rows = ROWS_PER_BLOCK
     forward, _ = recurrent_kernels(x.dtype)
     shared = _shared_bytes(U)
-    forward[_blocks(B, rows), THREADS, 0, shared](x, W, U, b, h0, c0, zs, cs, hs, rows, shared > 0)
+    launch(forward, _blocks(B, rows), THREADS, shared)(x, W, U, b, h0, c0, zs, cs, hs, rows, shared > 0)
     return zs, cs, hs
 
 
@@ -257,15 +272,15 @@ def layer_backward(x, W, U_T, h0, c0, zs, cs, hs, dhs, dh_carry, dc_carry, need_
     rows = ROWS_PER_BLOCK
     _, backward = recurrent_kernels(x.dtype)
     shared = _shared_bytes(U_T)
-    backward[_blocks(B, rows), THREADS, 0, shared](U_T, c0, zs, cs, dhs, dh_carry, dc_carry, dzs, rows, shared > 0)
+    launch(backward, _blocks(B, rows), THREADS, shared)(U_T, c0, zs, cs, dhs, dh_carry, dc_carry, dzs, rows, shared > 0)
     dx = None
     if need_dx:
         dx = cuda.device_array((B, T, n_in), dtype=x.dtype)
-        _input_grad_kernel[_blocks(B * T * n_in, THREADS), THREADS](dzs, W, dx)
+        launch(_input_grad_kernel, _blocks(B * T * n_in, THREADS), THREADS)(dzs, W, dx)
     per = PAIRS_PER_BLOCK
     n_parts = _blocks(B * T, per)
     parts = cuda.device_array((n_parts, n_in + H + 1, G), dtype=x.dtype)
-    _partial_grads[n_parts, THREADS](x, h0, hs, dzs, parts, per)
+    launch(_partial_grads, n_parts, THREADS)(x, h0, hs, dzs, parts, per)
     grads = cuda.device_array((n_in + H + 1, G), dtype=x.dtype) if out is None else out
-    _reduce_parts[_blocks((n_in + H + 1) * G, THREADS), THREADS](parts, grads)
+    launch(_reduce_parts, _blocks((n_in + H + 1) * G, THREADS), THREADS)(parts, grads)
     return dx, grads[:n_in], grads[n_in:n_in + H], grads[n_in + H]
