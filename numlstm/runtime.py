@@ -1,5 +1,6 @@
 """Threads, compilation and the environment numlstm runs in."""
 
+import functools
 import importlib.metadata
 import os
 import platform
@@ -80,12 +81,42 @@ def cuda_status():
     try:
         if not cuda.is_available():
             return False, "no CUDA driver or device found (numba.cuda.is_available() is False)"
-        if numba.config.ENABLE_CUDASIM:
-            return True, "Numba's CUDA simulator (NUMBA_ENABLE_CUDASIM=1): correct, not fast"
-        name = cuda.current_context().device.name
-        return True, name.decode() if isinstance(name, bytes) else str(name)
+        name = "" if numba.config.ENABLE_CUDASIM else cuda.current_context().device.name
     except Exception as err:  # the driver reports many kinds of failure
         return False, f"CUDA is installed but not usable: {err}"
+    failure = _compile_probe()
+    if failure:
+        return False, failure
+    if numba.config.ENABLE_CUDASIM:
+        return True, "Numba's CUDA simulator (NUMBA_ENABLE_CUDASIM=1): correct, not fast"
+    return True, name.decode() if isinstance(name, bytes) else str(name)
+
+
+@functools.cache
+def _compile_probe():
+    """'' when a one-line kernel compiles and runs on the GPU, else why not.
+
+    A driver and a device are not enough: Numba's CUDA compiler needs NVVM and
+    a NumPy it supports (numba-cuda 0.30 fails to compile anything under
+    NumPy 2.5, for one), and a user asking for ``device="auto"`` should get
+    the CPU rather than that error.
+    """
+    from numba import cuda
+
+    try:
+        from numlstm.kernels.cuda import launch
+
+        @cuda.jit
+        def probe(a):
+            a[0] += 1.0
+
+        a = cuda.to_device(np.zeros(1))
+        launch(probe, 1, 1)(a)
+        if a.copy_to_host()[0] != 1.0:
+            return "a probe kernel ran but computed a wrong result"
+    except Exception as err:
+        return f"Numba cannot compile CUDA kernels here ({type(err).__name__}: {err})"
+    return ""
 
 
 def info():

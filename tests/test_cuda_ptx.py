@@ -21,12 +21,27 @@ if os.environ.get("NUMBA_ENABLE_CUDASIM") == "1":
 TOOLKITS = sorted(glob.glob("/usr/local/cuda*/lib*/libnvvm.so*") + glob.glob("/usr/local/cuda*/nvvm/lib64/libnvvm.so*"))
 
 
+def _run_cpu_kernels_first():
+    """Compile and run the CPU kernels and the optimizer before any CUDA compile, as a user's
+    session (and the test suite) does: under numba-cuda 0.30, a function once IR-inlined into
+    CPU code could no longer be typed for the GPU, which only this order exposed."""
+    import numlstm
+
+    rng = np.random.default_rng(0)
+    for dt in (np.float64, np.float32):
+        x = rng.standard_normal((2, 3, 1)).astype(dt)
+        W, U, b = (rng.standard_normal(s).astype(dt) for s in ((1, 8), (2, 8), (8,)))
+        numlstm.lstm_backward(x, W, U, b, np.ones((2, 3, 2), dt))
+        numlstm.LSTMRegressor(units=2, epochs=1, batch_size=2, dtype=np.dtype(dt).name).fit(x, x[:, -1, 0])
+
+
 @pytest.fixture(scope="module")
 def compile_ptx():
     if not TOOLKITS and not os.environ.get("CUDA_HOME"):
         pytest.skip("no CUDA toolkit (libnvvm) on this machine")
     if not os.environ.get("CUDA_HOME"):
         os.environ["CUDA_HOME"] = os.path.dirname(os.path.dirname(TOOLKITS[0])).replace("/nvvm", "")
+    _run_cpu_kernels_first()
     import numba.cuda.dispatcher as dispatcher
     from numba import cuda
 

@@ -21,8 +21,11 @@ from numba import cuda
 
 from numlstm.core import losses as _losses
 from numlstm.core.optimizers import step_size, update_one
+from numlstm.kernels.gates import gpu_twin
 from numlstm.kernels import cuda as kernels
 from numlstm.kernels.cuda import launch
+
+update_one_gpu = gpu_twin(update_one)
 
 THREADS = 256
 NORM_BLOCKS = 64  # partial sums of squares for the global gradient norm
@@ -144,7 +147,7 @@ def _check_and_scale(parts, losses, slot, clipnorm, flag, scale):
 def _update(kind, params, grads, state, alpha, hp, flag, scale):
     i = cuda.grid(1)
     if i < params.shape[0] and flag[0] < 0:
-        update_one(kind, params, state, i, grads[i] * scale[0], alpha, hp)
+        update_one_gpu(kind, params, state, i, grads[i] * scale[0], alpha, hp)
 
 
 def _blocks(n):

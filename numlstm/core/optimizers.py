@@ -11,6 +11,7 @@ from numba import njit
 from numba.extending import register_jitable
 
 from numlstm._validation import check_number, check_positive_int
+from numlstm.kernels.gates import inline_on_cpu
 
 KIND_ADAM, KIND_SGD, KIND_LBFGS = range(3)
 
@@ -93,7 +94,7 @@ def step_size(kind, step, hp):
     return hp[0]
 
 
-@register_jitable(inline="always")
+@inline_on_cpu
 def update_one(kind, params, state, i, g, alpha, hp):
     """Update parameter ``i`` with gradient ``g``: the rule shared by the CPU loop
     and the CUDA kernel (one thread per parameter)."""

@@ -1,7 +1,7 @@
 """CUDA kernels for one LSTM layer: forward and backpropagation through time.
 
-Same layout and gate math as :mod:`numlstm.kernels.cpu` (the cell functions of
-:mod:`numlstm.kernels.gates` are compiled for the GPU here).
+Same layout and gate math as :mod:`numlstm.kernels.cpu` (the GPU twins of the
+cell functions of :mod:`numlstm.kernels.gates` are compiled for the GPU here).
 
 Batch rows are independent through time, so each block carries a tile of
 ``ROWS_PER_BLOCK`` rows through the whole sequence in one launch: its threads
@@ -32,15 +32,18 @@ import warnings
 import numba
 import numpy as np
 from numba import cuda
-from numba.core.errors import NumbaPerformanceWarning
 
-from numlstm.kernels.gates import cell_backward, cell_forward
+from numlstm.kernels import gates
+
+cell_forward = gates.gpu_twin(gates.cell_forward)
+cell_backward = gates.gpu_twin(gates.cell_backward)
 
 THREADS = 256  # threads per block
 ROWS_PER_BLOCK = 4  # batch rows a block carries through time
 PAIRS_PER_BLOCK = 256  # (row, step) pairs per block of partial weight gradients
 
 
+_LOW_OCCUPANCY = r"(?s).*will likely result in GPU under-utilization"
 SHARED_LIMIT = 48 * 1024  # dynamic shared memory a launch may use without opting in, in bytes
 
 
@@ -230,10 +233,11 @@ def launch(kernel, griddim, blockdim, sharedmem=0):
 
     Numba warns at every launch of fewer than 128 blocks. A small batch is a
     legitimate workload here and the user could do nothing about the warning,
-    so it is silenced for our own launches (and only for them).
+    so it is silenced for our own launches (and only for them). Matched by
+    message: the ``numba-cuda`` package raises a warning class of its own.
     """
     with warnings.catch_warnings():
-        warnings.simplefilter("ignore", NumbaPerformanceWarning)
+        warnings.filterwarnings("ignore", message=_LOW_OCCUPANCY)
         return kernel[griddim, blockdim, 0, sharedmem]
 
 

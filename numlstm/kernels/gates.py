@@ -1,10 +1,11 @@
 """Gate math shared by the CPU and CUDA kernels.
 
-Every function here is ``register_jitable``: plain Python that Numba compiles
-for whichever target calls it (``@njit`` on the CPU, ``@cuda.jit`` on a GPU).
-They are inlined at the Numba IR level (``inline="always"``): left as calls,
-LLVM declines to inline the larger ones and the CPU loops that use them stop
-vectorizing, which costs about 9x.
+Every function here is plain Python that Numba compiles for whichever target
+calls it (``@njit`` on the CPU, ``@cuda.jit`` on a GPU), registered by
+:func:`inline_on_cpu`: on the CPU they are inlined at the Numba IR level
+(left as calls, LLVM declines to inline the larger ones and the CPU loops that
+use them stop vectorizing, which costs about 9x); CUDA kernels call their
+:func:`gpu_twin`, an ordinary device function that NVVM inlines itself.
 The activation functions pick their implementation from the argument's type at
 compile time: float64 uses the exact ``math.tanh``; float32 uses a rational
 approximation that is accurate to a few float32 ulps and, unlike a call into
@@ -13,6 +14,7 @@ libm, vectorizes (it is only multiplies, adds, a division and a clamp).
 
 import math
 import os
+import types as pytypes
 
 import numpy as np
 from numba import types
@@ -103,6 +105,43 @@ if os.environ.get("NUMBA_ENABLE_CUDASIM") == "1":
         return math.tanh(x)
 
 
+_INLINED = set()  # functions registered by inline_on_cpu
+_GPU_TWINS = {}
+
+
+def inline_on_cpu(fn):
+    """``register_jitable(inline="always")``, for functions in the CPU's hot loops.
+
+    CUDA kernels must call :func:`gpu_twin` of such a function instead: the
+    ``numba-cuda`` package (0.30) cannot type a function once it has been
+    IR-inlined into CPU code (its arguments arrive as ``omitted`` and the
+    first arithmetic on them is a TypingError).
+    """
+    register_jitable(inline="always")(fn)
+    _INLINED.add(fn)
+    return fn
+
+
+def gpu_twin(fn):
+    """The GPU's copy of an :func:`inline_on_cpu` function.
+
+    The same code object, registered as a plain ``register_jitable`` (NVVM
+    inlines device functions itself), with every ``inline_on_cpu`` function it
+    calls replaced by that function's twin. Made once per function.
+    """
+    twin = _GPU_TWINS.get(fn)
+    if twin is None:
+        namespace = dict(fn.__globals__)
+        twin = pytypes.FunctionType(fn.__code__, namespace, fn.__name__, fn.__defaults__, fn.__closure__)
+        twin.__doc__, twin.__qualname__ = fn.__doc__, fn.__qualname__
+        _GPU_TWINS[fn] = twin
+        for name, value in list(namespace.items()):
+            if callable(value) and value in _INLINED:
+                namespace[name] = gpu_twin(value)
+        register_jitable(twin)
+    return twin
+
+
 def like(value, x):  # pragma: no cover - replaced by the overload inside jitted code
     """``value`` as a float of ``x``'s own width.
 
@@ -122,14 +161,14 @@ def _like_overload(value, x):
     return None
 
 
-@register_jitable(inline="always")
+@inline_on_cpu
 def sigmoid(x):
     """Logistic function through tanh: exact identity, no overflow, vectorizes."""
     half = like(0.5, x)
     return half + half * tanh(half * x)
 
 
-@register_jitable(inline="always")
+@inline_on_cpu
 def cell_forward(zi, zf, zg, zo, c_prev):
     """One LSTM cell from pre-activations ``z = x W + h U + b``.
 
@@ -145,7 +184,7 @@ def cell_forward(zi, zf, zg, zo, c_prev):
     return i, f, g, o, c, h
 
 
-@register_jitable(inline="always")
+@inline_on_cpu
 def cell_backward(zi, zf, zg, zo, c, c_prev, dh, dc_next):
     """Backward through one cell, from the stored pre-activations.
 
