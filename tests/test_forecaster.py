@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 import numlstm
 from numlstm import MissingInputWarning, NotFittedError
 from numlstm.forecast import baselines
-from numlstm.forecast.forecaster import _trending
+from numlstm.forecast.streaming import line_r2, trending
 from numlstm.forecast.windows import window_inputs
 
 TINY = dict(lookback=6, horizon=3, units=4, epochs=2, batch_size=16, random_state=0)
@@ -187,6 +187,10 @@ def test_relative_auto_follows_the_trend():
     wave = xr.Dataset({"y": ("time", np.sin(np.arange(120) / 4.0))},
                       coords={"time": pd.date_range("2000", periods=120, freq="D")})
     assert numlstm.Forecaster(**TINY).fit(wave, "y").relative_ is False
+
+
+def _trending(scaled):
+    return trending(line_r2(scaled))
 
 
 def test_trending_is_r_squared_of_a_line():
@@ -444,6 +448,20 @@ def test_predict_and_backtest_stay_lazy(data, fitted, no_compute):
     backtest = fitted.backtest(lazy, start="2000-02-15", stride=3)
     assert forecast["flow"].chunks == ((2, 1), (3,))
     assert backtest["flow"].chunks[2] == (2, 1)
+
+
+def test_lazy_forecast_holds_the_model_once(data):
+    import pickle
+
+    cloudpickle = pytest.importorskip("cloudpickle")
+    fitted = numlstm.Forecaster(**{**TINY, "units": 48, "epochs": 1}).fit(data, "flow", covariates=["rain"])
+    model_bytes = len(pickle.dumps(fitted))  # the weights dominate: the graph would grow by this per chunk
+    for out in (fitted.predict(data.chunk({"station": 1})),
+                fitted.backtest(data.chunk({"station": 1}), start="2000-02-15", stride=3)):
+        graph = dict(out.__dask_graph__())
+        holders = [key for key, task in graph.items() if "numlstm_model" in str(key) or "Forecaster(" in str(task)]
+        assert len(holders) == 1, holders  # one key holds the model; the 3 tasks refer to it
+        assert len(cloudpickle.dumps(graph)) < 2 * model_bytes  # not one copy per chunk of series
 
 
 def test_lazy_results_equal_eager(data, fitted):

@@ -23,6 +23,7 @@ from __future__ import annotations
 import copy
 import json
 import math
+import os
 import warnings
 from concurrent.futures import ThreadPoolExecutor
 
@@ -36,7 +37,7 @@ from numlstm.core import losses as _losses
 from numlstm.core import training as _training
 from numlstm.core.network import Network
 from numlstm.estimators import NotFittedError, check_training_params
-from numlstm.forecast import timeaxis
+from numlstm.forecast import streaming, timeaxis
 from numlstm.forecast.windows import SeriesScaler, make_windows, window_inputs
 
 __all__ = ["Forecaster", "MissingInputWarning", "load"]
@@ -179,14 +180,15 @@ class Forecaster(ParamsMixin):
 
     # ------------------------------------------------------------------ fit
 
-    def fit(self, data, target, *, covariates=None, future_covariates=None, dim="time", freq=None, client=None):
+    def fit(self, data, target, *, covariates=None, future_covariates=None, dim="time", freq=None, client=None,
+            stream="auto"):
         """Fit one global model to every series of ``data``.
 
         Parameters
         ----------
         data : xarray.Dataset or named xarray.DataArray
             Dask-backed data is loaded into memory (a copy; ``data`` is not
-            modified).
+            modified), or streamed chunk by chunk when it is large (``stream``).
         target : str or list of str
             Variable(s) to forecast. They must share their dimensions: ``dim``
             and the series dimensions.
@@ -209,6 +211,14 @@ class Forecaster(ParamsMixin):
             summed update synchronously, so the result equals a local fit on
             the same batches up to floating-point rounding. One round trip per
             batch: worth it when a batch is large. CPU only.
+        stream : "auto", bool, default "auto"
+            Train out of core: windows are streamed from one dask chunk of
+            series at a time through a shuffle buffer, and the scaling
+            statistics come from one pass over the data, so the whole array is
+            never in memory (:mod:`numlstm.forecast.streaming`). ``"auto"``
+            streams dask-backed data whose training windows would take more
+            than a quarter of this machine's memory; ``True`` streams any
+            dask-backed data. CPU, ``mode="global"`` and no ``client`` only.
 
         Returns
         -------
@@ -265,25 +275,22 @@ class Forecaster(ParamsMixin):
                 f"data has {n_time} time step(s) along {dim!r} but lookback ({lookback}) + horizon ({horizon}) = "
                 f"{lookback + horizon} are needed for one training window. Shorten lookback or horizon, or "
                 "give a longer record.")
+        if self._streams(stream, ds, variables, series_dims, n_time, len(calendar), params):
+            if params["device"] == "cuda" or client is not None or self.mode == "local":
+                raise ValueError(
+                    "a streamed (out-of-core) fit trains on this process's CPU, one global model: use "
+                    "device='cpu', no client and mode='global', or pass stream=False to load the data.")
+            return self._fit_streamed(ds, targets, past, future, dim, series_dims, axis, freq, calendar, params)
 
         values = _stack(ds, variables, dim, series_dims)
         n_targets = len(targets)
-        observed = np.isfinite(values[:, :, :n_targets])
-        if not observed.any():
-            raise ValueError(
-                f"target {targets if n_targets > 1 else targets[0]!r} is NaN everywhere; there is nothing to "
-                "learn from.")
-        empty = ~observed.any(axis=(1, 2))
-        if empty.any():
-            warnings.warn(
-                f"{int(empty.sum())} of {empty.size} series have no observed target value; they are left out "
-                "of training and their forecasts will be NaN.", MissingInputWarning, stacklevel=2)
+        self._check_observed(np.isfinite(values[:, :, :n_targets]).any(axis=(1, 2)), targets)
 
         # Time split for validation: scaling and training windows see only the time before `cut`.
         first, last = lookback - 1, n_time - horizon - 1
         frac = params["validation_fraction"]
         cut = n_time if frac == 0 else first + int(math.ceil((1 - frac) * (last - first + 1)))
-        scaler = _global_scaling(SeriesScaler.fit(values, slice(0, cut)), values,
+        scaler = _global_scaling(SeriesScaler.fit(values, slice(0, cut)), values[:, 0],
                                  [k for k, n in enumerate(variables) if dim not in ds[n].dims])
         features = _with_calendar(scaler.transform(values), axis.index, calendar)
         n_known = len(future) + 2 * len(calendar)
@@ -305,7 +312,8 @@ class Forecaster(ParamsMixin):
             raise ValueError(
                 f"no complete training window: every run of lookback + horizon = {lookback + horizon} steps has "
                 "a missing input or no observed target. Shorten lookback or fill the gaps in the inputs.")
-        relative = _trending(features[:, :cut, :n_targets]) if self.relative == "auto" else bool(self.relative)
+        relative = (streaming.trending(streaming.line_r2(features[:, :cut, :n_targets])) if self.relative == "auto"
+                    else bool(self.relative))
         Y = w.Y - X[:, lookback - 1, :n_targets][:, None, :] if relative else w.Y
         Y = Y.reshape(len(w), -1)
         M = w.mask.reshape(len(w), -1)
@@ -337,27 +345,100 @@ class Forecaster(ParamsMixin):
         else:
             history = train_on(net, train, val, rng, self.verbose)
 
+        self.local_params_ = local_params
+        self.local_seeds_ = local_seeds
+        return self._fitted(ds, net, params, scaler, history, int(train.sum()), (targets, past, future), dim, freq,
+                            series_dims, calendar, relative, axis, values[:, n_time - lookback:])
+
+    def _fitted(self, ds, net, params, scaler, history, n_windows, names, dim, freq, series_dims, calendar, relative,
+                axis, tail):
+        """Record a fit's results and the data's labels (shared by the in-memory and streamed fits)."""
         self.network_ = net
         self.device_ = params["device"]
         self.scaler_ = scaler
         self.history_ = history
-        self.n_windows_ = int(train.sum())
-        self.targets_, self.covariates_, self.future_covariates_ = targets, past, future
+        self.n_windows_ = n_windows
+        self.targets_, self.covariates_, self.future_covariates_ = names
         self.dim_ = dim
         self.freq_ = freq
         self.series_dims_ = series_dims
         self.calendar_features_ = calendar
-        self.quantiles_ = quantiles
+        self.quantiles_ = params["quantiles"]
         self.relative_ = relative
-        self.local_params_ = local_params
-        self.local_seeds_ = local_seeds
         self._series_index = _series_index(ds, series_dims)
         self._series_coords = _series_frame(ds, series_dims, [ds.sizes[d] for d in series_dims], dim)
-        self._var_info = {n: {"dims": list(ds[n].dims), "attrs": dict(ds[n].attrs)} for n in variables}
+        self._var_info = {n: {"dims": list(ds[n].dims), "attrs": dict(ds[n].attrs)} for n in self._variables}
         self._data_attrs = dict(ds.attrs)
         self._time = {"kind": axis.kind, "calendar": axis.calendar, "attrs": dict(ds[dim].attrs)}
-        self._tail = (values[:, n_time - lookback:], ds[dim].values[n_time - lookback:])
+        self._tail = (tail, ds[dim].values[len(axis) - tail.shape[1]:])
         return self
+
+    def _streams(self, stream, ds, variables, series_dims, n_time, n_calendar, params):
+        """Whether this fit streams its data (see ``fit``'s ``stream``)."""
+        if not (isinstance(stream, (bool, np.bool_)) or (isinstance(stream, str) and stream == "auto")):
+            raise TypeError(f"stream must be 'auto', True or False, got {stream!r}.")
+        if not _is_lazy(ds, variables):
+            return False
+        if stream != "auto":
+            return bool(stream)
+        n_series = int(np.prod([ds.sizes[d] for d in series_dims]))
+        window_bytes = n_series * n_time * params["lookback"] * (len(variables) + 2 * n_calendar) * \
+            np.dtype(params["dtype"]).itemsize
+        return window_bytes > _memory_bytes() / 4
+
+    def _fit_streamed(self, ds, targets, past, future, dim, series_dims, axis, freq, calendar, params):
+        """``fit`` out of core: see :mod:`numlstm.forecast.streaming`."""
+        variables = targets + past + future
+        lookback, horizon = params["lookback"], params["horizon"]
+        n_time, n_targets = len(axis), len(targets)
+        n_series = int(np.prod([ds.sizes[d] for d in series_dims]))
+        frac = params["validation_fraction"]
+        first, last = lookback - 1, n_time - horizon - 1
+        cut = n_time if frac == 0 else first + int(math.ceil((1 - frac) * (last - first + 1)))
+        blocks = streaming.SeriesBlocks(ds, variables, dim, series_dims)
+        stats = streaming.Statistics(blocks, n_series, len(variables), n_targets, cut, lookback)
+        self._check_observed(stats.observed, targets)
+        static = [k for k, n in enumerate(variables) if dim not in ds[n].dims]
+        scaler = _global_scaling(SeriesScaler(mean=stats.mean, std=stats.std), stats.first, static)
+        relative = streaming.trending(stats.r2) if self.relative == "auto" else bool(self.relative)
+        cal = timeaxis.calendar_features(axis.index, calendar)[0] if calendar else None
+        n_features = len(variables) + 2 * len(calendar)
+        known = np.arange(n_features - len(future) - 2 * len(calendar), n_features)
+        origins = np.arange(first, last + 1)
+        train = origins[origins + horizon < cut] if frac > 0 else origins
+        val = origins[origins >= cut - 1] if frac > 0 else origins[:0]
+        if frac > 0 and (not train.size or not val.size):
+            raise ValueError(
+                f"validation_fraction={frac} leaves no {'training' if not train.size else 'validation'} "
+                f"windows; use a fraction between the two or a longer record.")
+        cutter = streaming.WindowCutter(scaler, n_targets, cal, lookback, horizon, known, relative, params["dtype"])
+        quantiles = params["quantiles"]
+        loss_id = _losses.PINBALL if quantiles else _losses.MSE
+        lparams = np.asarray(quantiles if quantiles else [0.0], dtype=np.float64)
+        n_out = horizon * n_targets * (len(quantiles) if quantiles else 1)
+        rng = params["rng"]
+        net = Network(n_features + (known.size > 0), params["units"], n_out, params["dtype"]).initialize(rng)
+        history, n_windows = streaming.train(
+            net, blocks, cutter, train, val, epochs=self.epochs, batch_size=self.batch_size,
+            shuffle_buffer=streaming.SHUFFLE_BUFFER, loss_id=loss_id, lparams=lparams,
+            optimizer=params["optimizer"], clipnorm=self.clipnorm, early_stopping=self.early_stopping,
+            patience=self.patience, rng=rng, verbose=self.verbose)
+        self.local_params_ = self.local_seeds_ = None
+        return self._fitted(ds, net, params, scaler, history, n_windows, (targets, past, future), dim, freq,
+                            series_dims, calendar, relative, axis, stats.tail)
+
+    @staticmethod
+    def _check_observed(observed, targets):
+        """Refuse an all-NaN target; warn about series without any observed target."""
+        if not observed.any():
+            raise ValueError(
+                f"target {targets if len(targets) > 1 else targets[0]!r} is NaN everywhere; there is nothing to "
+                "learn from.")
+        empty = ~observed
+        if empty.any():
+            warnings.warn(
+                f"{int(empty.sum())} of {empty.size} series have no observed target value; they are left out "
+                "of training and their forecasts will be NaN.", MissingInputWarning, stacklevel=3)
 
     # -------------------------------------------------------------- predict
 
@@ -549,9 +630,8 @@ class Forecaster(ParamsMixin):
         if future_covariates is not None:
             future_covariates = _as_dataset(future_covariates, "future_covariates").compute()  # the horizon only
         template = self._lazy_template(recent, {dim: (dim, new_time[:h], dict(ds[dim].attrs))}, (dim,), (h,))
-        return xr.map_blocks(_predict_block, recent, kwargs={"model": self, "horizon": h,
-                                                             "future_covariates": future_covariates},
-                             template=template)
+        return xr.map_blocks(_predict_block, recent, args=[self._shipped()],
+                             kwargs={"horizon": h, "future_covariates": future_covariates}, template=template)
 
     def _lazy_backtest(self, ds, start, stride, h):
         """backtest on dask-backed data: a lazy Dataset, one task per chunk of series."""
@@ -560,8 +640,20 @@ class Forecaster(ParamsMixin):
         record = ds[self._variables].chunk({self.dim_: -1})
         template = self._lazy_template(record, self._backtest_coords(ds, origins, h), ("init_time", "lead"),
                                        (origins.size, h))
-        return xr.map_blocks(_backtest_block, record, kwargs={"model": self, "start": start, "stride": stride,
-                                                              "horizon": h}, template=template)
+        return xr.map_blocks(_backtest_block, record, args=[self._shipped()],
+                             kwargs={"start": start, "stride": stride, "horizon": h}, template=template)
+
+    def _shipped(self):
+        """This model as one chunk of a dask graph, for the tasks of a lazy forecast.
+
+        Passed as an argument of ``xr.map_blocks``, the one-element object array
+        is a single key of the graph that every task depends on: the model is
+        serialised once and a dask.distributed worker receives it once, where
+        a keyword argument would be copied into every task.
+        """
+        holder = np.empty(1, dtype=object)
+        holder[0] = self
+        return xr.DataArray(holder, dims="numlstm_model")  # map_blocks makes it one chunk
 
     # ------------------------------------------------------------- helpers
 
@@ -800,12 +892,12 @@ def _is_lazy(ds, variables):
     return any(name in ds.data_vars and ds[name].chunks is not None for name in variables)
 
 
-def _predict_block(block, model, horizon, future_covariates):
-    return model.predict(block, horizon=horizon, future_covariates=future_covariates)
+def _predict_block(block, shipped, horizon, future_covariates):
+    return shipped.values.item().predict(block, horizon=horizon, future_covariates=future_covariates)
 
 
-def _backtest_block(block, model, start, stride, horizon):
-    return model.backtest(block, start=start, stride=stride, horizon=horizon)
+def _backtest_block(block, shipped, start, stride, horizon):
+    return shipped.values.item().backtest(block, start=start, stride=stride, horizon=horizon)
 
 
 def _as_dataset(data, name):
@@ -901,12 +993,13 @@ def _calendar_choice(calendar, axis, dim):
     return names
 
 
-def _global_scaling(scaler, values, static):
+def _global_scaling(scaler, first, static):
     """``scaler`` with the ``static`` features (no time dimension) scaled across series:
-    per series they are constant, and would all scale to 0."""
+    per series they are constant, and would all scale to 0. ``first`` (S, F) holds
+    each feature's first value."""
     if not static:
         return scaler
-    column = values[:, 0, static]
+    column = first[:, static]
     mean, std = np.nanmean(column, axis=0), np.nanstd(column, axis=0)
     std = np.where(np.isfinite(std) & (std > 0), std, 1.0)
     mean = np.where(np.isfinite(mean), mean, 0.0)
@@ -951,20 +1044,12 @@ def _fit_local(net, n_series, window_series, train, val, rng, train_on, verbose)
     return params, histories, seeds
 
 
-def _trending(scaled_targets):
-    """Whether a straight line in time explains more than half of the targets'
-    variance, in the median series (NaN-aware); ``scaled_targets`` is (S, T, k)."""
-    t = np.arange(scaled_targets.shape[1], dtype=np.float64)[None, :, None]
-    ok = np.isfinite(scaled_targets)
-    count = ok.sum(axis=1, keepdims=True)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        y = np.where(ok, scaled_targets, 0.0)
-        t_mean = np.where(ok, t, 0.0).sum(axis=1, keepdims=True) / count
-        y_mean = y.sum(axis=1, keepdims=True) / count
-        dt, dy = np.where(ok, t - t_mean, 0.0), np.where(ok, y - y_mean, 0.0)
-        r2 = (dt * dy).sum(axis=1) ** 2 / ((dt * dt).sum(axis=1) * (dy * dy).sum(axis=1))
-    r2 = r2[np.isfinite(r2)]
-    return bool(r2.size and np.median(r2) > 0.5)
+def _memory_bytes():
+    """This machine's physical memory in bytes (8 GiB where the OS does not say)."""
+    try:
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (ValueError, OSError, AttributeError):  # pragma: no cover - not POSIX
+        return 8 * 2**30
 
 
 def _as_label(start, index):
