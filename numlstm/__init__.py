@@ -2,7 +2,8 @@
 
 The xarray :class:`Forecaster` (labeled data in, labeled forecasts out, saved
 and read back with :meth:`Forecaster.save` / :func:`load`), the functional
-kernels :func:`lstm_forward` / :func:`lstm_backward`, the scikit-learn style
+kernels :func:`lstm_forward` / :func:`lstm_backward` (and :func:`gru_forward` /
+:func:`gru_backward` for one GRU layer), the scikit-learn style
 estimators :class:`LSTMRegressor` / :class:`LSTMClassifier`,
 weight interop with PyTorch and Keras (:mod:`numlstm.interop`), shipped data
 (:mod:`numlstm.datasets`), and control of threads and compilation.
@@ -13,7 +14,7 @@ from numlstm.core import losses, optimizers
 from numlstm.core.training import NonFiniteLossError
 from numlstm.estimators import LSTMClassifier, LSTMRegressor, NotFittedError
 from numlstm.forecast.forecaster import Forecaster, MissingInputWarning, load
-from numlstm.functional import lstm_backward, lstm_forward
+from numlstm.functional import gru_backward, gru_forward, lstm_backward, lstm_forward
 from numlstm.runtime import get_num_threads, info, set_num_threads, warmup
 
 __version__ = "0.1.0"
@@ -27,6 +28,8 @@ __all__ = [
     "NotFittedError",
     "datasets",
     "get_num_threads",
+    "gru_backward",
+    "gru_forward",
     "info",
     "interop",
     "losses",

@@ -1,13 +1,18 @@
-"""The functional kernels: one LSTM layer forward and backward on arrays."""
+"""The functional kernels: one LSTM or GRU layer forward and backward on arrays."""
 
 import numpy as np
 
 from numlstm._threads import kernel_threads
 from numlstm._validation import check_nonempty, check_shape, float_array, resolve_device
-from numlstm.kernels import cpu
+from numlstm.kernels import cpu, gru_cpu
+
+# Gate blocks per cell, in the order W, U and b hold them.
+_GATES = {"lstm": (4, "[i|f|g|o]"), "gru": (3, "[z|r|n]")}
 
 
-def _layer_arrays(x, W, U, b, h0, c0):
+def _layer_arrays(x, W, U, b, states, cell="lstm"):
+    """``x, W, U, b`` and the initial states (``{name: array or None}``) of one
+    layer of ``cell``, validated, C-contiguous, in x's dtype."""
     x = float_array(x, "x")
     dtype = x.dtype
     if x.ndim != 3:
@@ -19,21 +24,46 @@ def _layer_arrays(x, W, U, b, h0, c0):
     W = float_array(W, "W", dtype=dtype)
     U = float_array(U, "U", dtype=dtype)
     b = float_array(b, "b", dtype=dtype)
-    if U.ndim != 2 or U.shape[0] == 0 or U.shape[1] != 4 * U.shape[0]:
-        raise ValueError(f"U has shape {U.shape}; expected (hidden, 4*hidden) with hidden >= 1, gate blocks [i|f|g|o].")
+    gates, order = _GATES[cell]
+    if U.ndim != 2 or U.shape[0] == 0 or U.shape[1] != gates * U.shape[0]:
+        raise ValueError(f"U has shape {U.shape}; expected (hidden, {gates}*hidden) with hidden >= 1, "
+                         f"gate blocks {order}.")
     H = U.shape[0]
-    check_shape(W, "W", (I, 4 * H), f"(input, 4*hidden) for x with {I} feature(s) and hidden={H}")
-    check_shape(b, "b", (4 * H,), f"(4*hidden,) for hidden={H}")
-    states = []
-    for name, s in (("h0", h0), ("c0", c0)):
-        if s is None:
-            s = np.zeros((B, H), dtype=dtype)
-        else:
-            s = float_array(s, name, dtype=dtype)
-            check_shape(s, name, (B, H), "(batch, hidden)")
-        states.append(np.ascontiguousarray(s))
+    check_shape(W, "W", (I, gates * H), f"(input, {gates}*hidden) for x with {I} feature(s) and hidden={H}")
+    if cell == "gru":
+        single = ("; one bias vector goes in as the input bias, np.stack([b, np.zeros_like(b)]) (but a "
+                  "Keras GRU with reset_after=False, which has one, is a different model that numlstm "
+                  "does not run)" if b.shape == (3 * H,) else "")
+        check_shape(b, "b", (2, 3 * H), f"(2, 3*hidden) for hidden={H}: row 0 the input bias, "
+                                        f"row 1 the recurrent bias{single}")
+    else:
+        check_shape(b, "b", (4 * H,), f"(4*hidden,) for hidden={H}")
     return (np.ascontiguousarray(x), np.ascontiguousarray(W), np.ascontiguousarray(U),
-            np.ascontiguousarray(b), *states)
+            np.ascontiguousarray(b), *_batch_states(states, B, H, dtype))
+
+
+def _batch_states(named, B, H, dtype, *, copy=False):
+    """Each array of ``{name: (batch, hidden) array or None}`` validated and
+    C-contiguous, zeros for None; copied when ``copy`` (a kernel writes into it)."""
+    out = []
+    for name, s in named.items():
+        if s is None:
+            out.append(np.zeros((B, H), dtype=dtype))
+            continue
+        s = float_array(s, name, dtype=dtype)
+        check_shape(s, name, (B, H), "(batch, hidden)")
+        out.append(np.array(s, order="C") if copy else np.ascontiguousarray(s))
+    return out
+
+
+def _output_gradients(x, H, dh, finals):
+    """``dh`` and the gradients with respect to the final states (``{name: array
+    or None}``), validated; the latter are copies, which the kernels overwrite
+    with the gradients with respect to the initial states."""
+    B, T, _ = x.shape
+    dh = float_array(dh, "dh", dtype=x.dtype)
+    check_shape(dh, "dh", (B, T, H), "(batch, time, hidden), the gradient with respect to h")
+    return (np.ascontiguousarray(dh), *_batch_states(finals, B, H, x.dtype, copy=True))
 
 
 def _forward(x, W, U, b, h0, c0):
@@ -88,7 +118,7 @@ def lstm_forward(x, W, U, b, h0=None, c0=None, *, device="cpu"):
     True
     """
     device = resolve_device(device)
-    x, W, U, b, h0, c0 = _layer_arrays(x, W, U, b, h0, c0)
+    x, W, U, b, h0, c0 = _layer_arrays(x, W, U, b, {"h0": h0, "c0": c0})
     if device == "cuda":
         from numba import cuda
 
@@ -137,28 +167,18 @@ def lstm_backward(x, W, U, b, dh, h0=None, c0=None, *, dh_T=None, dc_T=None, dev
     (['dU', 'dW', 'db', 'dc0', 'dh0', 'dx'], (4, 16))
     """
     device = resolve_device(device)
-    x, W, U, b, h0, c0 = _layer_arrays(x, W, U, b, h0, c0)
-    B, T, I = x.shape
+    x, W, U, b, h0, c0 = _layer_arrays(x, W, U, b, {"h0": h0, "c0": c0})
+    B = x.shape[0]
     H = U.shape[0]
-    dh = float_array(dh, "dh", dtype=x.dtype)
-    check_shape(dh, "dh", (B, T, H), "(batch, time, hidden), the gradient with respect to h")
-    carries = []
-    for name, g in (("dh_T", dh_T), ("dc_T", dc_T)):
-        if g is None:
-            carries.append(np.zeros((B, H), dtype=x.dtype))
-        else:
-            g = float_array(g, name, dtype=x.dtype)
-            check_shape(g, name, (B, H), "(batch, hidden)")
-            carries.append(np.array(g, order="C"))  # a copy: the kernel writes dh0/dc0 into it
-    dh_carry, dc_carry = carries
+    dh, dh_carry, dc_carry = _output_gradients(x, H, dh, {"dh_T": dh_T, "dc_T": dc_T})
     if device == "cuda":
-        return _backward_cuda(x, W, U, b, np.ascontiguousarray(dh), h0, c0, dh_carry, dc_carry)
+        return _backward_cuda(x, W, U, b, dh, h0, c0, dh_carry, dc_carry)
     zs, cs, hs = _forward(x, W, U, b, h0, c0)
     dW = np.empty_like(W)
     dU = np.empty_like(U)
     db = np.empty_like(b)
     dx = np.empty_like(x)
-    cpu.layer_backward(x, W, U, h0, c0, zs, cs, hs, np.ascontiguousarray(dh), dh_carry, dc_carry,
+    cpu.layer_backward(x, W, U, h0, c0, zs, cs, hs, dh, dh_carry, dc_carry,
                        dW, dU, db, dx, cpu.chunk_count(B, kernel_threads()), True)
     return {"dx": dx, "dW": dW, "dU": dU, "db": db, "dh0": dh_carry, "dc0": dc_carry}
 
@@ -175,3 +195,147 @@ def _backward_cuda(x, W, U, b, dh, h0, c0, dh_carry, dc_carry):
                                         hs, cuda.to_device(dh), d_dh, d_dc)
     return {"dx": dx.copy_to_host(), "dW": dW.copy_to_host(), "dU": dU.copy_to_host(), "db": db.copy_to_host(),
             "dh0": d_dh.copy_to_host(), "dc0": d_dc.copy_to_host()}
+
+
+def _gru_forward(x, W, U, b, h0):
+    B, T, _ = x.shape
+    H = U.shape[0]
+    xs = np.empty((B, T, 3 * H), dtype=x.dtype)
+    gs = np.empty((B, T, 3 * H), dtype=x.dtype)
+    hs = np.empty((B, T, H), dtype=x.dtype)
+    gru_cpu.layer_forward(x, W, U, b, h0, xs, gs, hs, cpu.chunk_count(B, kernel_threads()))
+    return xs, gs, hs
+
+
+def gru_forward(x, W, U, b, h0=None, *, device="cpu"):
+    """Run one GRU layer over a batch of sequences.
+
+    The layout of a Keras ``GRU(reset_after=True)`` (the Keras default), which
+    computes the same model as a PyTorch ``nn.GRU``; gate blocks
+    ``[z | r | n]``::
+
+        z = sigmoid(x W_z + b[0, z] + h U_z + b[1, z])          # update gate
+        r = sigmoid(x W_r + b[0, r] + h U_r + b[1, r])          # reset gate
+        n = tanh(x W_n + b[0, n] + r * (h U_n + b[1, n]))       # candidate
+        h_new = z * h + (1 - z) * n
+
+    Parameters
+    ----------
+    x : ndarray, shape (batch, time, input)
+        Input sequences, float32 or float64.
+    W : ndarray, shape (input, 3*hidden)
+        Input weights, gate blocks ``[z | r | n]`` (a Keras GRU kernel).
+    U : ndarray, shape (hidden, 3*hidden)
+        Recurrent weights.
+    b : ndarray, shape (2, 3*hidden)
+        Biases: row 0 the input bias, row 1 the recurrent bias (they differ
+        only in the candidate, where the reset gate scales the recurrent one).
+    h0 : ndarray, shape (batch, hidden), optional
+        Initial hidden state; zeros when omitted.
+    device : {"cpu", "cuda", "auto"}
+        Where to run: ``"cuda"`` on an NVIDIA GPU (raises, saying why, when
+        none is usable), ``"auto"`` on the GPU when one is usable, else the
+        CPU. Inputs and outputs are NumPy arrays either way.
+
+    Returns
+    -------
+    h : ndarray, shape (batch, time, hidden)
+        Hidden state at every step.
+    h_T : ndarray, shape (batch, hidden)
+        Final hidden state.
+
+    All arrays must share one dtype; nothing is cast. Weights of a PyTorch
+    ``nn.GRU`` or a Keras GRU convert with
+    ``numlstm.interop.from_torch(..., cell="gru")`` /
+    ``from_keras(..., cell="gru")``.
+
+    Examples
+    --------
+    >>> import numpy as np, numlstm
+    >>> rng = np.random.default_rng(0)
+    >>> x = rng.standard_normal((2, 5, 3))
+    >>> W, U, b = rng.standard_normal((3, 12)), rng.standard_normal((4, 12)), np.zeros((2, 12))
+    >>> h, h_T = numlstm.gru_forward(x, W, U, b)
+    >>> h.shape, h_T.shape
+    ((2, 5, 4), (2, 4))
+    >>> bool(np.allclose(h[:, -1], h_T))
+    True
+    """
+    device = resolve_device(device)
+    x, W, U, b, h0 = _layer_arrays(x, W, U, b, {"h0": h0}, cell="gru")
+    if device == "cuda":
+        from numba import cuda
+
+        from numlstm.kernels import gru_cuda
+
+        _, _, hs = gru_cuda.layer_forward(*(cuda.to_device(a) for a in (x, W, U, b, h0)))
+        hs = hs.copy_to_host()
+    else:
+        _, _, hs = _gru_forward(x, W, U, b, h0)
+    return hs, hs[:, -1].copy()
+
+
+def gru_backward(x, W, U, b, dh, h0=None, *, dh_T=None, device="cpu"):
+    """Gradients of one GRU layer by backpropagation through time.
+
+    Recomputes the forward pass, then propagates ``dh`` (the gradient of the
+    loss with respect to every hidden state) and, optionally, ``dh_T`` (the
+    gradient with respect to the final state) back through time.
+
+    Parameters
+    ----------
+    x, W, U, b, h0 : ndarray
+        As for :func:`gru_forward`.
+    dh : ndarray, shape (batch, time, hidden)
+        Gradient of the loss with respect to ``h``.
+    dh_T : ndarray, shape (batch, hidden), optional
+        Gradient with respect to the final hidden state.
+    device : {"cpu", "cuda", "auto"}
+        As for :func:`gru_forward`. On the GPU the weight gradients are
+        reduced in a fixed order, so repeated runs give identical results.
+
+    Returns
+    -------
+    dict
+        ``"dx"`` (batch, time, input), ``"dW"``, ``"dU"``, ``"db"`` shaped like
+        the weights (``db[0]`` for the input bias, ``db[1]`` for the recurrent
+        one) and ``"dh0"`` (batch, hidden).
+
+    Examples
+    --------
+    >>> import numpy as np, numlstm
+    >>> rng = np.random.default_rng(0)
+    >>> x = rng.standard_normal((2, 5, 3))
+    >>> W, U, b = rng.standard_normal((3, 12)), rng.standard_normal((4, 12)), np.zeros((2, 12))
+    >>> grads = numlstm.gru_backward(x, W, U, b, np.ones((2, 5, 4)))
+    >>> sorted(grads), grads["db"].shape
+    (['dU', 'dW', 'db', 'dh0', 'dx'], (2, 12))
+    """
+    device = resolve_device(device)
+    x, W, U, b, h0 = _layer_arrays(x, W, U, b, {"h0": h0}, cell="gru")
+    H = U.shape[0]
+    dh, dh_carry = _output_gradients(x, H, dh, {"dh_T": dh_T})
+    if device == "cuda":
+        return _gru_backward_cuda(x, W, U, b, dh, h0, dh_carry)
+    xs, gs, hs = _gru_forward(x, W, U, b, h0)
+    dW = np.empty_like(W)
+    dU = np.empty_like(U)
+    db = np.empty_like(b)
+    dx = np.empty_like(x)
+    gru_cpu.layer_backward(x, W, U, h0, xs, gs, hs, dh, dh_carry, dW, dU, db, dx,
+                           cpu.chunk_count(x.shape[0], kernel_threads()), True)
+    return {"dx": dx, "dW": dW, "dU": dU, "db": db, "dh0": dh_carry}
+
+
+def _gru_backward_cuda(x, W, U, b, dh, h0, dh_carry):
+    from numba import cuda
+
+    from numlstm.kernels import gru_cuda
+
+    d_x, d_W, d_h0 = cuda.to_device(x), cuda.to_device(W), cuda.to_device(h0)
+    xs, gs, hs = gru_cuda.layer_forward(d_x, d_W, cuda.to_device(U), cuda.to_device(b), d_h0)
+    d_dh = cuda.to_device(dh_carry)
+    dx, dW, dU, db = gru_cuda.layer_backward(d_x, d_W, cuda.to_device(np.ascontiguousarray(U.T)), d_h0, xs, gs, hs,
+                                             cuda.to_device(dh), d_dh)
+    return {"dx": dx.copy_to_host(), "dW": dW.copy_to_host(), "dU": dU.copy_to_host(), "db": db.copy_to_host(),
+            "dh0": d_dh.copy_to_host()}

@@ -1,4 +1,4 @@
-"""Move LSTM weights between numlstm, PyTorch and Keras.
+"""Move LSTM and GRU weights between numlstm, PyTorch and Keras.
 
 numlstm keeps the weights of a stacked LSTM with an optional dense head in a
 plain dict, the format of ``get_weights()`` / ``set_weights()``::
@@ -15,6 +15,20 @@ transposing and, for PyTorch, summing its two biases::
     b            bias_ih_l{k} + bias_hh_l{k}    bias
     head W       nn.Linear weight.T             Dense kernel
     head b       nn.Linear bias                 Dense bias
+
+GRU layers (``cell="gru"`` in every function; a PyTorch ``nn.GRU``, a Keras
+``GRU(reset_after=True)``, :func:`numlstm.gru_forward`) keep the same dict
+with ``W`` (input, 3*hidden), ``U`` (hidden, 3*hidden) and ``b`` (2,
+3*hidden): the input bias, then the recurrent bias, which a GRU keeps apart
+(the reset gate scales the recurrent one in the candidate). Gate blocks are
+``[z | r | n]`` as in Keras; PyTorch orders them ``[r | z | n]``, so its
+first two blocks swap places::
+
+    numlstm      PyTorch nn.GRU layer k         Keras GRU(reset_after=True)
+    W            weight_ih_l{k}.T, r/z swapped  kernel
+    U            weight_hh_l{k}.T, r/z swapped  recurrent_kernel
+    b[0]         bias_ih_l{k}, r/z swapped      bias[0]
+    b[1]         bias_hh_l{k}, r/z swapped      bias[1]
 
 Every function takes and returns plain NumPy arrays; PyTorch tensors are
 accepted wherever an array is (they are detached and copied), and neither
@@ -37,10 +51,15 @@ Examples
 >>> back = interop.from_torch(lstm_sd, linear_sd)
 >>> bool(np.array_equal(back["layers"][0]["U"], weights["layers"][0]["U"]))
 True
+>>> gru = {"layers": [{"W": np.ones((3, 6)), "U": np.ones((2, 6)), "b": np.zeros((2, 6))}], "head": None}
+>>> gru_sd, _ = interop.to_torch(gru, cell="gru")
+>>> gru_sd["weight_hh_l0"].shape, gru_sd["bias_hh_l0"].shape
+((6, 2), (6,))
 """
 
 import re
 from collections.abc import Mapping
+from typing import NamedTuple
 
 import numpy as np
 
@@ -50,11 +69,42 @@ __all__ = ["from_keras", "from_torch", "to_keras", "to_torch"]
 
 _TORCH_KEY = re.compile(r"^(weight_ih|weight_hh|bias_ih|bias_hh|weight_hr)_l(\d+)(_reverse)?$")
 
-_TORCH_FIX = ("Pass the state_dict() of a torch.nn.LSTM (or the module itself) and, for the head, "
-              "that of a torch.nn.Linear.")
-_KERAS_FIX = ("weight_list should be model.get_weights() of a Keras Sequential of LSTM layers followed "
-              "by at most one Dense layer: [kernel, recurrent_kernel, bias] per LSTM layer, then "
-              "[kernel, bias] for the Dense layer.")
+
+class _Cell(NamedTuple):
+    """What differs between the recurrent layers numlstm converts."""
+
+    key: str  # the ``cell=`` value
+    name: str  # as PyTorch and Keras spell the layer
+    gates: int  # gate blocks along the gates axis of W, U and b
+    bias: str  # the shape of numlstm's b, as a formula
+
+    def bias_shape(self, hidden):
+        return (2, 3 * hidden) if self.key == "gru" else (4 * hidden,)
+
+
+_LSTM = _Cell("lstm", "LSTM", 4, "(4*hidden,)")
+_GRU = _Cell("gru", "GRU", 3, "(2, 3*hidden)")
+_CELLS = {"lstm": _LSTM, "gru": _GRU}
+
+
+def _cell(cell):
+    if not isinstance(cell, str) or cell not in _CELLS:
+        raise ValueError(f"cell must be 'lstm' or 'gru', got {cell!r}.")
+    return _CELLS[cell]
+
+
+def _torch_fix(cell):
+    return (f"Pass the state_dict() of a torch.nn.{cell.name} (or the module itself) and, for the head, "
+            "that of a torch.nn.Linear.")
+
+
+def _keras_fix(cell):
+    layer = "GRU layers (reset_after=True)" if cell is _GRU else f"{cell.name} layers"
+    return (f"weight_list should be model.get_weights() of a Keras Sequential of {layer} followed "
+            f"by at most one Dense layer: [kernel, recurrent_kernel, bias] per {cell.name} layer, then "
+            "[kernel, bias] for the Dense layer.")
+
+
 _WEIGHTS_FIX = ("weights should be the dict returned by get_weights(), from_torch() or from_keras(): "
                 "{'layers': [{'W', 'U', 'b'}, ...], 'head': {'W', 'b'} or None}.")
 
@@ -115,13 +165,39 @@ def _check_shape(arr, label, expected, formula, fix):
         raise ValueError(f"{label} has shape {arr.shape}; expected {formula} = {want}. {fix}")
 
 
-def _hidden_from(arr, gates_axis):
-    """Hidden size read from a recurrent matrix, preferring its 4*hidden axis."""
-    if arr.ndim == 2 and arr.shape[gates_axis] % 4 == 0 and arr.shape[gates_axis] > 0:
-        return arr.shape[gates_axis] // 4
+def _hidden_from(arr, gates_axis, gates=4):
+    """Hidden size read from a recurrent matrix, preferring its gates*hidden axis."""
+    if arr.ndim == 2 and arr.shape[gates_axis] % gates == 0 and arr.shape[gates_axis] > 0:
+        return arr.shape[gates_axis] // gates
     if arr.ndim == 2 and arr.shape[1 - gates_axis] > 0:
         return arr.shape[1 - gates_axis]
     return 1
+
+
+def _recurrent_fix(arr, gates_axis, cell, fix):
+    """``fix``, saying which ``cell=`` to pass when ``arr`` is shaped as the other
+    cell's recurrent weights."""
+    for other in _CELLS.values():
+        if (other is not cell and arr.ndim == 2 and arr.shape[1 - gates_axis] > 0
+                and arr.shape[gates_axis] == other.gates * arr.shape[1 - gates_axis]):
+            return f"{fix} Its shape is that of {other.name} weights: pass cell={other.key!r}."
+    return fix
+
+
+def _bias_fix(b, H, cell, fix):
+    """``fix``, explaining a GRU bias of one row: Keras's ``reset_after=False``."""
+    if cell is _GRU and b.shape == (3 * H,):
+        return (f"A GRU bias of one row (3*hidden,) is that of a Keras GRU with reset_after=False, a different "
+                f"model that numlstm does not run: rebuild the layer with reset_after=True (the Keras default). "
+                f"{fix}")
+    return fix
+
+
+def _torch_gru_order(a):
+    """GRU gate blocks along axis 0 from PyTorch's ``[r|z|n]`` to ``[z|r|n]`` (Keras,
+    numlstm), or back: the first two blocks swap places. A new C-contiguous array."""
+    H = a.shape[0] // 3
+    return np.ascontiguousarray(np.concatenate([a[H:2 * H], a[:H], a[2 * H:]]))
 
 
 def _resolve(obj, method):
@@ -131,8 +207,9 @@ def _resolve(obj, method):
     return obj
 
 
-def _check_weights(weights, name="weights"):
-    """Validate the numlstm weights dict; return ``{label: ndarray}`` in order and the layer count."""
+def _check_weights(weights, name="weights", cell=_LSTM):
+    """Validate the numlstm weights dict of ``cell`` layers; return ``{label: ndarray}``
+    in order, the layer count and whether there is a head."""
     weights = _resolve(weights, "get_weights")
     if not isinstance(weights, Mapping) or "layers" not in weights:
         raise TypeError(f"{name} must be a dict with keys 'layers' and 'head', got {type(weights).__name__}. "
@@ -152,12 +229,14 @@ def _check_weights(weights, name="weights"):
         if missing:
             raise ValueError(f"{where} is missing key(s) {missing}; expected 'W', 'U' and 'b'. {_WEIGHTS_FIX}")
         W, U, b = (_to_numpy(layer[k], f"{where}['{k}']") for k in "WUb")
-        H = _hidden_from(U, 1)
-        _check_shape(U, f"{where}['U']", (H, 4 * H), "(hidden, 4*hidden)", _WEIGHTS_FIX)
+        g = cell.gates
+        H = _hidden_from(U, 1, g)
+        _check_shape(U, f"{where}['U']", (H, g * H), f"(hidden, {g}*hidden)", _recurrent_fix(U, 1, cell, _WEIGHTS_FIX))
         previous = "any" if hidden is None else f"{hidden} (hidden of layer {index - 1})"
-        _check_shape(W, f"{where}['W']", (hidden, 4 * H), f"(input, 4*hidden) with input={previous}",
+        _check_shape(W, f"{where}['W']", (hidden, g * H), f"(input, {g}*hidden) with input={previous}",
                      _WEIGHTS_FIX)
-        _check_shape(b, f"{where}['b']", (4 * H,), "(4*hidden,)", _WEIGHTS_FIX)
+        _check_shape(b, f"{where}['b']", cell.bias_shape(H), cell.bias,
+                     _bias_fix(b, H, cell, _WEIGHTS_FIX))
         arrays.update({f"{where}['W']": W, f"{where}['U']": U, f"{where}['b']": b})
         hidden = H
     head = weights.get("head")
@@ -168,7 +247,7 @@ def _check_weights(weights, name="weights"):
         Wd = _to_numpy(head["W"], f"{name}['head']['W']")
         bd = _to_numpy(head["b"], f"{name}['head']['b']")
         _check_shape(Wd, f"{name}['head']['W']", (hidden, None),
-                     f"(hidden, outputs) with hidden={hidden} from the last LSTM layer", _WEIGHTS_FIX)
+                     f"(hidden, outputs) with hidden={hidden} from the last {cell.name} layer", _WEIGHTS_FIX)
         _check_shape(bd, f"{name}['head']['b']", (Wd.shape[1],), "(outputs,)", _WEIGHTS_FIX)
         arrays.update({f"{name}['head']['W']": Wd, f"{name}['head']['b']": bd})
     return arrays, len(layers), head is not None
@@ -190,7 +269,7 @@ def _assemble(layers, head):
 # --- PyTorch -------------------------------------------------------------------------
 
 
-def _torch_layer_keys(state, name, prefix):
+def _torch_layer_keys(state, name, prefix, cell):
     """Parse ``state`` into ``{layer: {kind: key}}``, rejecting what numlstm cannot run."""
     if not isinstance(prefix, str):
         raise TypeError(f"prefix must be a string such as 'lstm.', got {type(prefix).__name__} {prefix!r}.")
@@ -206,8 +285,8 @@ def _torch_layer_keys(state, name, prefix):
         kind, layer, reverse = match.groups()
         if reverse:
             raise ValueError(
-                f"{name} has key {key!r}: bidirectional LSTMs are not supported. numlstm layers run "
-                f"forward in time only; export an nn.LSTM built with bidirectional=False."
+                f"{name} has key {key!r}: bidirectional {cell.name}s are not supported. numlstm layers run "
+                f"forward in time only; export an nn.{cell.name} built with bidirectional=False."
             )
         if kind == "weight_hr":
             raise ValueError(
@@ -219,13 +298,13 @@ def _torch_layer_keys(state, name, prefix):
         guesses = sorted({k[:-len("weight_ih_l0")] for k in state
                           if isinstance(k, str) and k.endswith("weight_ih_l0")})
         hint = (f" The keys look prefixed: pass prefix={guesses[0]!r}." if guesses else
-                f" {_TORCH_FIX}")
+                f" {_torch_fix(cell)}")
         shown = list(state)[:8]
         raise ValueError(f"{name} has no key {prefix + 'weight_ih_l0'!r}; got keys {shown}"
                          f"{' ...' if len(state) > 8 else ''}.{hint}")
     if unexpected:
         raise ValueError(f"{name} has unexpected key(s) {unexpected[:8]}; expected only weight_ih_l<k>, "
-                         f"weight_hh_l<k>, bias_ih_l<k>, bias_hh_l<k> after prefix {prefix!r}. {_TORCH_FIX}")
+                         f"weight_hh_l<k>, bias_ih_l<k>, bias_hh_l<k> after prefix {prefix!r}. {_torch_fix(cell)}")
     n_layers = max(layers) + 1
     # nn.LSTM(bias=False) drops the biases of every layer; any bias key means all are expected.
     has_bias = any(found.keys() & {"bias_ih", "bias_hh"} for found in layers.values())
@@ -235,21 +314,22 @@ def _torch_layer_keys(state, name, prefix):
         missing = [f"{prefix}{kind}_l{k}" for kind in need if kind not in found]
         if missing:
             raise ValueError(f"{name} is missing key(s) {missing} (it has layers up to l{n_layers - 1}). "
-                             f"{_TORCH_FIX}")
+                             f"{_torch_fix(cell)}")
     return [layers[k] for k in range(n_layers)]
 
 
-def from_torch(lstm_state_dict, linear_state_dict=None, *, prefix="", linear_prefix="", dtype=None):
-    """numlstm weights from a PyTorch ``nn.LSTM`` (and ``nn.Linear`` head).
+def from_torch(lstm_state_dict, linear_state_dict=None, *, prefix="", linear_prefix="", dtype=None, cell="lstm"):
+    """numlstm weights from a PyTorch ``nn.LSTM`` or ``nn.GRU`` (and ``nn.Linear`` head).
 
     Parameters
     ----------
-    lstm_state_dict : mapping or torch.nn.LSTM
+    lstm_state_dict : mapping or torch.nn.LSTM or torch.nn.GRU
         ``lstm.state_dict()`` (or the module): ``weight_ih_l{k}`` of shape
         ``(4*hidden, input)``, ``weight_hh_l{k}`` of shape
         ``(4*hidden, hidden)`` and, unless built with ``bias=False``,
         ``bias_ih_l{k}`` and ``bias_hh_l{k}`` of shape ``(4*hidden,)``, for
-        every layer ``k``. Values are arrays or tensors (on any device).
+        every layer ``k`` (``3*hidden`` for a GRU). Values are arrays or
+        tensors (on any device).
     linear_state_dict : mapping or torch.nn.Linear, optional
         The dense head: ``weight`` of shape ``(outputs, hidden)`` and
         ``bias`` of shape ``(outputs,)`` (zeros when absent).
@@ -261,19 +341,25 @@ def from_torch(lstm_state_dict, linear_state_dict=None, *, prefix="", linear_pre
     dtype : {None, "float32", "float64"}
         Convert to this dtype; by default every array keeps its dtype, which
         must be float32 or float64 and the same for all.
+    cell : {"lstm", "gru"}
+        The kind of layer: ``"gru"`` for an ``nn.GRU``.
 
     Returns
     -------
     dict
         ``{"layers": [{"W", "U", "b"}, ...], "head": {"W", "b"} or None}``
         with ``W = weight_ih.T``, ``U = weight_hh.T``, ``b = bias_ih +
-        bias_hh``; new arrays that share no memory with the input.
+        bias_hh``; new arrays that share no memory with the input. For a
+        GRU, ``b = [bias_ih, bias_hh]`` of shape (2, 3*hidden), and the
+        gate blocks are reordered from PyTorch's ``[r|z|n]`` to ``[z|r|n]``
+        (see :func:`numlstm.gru_forward`).
 
     Raises
     ------
     ValueError
-        On missing keys or wrong shapes, and for bidirectional LSTMs or
-        LSTMs with ``proj_size > 0``, which numlstm does not run.
+        On missing keys or wrong shapes (with the ``cell=`` to pass when
+        the shapes are the other kind of layer's), and for bidirectional
+        layers or LSTMs with ``proj_size > 0``, which numlstm does not run.
     TypeError
         On non-float or mixed dtypes without ``dtype=``.
 
@@ -290,30 +376,38 @@ def from_torch(lstm_state_dict, linear_state_dict=None, *, prefix="", linear_pre
     (2, 1)
     >>> from_torch(state, dtype="float32")["layers"][0]["b"].dtype
     dtype('float32')
+    >>> gru = {"weight_ih_l0": np.zeros((6, 3)), "weight_hh_l0": np.zeros((6, 2)),
+    ...        "bias_ih_l0": np.arange(6.0), "bias_hh_l0": np.ones(6)}
+    >>> from_torch(gru, cell="gru")["layers"][0]["b"]  # blocks [r|z|n] -> [z|r|n]
+    array([[2., 3., 0., 1., 4., 5.],
+           [1., 1., 1., 1., 1., 1.]])
     """
+    cell = _cell(cell)
     if dtype is not None:
         check_dtype(dtype)
+    fix = _torch_fix(cell)
     state = _resolve(lstm_state_dict, "state_dict")
     if not isinstance(state, Mapping):
-        raise TypeError(f"lstm_state_dict must be a mapping such as nn.LSTM.state_dict(), "
-                        f"got {type(state).__name__}. {_TORCH_FIX}")
+        raise TypeError(f"lstm_state_dict must be a mapping such as nn.{cell.name}.state_dict(), "
+                        f"got {type(state).__name__}. {fix}")
     arrays = {}
     hidden = None
-    layer_keys = _torch_layer_keys(state, "lstm_state_dict", prefix)
+    layer_keys = _torch_layer_keys(state, "lstm_state_dict", prefix, cell)
     n_layers = len(layer_keys)
+    g = cell.gates
     for k, keys in enumerate(layer_keys):
         label = {kind: f"lstm_state_dict[{key!r}]" for kind, key in keys.items()}
         w_ih = _to_numpy(state[keys["weight_ih"]], label["weight_ih"])
         w_hh = _to_numpy(state[keys["weight_hh"]], label["weight_hh"])
-        H = _hidden_from(w_hh, 0)
-        _check_shape(w_hh, label["weight_hh"], (4 * H, H), "(4*hidden, hidden)", _TORCH_FIX)
+        H = _hidden_from(w_hh, 0, g)
+        _check_shape(w_hh, label["weight_hh"], (g * H, H), f"({g}*hidden, hidden)", _recurrent_fix(w_hh, 0, cell, fix))
         previous = "input" if hidden is None else f"hidden of layer {k - 1}"
-        _check_shape(w_ih, label["weight_ih"], (4 * H, hidden), f"(4*hidden, {previous})", _TORCH_FIX)
+        _check_shape(w_ih, label["weight_ih"], (g * H, hidden), f"({g}*hidden, {previous})", fix)
         if "bias_ih" in keys:
             b_ih = _to_numpy(state[keys["bias_ih"]], label["bias_ih"])
             b_hh = _to_numpy(state[keys["bias_hh"]], label["bias_hh"])
-            _check_shape(b_ih, label["bias_ih"], (4 * H,), "(4*hidden,)", _TORCH_FIX)
-            _check_shape(b_hh, label["bias_hh"], (4 * H,), "(4*hidden,)", _TORCH_FIX)
+            _check_shape(b_ih, label["bias_ih"], (g * H,), f"({g}*hidden,)", fix)
+            _check_shape(b_hh, label["bias_hh"], (g * H,), f"({g}*hidden,)", fix)
         else:
             b_ih = b_hh = None
         arrays.update({(k, "W"): (label["weight_ih"], w_ih), (k, "U"): (label["weight_hh"], w_hh)})
@@ -321,15 +415,21 @@ def from_torch(lstm_state_dict, linear_state_dict=None, *, prefix="", linear_pre
             arrays.update({(k, "b_ih"): (label["bias_ih"], b_ih), (k, "b_hh"): (label["bias_hh"], b_hh)})
         hidden = H
     if linear_state_dict is not None:
-        arrays.update(_torch_linear_arrays(linear_state_dict, linear_prefix, hidden))
+        arrays.update(_torch_linear_arrays(linear_state_dict, linear_prefix, hidden, cell))
     cast = _cast_all({label: arr for label, arr in arrays.values()}, dtype)
     out = {key: cast[label] for key, (label, _) in arrays.items()}
     target = next(iter(cast.values())).dtype
     layers = []
     for k in range(n_layers):
-        U = out[(k, "U")]
-        b = out[(k, "b_ih")] + out[(k, "b_hh")] if (k, "b_ih") in out else np.zeros(U.shape[0], dtype=target)
-        layers.append((np.ascontiguousarray(out[(k, "W")].T), np.ascontiguousarray(U.T), b))
+        w_ih, w_hh = out[(k, "W")], out[(k, "U")]
+        zeros = np.zeros(w_hh.shape[0], dtype=target)  # nn.LSTM/nn.GRU(bias=False)
+        b_ih, b_hh = out.get((k, "b_ih"), zeros), out.get((k, "b_hh"), zeros)
+        if cell is _GRU:
+            w_ih, w_hh, b_ih, b_hh = (_torch_gru_order(a) for a in (w_ih, w_hh, b_ih, b_hh))
+            b = np.stack([b_ih, b_hh])
+        else:
+            b = b_ih + b_hh
+        layers.append((np.ascontiguousarray(w_ih.T), np.ascontiguousarray(w_hh.T), b))
     head = None
     if linear_state_dict is not None:
         Wd = out[("head", "weight")]
@@ -338,36 +438,37 @@ def from_torch(lstm_state_dict, linear_state_dict=None, *, prefix="", linear_pre
     return _assemble(layers, head)
 
 
-def _torch_linear_arrays(linear_state_dict, prefix, hidden):
+def _torch_linear_arrays(linear_state_dict, prefix, hidden, cell):
+    fix = _torch_fix(cell)
     state = _resolve(linear_state_dict, "state_dict")
     if not isinstance(state, Mapping):
         raise TypeError(f"linear_state_dict must be a mapping such as nn.Linear.state_dict(), "
-                        f"got {type(state).__name__}. {_TORCH_FIX}")
+                        f"got {type(state).__name__}. {fix}")
     if not isinstance(prefix, str):
         raise TypeError(f"linear_prefix must be a string such as 'head.', got {type(prefix).__name__} {prefix!r}.")
     keys = [k for k in state if isinstance(k, str) and k.startswith(prefix)]
     if prefix + "weight" not in keys:
         guesses = sorted(k[:-len("weight")] for k in state if isinstance(k, str) and k.endswith(".weight"))
-        hint = f" Pass linear_prefix= one of {guesses}." if guesses else f" {_TORCH_FIX}"
+        hint = f" Pass linear_prefix= one of {guesses}." if guesses else f" {fix}"
         raise ValueError(f"linear_state_dict has no key {prefix + 'weight'!r}; got keys {list(state)[:8]}.{hint}")
     unexpected = [k for k in keys if k not in (prefix + "weight", prefix + "bias")]
     if unexpected:
         raise ValueError(f"linear_state_dict has unexpected key(s) {unexpected[:8]}; expected only "
-                         f"{prefix + 'weight'!r} and {prefix + 'bias'!r}. {_TORCH_FIX}")
+                         f"{prefix + 'weight'!r} and {prefix + 'bias'!r}. {fix}")
     label = f"linear_state_dict[{prefix + 'weight'!r}]"
     weight = _to_numpy(state[prefix + "weight"], label)
     _check_shape(weight, label, (None, hidden),
-                 f"(outputs, hidden) with hidden={hidden} from the last LSTM layer", _TORCH_FIX)
+                 f"(outputs, hidden) with hidden={hidden} from the last {cell.name} layer", fix)
     arrays = {("head", "weight"): (label, weight)}
     if prefix + "bias" in state:
         label = f"linear_state_dict[{prefix + 'bias'!r}]"
         bias = _to_numpy(state[prefix + "bias"], label)
-        _check_shape(bias, label, (weight.shape[0],), "(outputs,)", _TORCH_FIX)
+        _check_shape(bias, label, (weight.shape[0],), "(outputs,)", fix)
         arrays[("head", "bias")] = (label, bias)
     return arrays
 
 
-def to_torch(weights, *, prefix="", linear_prefix="", dtype=None):
+def to_torch(weights, *, prefix="", linear_prefix="", dtype=None, cell="lstm"):
     """PyTorch state dicts (of NumPy arrays) from numlstm weights.
 
     Parameters
@@ -381,20 +482,25 @@ def to_torch(weights, *, prefix="", linear_prefix="", dtype=None):
         both dicts into one model holding ``self.lstm`` and ``self.head``.
     dtype : {None, "float32", "float64"}
         Convert to this dtype; by default the weights' own (float32/float64).
+    cell : {"lstm", "gru"}
+        The kind of layer: ``"gru"`` for weights of :func:`numlstm.gru_forward`,
+        to load into an ``nn.GRU``.
 
     Returns
     -------
     lstm_state_dict : dict of ndarray
         ``weight_ih_l{k}`` = ``W.T``, ``weight_hh_l{k}`` = ``U.T``,
         ``bias_ih_l{k}`` = ``b`` and ``bias_hh_l{k}`` = zeros: PyTorch adds
-        the two biases, so the whole bias goes in ``bias_ih``.
+        the two biases, so the whole bias goes in ``bias_ih``. For a GRU,
+        ``bias_ih_l{k}`` = ``b[0]`` and ``bias_hh_l{k}`` = ``b[1]``, and every
+        array has its gate blocks reordered to PyTorch's ``[r|z|n]``.
     linear_state_dict : dict of ndarray or None
         ``weight`` (outputs, hidden) and ``bias``; None without a head.
 
     Load them with ``module.load_state_dict({k: torch.from_numpy(v) for k, v
     in sd.items()})`` into an ``nn.LSTM(input, hidden, num_layers=len(layers),
     batch_first=True)`` (any ``batch_first``) and an ``nn.Linear(hidden,
-    outputs)``. ``nn.LSTM`` needs the same hidden size in every layer.
+    outputs)`` (``nn.GRU`` alike). PyTorch needs the same hidden size in every layer.
 
     Examples
     --------
@@ -410,14 +516,19 @@ def to_torch(weights, *, prefix="", linear_prefix="", dtype=None):
     for name, value in (("prefix", prefix), ("linear_prefix", linear_prefix)):
         if not isinstance(value, str):
             raise TypeError(f"{name} must be a string, got {type(value).__name__} {value!r}.")
-    arrays, n_layers, has_head = _check_weights(weights)
+    cell = _cell(cell)
+    arrays, n_layers, has_head = _check_weights(weights, cell=cell)
     layers, head = _split_weights(_cast_all(arrays, dtype), n_layers, has_head)
     lstm_sd = {}
     for k, (W, U, b) in enumerate(layers):
-        lstm_sd[f"{prefix}weight_ih_l{k}"] = np.ascontiguousarray(W.T)
-        lstm_sd[f"{prefix}weight_hh_l{k}"] = np.ascontiguousarray(U.T)
-        lstm_sd[f"{prefix}bias_ih_l{k}"] = b
-        lstm_sd[f"{prefix}bias_hh_l{k}"] = np.zeros_like(b)
+        if cell is _GRU:
+            w_ih, w_hh, b_ih, b_hh = (_torch_gru_order(a) for a in (W.T, U.T, b[0], b[1]))
+        else:
+            w_ih, w_hh, b_ih, b_hh = np.ascontiguousarray(W.T), np.ascontiguousarray(U.T), b, np.zeros_like(b)
+        lstm_sd[f"{prefix}weight_ih_l{k}"] = w_ih
+        lstm_sd[f"{prefix}weight_hh_l{k}"] = w_hh
+        lstm_sd[f"{prefix}bias_ih_l{k}"] = b_ih
+        lstm_sd[f"{prefix}bias_hh_l{k}"] = b_hh
     linear_sd = None
     if head is not None:
         linear_sd = {f"{linear_prefix}weight": np.ascontiguousarray(head[0].T), f"{linear_prefix}bias": head[1]}
@@ -427,7 +538,7 @@ def to_torch(weights, *, prefix="", linear_prefix="", dtype=None):
 # --- Keras ---------------------------------------------------------------------------
 
 
-def from_keras(weight_list, *, layers=None, dtype=None):
+def from_keras(weight_list, *, layers=None, dtype=None, cell="lstm"):
     """numlstm weights from Keras ``model.get_weights()``.
 
     Parameters
@@ -437,13 +548,18 @@ def from_keras(weight_list, *, layers=None, dtype=None):
         by at most one ``Dense`` layer: ``[kernel (input, 4*hidden),
         recurrent_kernel (hidden, 4*hidden), bias (4*hidden,)]`` per LSTM
         layer, then ``[kernel (hidden, outputs), bias (outputs,)]``. A model
-        (anything with ``get_weights``) is accepted too.
+        (anything with ``get_weights``) is accepted too. With
+        ``cell="gru"``, of ``GRU(reset_after=True)`` layers (the Keras
+        default): ``[kernel (input, 3*hidden), recurrent_kernel (hidden,
+        3*hidden), bias (2, 3*hidden)]`` per layer.
     layers : int, optional
-        Number of LSTM layers, checked against the list; by default read from
-        it (``3*layers`` arrays without a head, ``3*layers + 2`` with one).
+        Number of recurrent layers, checked against the list; by default read
+        from it (``3*layers`` arrays without a head, ``3*layers + 2`` with one).
     dtype : {None, "float32", "float64"}
         Convert to this dtype; by default every array keeps its dtype, which
         must be float32 or float64 and the same for all.
+    cell : {"lstm", "gru"}
+        The kind of recurrent layer.
 
     Returns
     -------
@@ -461,34 +577,40 @@ def from_keras(weight_list, *, layers=None, dtype=None):
     (1, (2, 8), (2, 1))
     >>> from_keras([kernel, recurrent, bias])["head"] is None
     True
+    >>> gru = [np.ones((3, 6)), np.ones((2, 6)), np.zeros((2, 6))]
+    >>> from_keras(gru, cell="gru")["layers"][0]["b"].shape
+    (2, 6)
     """
+    cell = _cell(cell)
     if dtype is not None:
         check_dtype(dtype)
+    fix = _keras_fix(cell)
     weight_list = _resolve(weight_list, "get_weights")
     if isinstance(weight_list, (Mapping, str, bytes, np.ndarray)) or not isinstance(weight_list, (list, tuple)):
-        raise TypeError(f"weight_list must be a list of arrays, got {type(weight_list).__name__}. {_KERAS_FIX}")
+        raise TypeError(f"weight_list must be a list of arrays, got {type(weight_list).__name__}. {fix}")
     n = len(weight_list)
     if layers is not None:
         if isinstance(layers, bool) or not isinstance(layers, (int, np.integer)) or layers < 1:
             raise ValueError(f"layers must be None or an integer >= 1, got {layers!r}.")
         if n not in (3 * layers, 3 * layers + 2):
-            raise ValueError(f"weight_list has {n} arrays; expected {3 * layers} for layers={layers} LSTM layers "
-                             f"(3 each) or {3 * layers + 2} with a Dense head. {_KERAS_FIX}")
+            raise ValueError(f"weight_list has {n} arrays; expected {3 * layers} for layers={layers} {cell.name} "
+                             f"layers (3 each) or {3 * layers + 2} with a Dense head. {fix}")
     elif n < 3 or n % 3 == 1:
-        raise ValueError(f"weight_list has {n} array(s); expected 3 per LSTM layer plus 2 for an optional "
-                         f"Dense head (3, 5, 6, 8, ...). {_KERAS_FIX}")
+        raise ValueError(f"weight_list has {n} array(s); expected 3 per {cell.name} layer plus 2 for an optional "
+                         f"Dense head (3, 5, 6, 8, ...). {fix}")
     n_layers = n // 3
     arrays = {}
     hidden = None
+    g = cell.gates
     for k in range(n_layers):
         names = ("kernel", "recurrent_kernel", "bias")
-        labels = [f"weight_list[{3 * k + j}] ({names[j]} of LSTM layer {k})" for j in range(3)]
+        labels = [f"weight_list[{3 * k + j}] ({names[j]} of {cell.name} layer {k})" for j in range(3)]
         W, U, b = (_to_numpy(weight_list[3 * k + j], labels[j]) for j in range(3))
-        H = _hidden_from(U, 1)
-        _check_shape(U, labels[1], (H, 4 * H), "(hidden, 4*hidden)", _KERAS_FIX)
+        H = _hidden_from(U, 1, g)
+        _check_shape(U, labels[1], (H, g * H), f"(hidden, {g}*hidden)", _recurrent_fix(U, 1, cell, fix))
         previous = "input" if hidden is None else f"hidden of layer {k - 1}"
-        _check_shape(W, labels[0], (hidden, 4 * H), f"({previous}, 4*hidden)", _KERAS_FIX)
-        _check_shape(b, labels[2], (4 * H,), "(4*hidden,)", _KERAS_FIX)
+        _check_shape(W, labels[0], (hidden, g * H), f"({previous}, {g}*hidden)", fix)
+        _check_shape(b, labels[2], cell.bias_shape(H), cell.bias, _bias_fix(b, H, cell, fix))
         arrays.update(zip(labels, (W, U, b)))
         hidden = H
     has_head = n == 3 * n_layers + 2
@@ -496,13 +618,13 @@ def from_keras(weight_list, *, layers=None, dtype=None):
         labels = [f"weight_list[{n - 2}] (Dense kernel)", f"weight_list[{n - 1}] (Dense bias)"]
         Wd, bd = (_to_numpy(weight_list[n - 2 + j], labels[j]) for j in range(2))
         _check_shape(Wd, labels[0], (hidden, None),
-                     f"(hidden, outputs) with hidden={hidden} from the last LSTM layer", _KERAS_FIX)
-        _check_shape(bd, labels[1], (Wd.shape[1],), "(outputs,)", _KERAS_FIX)
+                     f"(hidden, outputs) with hidden={hidden} from the last {cell.name} layer", fix)
+        _check_shape(bd, labels[1], (Wd.shape[1],), "(outputs,)", fix)
         arrays.update(zip(labels, (Wd, bd)))
     return _assemble(*_split_weights(_cast_all(arrays, dtype), n_layers, has_head))
 
 
-def to_keras(weights, *, dtype=None):
+def to_keras(weights, *, dtype=None, cell="lstm"):
     """Keras ``set_weights()`` list from numlstm weights.
 
     Parameters
@@ -513,6 +635,9 @@ def to_keras(weights, *, dtype=None):
         accepted too).
     dtype : {None, "float32", "float64"}
         Convert to this dtype; by default the weights' own (float32/float64).
+    cell : {"lstm", "gru"}
+        The kind of recurrent layer; Keras's ``GRU(reset_after=True)`` has
+        numlstm's GRU layout, so ``cell="gru"`` only changes what is checked.
 
     Returns
     -------
@@ -520,7 +645,8 @@ def to_keras(weights, *, dtype=None):
         ``[W, U, b]`` per layer, then ``[head W, head b]`` when there is a
         head: what ``model.set_weights`` expects for a Sequential of
         ``LSTM(hidden, return_sequences=True)`` layers (the last one with
-        ``return_sequences=False`` for a forecaster) and one ``Dense(outputs)``.
+        ``return_sequences=False`` for a forecaster) and one ``Dense(outputs)``
+        (``GRU`` layers alike).
 
     Examples
     --------
@@ -533,5 +659,5 @@ def to_keras(weights, *, dtype=None):
     >>> bool(np.array_equal(from_keras(to_keras(w))["layers"][0]["W"], w["layers"][0]["W"]))
     True
     """
-    arrays, _, _ = _check_weights(weights)
+    arrays, _, _ = _check_weights(weights, cell=_cell(cell))
     return list(_cast_all(arrays, dtype).values())

@@ -38,9 +38,11 @@ def small_cuda_launches(monkeypatch):
     simulator's one Python thread per CUDA thread stays quick)."""
     from numlstm.core import gpu
     from numlstm.kernels import cuda as kernels
+    from numlstm.kernels import gru_cuda
 
-    monkeypatch.setattr(kernels, "THREADS", 8)
-    monkeypatch.setattr(kernels, "ROWS_PER_BLOCK", 2)
-    monkeypatch.setattr(kernels, "PAIRS_PER_BLOCK", 4)
+    for module in (kernels, gru_cuda):
+        monkeypatch.setattr(module, "THREADS", 8)
+        monkeypatch.setattr(module, "ROWS_PER_BLOCK", 2)
+        monkeypatch.setattr(module, "PAIRS_PER_BLOCK", 4)
     monkeypatch.setattr(gpu, "THREADS", 16)
     monkeypatch.setattr(gpu, "NORM_BLOCKS", 3)

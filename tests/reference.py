@@ -69,3 +69,59 @@ def network_forward(x, layers, head):
         h, _, _ = lstm_forward(h, W, U, b)
     Wd, bd = head
     return h[:, -1] @ Wd + bd
+
+
+# --- GRU ------------------------------------------------------------------------------
+# Keras GRU(reset_after=True) / PyTorch nn.GRU: W (input, 3H), U (H, 3H), b (2, 3H)
+# (row 0 the input bias, row 1 the recurrent bias), gate blocks [z | r | n].
+
+
+def gru_forward(x, W, U, b, h0=None):
+    B, T, _ = x.shape
+    H = U.shape[0]
+    h = np.zeros((B, H), x.dtype) if h0 is None else h0
+    cache = []
+    hs = np.empty((B, T, H), x.dtype)
+    for t in range(T):
+        a = x[:, t] @ W + b[0]  # input projection
+        g = h @ U + b[1]  # recurrent projection
+        z = sigmoid(a[:, :H] + g[:, :H])
+        r = sigmoid(a[:, H:2 * H] + g[:, H:2 * H])
+        n = np.tanh(a[:, 2 * H:] + r * g[:, 2 * H:])
+        h_new = z * h + (1 - z) * n
+        cache.append((h, z, r, n, g[:, 2 * H:]))
+        h = h_new
+        hs[:, t] = h
+    return hs, h, cache
+
+
+def gru_backward(x, W, U, b, dh, h0=None, dh_T=None):
+    B, T, _ = x.shape
+    H = U.shape[0]
+    _, _, cache = gru_forward(x, W, U, b, h0)
+    dW, dU, db = np.zeros_like(W), np.zeros_like(U), np.zeros_like(b)
+    dx = np.zeros_like(x)
+    dh_next = np.zeros((B, H), x.dtype) if dh_T is None else dh_T.copy()
+    for t in reversed(range(T)):
+        h_prev, z, r, n, gn = cache[t]
+        dht = dh[:, t] + dh_next
+        dn = dht * (1 - z) * (1 - n ** 2)  # gradient of the candidate's pre-activation
+        dz = dht * (h_prev - n) * z * (1 - z)
+        dr = dn * gn * r * (1 - r)
+        da = np.concatenate([dz, dr, dn], axis=1)  # of the input projection
+        dg = np.concatenate([dz, dr, dn * r], axis=1)  # of the recurrent projection
+        dW += x[:, t].T @ da
+        dU += h_prev.T @ dg
+        db[0] += da.sum(0)
+        db[1] += dg.sum(0)
+        dx[:, t] = da @ W.T
+        dh_next = dht * z + dg @ U.T
+    return {"dx": dx, "dW": dW, "dU": dU, "db": db, "dh0": dh_next}
+
+
+def random_gru_layer(rng, B, T, I, H, dtype=np.float64, scale=0.5):
+    x = rng.standard_normal((B, T, I)).astype(dtype)
+    W = (scale * rng.standard_normal((I, 3 * H))).astype(dtype)
+    U = (scale * rng.standard_normal((H, 3 * H))).astype(dtype)
+    b = (scale * rng.standard_normal((2, 3 * H))).astype(dtype)
+    return x, W, U, b

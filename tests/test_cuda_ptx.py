@@ -32,6 +32,8 @@ def _run_cpu_kernels_first():
         x = rng.standard_normal((2, 3, 1)).astype(dt)
         W, U, b = (rng.standard_normal(s).astype(dt) for s in ((1, 8), (2, 8), (8,)))
         numlstm.lstm_backward(x, W, U, b, np.ones((2, 3, 2), dt))
+        W, U, b = (rng.standard_normal(s).astype(dt) for s in ((1, 6), (2, 6), (2, 6)))
+        numlstm.gru_backward(x, W, U, b, np.ones((2, 3, 2), dt))
         numlstm.LSTMRegressor(units=2, epochs=1, batch_size=2, dtype=np.dtype(dt).name).fit(x, x[:, -1, 0])
 
 
@@ -58,6 +60,7 @@ def _signatures(dt):
 
     from numlstm.core import gpu as g
     from numlstm.kernels import cuda as k
+    from numlstm.kernels import gru_cuda as gk
 
     f64, i64 = types.float64, types.int64
 
@@ -65,6 +68,7 @@ def _signatures(dt):
         return types.Array(dtype, ndim, "C")
 
     forward, backward = k.recurrent_kernels(np.dtype(str(dt)))
+    gru_forward, gru_backward = gk.recurrent_kernels(np.dtype(str(dt)))
     return {
         forward: (A(dt, 3), A(dt, 2), A(dt, 2), A(dt, 1), A(dt, 2), A(dt, 2), A(dt, 3), A(dt, 3), A(dt, 3), i64,
                   types.boolean),
@@ -72,6 +76,11 @@ def _signatures(dt):
         k._input_grad_kernel: (A(dt, 3), A(dt, 2), A(dt, 3)),
         k._partial_grads: (A(dt, 3), A(dt, 2), A(dt, 3), A(dt, 3), A(dt, 3), i64),
         k._reduce_parts: (A(dt, 3), A(dt, 2)),
+        gru_forward: (A(dt, 3), A(dt, 2), A(dt, 2), A(dt, 2), A(dt, 2), A(dt, 3), A(dt, 3), A(dt, 3), i64,
+                      types.boolean),
+        gru_backward: (A(dt, 2), A(dt, 2), A(dt, 3), A(dt, 3), A(dt, 3), A(dt, 3), A(dt, 2), A(dt, 3), A(dt, 3),
+                       i64, types.boolean),
+        gk._partial_grads: (A(dt, 3), A(dt, 2), A(dt, 3), A(dt, 3), A(dt, 3), A(dt, 3), i64),
         g._gather3: (A(dt, 3), A(i64, 1), i64, A(dt, 3)),
         g._gather2: (A(dt, 2), A(i64, 1), i64, A(dt, 2)),
         g._zero2: (A(dt, 2),),

@@ -489,3 +489,162 @@ class TestBadWeights:
         with pytest.raises(TypeError, match=r"weights\['head'\]\['b'\] has dtype float32 but .* float64"):
             to_keras(weights)
         assert to_keras(weights, dtype="float32")[-1].dtype == np.float32
+
+
+# --- GRU (cell="gru") ----------------------------------------------------------------
+
+
+def random_gru_weights(rng, hidden_sizes=(H, H), input_size=I, outputs=O, dtype=np.float64, head=True):
+    layers = []
+    fan_in = input_size
+    for hidden in hidden_sizes:
+        layers.append({"W": rng.standard_normal((fan_in, 3 * hidden)).astype(dtype),
+                       "U": rng.standard_normal((hidden, 3 * hidden)).astype(dtype),
+                       "b": rng.standard_normal((2, 3 * hidden)).astype(dtype)})
+        fan_in = hidden
+    return {"layers": layers,
+            "head": {"W": rng.standard_normal((fan_in, outputs)).astype(dtype),
+                     "b": rng.standard_normal(outputs).astype(dtype)} if head else None}
+
+
+def numlstm_gru_forward(weights, x, h0=None):
+    """Stacked numlstm GRU layers (``h0``: (layers, batch, hidden) as in PyTorch), then the head."""
+    h, finals = x, []
+    for k, layer in enumerate(weights["layers"]):
+        h, h_T = numlstm.gru_forward(h, layer["W"], layer["U"], layer["b"], None if h0 is None else h0[k])
+        finals.append(h_T)
+    y = None if weights.get("head") is None else h @ weights["head"]["W"] + weights["head"]["b"]
+    return h, y, finals
+
+
+def torch_gru_model(torch, *, num_layers=2, bias=True, seed=0):
+    torch.manual_seed(seed)
+    gru = torch.nn.GRU(I, H, num_layers=num_layers, batch_first=True, bias=bias).double()
+    head = torch.nn.Linear(H, O, bias=bias).double()
+    return gru, head
+
+
+@pytest.mark.parametrize("bias", [True, False])
+def test_from_torch_gru_reproduces_torch_outputs(torch, rng, bias):
+    gru, head = torch_gru_model(torch, bias=bias)
+    x, h0 = rng.standard_normal((3, 5, I)), rng.standard_normal((2, 3, H))
+    with torch.no_grad():
+        h_torch, h_n = gru(torch.from_numpy(x), torch.from_numpy(h0))
+        y_torch = head(h_torch)
+    weights = from_torch(gru, head, cell="gru")
+    assert [layer["b"].shape for layer in weights["layers"]] == [(2, 3 * H)] * 2
+    h, y, finals = numlstm_gru_forward(weights, x, h0)
+    assert h.dtype == y.dtype == np.float64
+    np.testing.assert_allclose(h, h_torch.numpy(), rtol=0, atol=1e-12)
+    np.testing.assert_allclose(y, y_torch.numpy(), rtol=0, atol=1e-12)
+    for k, h_T in enumerate(finals):
+        np.testing.assert_allclose(h_T, h_n[k].numpy(), rtol=0, atol=1e-12)
+    if not bias:
+        assert all(not layer["b"].any() for layer in weights["layers"])
+
+
+def test_from_torch_gru_layout(torch):
+    """PyTorch's blocks [r|z|n] land as [z|r|n]; the two biases stay apart."""
+    gru, _ = torch_gru_model(torch, num_layers=1)
+    sd = torch_state(gru)
+    layer = from_torch(sd, cell="gru")["layers"][0]
+    r, z, n = slice(0, H), slice(H, 2 * H), slice(2 * H, 3 * H)
+    for ours, theirs in ((slice(0, H), z), (slice(H, 2 * H), r), (slice(2 * H, 3 * H), n)):
+        np.testing.assert_array_equal(layer["W"][:, ours], sd["weight_ih_l0"][theirs].T)
+        np.testing.assert_array_equal(layer["U"][:, ours], sd["weight_hh_l0"][theirs].T)
+        np.testing.assert_array_equal(layer["b"][0, ours], sd["bias_ih_l0"][theirs])
+        np.testing.assert_array_equal(layer["b"][1, ours], sd["bias_hh_l0"][theirs])
+    assert all(layer[k].flags.c_contiguous for k in "WUb")
+
+
+def test_to_torch_gru_loads_and_reproduces_outputs(torch, rng):
+    weights = random_gru_weights(rng)
+    gru_sd, linear_sd = to_torch(weights, cell="gru")
+    assert gru_sd["bias_hh_l1"].shape == (3 * H,) and gru_sd["bias_hh_l1"].any()
+    gru, head = torch_gru_model(torch, seed=1)
+    gru.load_state_dict({k: torch.from_numpy(v) for k, v in gru_sd.items()})  # strict
+    head.load_state_dict({k: torch.from_numpy(v) for k, v in linear_sd.items()})
+    x = rng.standard_normal((2, 4, I))
+    with torch.no_grad():
+        h_torch, _ = gru(torch.from_numpy(x))
+        y_torch = head(h_torch)
+    h, y, _ = numlstm_gru_forward(weights, x)
+    np.testing.assert_allclose(h, h_torch.numpy(), rtol=0, atol=1e-12)
+    np.testing.assert_allclose(y, y_torch.numpy(), rtol=0, atol=1e-12)
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("hidden_sizes", [(H,), (5, 2, 3)])
+@pytest.mark.parametrize("head", [True, False])
+def test_gru_round_trips(rng, dtype, hidden_sizes, head):
+    weights = random_gru_weights(rng, hidden_sizes, dtype=dtype, head=head)
+    gru_sd, linear_sd = to_torch(weights, cell="gru")
+    assert all(v.dtype == dtype and v.flags.c_contiguous for v in gru_sd.values())
+    assert_weights_equal(from_torch(gru_sd, linear_sd, cell="gru"), weights)
+    arrays = to_keras(weights, cell="gru")
+    assert [a.shape for a in arrays[:3]] == [(I, 3 * hidden_sizes[0]), (hidden_sizes[0], 3 * hidden_sizes[0]),
+                                              (2, 3 * hidden_sizes[0])]
+    assert_weights_equal(from_keras(arrays, cell="gru"), weights)
+
+
+def test_keras_gru_list_is_numlstm_layout(torch, rng):
+    """A PyTorch GRU through to_keras (a Keras GRU(reset_after=True) weight list) computes the same."""
+    gru, head = torch_gru_model(torch)
+    arrays = to_keras(from_torch(gru, head, cell="gru"), cell="gru")
+    x = rng.standard_normal((2, 3, I))
+    with torch.no_grad():
+        h_torch, _ = gru(torch.from_numpy(x))
+    h, _, _ = numlstm_gru_forward(from_keras(arrays, cell="gru"), x)
+    np.testing.assert_allclose(h, h_torch.numpy(), rtol=0, atol=1e-12)
+
+
+class TestBadGRU:
+    def test_unknown_cell(self, rng):
+        for convert in (lambda: from_torch(lstm_state(), cell="rnn"), lambda: from_keras([], cell="GRU"),
+                        lambda: to_torch(random_gru_weights(rng), cell=None),
+                        lambda: to_keras(random_gru_weights(rng), cell=["gru"])):
+            with pytest.raises(ValueError, match=r"cell must be 'lstm' or 'gru', got"):
+                convert()
+
+    def test_lstm_weights_as_gru_and_back(self, rng):
+        with pytest.raises(ValueError, match=r"weight_hh_l0'\] has shape \(16, 4\); expected \(3\*hidden, hidden\) "
+                                             r"= \(12, 4\)\. Pass the state_dict\(\) of a torch\.nn\.GRU .* Its shape "
+                                             r"is that of LSTM weights: pass cell='lstm'\."):
+            from_torch(lstm_state(), cell="gru")
+        gru_sd, _ = to_torch(random_gru_weights(rng), cell="gru")
+        with pytest.raises(ValueError, match=r"weight_hh_l0'\] has shape \(12, 4\); expected \(4\*hidden, hidden\) "
+                                             r"= \(12, 3\)\. .* Its shape is that of GRU weights: pass cell='gru'\."):
+            from_torch(gru_sd)
+        with pytest.raises(ValueError, match=r"\(recurrent_kernel of GRU layer 0\) has shape \(4, 16\); expected "
+                                             r"\(hidden, 3\*hidden\) = \(4, 12\)\. weight_list should be "
+                                             r"model\.get_weights\(\) of a Keras Sequential of GRU layers "
+                                             r"\(reset_after=True\).* pass cell='lstm'"):
+            from_keras(to_keras(random_weights(rng)), cell="gru")
+        with pytest.raises(ValueError, match=r"weights\['layers'\]\[0\]\['U'\] has shape \(4, 12\); expected "
+                                             r"\(hidden, 4\*hidden\).* pass cell='gru'"):
+            to_keras(random_gru_weights(rng))
+
+    def test_keras_reset_after_false(self, rng):
+        arrays = to_keras(random_gru_weights(rng, (H,)), cell="gru")
+        arrays[2] = arrays[2][0]
+        with pytest.raises(ValueError, match=r"\(bias of GRU layer 0\) has shape \(12,\); expected \(2, 3\*hidden\) "
+                                             r"= \(2, 12\)\. A GRU bias of one row \(3\*hidden,\) is that of a Keras "
+                                             r"GRU with reset_after=False.*reset_after=True"):
+            from_keras(arrays, cell="gru")
+
+    def test_wrong_bias_in_weights(self, rng):
+        weights = random_gru_weights(rng)
+        weights["layers"][1]["b"] = weights["layers"][1]["b"].sum(0)
+        with pytest.raises(ValueError, match=r"weights\['layers'\]\[1\]\['b'\] has shape \(12,\); expected "
+                                             r"\(2, 3\*hidden\) = \(2, 12\)"):
+            to_torch(weights, cell="gru")
+
+    def test_bidirectional(self, torch):
+        gru = torch.nn.GRU(I, H, bidirectional=True).double()
+        with pytest.raises(ValueError, match=r"_reverse'.*bidirectional GRUs are not supported.*nn\.GRU built "
+                                             r"with bidirectional=False"):
+            from_torch(gru, cell="gru")
+
+    def test_not_a_mapping(self):
+        with pytest.raises(TypeError, match=r"lstm_state_dict must be a mapping such as nn\.GRU\.state_dict\(\)"):
+            from_torch([np.zeros((12, 3))], cell="gru")

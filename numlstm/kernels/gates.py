@@ -206,3 +206,39 @@ def cell_backward(zi, zf, zg, zo, c, c_prev, dh, dc_next):
     dzg = dc * i * (one - g * g)
     dzo = dh * tc * o * (one - o)
     return dzi, dzf, dzg, dzo, dc * f
+
+
+@inline_on_cpu
+def gru_cell_forward(az, ar, an, gz, gr, gn, h_prev):
+    """One GRU cell (reset applied after the recurrent product, as Keras
+    ``reset_after=True`` and PyTorch ``nn.GRU``) from its two projections:
+    ``a = x W + b_input`` and ``g = h U + b_recurrent``, blocks ``[z | r | n]``.
+
+    Returns the new hidden state ``z * h_prev + (1 - z) * n``, written as
+    ``n + z * (h_prev - n)``: one multiply fewer, the same value.
+    """
+    z = sigmoid(az + gz)
+    r = sigmoid(ar + gr)
+    n = tanh(an + r * gn)
+    return n + z * (h_prev - n)
+
+
+@inline_on_cpu
+def gru_cell_backward(az, ar, an, gz, gr, gn, h_prev, dh):
+    """Backward through one GRU cell, from the stored projections (the gates
+    are recomputed, as in :func:`cell_backward`).
+
+    ``dh`` is the total gradient reaching ``h_t``. Returns the gradients of
+    the update and reset pre-activations (the same for both projections), of
+    the candidate's input projection ``a_n`` and of its recurrent projection
+    ``g_n``, and the part of the gradient into ``h_{t-1}`` that does not go
+    through ``U`` (``z * dh``).
+    """
+    one = like(1.0, h_prev)
+    z = sigmoid(az + gz)
+    r = sigmoid(ar + gr)
+    n = tanh(an + r * gn)
+    dan = dh * (one - z) * (one - n * n)
+    dz = dh * (h_prev - n) * z * (one - z)
+    dr = dan * gn * r * (one - r)
+    return dz, dr, dan, dan * r, dh * z

@@ -1,0 +1,184 @@
+"""CPU kernels for one GRU layer: forward and backpropagation through time.
+
+Layout (see docs/gru.md): ``x`` (batch, time, input), ``W`` (input, 3H),
+``U`` (H, 3H), ``b`` (2, 3H) (row 0 the input bias, row 1 the recurrent
+bias), gate blocks ``[z | r | n]``, the reset gate applied after the
+recurrent product (a Keras GRU with ``reset_after=True``, a PyTorch
+``nn.GRU``).
+
+The same scheme as :mod:`numlstm.kernels.cpu`, whose matrix-product loop
+(:func:`~numlstm.kernels.cpu.add_tile`), tiling and chunking it reuses:
+chunks of batch rows in parallel, one per thread, each carrying tiles of its
+rows through time; weight gradients summed per thread and added in a fixed
+order afterwards. The difference is that the two projections are kept apart,
+the input one ``xs = x W + b[0]`` and the recurrent one ``gs = h U + b[1]``,
+because the candidate needs ``r * (h U_n + b[1, n])`` on its own. The
+backward pass overwrites both with their gradients, which differ only in the
+candidate block.
+
+Kernels here do no validation; :mod:`numlstm.functional` does.
+"""
+
+import numpy as np
+from numba import njit, prange
+
+from numlstm.kernels._jit import CPU_OPTIONS
+from numlstm.kernels.cpu import FIRST, add_gram, add_tile, tile_rows
+from numlstm.kernels.gates import gru_cell_backward, gru_cell_forward
+
+@njit(**CPU_OPTIONS)
+def _cell_forward_row(a, g, h_prev, h):
+    H = h.shape[0]
+    for j in range(H):
+        h[j] = gru_cell_forward(a[j], a[H + j], a[2 * H + j], g[j], g[H + j], g[2 * H + j], h_prev[j])
+
+
+@njit(**CPU_OPTIONS)
+def _cell_backward_row(a, g, h_prev, dh):
+    """``a``/``g`` hold the input/recurrent projections on entry and their gradients
+    on exit; ``dh`` goes in as the total gradient into ``h_t`` and comes out as the
+    part of the gradient into ``h_{t-1}`` that bypasses ``U``."""
+    H = dh.shape[0]
+    for j in range(H):
+        dz, dr, dan, dgn, dh_prev = gru_cell_backward(
+            a[j], a[H + j], a[2 * H + j], g[j], g[H + j], g[2 * H + j], h_prev[j], dh[j]
+        )
+        a[j] = dz
+        a[H + j] = dr
+        a[2 * H + j] = dan
+        g[j] = dz
+        g[H + j] = dr
+        g[2 * H + j] = dgn
+        dh[j] = dh_prev
+
+
+@njit(**CPU_OPTIONS)
+def forward_rows(x, W, U, b, h0, xs, gs, hs, r0, r1):
+    """Rows ``r0:r1`` through every time step, a tile of rows at a time; fills the
+    input projections ``xs``, the recurrent projections ``gs`` and the hidden
+    states ``hs``. ``h0`` is (batch, 1, hidden)."""
+    T = x.shape[1]
+    R = tile_rows(U.shape[1])
+    b_in, b_rec = b[0], b[1]
+    for a in range(r0, r1, R):
+        e = min(r1, a + R)
+        for t in range(T):
+            for r in range(a, e):
+                xs[r, t, :] = b_in
+                gs[r, t, :] = b_rec
+            add_tile(xs, t, x, t, W, a, e)
+            if t == 0:
+                add_tile(gs, t, h0, t, U, a, e)
+                for r in range(a, e):
+                    _cell_forward_row(xs[r, 0], gs[r, 0], h0[r, 0], hs[r, 0])
+            else:
+                add_tile(gs, t, hs, t - 1, U, a, e)
+                for r in range(a, e):
+                    _cell_forward_row(xs[r, t], gs[r, t], hs[r, t - 1], hs[r, t])
+
+
+@njit(parallel=True, **CPU_OPTIONS)
+def _forward_chunks(x, W, U, b, h0, xs, gs, hs, n_chunks):
+    B = x.shape[0]
+    for chunk in prange(n_chunks):
+        forward_rows(x, W, U, b, h0, xs, gs, hs, chunk * B // n_chunks, (chunk + 1) * B // n_chunks)
+
+
+@njit(**CPU_OPTIONS)
+def layer_forward(x, W, U, b, h0, xs, gs, hs, n_chunks):
+    """One GRU layer forward over the whole batch, in ``n_chunks`` parallel chunks of rows."""
+    B = x.shape[0]
+    h0 = h0.reshape((B, 1, U.shape[0]))
+    if n_chunks > 1:
+        _forward_chunks(x, W, U, b, h0, xs, gs, hs, n_chunks)
+    else:
+        forward_rows(x, W, U, b, h0, xs, gs, hs, FIRST, B)
+
+
+@njit(**CPU_OPTIONS)
+def backward_rows(x, W_T, U_T, h0, xs, gs, hs, dhs, dh_carry, dW, dU, db, dx, r0, r1, need_dx):
+    """Backpropagation through time for rows ``r0:r1``, a tile of rows at a time.
+
+    ``h0`` and ``dh_carry`` are (batch, 1, hidden); the carry holds ``dh_T``
+    on entry and ``dh0`` on exit. ``xs``/``gs`` are overwritten with the
+    gradients of the input/recurrent projections. The weight gradients of
+    these rows are *added* to ``dW``, ``dU``, ``db`` (the caller gives each
+    thread its own).
+    """
+    T = xs.shape[1]
+    G = xs.shape[2]
+    R = tile_rows(G)
+    for a in range(r0, r1, R):
+        e = min(r1, a + R)
+        for t in range(T - 1, -1, -1):
+            for r in range(a, e):
+                dh_t = dh_carry[r, 0]
+                dh_t += dhs[r, t]
+                if t == 0:
+                    _cell_backward_row(xs[r, t], gs[r, t], h0[r, 0], dh_t)
+                else:
+                    _cell_backward_row(xs[r, t], gs[r, t], hs[r, t - 1], dh_t)
+            add_tile(dh_carry, FIRST, gs, t, U_T, a, e)
+            if need_dx:
+                for r in range(a, e):
+                    dx[r, t, :] = 0
+                add_tile(dx, t, xs, t, W_T, a, e)
+        n = (e - a) * T
+        da = xs[a:e].reshape((n, G))
+        dg = gs[a:e].reshape((n, G))
+        x_T = np.empty((x.shape[2], n), dtype=xs.dtype)
+        h_T = np.empty((hs.shape[2], n), dtype=xs.dtype)
+        for r in range(a, e):
+            for t in range(T):
+                i = (r - a) * T + t
+                x_T[:, i] = x[r, t]
+                h_T[:, i] = h0[r, 0] if t == 0 else hs[r, t - 1]
+        add_gram(dW, x_T, da)
+        add_gram(dU, h_T, dg)
+        db_in, db_rec = db[0], db[1]
+        for i in range(n):
+            db_in += da[i]
+            db_rec += dg[i]
+
+
+@njit(parallel=True, **CPU_OPTIONS)
+def _backward_chunks(x, W_T, U_T, h0, xs, gs, hs, dhs, dh_carry, dW_parts, dU_parts, db_parts, dx, n_chunks,
+                     need_dx):
+    B = xs.shape[0]
+    for chunk in prange(n_chunks):
+        backward_rows(x, W_T, U_T, h0, xs, gs, hs, dhs, dh_carry, dW_parts[chunk], dU_parts[chunk],
+                      db_parts[chunk], dx, chunk * B // n_chunks, (chunk + 1) * B // n_chunks, need_dx)
+
+
+@njit(**CPU_OPTIONS)
+def layer_backward(x, W, U, h0, xs, gs, hs, dhs, dh_carry, dW, dU, db, dx, n_chunks, need_dx):
+    """One GRU layer backward. Overwrites ``xs``/``gs`` with the gradients of the
+    projections and ``dh_carry`` (``dh_T`` in, ``dh0`` out), and writes ``dW``,
+    ``dU``, ``db`` (2, 3H) and, when ``need_dx``, ``dx``.
+
+    Each thread sums its rows' weight gradients into a buffer of its own; the
+    buffers are added in a fixed order afterwards, so the result does not
+    depend on scheduling.
+    """
+    B = xs.shape[0]
+    H = U.shape[0]
+    U_T = np.ascontiguousarray(U.T)
+    W_T = np.ascontiguousarray(W.T)
+    h0 = h0.reshape((B, 1, H))
+    dh_carry = dh_carry.reshape((B, 1, H))
+    dW_parts = np.zeros((n_chunks,) + dW.shape, dtype=dW.dtype)
+    dU_parts = np.zeros((n_chunks,) + dU.shape, dtype=dU.dtype)
+    db_parts = np.zeros((n_chunks,) + db.shape, dtype=db.dtype)
+    if n_chunks > 1:
+        _backward_chunks(x, W_T, U_T, h0, xs, gs, hs, dhs, dh_carry, dW_parts, dU_parts, db_parts, dx, n_chunks,
+                         need_dx)
+    else:
+        backward_rows(x, W_T, U_T, h0, xs, gs, hs, dhs, dh_carry, dW_parts[0], dU_parts[0], db_parts[0], dx,
+                      FIRST, B, need_dx)
+    dW[:] = dW_parts[0]
+    dU[:] = dU_parts[0]
+    db[:] = db_parts[0]
+    for k in range(1, n_chunks):
+        dW += dW_parts[k]
+        dU += dU_parts[k]
+        db += db_parts[k]

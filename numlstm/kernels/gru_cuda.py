@@ -1,0 +1,219 @@
+"""CUDA kernels for one GRU layer: forward and backpropagation through time.
+
+Same layout and gate math as :mod:`numlstm.kernels.gru_cpu` (the GPU twins of
+the GRU cell functions of :mod:`numlstm.kernels.gates`), and the same scheme
+as the LSTM kernels of :mod:`numlstm.kernels.cuda`, whose launcher, shared
+memory staging, input-gradient kernel and ordered reduction it reuses:
+
+- each block carries a tile of ``ROWS_PER_BLOCK`` rows through the whole
+  sequence in one launch; its threads share out the (row, hidden unit) pairs,
+  compute a step, and meet at a barrier before the next step reads the hidden
+  states just written. ``U`` (transposed in the backward pass) is staged in
+  shared memory when it fits in ``numlstm.kernels.cuda.SHARED_LIMIT`` bytes;
+- the forward pass stores the input projections ``xs = x W + b[0]`` and the
+  recurrent ones ``gs = h U + b[1]`` apart (the candidate needs
+  ``r * (h U_n + b[1, n])`` on its own); the backward pass writes their
+  gradients ``das``/``dgs``, which differ only in the candidate block;
+- weight gradients are reduced without atomics: each block of
+  ``PAIRS_PER_BLOCK`` (row, step) pairs writes partial sums to a buffer of
+  its own (:func:`_partial_grads`), added afterwards in block order, so a
+  result is the same bit for bit on every run.
+
+Kernels compile lazily on first use, once per dtype, and avoid the ``min``
+and ``max`` builtins (see :mod:`numlstm.kernels.cuda`). The launch sizes are
+module attributes read at launch time (tests set them small so that the
+multi-block and tail paths run on the simulator). Nothing here validates:
+:mod:`numlstm.functional` does.
+"""
+
+import numba
+import numpy as np
+from numba import cuda
+
+from numlstm.kernels import gates
+from numlstm.kernels.cuda import _blocks, _input_grad_kernel, _reduce_parts, _shared_bytes, _stage, _weight, launch
+
+gru_cell_forward = gates.gpu_twin(gates.gru_cell_forward)
+gru_cell_backward = gates.gpu_twin(gates.gru_cell_backward)
+
+THREADS = 256  # threads per block
+ROWS_PER_BLOCK = 4  # batch rows a block carries through time
+PAIRS_PER_BLOCK = 256  # (row, step) pairs per block of partial weight gradients
+
+
+def _make_recurrent_kernels(dtype):
+    """The forward and backward kernels for one dtype (a shared array's type is fixed
+    when the kernel is compiled)."""
+
+    @cuda.jit
+    def forward(x, W, U, b, h0, xs, gs, hs, rows_per_block, stage):
+        staged = cuda.shared.array(0, dtype=dtype)
+        if stage:  # every step reads all of U: read it from global memory once per block
+            _stage(U, staged)
+        B, T, n_in = x.shape
+        H = U.shape[0]
+        r0 = cuda.blockIdx.x * rows_per_block
+        r1 = r0 + rows_per_block if r0 + rows_per_block < B else B
+        n_pairs = (r1 - r0) * H
+        for t in range(T):
+            p = cuda.threadIdx.x
+            while p < n_pairs:
+                r = r0 + p // H
+                j = p % H
+                az, ar, an = b[0, j], b[0, H + j], b[0, 2 * H + j]
+                gz, gr, gn = b[1, j], b[1, H + j], b[1, 2 * H + j]
+                for k in range(n_in):
+                    v = x[r, t, k]
+                    az += v * W[k, j]
+                    ar += v * W[k, H + j]
+                    an += v * W[k, 2 * H + j]
+                for m in range(H):
+                    v = h0[r, m] if t == 0 else hs[r, t - 1, m]
+                    gz += v * _weight(U, staged, stage, m, j)
+                    gr += v * _weight(U, staged, stage, m, H + j)
+                    gn += v * _weight(U, staged, stage, m, 2 * H + j)
+                h_prev = h0[r, j] if t == 0 else hs[r, t - 1, j]
+                h = gru_cell_forward(az, ar, an, gz, gr, gn, h_prev)
+                xs[r, t, j] = az
+                xs[r, t, H + j] = ar
+                xs[r, t, 2 * H + j] = an
+                gs[r, t, j] = gz
+                gs[r, t, H + j] = gr
+                gs[r, t, 2 * H + j] = gn
+                hs[r, t, j] = h
+                p += cuda.blockDim.x
+            cuda.syncthreads()  # step t's hidden states are read by every thread at t + 1
+
+    @cuda.jit
+    def backward(U_T, h0, xs, gs, hs, dhs, dh_carry, das, dgs, rows_per_block, stage):
+        """BPTT for a tile of rows. ``dh_carry`` (B, H) holds ``dh_T`` on entry and
+        ``dh0`` on exit; ``das``/``dgs`` receive the gradients of the projections."""
+        staged = cuda.shared.array(0, dtype=dtype)
+        if stage:
+            _stage(U_T, staged)
+        B, T, G = xs.shape
+        H = G // 3
+        r0 = cuda.blockIdx.x * rows_per_block
+        r1 = r0 + rows_per_block if r0 + rows_per_block < B else B
+        n_pairs = (r1 - r0) * H
+        for t in range(T - 1, -1, -1):
+            p = cuda.threadIdx.x
+            while p < n_pairs:
+                r = r0 + p // H
+                j = p % H
+                h_prev = h0[r, j] if t == 0 else hs[r, t - 1, j]
+                dz, dr, dan, dgn, dh_prev = gru_cell_backward(
+                    xs[r, t, j], xs[r, t, H + j], xs[r, t, 2 * H + j], gs[r, t, j], gs[r, t, H + j],
+                    gs[r, t, 2 * H + j], h_prev, dhs[r, t, j] + dh_carry[r, j])
+                das[r, t, j] = dz
+                das[r, t, H + j] = dr
+                das[r, t, 2 * H + j] = dan
+                dgs[r, t, j] = dz
+                dgs[r, t, H + j] = dr
+                dgs[r, t, 2 * H + j] = dgn
+                dh_carry[r, j] = dh_prev  # the part of the gradient into h_{t-1} that bypasses U
+                p += cuda.blockDim.x
+            cuda.syncthreads()  # every projection gradient of step t is written
+            p = cuda.threadIdx.x
+            while p < n_pairs:
+                r = r0 + p // H
+                j = p % H
+                acc = dh_carry[r, j]
+                for k in range(G):
+                    acc += dgs[r, t, k] * _weight(U_T, staged, stage, k, j)
+                dh_carry[r, j] = acc
+                p += cuda.blockDim.x
+            cuda.syncthreads()
+
+    return forward, backward
+
+
+_RECURRENT = {}
+
+
+def recurrent_kernels(dtype):
+    """``(forward, backward)`` for a NumPy float dtype, made on first use."""
+    dtype = np.dtype(dtype)
+    if dtype not in _RECURRENT:
+        _RECURRENT[dtype] = _make_recurrent_kernels(numba.from_dtype(dtype))
+    return _RECURRENT[dtype]
+
+
+@cuda.jit
+def _partial_grads(x, h0, hs, das, dgs, parts, pairs_per_block):
+    """Block ``blk`` sums the weight gradients of its pairs into ``parts[blk]``, whose
+    rows are those of ``dW`` (``x_t^T da_t``), then ``dU`` (``h_{t-1}^T dg_t``), then
+    the input bias (``da_t``) and the recurrent bias (``dg_t``)."""
+    B, T, n_in = x.shape
+    G = das.shape[2]
+    H = G // 3
+    first = cuda.blockIdx.x * pairs_per_block
+    last = first + pairs_per_block if first + pairs_per_block < B * T else B * T
+    n_out = (n_in + H + 2) * G
+    e = cuda.threadIdx.x
+    while e < n_out:
+        row = e // G
+        k = e % G
+        acc = das[0, 0, k] * 0
+        for pair in range(first, last):
+            r = pair // T
+            t = pair % T
+            if row < n_in:
+                acc += x[r, t, row] * das[r, t, k]
+            elif row < n_in + H:
+                a = h0[r, row - n_in] if t == 0 else hs[r, t - 1, row - n_in]
+                acc += a * dgs[r, t, k]
+            elif row == n_in + H:
+                acc += das[r, t, k]
+            else:
+                acc += dgs[r, t, k]
+        parts[cuda.blockIdx.x, row, k] = acc
+        e += cuda.blockDim.x
+
+
+def layer_forward(x, W, U, b, h0):
+    """One GRU layer forward on the GPU; device arrays in, ``(xs, gs, hs)`` device arrays out."""
+    B, T, _ = x.shape
+    H = U.shape[0]
+    xs = cuda.device_array((B, T, 3 * H), dtype=x.dtype)
+    gs = cuda.device_array((B, T, 3 * H), dtype=x.dtype)
+    hs = cuda.device_array((B, T, H), dtype=x.dtype)
+    rows = ROWS_PER_BLOCK
+    forward, _ = recurrent_kernels(x.dtype)
+    shared = _shared_bytes(U)
+    launch(forward, _blocks(B, rows), THREADS, shared)(x, W, U, b, h0, xs, gs, hs, rows, shared > 0)
+    return xs, gs, hs
+
+
+def layer_backward(x, W, U_T, h0, xs, gs, hs, dhs, dh_carry, need_dx=True, out=None):
+    """One GRU layer backward on the GPU, from the forward pass's ``xs, gs, hs``.
+
+    ``U_T`` is ``U.T`` as a C-contiguous (device) array. ``dh_carry`` (device,
+    (B, H)) is overwritten: ``dh_T`` in, ``dh0`` out. Returns device arrays
+    ``(dx, dW, dU, db)`` (``dx`` None unless ``need_dx``). With ``out`` (a
+    device (input + hidden + 2, 3H) array whose rows are ``dW``, ``dU`` and
+    the two rows of ``db``, in that order), the weight gradients are written
+    there.
+    """
+    B, T, n_in = x.shape
+    H = U_T.shape[1]
+    G = 3 * H
+    das = cuda.device_array((B, T, G), dtype=x.dtype)
+    dgs = cuda.device_array((B, T, G), dtype=x.dtype)
+    rows = ROWS_PER_BLOCK
+    _, backward = recurrent_kernels(x.dtype)
+    shared = _shared_bytes(U_T)
+    launch(backward, _blocks(B, rows), THREADS, shared)(U_T, h0, xs, gs, hs, dhs, dh_carry, das, dgs, rows,
+                                                        shared > 0)
+    dx = None
+    if need_dx:
+        dx = cuda.device_array((B, T, n_in), dtype=x.dtype)
+        launch(_input_grad_kernel, _blocks(B * T * n_in, THREADS), THREADS)(das, W, dx)
+    per = PAIRS_PER_BLOCK
+    n_parts = _blocks(B * T, per)
+    n_rows = n_in + H + 2
+    parts = cuda.device_array((n_parts, n_rows, G), dtype=x.dtype)
+    launch(_partial_grads, n_parts, THREADS)(x, h0, hs, das, dgs, parts, per)
+    grads = cuda.device_array((n_rows, G), dtype=x.dtype) if out is None else out
+    launch(_reduce_parts, _blocks(n_rows * G, THREADS), THREADS)(parts, grads)
+    return dx, grads[:n_in], grads[n_in:n_in + H], grads[n_in + H:]
