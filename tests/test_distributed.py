@@ -42,3 +42,31 @@ def test_client_is_checked():
     ds = xr.Dataset({"y": ("time", np.arange(20.0))}, coords={"time": np.arange(20)})
     with pytest.raises(TypeError, match="client must be a dask.distributed Client, got str"):
         numlstm.Forecaster(lookback=3, horizon=2).fit(ds, "y", client="tcp://localhost:8786")
+
+
+def test_local_mode_on_a_cluster_equals_local_mode_here(client):
+    rng = np.random.default_rng(1)
+    n_site = 5
+    ds = xr.Dataset({"y": (("time", "site"), np.cumsum(rng.standard_normal((40, n_site)), axis=0)),
+                     "x": (("time", "site"), rng.standard_normal((40, n_site)))},
+                    coords={"time": pd.date_range("2000-01-01", periods=40, freq="D"), "site": list("abcde")})
+    ds["y"][:, 3] = np.nan  # a site without data keeps its initial weights, here and there
+    kwargs = dict(lookback=4, horizon=2, units=3, epochs=3, batch_size=8, dtype="float64", random_state=0,
+                  mode="local", relative=False)
+    with pytest.warns(numlstm.MissingInputWarning, match="1 of 5 series"):
+        here = numlstm.Forecaster(**kwargs).fit(ds, "y", covariates=["x"])
+    with pytest.warns(numlstm.MissingInputWarning, match="1 of 5 series"):
+        there = numlstm.Forecaster(**kwargs).fit(ds, "y", covariates=["x"], client=client)
+    np.testing.assert_array_equal(there.local_seeds_, here.local_seeds_)
+    np.testing.assert_allclose(there.local_params_, here.local_params_, rtol=1e-12, atol=1e-15)
+    assert [h is None for h in there.history_] == [s == 3 for s in range(n_site)]
+    for a, b in zip(there.history_, here.history_):
+        if a is not None:
+            np.testing.assert_allclose(a["loss"], b["loss"], rtol=1e-12)
+    with pytest.warns(numlstm.MissingInputWarning):
+        xr.testing.assert_allclose(there.predict(), here.predict())
+    for _ in range(50):
+        if not any(client.has_what().values()):
+            break
+        time.sleep(0.1)
+    assert not any(client.has_what().values())  # the tasks' results are released

@@ -210,7 +210,10 @@ class Forecaster(ParamsMixin):
             gradient over its part of every batch, and the client applies the
             summed update synchronously, so the result equals a local fit on
             the same batches up to floating-point rounding. One round trip per
-            batch: worth it when a batch is large. CPU only.
+            batch: worth it when a batch is large. CPU only. With
+            ``mode="local"``, the per-series models are fitted as tasks on the
+            cluster instead (groups of series, each task sent only its own
+            windows), with the same seeds and results as on this machine.
         stream : "auto", bool, default "auto"
             Train out of core: windows are streamed from one dask chunk of
             series at a time through a shuffle buffer, and the scaling
@@ -239,9 +242,6 @@ class Forecaster(ParamsMixin):
             if params["device"] == "cuda":
                 raise ValueError("client= trains on the workers' CPUs; use device='cpu' with a client, or "
                                  "device='cuda' without one.")
-            if self.mode == "local":
-                raise ValueError("mode='local' trains one model per series on this machine's threads; fit it "
-                                 "without client=.")
         if self.mode == "local" and params["device"] == "cuda":
             raise ValueError("mode='local' runs on the CPU; use device='cpu' (or mode='global' on the GPU).")
         ds = _as_dataset(data, "data")
@@ -329,19 +329,23 @@ class Forecaster(ParamsMixin):
             X_rows = X if mask.all() else X[mask]  # the common case needs no copy of the inputs
             return X_rows, np.ascontiguousarray(Y[mask], dtype=dtype), np.ascontiguousarray(M[mask], dtype=dtype)
 
+        fit_kwargs = dict(epochs=self.epochs, batch_size=self.batch_size, loss_id=loss_id, lparams=lparams,
+                          optimizer=params["optimizer"], clipnorm=self.clipnorm, validation_fraction=0.0,
+                          early_stopping=self.early_stopping, patience=self.patience, device=params["device"])
+
         def train_on(net, mask_train, mask_val, rng, verbose):
             Xt, Yt, Mt = rows(mask_train)
             Xv, Yv, Mv = rows(mask_val) if mask_val.any() else (None, None, None)
-            return _training.fit(
-                net, Xt, Yt, Mt, epochs=self.epochs, batch_size=self.batch_size, loss_id=loss_id,
-                lparams=lparams, optimizer=params["optimizer"], clipnorm=self.clipnorm, validation_fraction=0.0,
-                early_stopping=self.early_stopping, patience=self.patience, rng=rng, verbose=verbose,
-                X_val=Xv, Y_val=Yv, M_val=Mv, device=params["device"], client=client)
+            return _training.fit(net, Xt, Yt, Mt, **fit_kwargs, rng=rng, verbose=verbose, X_val=Xv, Y_val=Yv,
+                                 M_val=Mv, client=client)
 
         local_params = local_seeds = None
-        if self.mode == "local":
+        if self.mode == "local" and client is not None:
+            local_params, history, local_seeds = _fit_local_on(client, net, values.shape[0], w.series, train, val,
+                                                               rng, rows, fit_kwargs, self.verbose)
+        elif self.mode == "local":
             local_params, history, local_seeds = _fit_local(net, values.shape[0], w.series, train, val, rng, train_on,
-                                               self.verbose)
+                                                            self.verbose)
         else:
             history = train_on(net, train, val, rng, self.verbose)
 
@@ -1042,6 +1046,60 @@ def _fit_local(net, n_series, window_series, train, val, rng, train_on, verbose)
     finally:
         progress.close()
     return params, histories, seeds
+
+
+def _fit_local_on(client, net, n_series, window_series, train, val, rng, rows, fit_kwargs, verbose):
+    """``_fit_local`` as dask.distributed tasks: one task per group of series, each
+    sent only its own windows; the same seeds, so the same models."""
+    from distributed import as_completed
+
+    seeds = rng.integers(0, 2**63 - 1, size=n_series)
+    params = np.empty((n_series, net.n_params), dtype=net.dtype)
+    histories = [None] * n_series
+    n_threads = sum(w.get("nthreads", 1) for w in client.scheduler_info()["workers"].values())
+    groups = [g for g in np.array_split(np.arange(n_series), max(1, min(n_series, 4 * n_threads))) if g.size]
+    shape = (net.input_size, net.hidden_sizes, net.output_size, net.dtype.name)
+    futures = []
+    for group in groups:
+        mine = np.isin(window_series, group)
+        t, v = train & mine, val & mine
+        data = (window_series[t], *rows(t), window_series[v], *(rows(v) if v.any() else (None, None, None)))
+        futures.append(client.submit(_fit_group, group, seeds[group], shape, data, fit_kwargs, pure=False))
+    progress = _training._Progress(verbose, n_series)
+    done = 0
+    try:
+        for future in as_completed(futures):
+            for s, p, history in future.result():
+                params[s], histories[s] = p, history
+                done += 1
+                if history:
+                    progress.update(done - 1, n_series, {"loss": history["loss"][-1]})
+    finally:
+        progress.close()
+        for future in futures:
+            future.release()
+    return params, histories, seeds
+
+
+def _fit_group(group, seeds, shape, data, fit_kwargs):
+    """On a worker: fit one network per series of ``group`` (see ``_fit_local``)."""
+    import numba
+
+    numba.set_num_threads(1)  # a worker's threads each fit their own group, side by side
+    ws_t, Xt, Yt, Mt, ws_v, Xv, Yv, Mv = data
+    out = []
+    for s, seed in zip(group, seeds):
+        local_rng = np.random.default_rng(int(seed))
+        own = Network(*shape).initialize(local_rng)
+        history = None
+        t = ws_t == s
+        if t.any():
+            v = ws_v == s
+            val = (Xv[v], Yv[v], Mv[v]) if Xv is not None and v.any() else (None, None, None)
+            history = _training.fit(own, Xt[t], Yt[t], Mt[t], **fit_kwargs, rng=local_rng, verbose=0,
+                                    X_val=val[0], Y_val=val[1], M_val=val[2])
+        out.append((int(s), own.params, history))
+    return out
 
 
 def _memory_bytes():
