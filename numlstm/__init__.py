@@ -6,10 +6,11 @@ kernels :func:`lstm_forward` / :func:`lstm_backward` (and :func:`gru_forward` /
 :func:`gru_backward` for one GRU layer), the scikit-learn style
 estimators :class:`LSTMRegressor` / :class:`LSTMClassifier`,
 weight interop with PyTorch and Keras (:mod:`numlstm.interop`), shipped data
-(:mod:`numlstm.datasets`), and control of threads and compilation.
+(:mod:`numlstm.datasets`), text to token sequences (:mod:`numlstm.text`), and
+control of threads and compilation.
 """
 
-from numlstm import datasets, interop, metrics
+from numlstm import datasets, interop, metrics, text
 from numlstm.core import losses, optimizers
 from numlstm.core.training import NonFiniteLossError
 from numlstm.estimators import LSTMClassifier, LSTMRegressor, NotFittedError
@@ -38,6 +39,7 @@ __all__ = [
     "lstm_forward",
     "metrics",
     "optimizers",
+    "text",
     "set_num_threads",
     "warmup",
     "__version__",
