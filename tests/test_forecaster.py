@@ -448,6 +448,10 @@ def test_predict_and_backtest_stay_lazy(data, fitted, no_compute):
     backtest = fitted.backtest(lazy, start="2000-02-15", stride=3)
     assert forecast["flow"].chunks == ((2, 1), (3,))
     assert backtest["flow"].chunks[2] == (2, 1)
+    assert backtest["valid_time"].chunks is None  # labels, not a task output
+    baselines.persistence(lazy["flow"], backtest)  # scoring against naive forecasts stays lazy too
+    baselines.observed(lazy["flow"], backtest)
+    baselines.seasonal_naive(lazy["flow"], backtest, 7)
 
 
 def test_lazy_forecast_holds_the_model_once(data):

@@ -642,10 +642,12 @@ class Forecaster(ParamsMixin):
         self._check_data(ds)
         origins = self._origins(ds, start, stride)
         record = ds[self._variables].chunk({self.dim_: -1})
-        template = self._lazy_template(record, self._backtest_coords(ds, origins, h), ("init_time", "lead"),
-                                       (origins.size, h))
-        return xr.map_blocks(_backtest_block, record, args=[self._shipped()],
-                             kwargs={"start": start, "stride": stride, "horizon": h}, template=template)
+        coords = self._backtest_coords(ds, origins, h)
+        template = self._lazy_template(record, coords, ("init_time", "lead"), (origins.size, h))
+        out = xr.map_blocks(_backtest_block, record, args=[self._shipped()],
+                            kwargs={"start": start, "stride": stride, "horizon": h}, template=template)
+        # map_blocks makes every non-index coordinate a task output; valid_time is known now
+        return out.assign_coords(valid_time=coords["valid_time"])
 
     def _shipped(self):
         """This model as one chunk of a dask graph, for the tasks of a lazy forecast.
@@ -881,6 +883,21 @@ def load(path):
     ValueError
         If the file is not a numlstm model, was written by a newer numlstm
         (a higher format version), or is incomplete.
+
+    Examples
+    --------
+    >>> import os, tempfile
+    >>> import xarray as xr, numlstm
+    >>> ds = numlstm.datasets.load("us_population")
+    >>> fc = numlstm.Forecaster(lookback=8, horizon=4, units=8, epochs=2, random_state=0).fit(ds, "population")
+    >>> with tempfile.TemporaryDirectory() as folder:
+    ...     fc.save(os.path.join(folder, "model.nc"))
+    ...     again = numlstm.load(os.path.join(folder, "model.nc"))
+    >>> xr.testing.assert_identical(again.predict(), fc.predict())
+    >>> numlstm.load("model.pkl")
+    Traceback (most recent call last):
+    ...
+    ValueError: path 'model.pkl' must end in .nc (netCDF) or .zarr (zarr store); got '.pkl'. For example: model.nc.
     """
     from numlstm import io
     from numlstm.forecast import modelfile
