@@ -10,6 +10,7 @@ import numpy as np
 
 FLOAT_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
 DEVICES = ("cpu", "cuda", "auto")
+CELLS = ("lstm", "gru")
 
 
 def check_dtype(dtype, name="dtype"):
@@ -21,6 +22,14 @@ def check_dtype(dtype, name="dtype"):
     if dt not in FLOAT_DTYPES:
         raise ValueError(f"{name} must be 'float32' or 'float64', got {dtype!r}.")
     return dt
+
+
+def check_cell(cell, name="cell"):
+    """``"lstm"`` or ``"gru"`` (any case) -> the lower-case name."""
+    if not isinstance(cell, str) or cell.lower() not in CELLS:
+        raise ValueError(f"{name} must be 'lstm' or 'gru' (the recurrent layer type), got {cell!r}. "
+                         f"Pass {name}='lstm' (the default) or {name}='gru'.")
+    return cell.lower()
 
 
 def resolve_device(device, name="device"):

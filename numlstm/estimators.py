@@ -1,5 +1,7 @@
 """Array estimators with scikit-learn conventions: LSTMRegressor, LSTMClassifier.
 
+Both build stacked LSTM layers by default, or GRU layers with ``cell="gru"``.
+
 ``__init__`` only stores its arguments; ``fit`` validates them and the data
 and returns ``self``; fitted state ends in ``_``; ``get_params``/``set_params``
 work, so the estimators drop into scikit-learn tools (clone, grid search).
@@ -11,6 +13,7 @@ import numpy as np
 
 from numlstm._params import ParamsMixin
 from numlstm._validation import (
+    check_cell,
     check_dtype,
     check_finite,
     check_nonempty,
@@ -62,7 +65,9 @@ def check_training_params(model, optimizer):
     Returns ``(units, optimizer, dtype, device, rng)``: the hidden sizes per
     layer, the optimizer object (``optimizer`` is a name or an instance), the
     NumPy dtype, the resolved device and a Generator from ``random_state``.
+    A ``cell`` attribute, where the model has one, is checked too.
     """
+    check_cell(getattr(model, "cell", "lstm"))
     layers = check_positive_int(model.layers, "layers")
     if isinstance(model.units, (list, tuple)):
         units = [check_positive_int(u, "units") for u in model.units]
@@ -91,7 +96,7 @@ class _LSTMBase(ParamsMixin):
 
     def __init__(self, units=50, layers=1, epochs=100, batch_size=32, optimizer="adam", learning_rate=1e-3,
                  loss=None, validation_fraction=0.0, early_stopping=False, patience=10, clipnorm=None,
-                 dtype="float32", device="cpu", random_state=None, verbose=0):
+                 dtype="float32", device="cpu", random_state=None, verbose=0, cell="lstm"):
         self.units = units
         self.layers = layers
         self.epochs = epochs
@@ -107,6 +112,7 @@ class _LSTMBase(ParamsMixin):
         self.device = device
         self.random_state = random_state
         self.verbose = verbose
+        self.cell = cell
 
     # --- validation -----------------------------------------------------------
     def _check_params(self):
@@ -130,7 +136,7 @@ class _LSTMBase(ParamsMixin):
         if Y.shape[0] != X.shape[0]:
             raise ValueError(f"X has {X.shape[0]} samples but y has {Y.shape[0]}; they must match, one target "
                              "row per sequence.")
-        net = Network(X.shape[2], units, n_outputs, dtype).initialize(rng)
+        net = Network(X.shape[2], units, n_outputs, dtype, cell=self.cell).initialize(rng)
         self.network_ = net
         self.device_ = device
         self.n_features_in_ = X.shape[2]
@@ -149,32 +155,44 @@ class _LSTMBase(ParamsMixin):
 
     # --- weights ----------------------------------------------------------------
     def get_weights(self):
-        """Copies of the fitted weights: ``{"layers": [{"W", "U", "b"}, ...], "head": {"W", "b"}}``.
+        """Copies of the fitted weights: ``{"cell", "layers": [{"W", "U", "b"}, ...], "head": {"W", "b"}}``.
 
-        The format :mod:`numlstm.interop` converts to and from PyTorch and Keras.
+        ``"cell"`` is ``"lstm"`` or ``"gru"``; a GRU layer's ``W``, ``U`` and
+        ``b`` are (input, 3*hidden), (hidden, 3*hidden) and (2, 3*hidden). The
+        format :mod:`numlstm.interop` converts to and from PyTorch and Keras
+        (pass it the same ``cell=``).
         """
         self._check_fitted()
         return self.network_.get_weights()
 
     def set_weights(self, weights):
-        """Replace the fitted weights (same shapes as :meth:`get_weights`)."""
+        """Replace the fitted weights (same shapes as :meth:`get_weights`; a ``"cell"``
+        entry, when given, must match the model's ``cell``)."""
         self._check_fitted()
         self.network_.set_weights(weights)
         return self
 
 
 class LSTMRegressor(_LSTMBase):
-    """LSTM regressor: sequences in, one value (or several) per sequence out.
+    """LSTM (or GRU) regressor: sequences in, one value (or several) per sequence out.
 
-    Stacked LSTM layers read each sequence; a dense layer maps the last hidden
-    state to the targets, as a Keras ``Sequential([LSTM(units), Dense(n)])``.
+    Stacked LSTM layers (GRU layers with ``cell="gru"``) read each sequence; a
+    dense layer maps the last hidden state to the targets, as a Keras
+    ``Sequential([LSTM(units), Dense(n)])`` (``GRU(units)``).
 
     Parameters
     ----------
     units : int or list of int, default 50
         Hidden units per layer (one int for all layers, or one per layer).
     layers : int, default 1
-        Number of stacked LSTM layers.
+        Number of stacked recurrent layers.
+    cell : {"lstm", "gru"}, default "lstm"
+        The recurrent layer type. ``"gru"`` builds GRU layers as a Keras
+        ``GRU`` (``reset_after=True``, its default) or a PyTorch ``nn.GRU``:
+        3 gate blocks instead of 4 and two bias rows (input, recurrent).
+        Initialised as Keras does: ``W`` glorot-uniform, ``U`` orthogonal,
+        biases zero. Everything else (losses, optimizers, L-BFGS,
+        ``device="cuda"``, :meth:`get_weights`) works the same.
     epochs : int, default 100
         Passes over the training data (iterations for L-BFGS).
     batch_size : int, default 32
@@ -236,15 +254,18 @@ class LSTMRegressor(_LSTMBase):
     (3,)
     >>> bool(np.sqrt(np.mean((model.predict(X) - y) ** 2)) < 0.2)
     True
+    >>> gru = numlstm.LSTMRegressor(units=16, epochs=2, random_state=0, cell="gru").fit(X, y)
+    >>> gru.get_weights()["layers"][0]["U"].shape, gru.get_weights()["layers"][0]["b"].shape
+    ((16, 48), (2, 48))
     """
 
     def __init__(self, units=50, layers=1, epochs=100, batch_size=32, optimizer="adam", learning_rate=1e-3,
                  loss="mse", validation_fraction=0.0, early_stopping=False, patience=10, clipnorm=None,
-                 dtype="float32", device="cpu", random_state=None, verbose=0):
+                 dtype="float32", device="cpu", random_state=None, verbose=0, cell="lstm"):
         super().__init__(units=units, layers=layers, epochs=epochs, batch_size=batch_size, optimizer=optimizer,
                          learning_rate=learning_rate, loss=loss, validation_fraction=validation_fraction,
                          early_stopping=early_stopping, patience=patience, clipnorm=clipnorm, dtype=dtype,
-                         device=device, random_state=random_state, verbose=verbose)
+                         device=device, random_state=random_state, verbose=verbose, cell=cell)
 
     def _loss_spec(self):
         loss = self.loss
@@ -322,14 +343,15 @@ class LSTMRegressor(_LSTMBase):
 
 
 class LSTMClassifier(_LSTMBase):
-    """LSTM classifier: one label per sequence.
+    """LSTM (or GRU) classifier: one label per sequence.
 
     Two classes use one sigmoid output and binary cross-entropy; more use a
     softmax and categorical cross-entropy (as Keras would be set up). Labels
     may be any sortable values; ``classes_`` holds them.
 
-    Parameters are those of :class:`LSTMRegressor`, except ``loss`` (``"auto"``
-    or the matching ``"binary_crossentropy"``/``"categorical_crossentropy"``).
+    Parameters are those of :class:`LSTMRegressor` (``cell="gru"`` for GRU
+    layers included), except ``loss`` (``"auto"`` or the matching
+    ``"binary_crossentropy"``/``"categorical_crossentropy"``).
 
     Examples
     --------
@@ -348,11 +370,11 @@ class LSTMClassifier(_LSTMBase):
 
     def __init__(self, units=50, layers=1, epochs=100, batch_size=32, optimizer="adam", learning_rate=1e-3,
                  loss="auto", validation_fraction=0.0, early_stopping=False, patience=10, clipnorm=None,
-                 dtype="float32", device="cpu", random_state=None, verbose=0):
+                 dtype="float32", device="cpu", random_state=None, verbose=0, cell="lstm"):
         super().__init__(units=units, layers=layers, epochs=epochs, batch_size=batch_size, optimizer=optimizer,
                          learning_rate=learning_rate, loss=loss, validation_fraction=validation_fraction,
                          early_stopping=early_stopping, patience=patience, clipnorm=clipnorm, dtype=dtype,
-                         device=device, random_state=random_state, verbose=verbose)
+                         device=device, random_state=random_state, verbose=verbose, cell=cell)
 
     def fit(self, X, y):
         """Fit to sequences ``X`` (samples, time[, features]) and labels ``y`` (samples,). Returns ``self``."""

@@ -1,4 +1,5 @@
-"""Training and prediction on an NVIDIA GPU: the CUDA twin of :mod:`numlstm.core.training`.
+"""Training and prediction on an NVIDIA GPU: the CUDA twin of :mod:`numlstm.core.training`,
+for LSTM and GRU networks alike.
 
 During a fit, the weights, the optimizer state and every training window stay
 in GPU memory; each batch is gathered, run forward and backward, scored,
@@ -23,6 +24,7 @@ from numlstm.core import losses as _losses
 from numlstm.core.optimizers import step_size, update_one
 from numlstm.kernels.gates import gpu_twin
 from numlstm.kernels import cuda as kernels
+from numlstm.kernels import gru_cuda
 from numlstm.kernels.cuda import launch
 
 update_one_gpu = gpu_twin(update_one)
@@ -161,16 +163,28 @@ def _zeros(shape, dtype):
 
 
 class DeviceNetwork:
-    """A network's parameters on the GPU, and the forward pass through them."""
+    """A network's parameters on the GPU, and the forward pass through them.
+
+    LSTM and GRU networks differ only in their layers' kernels
+    (:mod:`numlstm.kernels.cuda`, :mod:`numlstm.kernels.gru_cuda`), chosen once
+    per network in :meth:`_layer_forward` and :meth:`_layer_backward`.
+    """
 
     def __init__(self, net):
         self.net = net
         self.dtype = net.dtype
+        self.gru = net.cell == "gru"
         self.params = cuda.to_device(net.params)
 
     # --- views into the flat parameter buffers (device arrays) -------------------------------
     def _layer(self, buf, k):
-        I, H, oW, oU, ob = (int(v) for v in self.net.table[k])
+        """``(W, U, b, block)`` of layer ``k`` in ``buf``; ``block`` is the layer's
+        ``W``, ``U`` and ``b`` as the rows of one (input + hidden + bias rows, G) array."""
+        I, H, oW, oU, ob = (int(v) for v in self.net.table[k, :5])
+        if self.gru:
+            G = 3 * H
+            return (buf[oW:oU].reshape((I, G)), buf[oU:ob].reshape((H, G)), buf[ob:ob + 2 * G].reshape((2, G)),
+                    buf[oW:ob + 2 * G].reshape((I + H + 2, G)))
         G = 4 * H
         return buf[oW:oU].reshape((I, G)), buf[oU:ob].reshape((H, G)), buf[ob:ob + G], buf[oW:ob + G].reshape(
             (I + H + 1, G))
@@ -179,18 +193,38 @@ class DeviceNetwork:
         H, O, oW, ob = (int(v) for v in self.net.head)
         return buf[oW:ob].reshape((H, O)), buf[ob:ob + O]
 
+    def _layer_forward(self, inp, W, U, b, zeros):
+        """One layer forward: its cache entry ``(input, first, second, hs, zero state)``,
+        ``first, second`` being ``zs, cs`` for an LSTM, ``xs, gs`` for a GRU."""
+        if self.gru:
+            xs, gs, hs = gru_cuda.layer_forward(inp, W, U, b, zeros)
+            return inp, xs, gs, hs, zeros
+        zs, cs, hs = kernels.layer_forward(inp, W, U, b, zeros, zeros)
+        return inp, zs, cs, hs, zeros
+
+    def _layer_backward(self, entry, W, U_T, dhs, block, need_dx):
+        """One layer backward from its cache entry; weight gradients into ``block``; returns ``dx``."""
+        inp, first, second, hs, zeros = entry
+        n, H = zeros.shape
+        if self.gru:
+            dx, _, _, _ = gru_cuda.layer_backward(inp, W, U_T, zeros, first, second, hs, dhs,
+                                                  _zeros((n, H), self.dtype), need_dx=need_dx, out=block)
+            return dx
+        dh_carry, dc_carry = _zeros((n, H), self.dtype), _zeros((n, H), self.dtype)
+        dx, _, _, _ = kernels.layer_backward(inp, W, U_T, zeros, zeros, first, second, hs, dhs, dh_carry, dc_carry,
+                                             need_dx=need_dx, out=block)
+        return dx
+
     def forward(self, X):
-        """Head outputs (device) and each layer's (input, zs, cs, hs, zero state)."""
+        """Head outputs (device) and each layer's cache entry (see :meth:`_layer_forward`)."""
         n = X.shape[0]
         cache = []
         inp = X
         for k in range(len(self.net.hidden_sizes)):
             W, U, b, _ = self._layer(self.params, k)
-            H = U.shape[0]
-            zeros = _zeros((n, H), self.dtype)
-            zs, cs, hs = kernels.layer_forward(inp, W, U, b, zeros, zeros)
-            cache.append((inp, zs, cs, hs, zeros))
-            inp = hs
+            zeros = _zeros((n, U.shape[0]), self.dtype)
+            cache.append(self._layer_forward(inp, W, U, b, zeros))
+            inp = cache[-1][3]
         Wd, bd = self._head(self.params)
         out = cuda.device_array((n, Wd.shape[1]), dtype=self.dtype)
         launch(_head_forward, _blocks(out.size), THREADS)(inp, Wd, bd, out)
@@ -228,7 +262,6 @@ class Trainer(DeviceNetwork):
 
     def _batch(self, X, Y, M, losses, slot):
         pred, cache = self.forward(X)
-        n = X.shape[0]
         dpred = cuda.device_array(pred.shape, dtype=np.float64)
         launch(_loss, 1, 1)(self.loss_id, self.lparams, pred, Y, M, dpred, losses, slot, self.flag)
         top = cache[-1][3]
@@ -237,15 +270,11 @@ class Trainer(DeviceNetwork):
         dhs = cuda.device_array(top.shape, dtype=self.dtype)
         launch(_head_backward, _blocks(max(Wd.size, top.size)), THREADS)(top, Wd, dpred, dWd, dbd, dhs)
         for k in range(len(cache) - 1, -1, -1):
-            inp, zs, cs, hs, zeros = cache[k]
             W, U, _, _ = self._layer(self.params, k)
             _, _, _, block = self._layer(self.grads, k)
             U_T = cuda.device_array((U.shape[1], U.shape[0]), dtype=self.dtype)
             launch(_transpose, _blocks(U.size), THREADS)(U, U_T)
-            dh_carry, dc_carry = _zeros((n, U.shape[0]), self.dtype), _zeros((n, U.shape[0]), self.dtype)
-            dx, _, _, _ = kernels.layer_backward(inp, W, U_T, zeros, zeros, zs, cs, hs, dhs, dh_carry, dc_carry,
-                                                 need_dx=k > 0, out=block)
-            dhs = dx
+            dhs = self._layer_backward(cache[k], W, U_T, dhs, block, need_dx=k > 0)
         launch(_sum_squares, NORM_BLOCKS, THREADS)(self.grads, self.parts)
         launch(_check_and_scale, 1, 1)(self.parts, losses, slot, self.clipnorm, self.flag, self.scale)
         alpha = step_size(self.kind, self.step + 1, self.hp)

@@ -1,87 +1,117 @@
-"""Parameters of a stacked LSTM with a dense head, in one flat buffer.
+"""Parameters of stacked recurrent layers (LSTM or GRU) with a dense head, in one flat buffer.
 
 All weights live in one contiguous vector so that the optimizers, gradient
 clipping and L-BFGS see a single array, and the kernels take views into it.
 ``table`` (int64, one row per layer) holds ``[input, hidden, offset_W,
-offset_U, offset_b]``; ``head`` holds ``[hidden, outputs, offset_W, offset_b]``.
+offset_U, offset_b, cell]``; ``head`` holds ``[hidden, outputs, offset_W,
+offset_b]``. Each layer's ``W``, ``U`` and ``b`` follow one another in the
+buffer:
+
+- LSTM: ``W`` (input, 4H), ``U`` (H, 4H), ``b`` (4H,), gate blocks ``[i|f|g|o]``;
+- GRU: ``W`` (input, 3H), ``U`` (H, 3H), ``b`` (2, 3H) (input bias, then
+  recurrent bias), gate blocks ``[z|r|n]``, as a Keras ``GRU(reset_after=True)``.
+
+The ``cell`` column (an index into :data:`CELLS`, the same in every row) tells
+:mod:`numlstm.core.training` and :mod:`numlstm.core.gpu` which compiled
+kernels a network runs on: the choice is made once per call on a network,
+never per step.
 """
 
 import numpy as np
 
+from numlstm._validation import CELLS, check_cell
+
+# Gate blocks per layer, and the rows of its bias, for each cell.
+GATES = {"lstm": 4, "gru": 3}
+BIAS_ROWS = {"lstm": 1, "gru": 2}
+CELL_COLUMN = 5  # the column of ``table`` holding the cell's index in CELLS
+
 
 class Network:
-    """Stacked LSTM layers and a dense head over a flat parameter vector.
+    """Stacked LSTM or GRU layers and a dense head over a flat parameter vector.
 
     Parameters
     ----------
     input_size : int
         Features per time step.
     hidden_sizes : sequence of int
-        Units of each LSTM layer, bottom to top.
+        Units of each recurrent layer, bottom to top.
     output_size : int
         Outputs of the dense head.
     dtype : numpy dtype
         float32 or float64.
+    cell : {"lstm", "gru"}, default "lstm"
+        The recurrent layer type, the same for every layer.
     """
 
-    def __init__(self, input_size, hidden_sizes, output_size, dtype):
+    def __init__(self, input_size, hidden_sizes, output_size, dtype, cell="lstm"):
         self.input_size = int(input_size)
         self.hidden_sizes = tuple(int(h) for h in hidden_sizes)
         self.output_size = int(output_size)
         self.dtype = np.dtype(dtype)
+        self.cell = check_cell(cell)
+        gates, bias_rows = GATES[self.cell], BIAS_ROWS[self.cell]
         rows = []
         offset = 0
         fan_in = self.input_size
         for H in self.hidden_sizes:
             oW = offset
-            oU = oW + fan_in * 4 * H
-            ob = oU + H * 4 * H
-            offset = ob + 4 * H
-            rows.append((fan_in, H, oW, oU, ob))
+            oU = oW + fan_in * gates * H
+            ob = oU + H * gates * H
+            offset = ob + bias_rows * gates * H
+            rows.append((fan_in, H, oW, oU, ob, CELLS.index(self.cell)))
             fan_in = H
-        self.table = np.array(rows, dtype=np.int64).reshape(len(rows), 5)
+        self.table = np.array(rows, dtype=np.int64).reshape(len(rows), 6)
         self.head = np.array([fan_in, self.output_size, offset, offset + fan_in * self.output_size], dtype=np.int64)
         self.n_params = offset + fan_in * self.output_size + self.output_size
         self.params = np.zeros(self.n_params, dtype=self.dtype)
 
     def layer(self, params, index):
-        """Views ``(W, U, b)`` of layer ``index`` in ``params``."""
-        I, H, oW, oU, ob = self.table[index]
-        G = 4 * H
-        return (params[oW:oU].reshape(I, G), params[oU:ob].reshape(H, G), params[ob:ob + G])
+        """Views ``(W, U, b)`` of layer ``index`` in ``params`` (``b`` is (2, 3H) for a GRU)."""
+        I, H, oW, oU, ob = (int(v) for v in self.table[index, :5])
+        G = GATES[self.cell] * H
+        b = params[ob:ob + G] if self.cell == "lstm" else params[ob:ob + 2 * G].reshape(2, G)
+        return params[oW:oU].reshape(I, G), params[oU:ob].reshape(H, G), b
 
     def head_views(self, params):
         H, O, oW, ob = self.head
         return params[oW:ob].reshape(H, O), params[ob:ob + O]
 
     def initialize(self, rng):
-        """Keras defaults: W glorot-uniform, U orthogonal, b zero with the
-        forget block at 1; head kernel glorot-uniform, bias zero."""
+        """Keras defaults: W glorot-uniform, U orthogonal; the bias zero, with an
+        LSTM's forget block at 1; head kernel glorot-uniform, bias zero."""
         p = np.zeros(self.n_params, dtype=np.float64)
         for index in range(len(self.hidden_sizes)):
             W, U, b = self.layer(p, index)
             W[:] = glorot_uniform(rng, W.shape)
             U[:] = orthogonal(rng, U.shape)
-            H = U.shape[0]
-            b[H:2 * H] = 1.0
+            if self.cell == "lstm":
+                H = U.shape[0]
+                b[H:2 * H] = 1.0
         Wd, _ = self.head_views(p)
         Wd[:] = glorot_uniform(rng, Wd.shape)
         self.params = p.astype(self.dtype)
         return self
 
     def get_weights(self, params=None):
-        """Copies of the weights as ``{"layers": [{"W", "U", "b"}...], "head": {"W", "b"}}``,
+        """Copies of the weights as ``{"cell", "layers": [{"W", "U", "b"}...], "head": {"W", "b"}}``,
         from ``self.params`` or from another vector ``params`` of the same layout."""
         params = self.params if params is None else params
         layers = [dict(zip("WUb", (a.copy() for a in self.layer(params, i))))
                   for i in range(len(self.hidden_sizes))]
         Wd, bd = self.head_views(params)
-        return {"layers": layers, "head": {"W": Wd.copy(), "b": bd.copy()}}
+        return {"cell": self.cell, "layers": layers, "head": {"W": Wd.copy(), "b": bd.copy()}}
 
     def set_weights(self, weights):
-        """Copy ``weights`` (the :meth:`get_weights` format) into the buffer, checking shapes."""
+        """Copy ``weights`` (the :meth:`get_weights` format) into the buffer, checking shapes.
+
+        A ``"cell"`` entry, when there is one, must name this network's cell."""
         if not isinstance(weights, dict) or "layers" not in weights or "head" not in weights:
             raise TypeError("weights must be a dict with keys 'layers' and 'head', as returned by get_weights().")
+        cell = weights.get("cell", self.cell)
+        if cell != self.cell:
+            raise ValueError(f"weights['cell'] is {cell!r} but this model has {self.cell!r} layers; load them into "
+                             f"a model built with cell={cell!r}.")
         layers = weights["layers"]
         if len(layers) != len(self.hidden_sizes):
             raise ValueError(f"weights has {len(layers)} layer(s); this model has {len(self.hidden_sizes)}.")
@@ -94,12 +124,21 @@ class Network:
         for label, view, value in targets:
             value = np.asarray(value)
             if value.shape != view.shape:
-                raise ValueError(f"{label} has shape {value.shape}; expected {view.shape}.")
+                raise ValueError(f"{label} has shape {value.shape}; expected {view.shape}.{self._cell_hint(layers)}")
             if value.dtype.kind != "f":
                 raise TypeError(f"{label} must be a float array, got dtype {value.dtype}.")
         for _, view, value in targets:
             view[...] = value
         return self
+
+    def _cell_hint(self, layers):
+        """A hint for weights of the wrong shape that look like those of the other cell."""
+        other = "gru" if self.cell == "lstm" else "lstm"
+        U = np.asarray(layers[0].get("U", ())) if isinstance(layers[0], dict) else np.empty(0)
+        if U.ndim == 2 and U.shape[0] > 0 and U.shape[1] == GATES[other] * U.shape[0]:
+            return (f" These look like the weights of {other.upper()} layers ({GATES[other]} gate blocks); this "
+                    f"model has {self.cell.upper()} layers: build it with cell={other!r} to load them.")
+        return ""
 
 
 def glorot_uniform(rng, shape):

@@ -1,19 +1,33 @@
-"""Stacked forward/backward on batches and the training loop.
+"""Stacked forward/backward on batches and the training loop, for LSTM and GRU networks.
 
 One call of :func:`train_epoch` runs every batch of an epoch inside compiled
 code (gather, forward, loss, backward, clipping, update), so a fit with
 ``batch_size=1`` costs microseconds per step, not a Python round trip.
+
+The loop, the dense head, the loss and the update are written once
+(``_network_forward``, ``_batch_loss_grad``, ``_train_epoch``,
+``_predict_rows``, ``_dataset_loss``); only the pass through the stack of
+recurrent layers differs between cells (``_lstm_forward_stack`` and
+``_gru_forward_stack``, and their backward twins). :func:`_compile_for_cell`
+compiles the shared functions once per cell, each calling that cell's stack,
+so an LSTM fit never compiles or branches on GRU code; the public functions
+read the network's cell from ``table`` and call its kernels, once per call
+(an epoch, a batch), never per step.
 """
 
 import logging
 import math
+from types import FunctionType, SimpleNamespace
 
 import numpy as np
 from numba import njit
 
 from numlstm._threads import kernel_threads
+from numlstm._validation import CELLS
 from numlstm.core import losses as _losses
+from numlstm.core.network import CELL_COLUMN
 from numlstm.core.optimizers import LBFGS, apply_update
+from numlstm.kernels import gru_cpu
 from numlstm.kernels._jit import CPU_OPTIONS
 from numlstm.kernels.cpu import FIRST, add_gram, add_tile, layer_backward, layer_forward, chunk_count
 
@@ -37,17 +51,33 @@ def _views(params, table, layer):
 
 
 @njit(**_CHECKED)
+def _gru_views(params, table, layer):
+    I, H, oW, oU, ob = table[layer, 0], table[layer, 1], table[layer, 2], table[layer, 3], table[layer, 4]
+    G = 3 * H
+    return params[oW:oU].reshape((I, G)), params[oU:ob].reshape((H, G)), params[ob:ob + 2 * G].reshape((2, G))
+
+
+@njit(**_CHECKED)
 def _head_views(params, head):
     H, O, oW, ob = head[0], head[1], head[2], head[3]
     return params[oW:ob].reshape((H, O)), params[ob:ob + O]
 
 
-@njit(**_CHECKED)
-def network_forward(params, table, head, X, n_threads):
-    """Forward through every layer and the head. Returns the head's output
-    (n, O) and the per-layer lists of pre-activations, cells and hiddens."""
+# --- the stack of recurrent layers: one forward and one backward per cell ----------------------
+#
+# ``*_forward_stack(params, table, X, chunks)`` returns three lists with one
+# array per layer, the last of them the hidden states; ``*_backward_stack(params,
+# grads, table, X, first, second, hs_list, dhs, chunks)`` takes them and ``dhs``,
+# the gradient reaching the top layer's hidden states, and writes every layer's
+# weight gradients into ``grads``. Inlined into their callers at the Numba IR
+# level: as functions of their own they would each link and optimize the
+# layer kernels once more, which made compiling an LSTM fit 10% slower.
+
+
+@njit(inline="always", **_CHECKED)
+def _lstm_forward_stack(params, table, X, chunks):
+    """Every LSTM layer forward: per-layer pre-activations, cell states and hidden states."""
     n, T = X.shape[0], X.shape[1]
-    chunks = chunk_count(n, n_threads)
     zs_list, cs_list, hs_list = [], [], []
     inp = X
     for layer in range(table.shape[0]):
@@ -62,24 +92,93 @@ def network_forward(params, table, head, X, n_threads):
         cs_list.append(cs)
         hs_list.append(hs)
         inp = hs
+    return zs_list, cs_list, hs_list
+
+
+@njit(inline="always", **_CHECKED)
+def _lstm_backward_stack(params, grads, table, X, zs_list, cs_list, hs_list, dhs, chunks):
+    n = X.shape[0]
+    for layer in range(table.shape[0] - 1, -1, -1):
+        W, U, _ = _views(params, table, layer)
+        dW, dU, db = _views(grads, table, layer)
+        H = U.shape[0]
+        inp = X if layer == 0 else hs_list[layer - 1]
+        zeros = np.zeros((n, H), dtype=X.dtype)
+        dx = np.empty(inp.shape, dtype=X.dtype)
+        layer_backward(inp, W, U, zeros, zeros, zs_list[layer], cs_list[layer], hs_list[layer], dhs,
+                       np.zeros((n, H), dtype=X.dtype), np.zeros((n, H), dtype=X.dtype),
+                       dW, dU, db, dx, chunks, layer > 0)
+        dhs = dx
+
+
+@njit(inline="always", **_CHECKED)
+def _gru_forward_stack(params, table, X, chunks):
+    """Every GRU layer forward: per-layer input projections, recurrent projections and hidden states."""
+    n, T = X.shape[0], X.shape[1]
+    xs_list, gs_list, hs_list = [], [], []
+    inp = X
+    for layer in range(table.shape[0]):
+        W, U, b = _gru_views(params, table, layer)
+        H = U.shape[0]
+        xs = np.empty((n, T, 3 * H), dtype=X.dtype)
+        gs = np.empty((n, T, 3 * H), dtype=X.dtype)
+        hs = np.empty((n, T, H), dtype=X.dtype)
+        gru_cpu.layer_forward(inp, W, U, b, np.zeros((n, H), dtype=X.dtype), xs, gs, hs, chunks)
+        xs_list.append(xs)
+        gs_list.append(gs)
+        hs_list.append(hs)
+        inp = hs
+    return xs_list, gs_list, hs_list
+
+
+@njit(inline="always", **_CHECKED)
+def _gru_backward_stack(params, grads, table, X, xs_list, gs_list, hs_list, dhs, chunks):
+    n = X.shape[0]
+    for layer in range(table.shape[0] - 1, -1, -1):
+        W, U, _ = _gru_views(params, table, layer)
+        dW, dU, db = _gru_views(grads, table, layer)
+        H = U.shape[0]
+        inp = X if layer == 0 else hs_list[layer - 1]
+        dx = np.empty(inp.shape, dtype=X.dtype)
+        gru_cpu.layer_backward(inp, W, U, np.zeros((n, H), dtype=X.dtype), xs_list[layer], gs_list[layer],
+                               hs_list[layer], dhs, np.zeros((n, H), dtype=X.dtype), dW, dU, db, dx, chunks,
+                               layer > 0)
+        dhs = dx
+
+
+# --- written once for every cell; compiled per cell by _compile_for_cell -----------------------
+
+
+def _forward_stack(params, table, X, chunks):  # pragma: no cover - each cell's kernels call their own
+    raise NotImplementedError("replaced by the cell's forward stack in _compile_for_cell")
+
+
+def _backward_stack(params, grads, table, X, first, second, hs_list, dhs, chunks):  # pragma: no cover
+    raise NotImplementedError("replaced by the cell's backward stack in _compile_for_cell")
+
+
+def _network_forward(params, table, head, X, n_threads):
+    """Forward through every layer and the head. Returns the head's output
+    (n, O) and the per-layer lists of the stack's forward pass (see above)."""
+    n, T = X.shape[0], X.shape[1]
+    chunks = chunk_count(n, n_threads)
+    first, second, hs_list = _forward_stack(params, table, X, chunks)
     Wd, bd = _head_views(params, head)
     out = np.empty((n, 1, Wd.shape[1]), dtype=X.dtype)
     out[:, 0, :] = bd
-    add_tile(out, FIRST, inp, T - 1, Wd, FIRST, n)
-    return out[:, 0, :], zs_list, cs_list, hs_list
+    add_tile(out, FIRST, hs_list[-1], T - 1, Wd, FIRST, n)
+    return out[:, 0, :], first, second, hs_list
 
 
-@njit(**_CHECKED)
-def batch_loss_grad(params, grads, table, head, Xb, Yb, Mb, loss_id, lparams, n_threads):
+def _batch_loss_grad(params, grads, table, head, Xb, Yb, Mb, loss_id, lparams, n_threads):
     """Loss on one batch; writes the gradient of every parameter into ``grads``."""
     n, T = Xb.shape[0], Xb.shape[1]
     chunks = chunk_count(n, n_threads)
-    pred, zs_list, cs_list, hs_list = network_forward(params, table, head, Xb, n_threads)
+    pred, first, second, hs_list = _network_forward(params, table, head, Xb, n_threads)
     dpred64 = np.empty(pred.shape, dtype=np.float64)
     loss = _losses.loss_and_grad(loss_id, lparams, pred, Yb, Mb, dpred64)
     dpred = dpred64.astype(Xb.dtype)
-    L = table.shape[0]
-    top = hs_list[L - 1]
+    top = hs_list[-1]
     Htop = top.shape[2]
     last = np.ascontiguousarray(top[:, T - 1, :])
     dWd, dbd = _head_views(grads, head)
@@ -89,17 +188,7 @@ def batch_loss_grad(params, grads, table, head, Xb, Yb, Mb, loss_id, lparams, n_
     dbd[:] = dpred.sum(axis=0)
     dhs = np.zeros((n, T, Htop), dtype=Xb.dtype)
     add_tile(dhs, T - 1, dpred.reshape((n, 1, dpred.shape[1])), FIRST, np.ascontiguousarray(Wd.T), FIRST, n)
-    for layer in range(L - 1, -1, -1):
-        W, U, _ = _views(params, table, layer)
-        dW, dU, db = _views(grads, table, layer)
-        H = U.shape[0]
-        inp = Xb if layer == 0 else hs_list[layer - 1]
-        zeros = np.zeros((n, H), dtype=Xb.dtype)
-        dx = np.empty(inp.shape, dtype=Xb.dtype)
-        layer_backward(inp, W, U, zeros, zeros, zs_list[layer], cs_list[layer], hs_list[layer], dhs,
-                       np.zeros((n, H), dtype=Xb.dtype), np.zeros((n, H), dtype=Xb.dtype),
-                       dW, dU, db, dx, chunks, layer > 0)
-        dhs = dx
+    _backward_stack(params, grads, table, Xb, first, second, hs_list, dhs, chunks)
     return loss
 
 
@@ -111,9 +200,8 @@ def global_norm(v):
     return math.sqrt(s)
 
 
-@njit(**_CHECKED)
-def train_epoch(params, grads, table, head, X, Y, M, order, batch_size, loss_id, lparams,
-                opt_kind, hp, state, step, clipnorm, n_threads, batch_losses):
+def _train_epoch(params, grads, table, head, X, Y, M, order, batch_size, loss_id, lparams,
+                 opt_kind, hp, state, step, clipnorm, n_threads, batch_losses):
     """All batches of one epoch, in the order given. Returns ``(failed_batch, step)``:
     ``failed_batch`` is -1, or the index of the first batch whose loss or
     gradient was not finite (its update is not applied)."""
@@ -121,7 +209,7 @@ def train_epoch(params, grads, table, head, X, Y, M, order, batch_size, loss_id,
     n_batches = (n + batch_size - 1) // batch_size
     for bi in range(n_batches):
         idx = order[bi * batch_size: min(n, (bi + 1) * batch_size)]
-        loss = batch_loss_grad(params, grads, table, head, X[idx], Y[idx], M[idx], loss_id, lparams, n_threads)
+        loss = _batch_loss_grad(params, grads, table, head, X[idx], Y[idx], M[idx], loss_id, lparams, n_threads)
         norm = global_norm(grads)
         if not (math.isfinite(loss) and math.isfinite(norm)):
             return bi, step
@@ -133,22 +221,80 @@ def train_epoch(params, grads, table, head, X, Y, M, order, batch_size, loss_id,
     return -1, step
 
 
-@njit(**_CHECKED)
-def predict_rows(params, table, head, X, n_threads, out):
+def _predict_rows(params, table, head, X, n_threads, out):
     """Head outputs for every row of ``X`` into ``out``, ``PREDICT_ROWS`` at a time."""
     n = X.shape[0]
     for start in range(0, n, PREDICT_ROWS):
         stop = min(n, start + PREDICT_ROWS)
-        out[start:stop] = network_forward(params, table, head, X[start:stop], n_threads)[0]
+        out[start:stop] = _network_forward(params, table, head, X[start:stop], n_threads)[0]
 
 
-@njit(**_CHECKED)
-def dataset_loss(params, table, head, X, Y, M, loss_id, lparams, n_threads):
+def _dataset_loss(params, table, head, X, Y, M, loss_id, lparams, n_threads):
     """Mean loss over a whole data set, evaluated in ``PREDICT_ROWS`` passes."""
     out = np.empty((X.shape[0], head[1]), dtype=X.dtype)
-    predict_rows(params, table, head, X, n_threads, out)
+    _predict_rows(params, table, head, X, n_threads, out)
     dummy = np.empty(out.shape, dtype=np.float64)
     return _losses.loss_and_grad(loss_id, lparams, out, Y, M, dummy)
+
+
+_SHARED = (_network_forward, _batch_loss_grad, _train_epoch, _predict_rows, _dataset_loss)
+
+
+def _compile_for_cell(cell, forward_stack, backward_stack):
+    """The shared functions compiled for one cell: copies of them whose global names
+    ``_forward_stack``/``_backward_stack`` are that cell's, and whose calls to one
+    another stay within the cell (as :func:`numlstm.kernels.gates.gpu_twin` does
+    for the GPU). Each copy has a qualified name of its own, hence its own
+    on-disk cache file under ``NUMLSTM_CACHE=1``. Compiled lazily, on first call."""
+    namespace = dict(globals())
+    namespace.update(_forward_stack=forward_stack, _backward_stack=backward_stack)
+    kernels = {}
+    for fn in _SHARED:
+        twin = FunctionType(fn.__code__, namespace, fn.__name__, fn.__defaults__, fn.__closure__)
+        twin.__qualname__ = f"{fn.__qualname__}_{cell}"
+        twin.__doc__ = fn.__doc__
+        namespace[fn.__name__] = kernels[fn.__name__.lstrip("_")] = njit(**_CHECKED)(twin)
+    return SimpleNamespace(**kernels)
+
+
+_STACKS = {"lstm": (_lstm_forward_stack, _lstm_backward_stack), "gru": (_gru_forward_stack, _gru_backward_stack)}
+# Indexed by the cell column of Network.table (the cell's position in CELLS).
+_KERNELS = tuple(_compile_for_cell(cell, *_STACKS[cell]) for cell in CELLS)
+
+
+def kernels_for(table):
+    """The compiled training functions of the cell of the network described by ``table``."""
+    return _KERNELS[table[0, CELL_COLUMN]]
+
+
+def network_forward(params, table, head, X, n_threads):
+    """Forward through every layer and the head: ``(out, first, second, hs_list)``,
+    the head's output (n, O) and the per-layer arrays of the stack's forward pass."""
+    return kernels_for(table).network_forward(params, table, head, X, n_threads)
+
+
+def batch_loss_grad(params, grads, table, head, Xb, Yb, Mb, loss_id, lparams, n_threads):
+    """Loss on one batch; writes the gradient of every parameter into ``grads``."""
+    return kernels_for(table).batch_loss_grad(params, grads, table, head, Xb, Yb, Mb, loss_id, lparams, n_threads)
+
+
+def train_epoch(params, grads, table, head, X, Y, M, order, batch_size, loss_id, lparams,
+                opt_kind, hp, state, step, clipnorm, n_threads, batch_losses):
+    """All batches of one epoch, in the order given, in one compiled call. Returns
+    ``(failed_batch, step)``: ``failed_batch`` is -1, or the index of the first
+    batch whose loss or gradient was not finite (its update is not applied)."""
+    return kernels_for(table).train_epoch(params, grads, table, head, X, Y, M, order, batch_size, loss_id, lparams,
+                                          opt_kind, hp, state, step, clipnorm, n_threads, batch_losses)
+
+
+def predict_rows(params, table, head, X, n_threads, out):
+    """Head outputs for every row of ``X`` into ``out``, ``PREDICT_ROWS`` at a time."""
+    kernels_for(table).predict_rows(params, table, head, X, n_threads, out)
+
+
+def dataset_loss(params, table, head, X, Y, M, loss_id, lparams, n_threads):
+    """Mean loss over a whole data set, evaluated in ``PREDICT_ROWS`` passes."""
+    return kernels_for(table).dataset_loss(params, table, head, X, Y, M, loss_id, lparams, n_threads)
 
 
 def predict(net, X, device="cpu"):

@@ -112,6 +112,9 @@ class Forecaster(ParamsMixin):
         threads; the weights then have a series dimension (``local_params_``,
         and in the model file). Each series gets its own seed, drawn from
         ``random_state``. CPU only.
+    cell : {"lstm", "gru"}, default "lstm"
+        The recurrent layer: LSTM, or GRU (Keras ``reset_after=True``
+        layout, a third fewer weights per unit).
 
     Attributes
     ----------
@@ -157,7 +160,7 @@ class Forecaster(ParamsMixin):
     def __init__(self, lookback=48, horizon=12, units=64, layers=1, quantiles=None, epochs=100, batch_size=64,
                  learning_rate=1e-3, relative="auto", calendar="auto", validation_fraction=0.2,
                  early_stopping=True, patience=5, clipnorm=1.0, dtype="float32", device="cpu",
-                 random_state=None, verbose=0, mode="global"):
+                 random_state=None, verbose=0, mode="global", cell="lstm"):
         self.lookback = lookback
         self.horizon = horizon
         self.units = units
@@ -177,6 +180,7 @@ class Forecaster(ParamsMixin):
         self.random_state = random_state
         self.verbose = verbose
         self.mode = mode
+        self.cell = cell
 
     # ------------------------------------------------------------------ fit
 
@@ -323,7 +327,7 @@ class Forecaster(ParamsMixin):
         lparams = np.asarray(quantiles if quantiles else [0.0], dtype=np.float64)
         n_out = Y.shape[1] * (len(quantiles) if quantiles else 1)
         rng = params["rng"]
-        net = Network(X.shape[2], params["units"], n_out, dtype).initialize(rng)
+        net = Network(X.shape[2], params["units"], n_out, dtype, cell=self.cell).initialize(rng)
 
         def rows(mask):
             X_rows = X if mask.all() else X[mask]  # the common case needs no copy of the inputs
@@ -421,7 +425,8 @@ class Forecaster(ParamsMixin):
         lparams = np.asarray(quantiles if quantiles else [0.0], dtype=np.float64)
         n_out = horizon * n_targets * (len(quantiles) if quantiles else 1)
         rng = params["rng"]
-        net = Network(n_features + (known.size > 0), params["units"], n_out, params["dtype"]).initialize(rng)
+        net = Network(n_features + (known.size > 0), params["units"], n_out, params["dtype"],
+                      cell=self.cell).initialize(rng)
         history, n_windows = streaming.train(
             net, blocks, cutter, train, val, epochs=self.epochs, batch_size=self.batch_size,
             shuffle_buffer=streaming.SHUFFLE_BUFFER, loss_id=loss_id, lparams=lparams,
@@ -1047,7 +1052,8 @@ def _fit_local(net, n_series, window_series, train, val, rng, train_on, verbose)
     def fit_one(s):
         numba.set_num_threads(1)  # per thread: the series run side by side
         local_rng = np.random.default_rng(int(seeds[s]))
-        own = Network(net.input_size, net.hidden_sizes, net.output_size, net.dtype).initialize(local_rng)
+        own = Network(net.input_size, net.hidden_sizes, net.output_size, net.dtype, cell=net.cell).initialize(
+            local_rng)
         mine = window_series == s
         if (train & mine).any():
             histories[s] = train_on(own, train & mine, val & mine, local_rng, 0)
@@ -1075,7 +1081,7 @@ def _fit_local_on(client, net, n_series, window_series, train, val, rng, rows, f
     histories = [None] * n_series
     n_threads = sum(w.get("nthreads", 1) for w in client.scheduler_info()["workers"].values())
     groups = [g for g in np.array_split(np.arange(n_series), max(1, min(n_series, 4 * n_threads))) if g.size]
-    shape = (net.input_size, net.hidden_sizes, net.output_size, net.dtype.name)
+    shape = (net.input_size, net.hidden_sizes, net.output_size, net.dtype.name, net.cell)
     futures = []
     for group in groups:
         mine = np.isin(window_series, group)
