@@ -366,6 +366,37 @@ class _Progress:
             self.bar.close()
 
 
+class EpochRecord:
+    """What every epoch loop keeps: the per-epoch logs, the progress display and
+    early stopping on ``val_loss`` (or ``loss`` without validation)."""
+
+    def __init__(self, validating, early_stopping, patience, verbose, epochs):
+        self.history = {"loss": [], "val_loss": []} if validating else {"loss": []}
+        self.monitor = "val_loss" if validating else "loss"
+        self.early_stopping, self.patience, self.epochs = early_stopping, patience, epochs
+        self.progress = _Progress(verbose, epochs)
+        self.best = (np.inf, None)
+        self.wait = 0
+
+    def end_epoch(self, epoch, logs, trainer):
+        """Record ``logs``; True when early stopping ends the fit here."""
+        for key, value in logs.items():
+            self.history[key].append(value)
+        self.progress.update(epoch, self.epochs, logs)
+        if not self.early_stopping:
+            return False
+        if logs[self.monitor] < self.best[0]:
+            self.best = (logs[self.monitor], trainer.get_params())
+            self.wait = 0
+            return False
+        self.wait += 1
+        return self.wait >= self.patience
+
+    def best_params(self):
+        """The weights of the best epoch under early stopping, else None."""
+        return self.best[1] if self.early_stopping else None
+
+
 def fit(net, X, Y, M, *, epochs, batch_size, loss_id, lparams, optimizer, clipnorm,
         validation_fraction, early_stopping, patience, rng, verbose, X_val=None, Y_val=None, M_val=None,
         device="cpu", client=None):
@@ -388,13 +419,9 @@ def fit(net, X, Y, M, *, epochs, batch_size, loss_id, lparams, optimizer, clipno
         Y, Y_val = Y[:-n_val], Y[-n_val:]
         M, M_val = M[:-n_val], M[-n_val:]
     validating = X_val is not None and X_val.shape[0] > 0
-    history = {"loss": []}
-    if validating:
-        history["val_loss"] = []
-    monitor = "val_loss" if validating else "loss"
     n_threads = kernel_threads()
-    progress = _Progress(verbose, epochs)
-    best = (np.inf, net.params.copy(), -1)
+    record = EpochRecord(validating, early_stopping, patience, verbose, epochs)
+    history, progress = record.history, record.progress
     trainer = None
     try:
         if isinstance(optimizer, LBFGS):
@@ -418,7 +445,6 @@ def fit(net, X, Y, M, *, epochs, batch_size, loss_id, lparams, optimizer, clipno
             trainer = _CpuTrainer(net, X, Y, M, batch_size, loss_id, lparams, optimizer, clipnorm)
         batch_losses = np.zeros((n + batch_size - 1) // batch_size)
         batch_sizes = np.diff(np.minimum(np.arange(len(batch_losses) + 1) * batch_size, n))
-        wait = 0
         for epoch in range(epochs):
             order = rng.permutation(n).astype(np.int64)
             failed = trainer.epoch(order, batch_losses)
@@ -431,18 +457,10 @@ def fit(net, X, Y, M, *, epochs, batch_size, loss_id, lparams, optimizer, clipno
             logs = {"loss": float(np.dot(batch_losses, batch_sizes) / n)}
             if validating:
                 logs["val_loss"] = float(trainer.dataset_loss(X_val, Y_val, M_val))
-            for key, value in logs.items():
-                history[key].append(value)
-            progress.update(epoch, epochs, logs)
-            if early_stopping:
-                if logs[monitor] < best[0]:
-                    best = (logs[monitor], trainer.get_params(), epoch)
-                    wait = 0
-                else:
-                    wait += 1
-                    if wait >= patience:
-                        break
-        net.params[:] = best[1] if early_stopping and best[2] >= 0 else trainer.get_params()
+            if record.end_epoch(epoch, logs, trainer):
+                break
+        best = record.best_params()
+        net.params[:] = best if best is not None else trainer.get_params()
         return history
     finally:
         progress.close()

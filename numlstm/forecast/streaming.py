@@ -239,13 +239,7 @@ def train(net, blocks, cutter, train_origins, val_origins, *, epochs, batch_size
     the number of training windows."""
     trainer = _training._CpuTrainer(net, None, None, None, batch_size, loss_id, lparams, optimizer, clipnorm)
     validating = len(val_origins) > 0
-    history = {"loss": []}
-    if validating:
-        history["val_loss"] = []
-    monitor = "val_loss" if validating else "loss"
-    progress = _training._Progress(verbose, epochs)
-    best = (np.inf, net.params.copy(), -1)
-    wait = 0
+    record = _training.EpochRecord(validating, early_stopping, patience, verbose, epochs)
     one = np.zeros(1)
     n_windows = 0
     try:
@@ -283,22 +277,14 @@ def train(net, blocks, cutter, train_origins, val_origins, *, epochs, batch_size
             logs = {"loss": float(total / count)}
             if validating:
                 logs["val_loss"] = _streamed_loss(trainer, blocks, cutter, val_origins)
-            for key, value in logs.items():
-                history[key].append(value)
-            progress.update(epoch, epochs, logs)
-            if early_stopping:
-                if logs[monitor] < best[0]:
-                    best = (logs[monitor], trainer.get_params(), epoch)
-                    wait = 0
-                else:
-                    wait += 1
-                    if wait >= patience:
-                        break
-        if early_stopping and best[2] >= 0:
-            net.params[:] = best[1]
-        return history, n_windows
+            if record.end_epoch(epoch, logs, trainer):
+                break
+        best = record.best_params()
+        if best is not None:
+            net.params[:] = best
+        return record.history, n_windows
     finally:
-        progress.close()
+        record.progress.close()
 
 
 def _one_batch(trainer, X, Y, M, losses):
