@@ -24,7 +24,7 @@ from numlstm._validation import (
 from numlstm.core import losses as _losses
 from numlstm.core import training as _training
 from numlstm.core.network import Network
-from numlstm.core.optimizers import make_optimizer
+from numlstm.core.optimizers import LBFGS, make_optimizer
 
 
 class NotFittedError(ValueError, AttributeError):
@@ -57,6 +57,43 @@ def _sequences(X, dtype, name="X"):
     arr = np.ascontiguousarray(arr, dtype=dtype)
     check_finite(arr, name)
     return arr
+
+
+def _tokens(X, vocabulary=None, name="X"):
+    """Validate integer token sequences (samples, time) and return them as int64.
+
+    Token 0 is padding (masked out of the recurrence); ids must be below
+    ``vocabulary`` when it is given."""
+    try:
+        arr = np.asarray(X)
+    except (ValueError, TypeError) as err:
+        raise TypeError(f"{name} could not be read as an array of token ids ({err}); pad the sequences to one "
+                        "length first, e.g. with numlstm.text.pad.") from None
+    if arr.dtype.kind not in "iu":
+        hint = (" Encode text with numlstm.text.Vocabulary and pad it with numlstm.text.pad." if arr.dtype.kind in "OUS"
+                else " Cast whole-number floats with X.astype(int) if they are ids.")
+        raise TypeError(f"{name} must hold integer token ids for a model with embedding_dim, got dtype "
+                        f"{arr.dtype}.{hint}")
+    if arr.ndim != 2:
+        raise ValueError(f"{name} has {arr.ndim} dimension(s); token sequences are (samples, time): one row of "
+                         "padded token ids per sequence.")
+    check_nonempty(arr, name)
+    low, high = int(arr.min()), int(arr.max())
+    if low < 0:
+        raise ValueError(f"{name} holds the negative token id {low}; ids are 0 (padding), 1 (out of vocabulary) "
+                         "and up. numlstm.text.Vocabulary encodes text that way.")
+    if vocabulary is not None and high >= vocabulary:
+        raise ValueError(f"{name} holds the token id {high} but the embedding has {vocabulary} rows (ids 0 to "
+                         f"{vocabulary - 1}); encode new text with the vocabulary used at fit (unknown words map "
+                         "to 1), or set vocabulary_size to the vocabulary's size before fit.")
+    return np.ascontiguousarray(arr, dtype=np.int64)
+
+
+def check_dropout(model):
+    """``(dropout, recurrent_dropout)`` of ``model`` as a float64 array, each in [0, 1)."""
+    rates = [check_number(getattr(model, name), name, low=0, high=1, high_open=True)
+             for name in ("dropout", "recurrent_dropout")]
+    return np.array(rates, dtype=np.float64)
 
 
 def check_training_params(model, optimizer):
@@ -96,7 +133,8 @@ class _LSTMBase(ParamsMixin):
 
     def __init__(self, units=50, layers=1, epochs=100, batch_size=32, optimizer="adam", learning_rate=1e-3,
                  loss=None, validation_fraction=0.0, early_stopping=False, patience=10, clipnorm=None,
-                 dtype="float32", device="cpu", random_state=None, verbose=0, cell="lstm"):
+                 dtype="float32", device="cpu", random_state=None, verbose=0, cell="lstm", dropout=0.0,
+                 recurrent_dropout=0.0, bidirectional=False, embedding_dim=None, vocabulary_size=None):
         self.units = units
         self.layers = layers
         self.epochs = epochs
@@ -113,6 +151,11 @@ class _LSTMBase(ParamsMixin):
         self.random_state = random_state
         self.verbose = verbose
         self.cell = cell
+        self.dropout = dropout
+        self.recurrent_dropout = recurrent_dropout
+        self.bidirectional = bidirectional
+        self.embedding_dim = embedding_dim
+        self.vocabulary_size = vocabulary_size
 
     # --- validation -----------------------------------------------------------
     def _check_params(self):
@@ -124,6 +167,8 @@ class _LSTMBase(ParamsMixin):
 
     def _check_X(self, X):
         self._check_fitted()
+        if self.network_.vocabulary:
+            return _tokens(X, self.network_.vocabulary)
         X = _sequences(X, self.network_.dtype)
         if X.shape[2] != self.n_features_in_:
             raise ValueError(f"X has {X.shape[2]} feature(s) per time step, but this {type(self).__name__} was "
@@ -132,20 +177,47 @@ class _LSTMBase(ParamsMixin):
 
     def _fit_arrays(self, X, Y, M, loss_id, lparams, n_outputs):
         units, optimizer, dtype, device, rng = self._check_params()
-        X = _sequences(X, dtype)
+        drop = check_dropout(self)
+        if not isinstance(self.bidirectional, (bool, np.bool_)):
+            raise TypeError(f"bidirectional must be True or False, got {self.bidirectional!r}.")
+        if self.embedding_dim is None:
+            if self.vocabulary_size is not None:
+                raise ValueError("vocabulary_size is set but embedding_dim is None; token sequences need an "
+                                 "embedding layer: set embedding_dim (e.g. 32) too.")
+            X = _sequences(X, dtype)
+            input_size, vocabulary = X.shape[2], 0
+        else:
+            input_size = check_positive_int(self.embedding_dim, "embedding_dim")
+            vocabulary = None if self.vocabulary_size is None else check_positive_int(
+                self.vocabulary_size, "vocabulary_size", minimum=2)
+            X = _tokens(X, vocabulary)
+            if vocabulary is None:
+                vocabulary = int(X.max()) + 1
+                size = vocabulary * input_size * np.dtype(dtype).itemsize
+                if size > 2 ** 30:
+                    raise ValueError(
+                        f"X's largest token id is {vocabulary - 1}, so the embedding would have {vocabulary} rows "
+                        f"({size / 2 ** 30:.1f} GiB); ids should count words from 2 up, as "
+                        "numlstm.text.Vocabulary encodes them. Re-encode the tokens, or set vocabulary_size if "
+                        "that many rows are really meant.")
         if Y.shape[0] != X.shape[0]:
             raise ValueError(f"X has {X.shape[0]} samples but y has {Y.shape[0]}; they must match, one target "
                              "row per sequence.")
-        net = Network(X.shape[2], units, n_outputs, dtype, cell=self.cell).initialize(rng)
+        if (drop.any() or vocabulary) and isinstance(optimizer, LBFGS):
+            raise ValueError("optimizer='lbfgs' works on float sequences without dropout; use optimizer='adam' "
+                             "(or 'sgd') with dropout or an embedding layer.")
+        net = Network(input_size, units, n_outputs, dtype, cell=self.cell, bidirectional=self.bidirectional,
+                      vocabulary=vocabulary).initialize(rng)
         self.network_ = net
         self.device_ = device
-        self.n_features_in_ = X.shape[2]
+        self.n_features_in_ = 1 if vocabulary else X.shape[2]
+        self.vocabulary_size_ = vocabulary or None
         self.history_ = {"loss": []}
         self.history_ = _training.fit(
             net, X, Y.astype(dtype), M.astype(dtype), epochs=self.epochs, batch_size=self.batch_size,
             loss_id=loss_id, lparams=lparams, optimizer=optimizer, clipnorm=self.clipnorm,
             validation_fraction=self.validation_fraction, early_stopping=self.early_stopping,
-            patience=self.patience, rng=rng, verbose=self.verbose, device=device)
+            patience=self.patience, rng=rng, verbose=self.verbose, device=device, drop=drop)
         self.n_epochs_ = len(self.history_["loss"])
         return self
 
@@ -193,6 +265,33 @@ class LSTMRegressor(_LSTMBase):
         Initialised as Keras does: ``W`` glorot-uniform, ``U`` orthogonal,
         biases zero. Everything else (losses, optimizers, L-BFGS,
         ``device="cuda"``, :meth:`get_weights`) works the same.
+    dropout : float in [0, 1), default 0.0
+        Fraction of each recurrent layer's inputs dropped during training, as
+        Keras' ``dropout``: one mask per sequence, reused at every time step,
+        drawn anew for every batch from ``random_state``; kept inputs are
+        scaled by ``1 / (1 - dropout)``. Off in :meth:`predict`.
+    recurrent_dropout : float in [0, 1), default 0.0
+        Fraction of the hidden state dropped where it enters the recurrent
+        product ``h_{t-1} @ U``, as Keras' ``recurrent_dropout`` (one mask per
+        sequence, reused at every step; a GRU's blend ``z * h_{t-1}`` keeps the
+        whole state). Off in :meth:`predict`.
+    bidirectional : bool, default False
+        Every layer reads each sequence forwards and backwards and
+        concatenates the two (a Keras ``Bidirectional`` wrapper, concat mode):
+        2 * units outputs per step, twice the weights. The dense head sees the
+        forward direction's last state and the backward direction's final
+        state (at the first time step).
+    embedding_dim : int or None, default None
+        Read integer token sequences (samples, time) through an embedding
+        layer of this many dimensions, trained with the network (Keras'
+        ``Embedding(vocabulary_size, embedding_dim, mask_zero=True)``). Token 0
+        is padding: padded steps are skipped by the recurrence (the state
+        passes through unchanged), so sequences of any length can share one
+        padded array, padded at the start or the end. See
+        :mod:`numlstm.text` to build the ids from sentences.
+    vocabulary_size : int or None, default None
+        Rows of the embedding matrix (the largest token id + 1); by default the
+        largest id in the data given to ``fit``, plus one.
     epochs : int, default 100
         Passes over the training data (iterations for L-BFGS).
     batch_size : int, default 32
@@ -241,6 +340,8 @@ class LSTMRegressor(_LSTMBase):
         Where the model was fitted and predicts.
     n_epochs_ : int
         Epochs actually run (fewer than ``epochs`` after early stopping).
+    vocabulary_size_ : int or None
+        Rows of the embedding matrix (None without ``embedding_dim``).
 
     Examples
     --------
@@ -261,11 +362,14 @@ class LSTMRegressor(_LSTMBase):
 
     def __init__(self, units=50, layers=1, epochs=100, batch_size=32, optimizer="adam", learning_rate=1e-3,
                  loss="mse", validation_fraction=0.0, early_stopping=False, patience=10, clipnorm=None,
-                 dtype="float32", device="cpu", random_state=None, verbose=0, cell="lstm"):
+                 dtype="float32", device="cpu", random_state=None, verbose=0, cell="lstm", dropout=0.0,
+                 recurrent_dropout=0.0, bidirectional=False, embedding_dim=None, vocabulary_size=None):
         super().__init__(units=units, layers=layers, epochs=epochs, batch_size=batch_size, optimizer=optimizer,
                          learning_rate=learning_rate, loss=loss, validation_fraction=validation_fraction,
                          early_stopping=early_stopping, patience=patience, clipnorm=clipnorm, dtype=dtype,
-                         device=device, random_state=random_state, verbose=verbose, cell=cell)
+                         device=device, random_state=random_state, verbose=verbose, cell=cell, dropout=dropout,
+                         recurrent_dropout=recurrent_dropout, bidirectional=bidirectional,
+                         embedding_dim=embedding_dim, vocabulary_size=vocabulary_size)
 
     def _loss_spec(self):
         loss = self.loss
@@ -370,11 +474,14 @@ class LSTMClassifier(_LSTMBase):
 
     def __init__(self, units=50, layers=1, epochs=100, batch_size=32, optimizer="adam", learning_rate=1e-3,
                  loss="auto", validation_fraction=0.0, early_stopping=False, patience=10, clipnorm=None,
-                 dtype="float32", device="cpu", random_state=None, verbose=0, cell="lstm"):
+                 dtype="float32", device="cpu", random_state=None, verbose=0, cell="lstm", dropout=0.0,
+                 recurrent_dropout=0.0, bidirectional=False, embedding_dim=None, vocabulary_size=None):
         super().__init__(units=units, layers=layers, epochs=epochs, batch_size=batch_size, optimizer=optimizer,
                          learning_rate=learning_rate, loss=loss, validation_fraction=validation_fraction,
                          early_stopping=early_stopping, patience=patience, clipnorm=clipnorm, dtype=dtype,
-                         device=device, random_state=random_state, verbose=verbose, cell=cell)
+                         device=device, random_state=random_state, verbose=verbose, cell=cell, dropout=dropout,
+                         recurrent_dropout=recurrent_dropout, bidirectional=bidirectional,
+                         embedding_dim=embedding_dim, vocabulary_size=vocabulary_size)
 
     def fit(self, X, y):
         """Fit to sequences ``X`` (samples, time[, features]) and labels ``y`` (samples,). Returns ``self``."""

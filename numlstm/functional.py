@@ -72,7 +72,8 @@ def _forward(x, W, U, b, h0, c0):
     zs = np.empty((B, T, 4 * H), dtype=x.dtype)
     cs = np.empty((B, T, H), dtype=x.dtype)
     hs = np.empty((B, T, H), dtype=x.dtype)
-    cpu.layer_forward(x, W, U, b, h0, c0, zs, cs, hs, cpu.chunk_count(B, kernel_threads()))
+    cpu.layer_forward(x, W, U, b, h0, c0, zs, cs, hs, cpu.chunk_count(B, kernel_threads()), cpu.NO_KEEP,
+                      cpu.no_hmask(x.dtype))
     return zs, cs, hs
 
 
@@ -179,7 +180,7 @@ def lstm_backward(x, W, U, b, dh, h0=None, c0=None, *, dh_T=None, dc_T=None, dev
     db = np.empty_like(b)
     dx = np.empty_like(x)
     cpu.layer_backward(x, W, U, h0, c0, zs, cs, hs, dh, dh_carry, dc_carry,
-                       dW, dU, db, dx, cpu.chunk_count(B, kernel_threads()), True)
+                       dW, dU, db, dx, cpu.chunk_count(B, kernel_threads()), True, cpu.NO_KEEP, cpu.no_hmask(x.dtype))
     return {"dx": dx, "dW": dW, "dU": dU, "db": db, "dh0": dh_carry, "dc0": dc_carry}
 
 
@@ -203,7 +204,8 @@ def _gru_forward(x, W, U, b, h0):
     xs = np.empty((B, T, 3 * H), dtype=x.dtype)
     gs = np.empty((B, T, 3 * H), dtype=x.dtype)
     hs = np.empty((B, T, H), dtype=x.dtype)
-    gru_cpu.layer_forward(x, W, U, b, h0, xs, gs, hs, cpu.chunk_count(B, kernel_threads()))
+    gru_cpu.layer_forward(x, W, U, b, h0, xs, gs, hs, cpu.chunk_count(B, kernel_threads()), cpu.NO_KEEP,
+                          cpu.no_hmask(x.dtype))
     return xs, gs, hs
 
 
@@ -323,7 +325,7 @@ def gru_backward(x, W, U, b, dh, h0=None, *, dh_T=None, device="cpu"):
     db = np.empty_like(b)
     dx = np.empty_like(x)
     gru_cpu.layer_backward(x, W, U, h0, xs, gs, hs, dh, dh_carry, dW, dU, db, dx,
-                           cpu.chunk_count(x.shape[0], kernel_threads()), True)
+                           cpu.chunk_count(x.shape[0], kernel_threads()), True, cpu.NO_KEEP, cpu.no_hmask(x.dtype))
     return {"dx": dx, "dW": dW, "dU": dU, "db": db, "dh0": dh_carry}
 
 

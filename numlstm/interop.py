@@ -218,6 +218,10 @@ def _check_weights(weights, name="weights", cell=_LSTM):
     if not isinstance(layers, (list, tuple)) or len(layers) == 0:
         raise ValueError(f"{name}['layers'] must be a non-empty list of dicts with keys 'W', 'U', 'b', "
                          f"got {layers!r:.80}. {_WEIGHTS_FIX}")
+    if "embedding" in weights or any(isinstance(layer, Mapping) and "reverse" in layer for layer in layers):
+        raise ValueError(f"{name} holds an embedding layer or bidirectional layers, which the PyTorch and Keras "
+                         "converters do not handle yet (they would drop those weights); convert a model without "
+                         "embedding_dim and bidirectional, or copy the arrays of get_weights() by hand.")
     arrays = {}
     hidden = None
     for index, layer in enumerate(layers):

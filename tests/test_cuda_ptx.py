@@ -67,20 +67,29 @@ def _signatures(dt):
     def A(dtype, ndim):
         return types.Array(dtype, ndim, "C")
 
-    forward, backward = k.recurrent_kernels(np.dtype(str(dt)))
-    gru_forward, gru_backward = gk.recurrent_kernels(np.dtype(str(dt)))
-    return {
-        forward: (A(dt, 3), A(dt, 2), A(dt, 2), A(dt, 1), A(dt, 2), A(dt, 2), A(dt, 3), A(dt, 3), A(dt, 3), i64,
-                  types.boolean),
-        backward: (A(dt, 2), A(dt, 2), A(dt, 3), A(dt, 3), A(dt, 3), A(dt, 2), A(dt, 2), A(dt, 3), i64, types.boolean),
+    masks = (A(types.int8, 2), A(dt, 2))  # keep, hmask (zero-size, never read, where unused)
+    kernels = {
         k._input_grad_kernel: (A(dt, 3), A(dt, 2), A(dt, 3)),
-        k._partial_grads: (A(dt, 3), A(dt, 2), A(dt, 3), A(dt, 3), A(dt, 3), i64),
         k._reduce_parts: (A(dt, 3), A(dt, 2)),
-        gru_forward: (A(dt, 3), A(dt, 2), A(dt, 2), A(dt, 2), A(dt, 2), A(dt, 3), A(dt, 3), A(dt, 3), i64,
-                      types.boolean),
-        gru_backward: (A(dt, 2), A(dt, 2), A(dt, 3), A(dt, 3), A(dt, 3), A(dt, 3), A(dt, 2), A(dt, 3), A(dt, 3),
-                       i64, types.boolean),
-        gk._partial_grads: (A(dt, 3), A(dt, 2), A(dt, 3), A(dt, 3), A(dt, 3), A(dt, 3), i64),
+    }
+    for use in ((False, False), (True, False), (False, True), (True, True)):  # every choice of masks
+        forward, backward = k.recurrent_kernels(np.dtype(str(dt)), *use)
+        gru_forward, gru_backward = gk.recurrent_kernels(np.dtype(str(dt)), *use)
+        kernels.update({
+            forward: (A(dt, 3), A(dt, 2), A(dt, 2), A(dt, 1), A(dt, 2), A(dt, 2), *masks, A(dt, 3), A(dt, 3),
+                      A(dt, 3), i64, types.boolean),
+            backward: (A(dt, 2), A(dt, 2), A(dt, 3), A(dt, 3), A(dt, 3), A(dt, 2), A(dt, 2), *masks, A(dt, 3), i64,
+                       types.boolean),
+            k._partial_grads_kernel(*use): (A(dt, 3), A(dt, 2), A(dt, 3), A(dt, 3), *masks, A(dt, 3), i64),
+            gru_forward: (A(dt, 3), A(dt, 2), A(dt, 2), A(dt, 2), A(dt, 2), *masks, A(dt, 3), A(dt, 3), A(dt, 3),
+                          i64, types.boolean),
+            gru_backward: (A(dt, 2), A(dt, 2), A(dt, 3), A(dt, 3), A(dt, 3), A(dt, 3), A(dt, 2), *masks, A(dt, 3),
+                           A(dt, 3), i64, types.boolean),
+            gk._partial_grads_kernel(*use): (A(dt, 3), A(dt, 2), A(dt, 3), A(dt, 3), A(dt, 3), *masks, A(dt, 3),
+                                             i64),
+        })
+    return {
+        **kernels,
         g._gather3: (A(dt, 3), A(i64, 1), i64, A(dt, 3)),
         g._gather2: (A(dt, 2), A(i64, 1), i64, A(dt, 2)),
         g._zero2: (A(dt, 2),),

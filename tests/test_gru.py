@@ -159,15 +159,17 @@ def test_rows_in_several_tiles_and_chunks(rng):
 def test_kernel_skips_dx_on_request(rng):
     """need_dx=False (for a first layer, whose input needs no gradient) leaves dx alone."""
     from numlstm.kernels import gru_cpu
+    from numlstm.kernels.cpu import NO_KEEP, no_hmask
 
     (x, W, U, b, h0), _ = _layer(rng, 3, 4, 2, 3, np.float64)
     dh = rng.standard_normal((3, 4, 3))
     want = numlstm.gru_backward(x, W, U, b, dh, h0)
     xs, gs, hs = (np.empty((3, 4, n)) for n in (9, 9, 3))
-    gru_cpu.layer_forward(x, W, U, b, h0, xs, gs, hs, 2)
+    gru_cpu.layer_forward(x, W, U, b, h0, xs, gs, hs, 2, NO_KEEP, no_hmask(x.dtype))
     dW, dU, db, dh0 = np.empty_like(W), np.empty_like(U), np.empty_like(b), np.zeros((3, 3))
     dx = np.full_like(x, 7.0)
-    gru_cpu.layer_backward(x, W, U, h0, xs, gs, hs, dh, dh0, dW, dU, db, dx, 2, False)
+    gru_cpu.layer_backward(x, W, U, h0, xs, gs, hs, dh, dh0, dW, dU, db, dx, 2, False, NO_KEEP,
+                           no_hmask(x.dtype))
     assert (dx == 7.0).all()
     for key, got in (("dW", dW), ("dU", dU), ("db", db), ("dh0", dh0)):
         np.testing.assert_allclose(got, want[key], rtol=1e-13, atol=1e-14, err_msg=key)

@@ -190,7 +190,7 @@ class DeviceNetwork:
             (I + H + 1, G))
 
     def _head(self, buf):
-        H, O, oW, ob = (int(v) for v in self.net.head)
+        H, O, oW, ob = (int(v) for v in self.net.head[:4])
         return buf[oW:ob].reshape((H, O)), buf[ob:ob + O]
 
     def _layer_forward(self, inp, W, U, b, zeros):
@@ -243,7 +243,10 @@ class DeviceNetwork:
 class Trainer(DeviceNetwork):
     """A network's parameters and a data set on the GPU, and the epoch loop over them."""
 
-    def __init__(self, net, X, Y, M, batch_size, loss_id, lparams, optimizer, clipnorm):
+    def __init__(self, net, X, Y, M, batch_size, loss_id, lparams, optimizer, clipnorm, drop=None, seed=0):
+        if (drop is not None and np.any(drop)) or net.bidirectional or net.vocabulary:
+            raise ValueError("dropout, bidirectional layers and embedding layers train on the CPU for now; use "
+                             "device='cpu' for this model.")
         super().__init__(net)
         self.grads = cuda.device_array_like(net.params)
         self.state = cuda.to_device(np.zeros((2, net.n_params), dtype=net.dtype))
@@ -323,6 +326,9 @@ class Trainer(DeviceNetwork):
         self.params.copy_to_device(np.ascontiguousarray(params, dtype=self.dtype))
 
 
-def predict(net, X):
+def predict(net, X, drop=None, seed=0, step=0):
     """Raw head outputs for ``X`` on the GPU."""
+    if (drop is not None and np.any(drop)) or net.bidirectional or net.vocabulary:
+        raise ValueError("dropout, bidirectional layers and embedding layers run on the CPU for now; use "
+                         "device='cpu' for this model.")
     return DeviceNetwork(net).predict(X)

@@ -20,13 +20,15 @@ import math
 from types import FunctionType, SimpleNamespace
 
 import numpy as np
-from numba import njit
+from numba import njit, types
+from numba.extending import overload
 
 from numlstm._threads import kernel_threads
 from numlstm._validation import CELLS
 from numlstm.core import losses as _losses
-from numlstm.core.network import CELL_COLUMN
+from numlstm.core.network import CELL_COLUMN, DIRECTION_COLUMN, EMBED_DIM, EMBED_OFFSET, VOCABULARY
 from numlstm.core.optimizers import LBFGS, apply_update
+from numlstm.kernels import dropout as _dropout
 from numlstm.kernels import gru_cpu
 from numlstm.kernels._jit import CPU_OPTIONS
 from numlstm.kernels.cpu import FIRST, add_gram, add_tile, layer_backward, layer_forward, chunk_count
@@ -37,6 +39,7 @@ log = logging.getLogger("numlstm")
 _CHECKED = dict(error_model="numpy", nogil=True, cache=CPU_OPTIONS["cache"])
 
 PREDICT_ROWS = 4096  # rows per predict pass: bounds the workspace, not the speed
+NO_DROPOUT = np.zeros(2)  # (dropout, recurrent_dropout)
 
 
 class NonFiniteLossError(FloatingPointError):
@@ -63,132 +66,333 @@ def _head_views(params, head):
     return params[oW:ob].reshape((H, O)), params[ob:ob + O]
 
 
-# --- the stack of recurrent layers: one forward and one backward per cell ----------------------
+# --- one recurrent layer (one row of ``table``) forward and backward, per cell ----------------
 #
-# ``*_forward_stack(params, table, X, chunks)`` returns three lists with one
-# array per layer, the last of them the hidden states; ``*_backward_stack(params,
-# grads, table, X, first, second, hs_list, dhs, chunks)`` takes them and ``dhs``,
-# the gradient reaching the top layer's hidden states, and writes every layer's
-# weight gradients into ``grads``. Inlined into their callers at the Numba IR
-# level: as functions of their own they would each link and optimize the
-# layer kernels once more, which made compiling an LSTM fit 10% slower.
+# ``_<cell>_layer_forward(params, table, row, x, keep, hmask, chunks)`` returns
+# ``(first, second, hs)``: the arrays the backward pass needs (pre-activations
+# and cell states for an LSTM, input and recurrent projections for a GRU) and
+# the hidden states. ``_<cell>_layer_backward(...)`` writes the row's weight
+# gradients into ``grads`` and returns ``dx`` (left empty unless ``need_dx``).
+# Inlined into the stack at the Numba IR level: as functions of their own they
+# would each link and optimize the layer kernels once more.
 
 
 @njit(inline="always", **_CHECKED)
-def _lstm_forward_stack(params, table, X, chunks):
-    """Every LSTM layer forward: per-layer pre-activations, cell states and hidden states."""
-    n, T = X.shape[0], X.shape[1]
-    zs_list, cs_list, hs_list = [], [], []
-    inp = X
-    for layer in range(table.shape[0]):
-        W, U, b = _views(params, table, layer)
-        H = U.shape[0]
-        zs = np.empty((n, T, 4 * H), dtype=X.dtype)
-        cs = np.empty((n, T, H), dtype=X.dtype)
-        hs = np.empty((n, T, H), dtype=X.dtype)
-        zeros = np.zeros((n, H), dtype=X.dtype)
-        layer_forward(inp, W, U, b, zeros, zeros, zs, cs, hs, chunks)
-        zs_list.append(zs)
-        cs_list.append(cs)
-        hs_list.append(hs)
-        inp = hs
-    return zs_list, cs_list, hs_list
+def _lstm_layer_forward(params, table, row, x, keep, hmask, chunks):
+    W, U, b = _views(params, table, row)
+    n, T, H = x.shape[0], x.shape[1], U.shape[0]
+    zs = np.empty((n, T, 4 * H), dtype=x.dtype)
+    cs = np.empty((n, T, H), dtype=x.dtype)
+    hs = np.empty((n, T, H), dtype=x.dtype)
+    zeros = np.zeros((n, H), dtype=x.dtype)
+    layer_forward(x, W, U, b, zeros, zeros, zs, cs, hs, chunks, keep, hmask)
+    return zs, cs, hs
 
 
 @njit(inline="always", **_CHECKED)
-def _lstm_backward_stack(params, grads, table, X, zs_list, cs_list, hs_list, dhs, chunks):
+def _lstm_layer_backward(params, grads, table, row, x, zs, cs, hs, dhs, keep, hmask, chunks, need_dx):
+    W, U, _ = _views(params, table, row)
+    dW, dU, db = _views(grads, table, row)
+    n, H = x.shape[0], U.shape[0]
+    zeros = np.zeros((n, H), dtype=x.dtype)
+    dx = np.empty(x.shape, dtype=x.dtype)
+    layer_backward(x, W, U, zeros, zeros, zs, cs, hs, dhs, np.zeros((n, H), dtype=x.dtype),
+                   np.zeros((n, H), dtype=x.dtype), dW, dU, db, dx, chunks, need_dx, keep, hmask)
+    return dx
+
+
+@njit(inline="always", **_CHECKED)
+def _gru_layer_forward(params, table, row, x, keep, hmask, chunks):
+    W, U, b = _gru_views(params, table, row)
+    n, T, H = x.shape[0], x.shape[1], U.shape[0]
+    xs = np.empty((n, T, 3 * H), dtype=x.dtype)
+    gs = np.empty((n, T, 3 * H), dtype=x.dtype)
+    hs = np.empty((n, T, H), dtype=x.dtype)
+    gru_cpu.layer_forward(x, W, U, b, np.zeros((n, H), dtype=x.dtype), xs, gs, hs, chunks, keep, hmask)
+    return xs, gs, hs
+
+
+@njit(inline="always", **_CHECKED)
+def _gru_layer_backward(params, grads, table, row, x, xs, gs, hs, dhs, keep, hmask, chunks, need_dx):
+    W, U, _ = _gru_views(params, table, row)
+    dW, dU, db = _gru_views(grads, table, row)
+    n, H = x.shape[0], U.shape[0]
+    dx = np.empty(x.shape, dtype=x.dtype)
+    gru_cpu.layer_backward(x, W, U, np.zeros((n, H), dtype=x.dtype), xs, gs, hs, dhs,
+                           np.zeros((n, H), dtype=x.dtype), dW, dU, db, dx, chunks, need_dx, keep, hmask)
+    return dx
+
+
+# --- what every cell shares: inputs, directions, dropout masks -----------------------------------
+
+
+def embedded(params, head, X):  # pragma: no cover - replaced by the overload inside jitted code
+    """The network's first-layer input: ``X`` itself for float sequences, or for
+    integer token sequences (n, time) their rows of the embedding matrix."""
+
+
+def keep_steps(X):  # pragma: no cover - replaced by the overload inside jitted code
+    """The step mask: for token sequences ``X != 0`` (padding skipped) as int8;
+    for float sequences a (0, 0) array, meaning every step."""
+
+
+def add_embedding_grad(grads, head, X, dX):  # pragma: no cover - replaced by the overload
+    """For token sequences, add ``dX`` (n, time, embedding_dim) to the embedding rows of the tokens."""
+
+
+def _is_tokens(X):
+    return isinstance(X, types.Array) and isinstance(X.dtype, types.Integer) and X.ndim == 2
+
+
+@overload(embedded, jit_options=dict(error_model="numpy"))
+def _embedded(params, head, X):
+    if _is_tokens(X):
+        def gather(params, head, X):
+            n, T, E = X.shape[0], X.shape[1], head[EMBED_DIM]
+            table = params[head[EMBED_OFFSET]:head[EMBED_OFFSET] + head[VOCABULARY] * E].reshape((head[VOCABULARY], E))
+            out = np.empty((n, T, E), dtype=params.dtype)
+            for r in range(n):
+                for t in range(T):
+                    out[r, t, :] = table[X[r, t]]
+            return out
+        return gather
+    return lambda params, head, X: np.ascontiguousarray(X)
+
+
+@overload(keep_steps, jit_options=dict(error_model="numpy"))
+def _keep_steps(X):
+    if _is_tokens(X):
+        def from_tokens(X):
+            keep = np.empty(X.shape, dtype=np.int8)
+            for r in range(X.shape[0]):
+                for t in range(X.shape[1]):
+                    keep[r, t] = 1 if X[r, t] != 0 else 0
+            return keep
+        return from_tokens
+    return lambda X: np.zeros((0, 0), dtype=np.int8)
+
+
+@overload(add_embedding_grad, jit_options=dict(error_model="numpy"))
+def _add_embedding_grad(grads, head, X, dX):
+    if _is_tokens(X):
+        def scatter(grads, head, X, dX):
+            E = head[EMBED_DIM]
+            dE = grads[head[EMBED_OFFSET]:head[EMBED_OFFSET] + head[VOCABULARY] * E].reshape((head[VOCABULARY], E))
+            dE[:, :] = 0
+            for r in range(X.shape[0]):  # in row, then step order: the same sum on every run
+                for t in range(X.shape[1]):
+                    dE[X[r, t]] += dX[r, t]
+        return scatter
+    return lambda grads, head, X, dX: None
+
+
+@njit(**_CHECKED)
+def reverse_time(a):
+    """A C-contiguous copy of ``a`` (rows, time, ...) with time reversed; (0, 0) stays."""
+    out = np.empty_like(a)
+    T = a.shape[1]
+    for t in range(T):
+        out[:, t] = a[:, T - 1 - t]
+    return out
+
+
+@njit(**_CHECKED)
+def _directions(table):
+    return 2 if table[table.shape[0] - 1, DIRECTION_COLUMN] == 1 else 1
+
+
+@njit(**_CHECKED)
+def _concat_directions(forward, reverse):
+    """A bidirectional layer's output: at step t the forward states, then the reverse
+    direction's states at the same position of the sequence (as Keras' Bidirectional)."""
+    n, T, H = forward.shape
+    out = np.empty((n, T, 2 * H), dtype=forward.dtype)
+    for t in range(T):
+        out[:, t, :H] = forward[:, t]
+        out[:, t, H:] = reverse[:, T - 1 - t]
+    return out
+
+
+@njit(**_CHECKED)
+def _mask_or_none(n, units, dtype_of, seed, step, stream, rate):
+    """A dropout mask (n, units), or a (0, 0) array when ``rate`` is 0."""
+    if rate <= 0:
+        return np.zeros((0, 0), dtype=dtype_of.dtype)
+    out = np.empty((n, units), dtype=dtype_of.dtype)
+    _dropout.fill(out, seed, step, stream, rate)
+    return out
+
+
+# Plain loops, not array expressions: Numba compiles a broadcasting expression
+# into a loop nest of its own, which cost seconds of compilation per fit.
+
+
+@njit(**_CHECKED)
+def _scaled(a, mask):
+    """``a * mask[:, None, :]``: every step of a row scaled by the row's dropout mask."""
+    out = np.empty_like(a)
+    for r in range(a.shape[0]):
+        m = mask[r]
+        for t in range(a.shape[1]):
+            out[r, t] = a[r, t] * m
+    return out
+
+
+@njit(**_CHECKED)
+def _add_scaled(out, a, mask):
+    """``out += a * mask[:, None, :]``, or ``out += a`` when ``mask`` is (0, 0)."""
+    for r in range(a.shape[0]):
+        for t in range(a.shape[1]):
+            o, v = out[r, t], a[r, t]
+            if mask.shape[0] > 0:
+                m = mask[r]
+                for j in range(v.shape[0]):
+                    o[j] += v[j] * m[j]
+            else:
+                for j in range(v.shape[0]):
+                    o[j] += v[j]
+
+
+@njit(**_CHECKED)
+def _top_features(top, D):
+    """The head's input (n, 1, features): the last step's states; for a bidirectional
+    top layer, the forward direction's last and the reverse direction's final states."""
+    n, T, F = top.shape
+    last = np.empty((n, 1, F), dtype=top.dtype)
+    Hd = F // D
+    last[:, 0, :Hd] = top[:, T - 1, :Hd]
+    if D == 2:
+        last[:, 0, Hd:] = top[:, 0, Hd:]
+    return last
+
+
+def _forward_stack(params, table, X, keep, drop, seed, step, chunks):
+    """Every recurrent row forward. ``X`` (n, time, features) float, ``keep`` the
+    step mask, ``drop`` ``[dropout, recurrent_dropout]`` (masks drawn from
+    ``seed`` and ``step``). Returns the per-row lists ``(inputs, first, second,
+    states, input_masks, state_masks)`` and the top layer's output (n, time,
+    directions * hidden)."""
     n = X.shape[0]
-    for layer in range(table.shape[0] - 1, -1, -1):
-        W, U, _ = _views(params, table, layer)
-        dW, dU, db = _views(grads, table, layer)
-        H = U.shape[0]
-        inp = X if layer == 0 else hs_list[layer - 1]
-        zeros = np.zeros((n, H), dtype=X.dtype)
-        dx = np.empty(inp.shape, dtype=X.dtype)
-        layer_backward(inp, W, U, zeros, zeros, zs_list[layer], cs_list[layer], hs_list[layer], dhs,
-                       np.zeros((n, H), dtype=X.dtype), np.zeros((n, H), dtype=X.dtype),
-                       dW, dU, db, dx, chunks, layer > 0)
-        dhs = dx
+    D = _directions(table)
+    keep_rev = reverse_time(keep) if D == 2 and keep.shape[0] > 0 else keep
+    inputs = []
+    firsts = []
+    seconds = []
+    states = []
+    imasks = []
+    hmasks = []
+    inp = np.ascontiguousarray(X)
+    for layer in range(table.shape[0] // D):
+        for d in range(D):
+            row = layer * D + d
+            I, H = table[row, 0], table[row, 1]
+            imask = _mask_or_none(n, I, params, seed, step, _dropout.stream_of(row, _dropout.INPUT_MASK), drop[0])
+            x = inp
+            if imask.shape[0] > 0:
+                x = _scaled(inp, imask)
+            if d == 1:
+                x = reverse_time(x)
+            hmask = _mask_or_none(n, H, params, seed, step, _dropout.stream_of(row, _dropout.STATE_MASK), drop[1])
+            first, second, hs = _layer_forward(params, table, row, x, keep if d == 0 else keep_rev, hmask, chunks)
+            inputs.append(x)
+            firsts.append(first)
+            seconds.append(second)
+            states.append(hs)
+            imasks.append(imask)
+            hmasks.append(hmask)
+        inp = states[-1] if D == 1 else _concat_directions(states[-2], states[-1])
+    return inputs, firsts, seconds, states, imasks, hmasks, inp
 
 
-@njit(inline="always", **_CHECKED)
-def _gru_forward_stack(params, table, X, chunks):
-    """Every GRU layer forward: per-layer input projections, recurrent projections and hidden states."""
-    n, T = X.shape[0], X.shape[1]
-    xs_list, gs_list, hs_list = [], [], []
-    inp = X
-    for layer in range(table.shape[0]):
-        W, U, b = _gru_views(params, table, layer)
-        H = U.shape[0]
-        xs = np.empty((n, T, 3 * H), dtype=X.dtype)
-        gs = np.empty((n, T, 3 * H), dtype=X.dtype)
-        hs = np.empty((n, T, H), dtype=X.dtype)
-        gru_cpu.layer_forward(inp, W, U, b, np.zeros((n, H), dtype=X.dtype), xs, gs, hs, chunks)
-        xs_list.append(xs)
-        gs_list.append(gs)
-        hs_list.append(hs)
-        inp = hs
-    return xs_list, gs_list, hs_list
-
-
-@njit(inline="always", **_CHECKED)
-def _gru_backward_stack(params, grads, table, X, xs_list, gs_list, hs_list, dhs, chunks):
-    n = X.shape[0]
-    for layer in range(table.shape[0] - 1, -1, -1):
-        W, U, _ = _gru_views(params, table, layer)
-        dW, dU, db = _gru_views(grads, table, layer)
-        H = U.shape[0]
-        inp = X if layer == 0 else hs_list[layer - 1]
-        dx = np.empty(inp.shape, dtype=X.dtype)
-        gru_cpu.layer_backward(inp, W, U, np.zeros((n, H), dtype=X.dtype), xs_list[layer], gs_list[layer],
-                               hs_list[layer], dhs, np.zeros((n, H), dtype=X.dtype), dW, dU, db, dx, chunks,
-                               layer > 0)
-        dhs = dx
+def _backward_stack(params, grads, table, keep, cache, dtop, chunks, need_dx):
+    """Every recurrent row backward from ``cache`` (the forward stack's lists) and
+    ``dtop``, the gradient reaching the top layer's output; writes the weight
+    gradients into ``grads``. Returns the gradient with respect to the first
+    layer's input when ``need_dx`` (else an empty array)."""
+    inputs, firsts, seconds, states, imasks, hmasks = cache
+    D = _directions(table)
+    keep_rev = reverse_time(keep) if D == 2 and keep.shape[0] > 0 else keep
+    dout = dtop
+    for layer in range(table.shape[0] // D - 1, -1, -1):
+        x0 = inputs[layer * D]
+        n, T, I = x0.shape
+        want_dx = layer > 0 or need_dx
+        dinp = np.zeros((n, T, I) if want_dx else (0, 0, 0), dtype=x0.dtype)
+        H = table[layer * D, 1]
+        for d in range(D):
+            row = layer * D + d
+            if D == 1:
+                dh = dout
+            elif d == 0:
+                dh = np.ascontiguousarray(dout[:, :, :H])
+            else:
+                dh = reverse_time(np.ascontiguousarray(dout[:, :, H:]))
+            dx = _layer_backward(params, grads, table, row, inputs[row], firsts[row], seconds[row], states[row], dh,
+                                 keep if d == 0 else keep_rev, hmasks[row], chunks, want_dx)
+            if want_dx:
+                if d == 1:
+                    dx = reverse_time(dx)
+                _add_scaled(dinp, dx, imasks[row])
+        dout = dinp
+    return dout
 
 
 # --- written once for every cell; compiled per cell by _compile_for_cell -----------------------
 
 
-def _forward_stack(params, table, X, chunks):  # pragma: no cover - each cell's kernels call their own
-    raise NotImplementedError("replaced by the cell's forward stack in _compile_for_cell")
+def _layer_forward(params, table, row, x, keep, hmask, chunks):  # pragma: no cover - each cell's own
+    raise NotImplementedError("replaced by the cell's layer forward in _compile_for_cell")
 
 
-def _backward_stack(params, grads, table, X, first, second, hs_list, dhs, chunks):  # pragma: no cover
-    raise NotImplementedError("replaced by the cell's backward stack in _compile_for_cell")
+def _layer_backward(params, grads, table, row, x, first, second, hs, dhs, keep, hmask, chunks,
+                    need_dx):  # pragma: no cover - each cell's own
+    raise NotImplementedError("replaced by the cell's layer backward in _compile_for_cell")
 
 
-def _network_forward(params, table, head, X, n_threads):
-    """Forward through every layer and the head. Returns the head's output
-    (n, O) and the per-layer lists of the stack's forward pass (see above)."""
-    n, T = X.shape[0], X.shape[1]
+def _network_forward(params, table, head, X, drop, seed, step, n_threads):
+    """Forward through the embedding (for tokens), every layer and the head.
+    Returns the head's output (n, O), the step mask, the stack's cache (see
+    :func:`_forward_stack`) and the head's input (n, 1, features)."""
+    n = X.shape[0]
     chunks = chunk_count(n, n_threads)
-    first, second, hs_list = _forward_stack(params, table, X, chunks)
+    keep = keep_steps(X)
+    inputs, firsts, seconds, states, imasks, hmasks, top = _forward_stack(
+        params, table, embedded(params, head, X), keep, drop, seed, step, chunks)
+    last = _top_features(top, _directions(table))
     Wd, bd = _head_views(params, head)
-    out = np.empty((n, 1, Wd.shape[1]), dtype=X.dtype)
+    out = np.empty((n, 1, Wd.shape[1]), dtype=params.dtype)
     out[:, 0, :] = bd
-    add_tile(out, FIRST, hs_list[-1], T - 1, Wd, FIRST, n)
-    return out[:, 0, :], first, second, hs_list
+    add_tile(out, FIRST, last, FIRST, Wd, FIRST, n)
+    return out[:, 0, :], keep, (inputs, firsts, seconds, states, imasks, hmasks), last
 
 
-def _batch_loss_grad(params, grads, table, head, Xb, Yb, Mb, loss_id, lparams, n_threads):
+def _batch_loss_grad(params, grads, table, head, Xb, Yb, Mb, loss_id, lparams, drop, seed, step, n_threads):
     """Loss on one batch; writes the gradient of every parameter into ``grads``."""
-    n, T = Xb.shape[0], Xb.shape[1]
+    n = Xb.shape[0]
     chunks = chunk_count(n, n_threads)
-    pred, first, second, hs_list = _network_forward(params, table, head, Xb, n_threads)
+    pred, keep, cache, last = _network_forward(params, table, head, Xb, drop, seed, step, n_threads)
     dpred64 = np.empty(pred.shape, dtype=np.float64)
     loss = _losses.loss_and_grad(loss_id, lparams, pred, Yb, Mb, dpred64)
-    dpred = dpred64.astype(Xb.dtype)
-    top = hs_list[-1]
-    Htop = top.shape[2]
-    last = np.ascontiguousarray(top[:, T - 1, :])
+    dpred = dpred64.astype(params.dtype)
     dWd, dbd = _head_views(grads, head)
     Wd, _ = _head_views(params, head)
     dWd[:, :] = 0
-    add_gram(dWd, np.ascontiguousarray(last.T), dpred)
+    add_gram(dWd, np.ascontiguousarray(last[:, 0, :].T), dpred)
     dbd[:] = dpred.sum(axis=0)
-    dhs = np.zeros((n, T, Htop), dtype=Xb.dtype)
-    add_tile(dhs, T - 1, dpred.reshape((n, 1, dpred.shape[1])), FIRST, np.ascontiguousarray(Wd.T), FIRST, n)
-    _backward_stack(params, grads, table, Xb, first, second, hs_list, dhs, chunks)
+    dlast = np.zeros(last.shape, dtype=params.dtype)
+    add_tile(dlast, FIRST, dpred.reshape((n, 1, dpred.shape[1])), FIRST, np.ascontiguousarray(Wd.T), FIRST, n)
+    top = cache[3][-1]
+    T, F = top.shape[1], last.shape[2]
+    D = _directions(table)
+    Hd = F // D
+    dtop = np.zeros((n, T, F), dtype=params.dtype)
+    dtop[:, T - 1, :Hd] = dlast[:, 0, :Hd]
+    if D == 2:
+        dtop[:, 0, Hd:] = dlast[:, 0, Hd:]
+    embedding = head[VOCABULARY] > 0
+    dX = _backward_stack(params, grads, table, keep, cache, dtop, chunks, embedding)
+    if embedding:
+        add_embedding_grad(grads, head, Xb, dX)
     return loss
 
 
@@ -200,16 +404,18 @@ def global_norm(v):
     return math.sqrt(s)
 
 
-def _train_epoch(params, grads, table, head, X, Y, M, order, batch_size, loss_id, lparams,
+def _train_epoch(params, grads, table, head, X, Y, M, order, batch_size, loss_id, lparams, drop, seed,
                  opt_kind, hp, state, step, clipnorm, n_threads, batch_losses):
     """All batches of one epoch, in the order given. Returns ``(failed_batch, step)``:
     ``failed_batch`` is -1, or the index of the first batch whose loss or
-    gradient was not finite (its update is not applied)."""
+    gradient was not finite (its update is not applied). Dropout masks are
+    drawn from ``seed`` and the update step."""
     n = order.shape[0]
     n_batches = (n + batch_size - 1) // batch_size
     for bi in range(n_batches):
         idx = order[bi * batch_size: min(n, (bi + 1) * batch_size)]
-        loss = _batch_loss_grad(params, grads, table, head, X[idx], Y[idx], M[idx], loss_id, lparams, n_threads)
+        loss = _batch_loss_grad(params, grads, table, head, X[idx], Y[idx], M[idx], loss_id, lparams, drop, seed,
+                                step, n_threads)
         norm = global_norm(grads)
         if not (math.isfinite(loss) and math.isfinite(norm)):
             return bi, step
@@ -221,45 +427,54 @@ def _train_epoch(params, grads, table, head, X, Y, M, order, batch_size, loss_id
     return -1, step
 
 
-def _predict_rows(params, table, head, X, n_threads, out):
-    """Head outputs for every row of ``X`` into ``out``, ``PREDICT_ROWS`` at a time."""
+def _predict_rows(params, table, head, X, drop, seed, step, n_threads, out):
+    """Head outputs for every row of ``X`` into ``out``, ``PREDICT_ROWS`` at a time
+    (with dropout on when ``drop`` is not zero: Monte-Carlo dropout)."""
     n = X.shape[0]
     for start in range(0, n, PREDICT_ROWS):
         stop = min(n, start + PREDICT_ROWS)
-        out[start:stop] = _network_forward(params, table, head, X[start:stop], n_threads)[0]
+        out[start:stop] = _network_forward(params, table, head, X[start:stop], drop, seed, step + start,
+                                           n_threads)[0]
 
 
 def _dataset_loss(params, table, head, X, Y, M, loss_id, lparams, n_threads):
-    """Mean loss over a whole data set, evaluated in ``PREDICT_ROWS`` passes."""
-    out = np.empty((X.shape[0], head[1]), dtype=X.dtype)
-    _predict_rows(params, table, head, X, n_threads, out)
+    """Mean loss over a whole data set (dropout off), evaluated in ``PREDICT_ROWS`` passes."""
+    out = np.empty((X.shape[0], head[1]), dtype=params.dtype)
+    _predict_rows(params, table, head, X, NO_DROPOUT, 0, 0, n_threads, out)
     dummy = np.empty(out.shape, dtype=np.float64)
     return _losses.loss_and_grad(loss_id, lparams, out, Y, M, dummy)
 
 
-_SHARED = (_network_forward, _batch_loss_grad, _train_epoch, _predict_rows, _dataset_loss)
+# The stack functions are inlined into their callers at the Numba IR level: as
+# functions of their own, each caller would link and optimize the layer kernels
+# once more (Numba re-optimizes a callee's code in every caller's module), which
+# made compiling a fit twice as slow.
+_INLINED = (_forward_stack, _backward_stack)
+_SHARED = (_forward_stack, _backward_stack, _network_forward, _batch_loss_grad, _train_epoch, _predict_rows,
+           _dataset_loss)
 
 
-def _compile_for_cell(cell, forward_stack, backward_stack):
+def _compile_for_cell(cell, layer_forward_fn, layer_backward_fn):
     """The shared functions compiled for one cell: copies of them whose global names
-    ``_forward_stack``/``_backward_stack`` are that cell's, and whose calls to one
+    ``_layer_forward``/``_layer_backward`` are that cell's, and whose calls to one
     another stay within the cell (as :func:`numlstm.kernels.gates.gpu_twin` does
     for the GPU). Each copy has a qualified name of its own, hence its own
     on-disk cache file under ``NUMLSTM_CACHE=1``. Compiled lazily, on first call."""
     namespace = dict(globals())
-    namespace.update(_forward_stack=forward_stack, _backward_stack=backward_stack)
+    namespace.update(_layer_forward=layer_forward_fn, _layer_backward=layer_backward_fn)
     kernels = {}
     for fn in _SHARED:
         twin = FunctionType(fn.__code__, namespace, fn.__name__, fn.__defaults__, fn.__closure__)
         twin.__qualname__ = f"{fn.__qualname__}_{cell}"
         twin.__doc__ = fn.__doc__
-        namespace[fn.__name__] = kernels[fn.__name__.lstrip("_")] = njit(**_CHECKED)(twin)
+        options = dict(_CHECKED, inline="always") if fn in _INLINED else _CHECKED
+        namespace[fn.__name__] = kernels[fn.__name__.lstrip("_")] = njit(**options)(twin)
     return SimpleNamespace(**kernels)
 
 
-_STACKS = {"lstm": (_lstm_forward_stack, _lstm_backward_stack), "gru": (_gru_forward_stack, _gru_backward_stack)}
+_LAYERS = {"lstm": (_lstm_layer_forward, _lstm_layer_backward), "gru": (_gru_layer_forward, _gru_layer_backward)}
 # Indexed by the cell column of Network.table (the cell's position in CELLS).
-_KERNELS = tuple(_compile_for_cell(cell, *_STACKS[cell]) for cell in CELLS)
+_KERNELS = tuple(_compile_for_cell(cell, *_LAYERS[cell]) for cell in CELLS)
 
 
 def kernels_for(table):
@@ -267,29 +482,36 @@ def kernels_for(table):
     return _KERNELS[table[0, CELL_COLUMN]]
 
 
-def network_forward(params, table, head, X, n_threads):
-    """Forward through every layer and the head: ``(out, first, second, hs_list)``,
-    the head's output (n, O) and the per-layer arrays of the stack's forward pass."""
-    return kernels_for(table).network_forward(params, table, head, X, n_threads)
+def _drop(drop):
+    return NO_DROPOUT if drop is None else np.asarray(drop, dtype=np.float64)
 
 
-def batch_loss_grad(params, grads, table, head, Xb, Yb, Mb, loss_id, lparams, n_threads):
-    """Loss on one batch; writes the gradient of every parameter into ``grads``."""
-    return kernels_for(table).batch_loss_grad(params, grads, table, head, Xb, Yb, Mb, loss_id, lparams, n_threads)
+def network_forward(params, table, head, X, n_threads, drop=None, seed=0, step=0):
+    """Forward through every layer and the head: ``(out, keep, cache, last)``, the
+    head's output (n, O), the step mask, the stack's per-row arrays and the head's input."""
+    return kernels_for(table).network_forward(params, table, head, X, _drop(drop), seed, step, n_threads)
+
+
+def batch_loss_grad(params, grads, table, head, Xb, Yb, Mb, loss_id, lparams, n_threads, drop=None, seed=0, step=0):
+    """Loss on one batch; writes the gradient of every parameter into ``grads``.
+    ``drop`` is ``(dropout, recurrent_dropout)``, the masks drawn from ``seed`` and ``step``."""
+    return kernels_for(table).batch_loss_grad(params, grads, table, head, Xb, Yb, Mb, loss_id, lparams, _drop(drop),
+                                              seed, step, n_threads)
 
 
 def train_epoch(params, grads, table, head, X, Y, M, order, batch_size, loss_id, lparams,
-                opt_kind, hp, state, step, clipnorm, n_threads, batch_losses):
+                opt_kind, hp, state, step, clipnorm, n_threads, batch_losses, drop=None, seed=0):
     """All batches of one epoch, in the order given, in one compiled call. Returns
     ``(failed_batch, step)``: ``failed_batch`` is -1, or the index of the first
     batch whose loss or gradient was not finite (its update is not applied)."""
     return kernels_for(table).train_epoch(params, grads, table, head, X, Y, M, order, batch_size, loss_id, lparams,
-                                          opt_kind, hp, state, step, clipnorm, n_threads, batch_losses)
+                                          _drop(drop), seed, opt_kind, hp, state, step, clipnorm, n_threads,
+                                          batch_losses)
 
 
-def predict_rows(params, table, head, X, n_threads, out):
+def predict_rows(params, table, head, X, n_threads, out, drop=None, seed=0, step=0):
     """Head outputs for every row of ``X`` into ``out``, ``PREDICT_ROWS`` at a time."""
-    kernels_for(table).predict_rows(params, table, head, X, n_threads, out)
+    kernels_for(table).predict_rows(params, table, head, X, _drop(drop), seed, step, n_threads, out)
 
 
 def dataset_loss(params, table, head, X, Y, M, loss_id, lparams, n_threads):
@@ -297,22 +519,25 @@ def dataset_loss(params, table, head, X, Y, M, loss_id, lparams, n_threads):
     return kernels_for(table).dataset_loss(params, table, head, X, Y, M, loss_id, lparams, n_threads)
 
 
-def predict(net, X, device="cpu"):
-    """Raw head outputs for ``X`` (n, time, features), on ``device`` ("cpu" or "cuda")."""
+def predict(net, X, device="cpu", drop=None, seed=0, step=0):
+    """Raw head outputs for ``X`` (n, time, features), or token ids (n, time), on
+    ``device`` ("cpu" or "cuda"). With ``drop``, dropout stays on (Monte-Carlo
+    dropout), its masks drawn from ``seed``."""
     if device == "cuda":
         from numlstm.core import gpu
 
-        return gpu.predict(net, X)
+        return gpu.predict(net, X, drop=drop, seed=seed, step=step)
     out = np.empty((X.shape[0], net.output_size), dtype=net.dtype)
-    predict_rows(net.params, net.table, net.head, X, kernel_threads(), out)
+    predict_rows(net.params, net.table, net.head, X, kernel_threads(), out, drop=drop, seed=seed, step=step)
     return out
 
 
 class _CpuTrainer:
     """The epoch loop's view of the CPU: parameters in ``net.params``, one compiled call per epoch."""
 
-    def __init__(self, net, X, Y, M, batch_size, loss_id, lparams, optimizer, clipnorm):
+    def __init__(self, net, X, Y, M, batch_size, loss_id, lparams, optimizer, clipnorm, drop=None, seed=0):
         self.net, self.X, self.Y, self.M = net, X, Y, M
+        self.drop, self.seed = _drop(drop), int(seed)
         self.batch_size, self.loss_id, self.lparams = batch_size, loss_id, lparams
         self.optimizer, self.clipnorm = optimizer, float(clipnorm or 0.0)
         self.grads = np.zeros_like(net.params)
@@ -325,7 +550,8 @@ class _CpuTrainer:
         net = self.net
         failed, self.step = train_epoch(net.params, self.grads, net.table, net.head, self.X, self.Y, self.M, order,
                                         self.batch_size, self.loss_id, self.lparams, self.optimizer.kind, self.hp,
-                                        self.state, self.step, self.clipnorm, self.n_threads, batch_losses)
+                                        self.state, self.step, self.clipnorm, self.n_threads, batch_losses,
+                                        drop=self.drop, seed=self.seed)
         return failed
 
     def dataset_loss(self, X, Y, M):
@@ -399,7 +625,7 @@ class EpochRecord:
 
 def fit(net, X, Y, M, *, epochs, batch_size, loss_id, lparams, optimizer, clipnorm,
         validation_fraction, early_stopping, patience, rng, verbose, X_val=None, Y_val=None, M_val=None,
-        device="cpu", client=None):
+        device="cpu", client=None, drop=None):
     """Train ``net`` in place; returns the history dict.
 
     ``X`` (n, time, features), ``Y``/``M`` (n, targets): targets and mask.
@@ -408,6 +634,9 @@ def fit(net, X, Y, M, *, epochs, batch_size, loss_id, lparams, optimizer, clipno
     weights stay at their last good values and :class:`NonFiniteLossError`
     names the epoch and batch. With a dask.distributed ``client``, gradients are
     computed data-parallel on its workers (:mod:`numlstm.core.distributed`).
+    ``drop`` is ``(dropout, recurrent_dropout)``: the masks are drawn from a seed
+    taken from ``rng`` (only when a rate is not zero, so a fit without dropout
+    draws exactly what it always did) and the update step.
     """
     if X_val is None and validation_fraction > 0:
         n_val = int(math.ceil(validation_fraction * X.shape[0]))
@@ -420,6 +649,8 @@ def fit(net, X, Y, M, *, epochs, batch_size, loss_id, lparams, optimizer, clipno
         M, M_val = M[:-n_val], M[-n_val:]
     validating = X_val is not None and X_val.shape[0] > 0
     n_threads = kernel_threads()
+    drop = _drop(drop)
+    seed = int(rng.integers(2 ** 62)) if drop.any() else 0
     record = EpochRecord(validating, early_stopping, patience, verbose, epochs)
     history, progress = record.history, record.progress
     trainer = None
@@ -428,6 +659,9 @@ def fit(net, X, Y, M, *, epochs, batch_size, loss_id, lparams, optimizer, clipno
             if device == "cuda" or client is not None:
                 raise ValueError("optimizer='lbfgs' runs on the CPU of this process only; use device='cpu' "
                                  "without a client, or Adam/SGD.")
+            if drop.any():
+                raise ValueError("optimizer='lbfgs' needs a deterministic loss, and dropout makes it random; use "
+                                 "optimizer='adam' (or 'sgd') with dropout, or dropout=0 and recurrent_dropout=0.")
             _fit_lbfgs(net, X, Y, M, epochs, loss_id, lparams, optimizer, n_threads, history, progress,
                        (X_val, Y_val, M_val) if validating else None)
             return history
@@ -436,13 +670,17 @@ def fit(net, X, Y, M, *, epochs, batch_size, loss_id, lparams, optimizer, clipno
         if client is not None:
             from numlstm.core.distributed import DistributedTrainer
 
+            if drop.any():
+                raise ValueError("dropout is not available with client= (data-parallel training); fit without a "
+                                 "client, or with dropout=0 and recurrent_dropout=0.")
             trainer = DistributedTrainer(client, net, X, Y, M, batch_size, loss_id, lparams, optimizer, clipnorm)
         elif device == "cuda":
             from numlstm.core.gpu import Trainer
 
-            trainer = Trainer(net, X, Y, M, batch_size, loss_id, lparams, optimizer, clipnorm)
+            trainer = Trainer(net, X, Y, M, batch_size, loss_id, lparams, optimizer, clipnorm, drop=drop, seed=seed)
         else:
-            trainer = _CpuTrainer(net, X, Y, M, batch_size, loss_id, lparams, optimizer, clipnorm)
+            trainer = _CpuTrainer(net, X, Y, M, batch_size, loss_id, lparams, optimizer, clipnorm, drop=drop,
+                                  seed=seed)
         batch_losses = np.zeros((n + batch_size - 1) // batch_size)
         batch_sizes = np.diff(np.minimum(np.arange(len(batch_losses) + 1) * batch_size, n))
         for epoch in range(epochs):

@@ -23,6 +23,7 @@ from __future__ import annotations
 import copy
 import json
 import math
+import numbers
 import os
 import warnings
 from concurrent.futures import ThreadPoolExecutor
@@ -36,7 +37,7 @@ from numlstm._validation import check_positive_int
 from numlstm.core import losses as _losses
 from numlstm.core import training as _training
 from numlstm.core.network import Network
-from numlstm.estimators import NotFittedError, check_training_params
+from numlstm.estimators import NotFittedError, check_dropout, check_training_params
 from numlstm.forecast import streaming, timeaxis
 from numlstm.forecast.windows import SeriesScaler, make_windows, window_inputs
 
@@ -115,6 +116,11 @@ class Forecaster(ParamsMixin):
     cell : {"lstm", "gru"}, default "lstm"
         The recurrent layer: LSTM, or GRU (Keras ``reset_after=True``
         layout, a third fewer weights per unit).
+    dropout, recurrent_dropout : float in [0, 1), default 0.0
+        Dropout on each layer's inputs and on the state entering the recurrent
+        product during training, as Keras (one mask per window, reused at
+        every step; off in predict). A model fitted with either can sample
+        forecasts with Monte-Carlo dropout: ``predict(..., samples=100)``.
 
     Attributes
     ----------
@@ -160,7 +166,7 @@ class Forecaster(ParamsMixin):
     def __init__(self, lookback=48, horizon=12, units=64, layers=1, quantiles=None, epochs=100, batch_size=64,
                  learning_rate=1e-3, relative="auto", calendar="auto", validation_fraction=0.2,
                  early_stopping=True, patience=5, clipnorm=1.0, dtype="float32", device="cpu",
-                 random_state=None, verbose=0, mode="global", cell="lstm"):
+                 random_state=None, verbose=0, mode="global", cell="lstm", dropout=0.0, recurrent_dropout=0.0):
         self.lookback = lookback
         self.horizon = horizon
         self.units = units
@@ -181,6 +187,8 @@ class Forecaster(ParamsMixin):
         self.verbose = verbose
         self.mode = mode
         self.cell = cell
+        self.dropout = dropout
+        self.recurrent_dropout = recurrent_dropout
 
     # ------------------------------------------------------------------ fit
 
@@ -335,7 +343,8 @@ class Forecaster(ParamsMixin):
 
         fit_kwargs = dict(epochs=self.epochs, batch_size=self.batch_size, loss_id=loss_id, lparams=lparams,
                           optimizer=params["optimizer"], clipnorm=self.clipnorm, validation_fraction=0.0,
-                          early_stopping=self.early_stopping, patience=self.patience, device=params["device"])
+                          early_stopping=self.early_stopping, patience=self.patience, device=params["device"],
+                          drop=params["drop"])
 
         def train_on(net, mask_train, mask_val, rng, verbose):
             Xt, Yt, Mt = rows(mask_train)
@@ -431,7 +440,7 @@ class Forecaster(ParamsMixin):
             net, blocks, cutter, train, val, epochs=self.epochs, batch_size=self.batch_size,
             shuffle_buffer=streaming.SHUFFLE_BUFFER, loss_id=loss_id, lparams=lparams,
             optimizer=params["optimizer"], clipnorm=self.clipnorm, early_stopping=self.early_stopping,
-            patience=self.patience, rng=rng, verbose=self.verbose)
+            patience=self.patience, rng=rng, verbose=self.verbose, drop=params["drop"])
         self.local_params_ = self.local_seeds_ = None
         return self._fitted(ds, net, params, scaler, history, n_windows, (targets, past, future), dim, freq,
                             series_dims, calendar, relative, axis, stats.tail)
@@ -451,7 +460,7 @@ class Forecaster(ParamsMixin):
 
     # -------------------------------------------------------------- predict
 
-    def predict(self, data=None, *, horizon=None, future_covariates=None):
+    def predict(self, data=None, *, horizon=None, future_covariates=None, samples=None, seed=0):
         """Forecast the next ``horizon`` steps after the end of ``data``.
 
         Parameters
@@ -467,6 +476,19 @@ class Forecaster(ParamsMixin):
         future_covariates : xarray.Dataset, optional
             Required when the model was fitted with future covariates: their
             values at the ``horizon`` time labels that follow ``data``.
+        samples : int, optional
+            Monte-Carlo dropout: for a model fitted with ``dropout`` or
+            ``recurrent_dropout``, run the network ``samples`` times with dropout
+            left on (fresh masks each time) and return every run along a
+            trailing ``sample`` dimension, an ensemble whose spread estimates
+            the model's uncertainty (Gal and Ghahramani, 2016): take
+            ``.quantile([0.1, 0.9], dim="sample")`` for a band, ``.mean("sample")``
+            for a point forecast. Not with ``quantiles``.
+        seed : int, default 0
+            Seeds the Monte-Carlo masks: the same seed and the same data give
+            the same samples. Masks are drawn per row of each network call, so
+            dask data split into other chunks of series gets other (equally
+            valid) samples.
 
         Returns
         -------
@@ -474,8 +496,9 @@ class Forecaster(ParamsMixin):
             One variable per target, with the target's dimensions and
             attributes; the time coordinate continues the data's own, one step
             after its last label. With ``quantiles``, a trailing ``quantile``
-            dimension. Series whose last ``lookback`` inputs are incomplete
-            get NaN (with a :class:`MissingInputWarning`).
+            dimension; with ``samples``, a trailing ``sample`` dimension. Series
+            whose last ``lookback`` inputs are incomplete get NaN (with a
+            :class:`MissingInputWarning`).
 
         Examples
         --------
@@ -489,13 +512,35 @@ class Forecaster(ParamsMixin):
         """
         self._check_fitted()
         h = self._check_horizon(horizon)
+        sampling = self._check_sampling(samples, seed)
         if data is not None and _is_lazy(_as_dataset(data, "data"), self._variables):
-            return self._lazy_predict(_as_dataset(data, "data"), h, future_covariates)
+            return self._lazy_predict(_as_dataset(data, "data"), h, future_covariates, sampling)
         features, positions, frame, new_time, time_attrs = self._prediction_features(data, future_covariates)
         rows = np.arange(features.shape[0])
-        out = self._forecast(features, positions, rows, np.full(rows.size, self.lookback - 1))[:, :h]
+        out = self._forecast(features, positions, rows, np.full(rows.size, self.lookback - 1), sampling)[:, :h]
         self._warn_missing(out, "the last lookback steps")
-        return self._dataset(out, frame, {self.dim_: (self.dim_, new_time[:h], dict(time_attrs))}, (self.dim_,))
+        return self._dataset(out, frame, {self.dim_: (self.dim_, new_time[:h], dict(time_attrs))}, (self.dim_,),
+                             sampling)
+
+    def _check_sampling(self, samples, seed):
+        """``(samples, seed)`` for Monte-Carlo dropout, or None."""
+        if samples is None:
+            return None
+        samples = check_positive_int(samples, "samples")
+        if isinstance(seed, (bool, np.bool_)) or not isinstance(seed, numbers.Integral) or seed < 0:
+            raise TypeError(f"seed must be a non-negative integer, got {seed!r}.")
+        if not self._drop().any():
+            raise ValueError("samples= draws Monte-Carlo dropout samples, but this model was fitted without "
+                             "dropout; fit it with dropout=0.1 (or recurrent_dropout=0.1), or use quantiles= for "
+                             "forecast bands.")
+        if self.quantiles_:
+            raise ValueError("samples= and quantiles cannot be combined: a quantile model already gives bands. "
+                             "Fit without quantiles to sample with dropout.")
+        return samples, int(seed)
+
+    def _drop(self):
+        """The (dropout, recurrent_dropout) the model was fitted with."""
+        return np.array([getattr(self, "dropout", 0.0) or 0.0, getattr(self, "recurrent_dropout", 0.0) or 0.0])
 
     def _prediction_features(self, data, future_covariates):
         """Features (S, lookback + horizon, F) of the series to forecast, in the order of
@@ -619,17 +664,17 @@ class Forecaster(ParamsMixin):
 
     # ------------------------------------------------------- dask: lazy results
 
-    def _lazy_template(self, ds, lead_coords, lead_dims, lead_shape):
+    def _lazy_template(self, ds, lead_coords, lead_dims, lead_shape, sampling=None):
         """An all-zero result shaped like the forecast of ``ds``, chunked like its series."""
         frame = self._frame(ds)
-        q = (len(self.quantiles_),) if self.quantiles_ else ()
+        q = (len(self.quantiles_),) if self.quantiles_ else (sampling[0],) if sampling is not None else ()
         shape = (max(frame.size, 1),) + lead_shape + (len(self.targets_),) + q
         zeros = np.broadcast_to(np.zeros((), dtype=self.network_.dtype), shape)
         chunks = ds.unify_chunks().chunksizes
-        return self._dataset(zeros, frame, lead_coords, lead_dims).chunk(
+        return self._dataset(zeros, frame, lead_coords, lead_dims, sampling).chunk(
             {d: chunks[d] for d in self.series_dims_ if d in chunks})
 
-    def _lazy_predict(self, ds, h, future_covariates):
+    def _lazy_predict(self, ds, h, future_covariates, sampling=None):
         """predict on dask-backed data: a lazy Dataset, one task per chunk of series."""
         self._check_data(ds)
         self._check_history(ds)
@@ -638,9 +683,11 @@ class Forecaster(ParamsMixin):
         new_time = timeaxis.continue_time_axis(recent[dim].values, self.horizon, self.freq_, name=dim)
         if future_covariates is not None:
             future_covariates = _as_dataset(future_covariates, "future_covariates").compute()  # the horizon only
-        template = self._lazy_template(recent, {dim: (dim, new_time[:h], dict(ds[dim].attrs))}, (dim,), (h,))
+        template = self._lazy_template(recent, {dim: (dim, new_time[:h], dict(ds[dim].attrs))}, (dim,), (h,), sampling)
+        samples, seed = sampling if sampling is not None else (None, 0)
         return xr.map_blocks(_predict_block, recent, args=[self._shipped()],
-                             kwargs={"horizon": h, "future_covariates": future_covariates}, template=template)
+                             kwargs={"horizon": h, "future_covariates": future_covariates, "samples": samples,
+                                     "seed": seed}, template=template)
 
     def _lazy_backtest(self, ds, start, stride, h):
         """backtest on dask-backed data: a lazy Dataset, one task per chunk of series."""
@@ -680,7 +727,7 @@ class Forecaster(ParamsMixin):
                              f"got {self.mode!r}.")
         return {"device": device, "lookback": lookback, "horizon": horizon, "units": units,
                 "validation_fraction": float(self.validation_fraction), "quantiles": _check_quantiles(self.quantiles),
-                "dtype": dtype, "optimizer": optimizer, "rng": rng}
+                "dtype": dtype, "optimizer": optimizer, "rng": rng, "drop": check_dropout(self)}
 
     def _check_fitted(self):
         if not hasattr(self, "network_"):
@@ -789,14 +836,17 @@ class Forecaster(ParamsMixin):
         known = np.arange(features.shape[2] - n_known, features.shape[2])
         return window_inputs(features, series, origin, self.lookback, self.horizon, known, self.network_.dtype)
 
-    def _forecast(self, features, positions, series, origin):
+    def _forecast(self, features, positions, series, origin, sampling=None):
         """Forecasts (n, horizon, n_targets[, Q]) in data units; NaN where inputs are missing."""
         n_targets = len(self.targets_)
         X, ok = self._windows(features, series, origin)
-        raw = self._raw_predict(X, positions[series]).astype(np.float64)
+        raw = self._raw_predict(X, positions[series], sampling).astype(np.float64)
         shape = (len(series), self.horizon, n_targets)
         if self.quantiles_:
             raw = np.sort(raw.reshape(shape + (len(self.quantiles_),)), axis=-1)  # quantiles never cross
+            expand = (slice(None), None, slice(None), None)
+        elif sampling is not None:
+            raw = raw.reshape(shape + (sampling[0],))
             expand = (slice(None), None, slice(None), None)
         else:
             raw = raw.reshape(shape)
@@ -808,16 +858,25 @@ class Forecaster(ParamsMixin):
         out[~ok] = np.nan
         return out.astype(self.network_.dtype, copy=False)
 
-    def _raw_predict(self, X, rows):
-        """The network's outputs for windows ``X`` of the fitted series ``rows``."""
+    def _raw_predict(self, X, rows, sampling=None):
+        """The network's outputs for windows ``X`` of the fitted series ``rows``; with
+        ``sampling`` (samples, seed), every Monte-Carlo run along a last axis."""
+        if sampling is not None:
+            samples, seed = sampling
+            # sample s draws its masks at step s of the stream seeded by ``seed``
+            runs = [self._raw_predict_once(X, rows, self._drop(), seed, s * PREDICT_STEP) for s in range(samples)]
+            return np.stack(runs, axis=-1)
+        return self._raw_predict_once(X, rows, None, 0, 0)
+
+    def _raw_predict_once(self, X, rows, drop, seed, step):
         if self.local_params_ is None:
-            return _training.predict(self.network_, X, self.device_)
+            return _training.predict(self.network_, X, self.device_, drop=drop, seed=seed, step=step)
         out = np.empty((X.shape[0], self.network_.output_size), dtype=self.network_.dtype)
         for position in np.unique(rows):
             net = copy.copy(self.network_)  # its own params: concurrent predicts share nothing mutable
             net.params = self.local_params_[position]
             sel = rows == position
-            out[sel] = _training.predict(net, np.ascontiguousarray(X[sel]), "cpu")
+            out[sel] = _training.predict(net, np.ascontiguousarray(X[sel]), "cpu", drop=drop, seed=seed, step=step)
         return out
 
     def _warn_missing(self, out, where):
@@ -828,14 +887,14 @@ class Forecaster(ParamsMixin):
                 "windows with a missing input are not forecast. Fill or drop those series to get forecasts.",
                 MissingInputWarning, stacklevel=3)
 
-    def _dataset(self, out, frame, lead_coords, lead_dims):
-        """A Dataset of forecasts ``out`` (n_series, *lead_shape, n_targets[, Q]) laid on ``frame``,
-        a DataArray with the series dimensions and coordinates of the rows."""
-        q_dims = ("quantile",) if self.quantiles_ else ()
+    def _dataset(self, out, frame, lead_coords, lead_dims, sampling=None):
+        """A Dataset of forecasts ``out`` (n_series, *lead_shape, n_targets[, Q or samples]) laid on
+        ``frame``, a DataArray with the series dimensions and coordinates of the rows."""
+        q_dims = ("quantile",) if self.quantiles_ else ("sample",) if sampling is not None else ()
         lead_shape = out.shape[1:1 + len(lead_dims)]
         result = xr.Dataset(attrs=dict(self._data_attrs))
         for k, name in enumerate(self.targets_):
-            arr = out[..., k, :] if self.quantiles_ else out[..., k]
+            arr = out[..., k, :] if q_dims else out[..., k]
             arr = arr.reshape(frame.shape + lead_shape + arr.shape[1 + len(lead_dims):])
             da = xr.DataArray(arr, dims=self.series_dims_ + lead_dims + q_dims,
                               attrs=dict(self._var_info[name]["attrs"]))
@@ -846,6 +905,9 @@ class Forecaster(ParamsMixin):
         if self.quantiles_:
             result = result.assign_coords(quantile=("quantile", np.asarray(self.quantiles_),
                                                     {"long_name": "quantile level"}))
+        elif sampling is not None:
+            result = result.assign_coords(sample=("sample", np.arange(sampling[0]),
+                                                  {"long_name": "Monte-Carlo dropout sample"}))
         return result
 
     # --------------------------------------------------------- model files
@@ -918,8 +980,13 @@ def _is_lazy(ds, variables):
     return any(name in ds.data_vars and ds[name].chunks is not None for name in variables)
 
 
-def _predict_block(block, shipped, horizon, future_covariates):
-    return shipped.values.item().predict(block, horizon=horizon, future_covariates=future_covariates)
+# Monte-Carlo sample s uses mask steps s * PREDICT_STEP + row offset (rows are predicted in passes of PREDICT_ROWS)
+PREDICT_STEP = _training.PREDICT_ROWS * 1024
+
+
+def _predict_block(block, shipped, horizon, future_covariates, samples, seed):
+    return shipped.values.item().predict(block, horizon=horizon, future_covariates=future_covariates,
+                                         samples=samples, seed=seed)
 
 
 def _backtest_block(block, shipped, start, stride, horizon):

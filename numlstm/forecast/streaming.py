@@ -234,10 +234,13 @@ class WindowCutter:
 
 
 def train(net, blocks, cutter, train_origins, val_origins, *, epochs, batch_size, shuffle_buffer, loss_id, lparams,
-          optimizer, clipnorm, early_stopping, patience, rng, verbose):
+          optimizer, clipnorm, early_stopping, patience, rng, verbose, drop=None):
     """The streamed twin of :func:`numlstm.core.training.fit`; returns the history and
     the number of training windows."""
-    trainer = _training._CpuTrainer(net, None, None, None, batch_size, loss_id, lparams, optimizer, clipnorm)
+    drop = _training._drop(drop)
+    seed = int(rng.integers(2 ** 62)) if drop.any() else 0  # as training.fit draws it
+    trainer = _training._CpuTrainer(net, None, None, None, batch_size, loss_id, lparams, optimizer, clipnorm,
+                                    drop=drop, seed=seed)
     validating = len(val_origins) > 0
     record = _training.EpochRecord(validating, early_stopping, patience, verbose, epochs)
     one = np.zeros(1)
@@ -293,7 +296,7 @@ def _one_batch(trainer, X, Y, M, losses):
     failed, trainer.step = _training.train_epoch(
         net.params, trainer.grads, net.table, net.head, X, Y, M, np.arange(len(X), dtype=np.int64), len(X),
         trainer.loss_id, trainer.lparams, trainer.optimizer.kind, trainer.hp, trainer.state, trainer.step,
-        trainer.clipnorm, trainer.n_threads, losses)
+        trainer.clipnorm, trainer.n_threads, losses, drop=trainer.drop, seed=trainer.seed)
     return failed
 
 

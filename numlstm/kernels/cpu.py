@@ -26,6 +26,13 @@ from numlstm.kernels.gates import cell_backward, cell_forward
 # compile a separate Literal[int](0) specialization of it (and of everything
 # it calls), which cost seconds of compilation each.
 FIRST = np.int64(0)
+# ``keep`` for no skipped steps (``hmask`` for no recurrent dropout is a (0, 0) array of the layer's dtype).
+NO_KEEP = np.zeros((0, 0), dtype=np.int8)
+
+
+def no_hmask(dtype):
+    """The ``hmask`` argument for no recurrent dropout."""
+    return np.zeros((0, 0), dtype=dtype)
 
 
 @njit(**CPU_OPTIONS)
@@ -118,46 +125,80 @@ def _cell_backward_row(z, c_prev, c, dh, dc):
 
 
 @njit(**CPU_OPTIONS)
-def forward_rows(x, W, U, b, h0, c0, zs, cs, hs, r0, r1):
+def masked_state(prev, hmask, hm, r):
+    """``hm[r, 0] = prev * hmask[r]``: the state entering the recurrent product under
+    recurrent dropout (one mask per row, the same at every step)."""
+    out = hm[r, 0]
+    m = hmask[r]
+    for j in range(out.shape[0]):
+        out[j] = prev[j] * m[j]
+
+
+@njit(**CPU_OPTIONS)
+def forward_rows(x, W, U, b, h0, c0, zs, cs, hs, r0, r1, keep, hmask, hm):
     """Rows ``r0:r1`` through every time step, a tile of rows at a time; fills
     pre-activations ``zs``, cell states ``cs`` and hidden states ``hs``.
-    ``h0``/``c0`` are (batch, 1, hidden)."""
+    ``h0``/``c0`` are (batch, 1, hidden).
+
+    ``keep`` (batch, time) int8, or shape (0, 0) for none: a step with
+    ``keep == 0`` is skipped, the states passing through it unchanged.
+    ``hmask`` (batch, hidden), or shape (0, 0) for none: recurrent dropout, the
+    state entering ``h @ U`` multiplied by the row's mask; ``hm`` (batch, 1,
+    hidden) is scratch for the masked states.
+    """
     T = x.shape[1]
     R = tile_rows(U.shape[1])
+    masked = hmask.shape[0] > 0
+    skipping = keep.shape[0] > 0
     for a in range(r0, r1, R):
         e = min(r1, a + R)
         for t in range(T):
             for r in range(a, e):
                 zs[r, t, :] = b
             add_tile(zs, t, x, t, W, a, e)
-            if t == 0:
-                add_tile(zs, t, h0, t, U, a, e)
+            if masked:
                 for r in range(a, e):
-                    _cell_forward_row(zs[r, 0], c0[r, 0], cs[r, 0], hs[r, 0])
-            else:
-                add_tile(zs, t, hs, t - 1, U, a, e)
-                for r in range(a, e):
-                    _cell_forward_row(zs[r, t], cs[r, t - 1], cs[r, t], hs[r, t])
+                    masked_state(h0[r, 0] if t == 0 else hs[r, t - 1], hmask, hm, r)
+            # one call site of the product (each one is compiled code of its own)
+            src, t_src = (hm, FIRST) if masked else ((h0, FIRST) if t == 0 else (hs, t - 1))
+            add_tile(zs, t, src, t_src, U, a, e)
+            for r in range(a, e):
+                c_prev = c0[r, 0] if t == 0 else cs[r, t - 1]
+                _cell_forward_row(zs[r, t], c_prev, cs[r, t], hs[r, t])
+                if skipping and keep[r, t] == 0:
+                    cs[r, t, :] = c_prev
+                    hs[r, t, :] = h0[r, 0] if t == 0 else hs[r, t - 1]
 
 
 @njit(parallel=True, **CPU_OPTIONS)
-def _forward_chunks(x, W, U, b, h0, c0, zs, cs, hs, n_chunks):
+def _forward_chunks(x, W, U, b, h0, c0, zs, cs, hs, n_chunks, keep, hmask, hm):
     B = x.shape[0]
     for chunk in prange(n_chunks):
-        forward_rows(x, W, U, b, h0, c0, zs, cs, hs, chunk * B // n_chunks, (chunk + 1) * B // n_chunks)
+        forward_rows(x, W, U, b, h0, c0, zs, cs, hs, chunk * B // n_chunks, (chunk + 1) * B // n_chunks, keep,
+                     hmask, hm)
 
 
 @njit(**CPU_OPTIONS)
-def layer_forward(x, W, U, b, h0, c0, zs, cs, hs, n_chunks):
-    """One layer forward over the whole batch, in ``n_chunks`` parallel chunks of rows."""
+def scratch_states(hmask, B, H, dtype):
+    """The (batch, 1, hidden) scratch for masked states (empty without recurrent dropout)."""
+    return np.empty((B if hmask.shape[0] > 0 else 0, 1, H), dtype=dtype)
+
+
+@njit(**CPU_OPTIONS)
+def layer_forward(x, W, U, b, h0, c0, zs, cs, hs, n_chunks, keep, hmask):
+    """One layer forward over the whole batch, in ``n_chunks`` parallel chunks of rows.
+
+    ``keep`` (batch, time) int8 and ``hmask`` (batch, hidden) as in
+    :func:`forward_rows`; pass shape (0, 0) arrays for neither."""
     B = x.shape[0]
     H = U.shape[0]
     h0 = h0.reshape((B, 1, H))
     c0 = c0.reshape((B, 1, H))
+    hm = scratch_states(hmask, B, H, x.dtype)
     if n_chunks > 1:
-        _forward_chunks(x, W, U, b, h0, c0, zs, cs, hs, n_chunks)
+        _forward_chunks(x, W, U, b, h0, c0, zs, cs, hs, n_chunks, keep, hmask, hm)
     else:
-        forward_rows(x, W, U, b, h0, c0, zs, cs, hs, FIRST, x.shape[0])
+        forward_rows(x, W, U, b, h0, c0, zs, cs, hs, FIRST, x.shape[0], keep, hmask, hm)
 
 
 @njit(**CPU_OPTIONS)
@@ -169,7 +210,33 @@ def add_gram(out, A_T, B):
 
 
 @njit(**CPU_OPTIONS)
-def backward_rows(x, W_T, U_T, h0, c0, zs, cs, hs, dhs, dh_carry, dc_carry, dW, dU, db, dx, r0, r1, need_dx, dh_t):
+def add_masked_carry(dh_carry, hm, hmask, r):
+    """``dh_carry[r, 0] += hm[r, 0] * hmask[r]``: the gradient through ``(h * mask) @ U``."""
+    out = dh_carry[r, 0]
+    g = hm[r, 0]
+    m = hmask[r]
+    for j in range(out.shape[0]):
+        out[j] += g[j] * m[j]
+
+
+@njit(**CPU_OPTIONS)
+def previous_states_T(h0, hs, hmask, a, e, T):
+    """The states entering each step's recurrent product (masked under recurrent
+    dropout), one column per (row, step) of rows ``a:e``."""
+    H = hs.shape[2]
+    h_T = np.empty((H, (e - a) * T), dtype=hs.dtype)
+    for r in range(a, e):
+        for t in range(T):
+            i = (r - a) * T + t
+            h_T[:, i] = h0[r, 0] if t == 0 else hs[r, t - 1]
+            if hmask.shape[0] > 0:
+                h_T[:, i] *= hmask[r]
+    return h_T
+
+
+@njit(**CPU_OPTIONS)
+def backward_rows(x, W_T, U_T, h0, c0, zs, cs, hs, dhs, dh_carry, dc_carry, dW, dU, db, dx, r0, r1, need_dx, dh_t,
+                  keep, hmask, hm):
     """Backpropagation through time for rows ``r0:r1``, a tile of rows at a time.
 
     ``h0``, ``c0``, ``dh_carry``, ``dc_carry`` are (batch, 1, hidden). On entry
@@ -177,22 +244,36 @@ def backward_rows(x, W_T, U_T, h0, c0, zs, cs, hs, dhs, dh_carry, dc_carry, dW, 
     ``dc_T``); on exit, those with respect to the initial states. ``zs`` is
     overwritten with the pre-activation gradients. The weight gradients of
     these rows are *added* to ``dW``, ``dU``, ``db`` (the caller gives each
-    thread its own). ``dh_t`` is a scratch row (H,).
+    thread its own). ``dh_t`` is a scratch row (H,). ``keep``, ``hmask`` and
+    ``hm`` as in :func:`forward_rows`: a skipped step passes its gradients
+    through and has zero pre-activation gradients.
     """
     T = zs.shape[1]
     R = tile_rows(zs.shape[2])
+    masked = hmask.shape[0] > 0
+    skipping = keep.shape[0] > 0
     for a in range(r0, r1, R):
         e = min(r1, a + R)
         for t in range(T - 1, -1, -1):
             for r in range(a, e):
                 dh_t[:] = dhs[r, t]
                 dh_t += dh_carry[r, 0]
+                if skipping and keep[r, t] == 0:
+                    zs[r, t, :] = 0
+                    dh_carry[r, 0, :] = dh_t
+                    continue
                 if t == 0:
                     _cell_backward_row(zs[r, t], c0[r, 0], cs[r, t], dh_t, dc_carry[r, 0])
                 else:
                     _cell_backward_row(zs[r, t], cs[r, t - 1], cs[r, t], dh_t, dc_carry[r, 0])
                 dh_carry[r, 0, :] = 0
-            add_tile(dh_carry, FIRST, zs, t, U_T, a, e)
+            if masked:
+                for r in range(a, e):
+                    hm[r, 0, :] = 0
+            add_tile(hm if masked else dh_carry, FIRST, zs, t, U_T, a, e)
+            if masked:
+                for r in range(a, e):
+                    add_masked_carry(dh_carry, hm, hmask, r)
             if need_dx:
                 for r in range(a, e):
                     dx[r, t, :] = 0
@@ -200,34 +281,42 @@ def backward_rows(x, W_T, U_T, h0, c0, zs, cs, hs, dhs, dh_carry, dc_carry, dW, 
         n = (e - a) * T
         dz = zs[a:e].reshape((n, zs.shape[2]))
         x_T = np.empty((x.shape[2], n), dtype=zs.dtype)
-        h_T = np.empty((hs.shape[2], n), dtype=zs.dtype)
         for r in range(a, e):
             for t in range(T):
-                i = (r - a) * T + t
-                x_T[:, i] = x[r, t]
-                h_T[:, i] = h0[r, 0] if t == 0 else hs[r, t - 1]
+                x_T[:, (r - a) * T + t] = x[r, t]
         add_gram(dW, x_T, dz)
-        add_gram(dU, h_T, dz)
+        add_gram(dU, previous_states_T(h0, hs, hmask, a, e, T), dz)
         for i in range(n):
             db += dz[i]
 
 
 @njit(parallel=True, **CPU_OPTIONS)
 def _backward_chunks(x, W_T, U_T, h0, c0, zs, cs, hs, dhs, dh_carry, dc_carry, dW_parts, dU_parts, db_parts, dx,
-                     n_chunks, need_dx):
+                     n_chunks, need_dx, keep, hmask, hm):
     B = zs.shape[0]
     H = U_T.shape[1]
     for chunk in prange(n_chunks):
         backward_rows(x, W_T, U_T, h0, c0, zs, cs, hs, dhs, dh_carry, dc_carry,
                       dW_parts[chunk], dU_parts[chunk], db_parts[chunk], dx,
-                      chunk * B // n_chunks, (chunk + 1) * B // n_chunks, need_dx, np.empty(H, dtype=zs.dtype))
+                      chunk * B // n_chunks, (chunk + 1) * B // n_chunks, need_dx, np.empty(H, dtype=zs.dtype),
+                      keep, hmask, hm)
 
 
 @njit(**CPU_OPTIONS)
-def layer_backward(x, W, U, h0, c0, zs, cs, hs, dhs, dh_carry, dc_carry, dW, dU, db, dx, n_chunks, need_dx):
+def sum_parts(parts, out):
+    """``out[:] = parts.sum(axis=0)``, added in a fixed order (chunk 0 first)."""
+    out[:] = parts[0]
+    for k in range(1, parts.shape[0]):
+        out += parts[k]
+
+
+@njit(**CPU_OPTIONS)
+def layer_backward(x, W, U, h0, c0, zs, cs, hs, dhs, dh_carry, dc_carry, dW, dU, db, dx, n_chunks, need_dx, keep,
+                   hmask):
     """One layer backward. Overwrites ``zs`` with gradients of the pre-activations,
     ``dh_carry``/``dc_carry`` (``dh_T``/``dc_T`` in, ``dh0``/``dc0`` out), and
-    writes ``dW``, ``dU``, ``db`` and, when ``need_dx``, ``dx``.
+    writes ``dW``, ``dU``, ``db`` and, when ``need_dx``, ``dx``. ``keep`` and
+    ``hmask`` as in :func:`layer_forward` (the same as the forward pass's).
 
     Each thread sums its rows' weight gradients into a buffer of its own; the
     buffers are added in a fixed order afterwards, so the result does not
@@ -241,19 +330,16 @@ def layer_backward(x, W, U, h0, c0, zs, cs, hs, dhs, dh_carry, dc_carry, dW, dU,
     c0 = c0.reshape((B, 1, H))
     dh_carry = dh_carry.reshape((B, 1, H))
     dc_carry = dc_carry.reshape((B, 1, H))
+    hm = scratch_states(hmask, B, H, zs.dtype)
     dW_parts = np.zeros((n_chunks,) + dW.shape, dtype=dW.dtype)
     dU_parts = np.zeros((n_chunks,) + dU.shape, dtype=dU.dtype)
     db_parts = np.zeros((n_chunks,) + db.shape, dtype=db.dtype)
     if n_chunks > 1:
         _backward_chunks(x, W_T, U_T, h0, c0, zs, cs, hs, dhs, dh_carry, dc_carry, dW_parts, dU_parts, db_parts, dx,
-                         n_chunks, need_dx)
+                         n_chunks, need_dx, keep, hmask, hm)
     else:
         backward_rows(x, W_T, U_T, h0, c0, zs, cs, hs, dhs, dh_carry, dc_carry, dW_parts[0], dU_parts[0],
-                      db_parts[0], dx, FIRST, zs.shape[0], need_dx, np.empty(H, dtype=zs.dtype))
-    dW[:] = dW_parts[0]
-    dU[:] = dU_parts[0]
-    db[:] = db_parts[0]
-    for k in range(1, n_chunks):
-        dW += dW_parts[k]
-        dU += dU_parts[k]
-        db += db_parts[k]
+                      db_parts[0], dx, FIRST, zs.shape[0], need_dx, np.empty(H, dtype=zs.dtype), keep, hmask, hm)
+    sum_parts(dW_parts, dW)
+    sum_parts(dU_parts, dU)
+    sum_parts(db_parts, db)

@@ -16,12 +16,31 @@ that neighbouring threads read neighbouring words.
 Weight gradients are sums over every (row, step) pair. They are reduced
 without atomics, so a result is the same bit for bit on every run: each block
 of ``PAIRS_PER_BLOCK`` pairs writes its partial sums to a buffer of its own
-(:func:`_partial_grads`), and a second kernel adds the buffers in block order
-(:func:`_reduce_parts`).
+(:func:`_partial_grads_kernel`), and a second kernel adds the buffers in
+block order (:func:`_reduce_parts`).
 
-Kernels compile lazily on first use, once per dtype. They avoid the ``min``
-and ``max`` builtins, whose CUDA overloads Numba compiles as separate device
-functions; a conditional expression is plain arithmetic. The launch sizes are
+Two optional per-row masks, ``None`` by default in :func:`layer_forward` and
+:func:`layer_backward`. Whether each is used is a compile-time constant of
+the kernels (a mask kernel is compiled only when first used), so the
+unmasked kernels hold no trace of the mask code; they are passed zero-size
+arrays in place of the masks, which they never read:
+
+- ``keep`` (batch, time), int8 0 or 1: a step with ``keep == 0`` is skipped,
+  the state passing through it unchanged (``h_t = h_{t-1}``, ``c_t =
+  c_{t-1}``; its pre-activations are stored as zeros). Backward, the gradient
+  reaching ``h_t`` and the cell-state carry pass straight through it, and
+  its pre-activation gradients are zero (it adds nothing to ``dx``, ``dW``,
+  ``dU``, ``db``: the weight-gradient kernel skips it outright, so padding
+  need not even be finite);
+- ``hmask`` (batch, hidden), the layer's dtype: recurrent dropout. The state
+  entering the recurrent product at every step is ``h_{t-1} * hmask[r]``, so
+  the gradient leaving through ``U`` is multiplied by it, and ``dU``
+  accumulates ``(h_{t-1} * hmask)^T dz``.
+
+Kernels compile lazily on first use, once per dtype (and per choice of
+masks). They avoid the ``min`` and ``max`` builtins, whose CUDA overloads
+Numba compiles as separate device functions; a conditional expression is
+plain arithmetic. The launch sizes are
 module attributes read at launch time (tests set them small so that the
 multi-block and tail paths run on the simulator). Nothing here validates:
 :mod:`numlstm.functional` does.
@@ -66,12 +85,15 @@ def _weight(M, staged, stage, row, col):
     return M[row, col]
 
 
-def _make_recurrent_kernels(dtype):
+def _make_recurrent_kernels(dtype, use_keep, use_hmask):
     """The forward and backward kernels for one dtype (a shared array's type is fixed
-    when the kernel is compiled)."""
+    when the kernel is compiled). ``use_keep``/``use_hmask`` are frozen into the
+    kernels as constants: without them the mask branches compile to nothing."""
 
     @cuda.jit
-    def forward(x, W, U, b, h0, c0, zs, cs, hs, rows_per_block, stage):
+    def forward(x, W, U, b, h0, c0, keep, hmask, zs, cs, hs, rows_per_block, stage):
+        """A tile of rows through the whole sequence. ``keep``/``hmask`` are the masks
+        of the module docstring (read only when ``use_keep``/``use_hmask``)."""
         staged = cuda.shared.array(0, dtype=dtype)
         if stage:  # every step reads all of U: read it from global memory once per block
             _stage(U, staged)
@@ -85,6 +107,13 @@ def _make_recurrent_kernels(dtype):
             while p < n_pairs:
                 r = r0 + p // H
                 j = p % H
+                c_prev = c0[r, j] if t == 0 else cs[r, t - 1, j]
+                if use_keep and keep[r, t] == 0:  # a skipped step: the state passes through
+                    zs[r, t, j] = zs[r, t, H + j] = zs[r, t, 2 * H + j] = zs[r, t, 3 * H + j] = 0
+                    cs[r, t, j] = c_prev
+                    hs[r, t, j] = h0[r, j] if t == 0 else hs[r, t - 1, j]
+                    p += cuda.blockDim.x
+                    continue
                 zi, zf, zg, zo = b[j], b[H + j], b[2 * H + j], b[3 * H + j]
                 for k in range(n_in):
                     v = x[r, t, k]
@@ -94,11 +123,12 @@ def _make_recurrent_kernels(dtype):
                     zo += v * W[k, 3 * H + j]
                 for m in range(H):
                     v = h0[r, m] if t == 0 else hs[r, t - 1, m]
+                    if use_hmask:
+                        v *= hmask[r, m]
                     zi += v * _weight(U, staged, stage, m, j)
                     zf += v * _weight(U, staged, stage, m, H + j)
                     zg += v * _weight(U, staged, stage, m, 2 * H + j)
                     zo += v * _weight(U, staged, stage, m, 3 * H + j)
-                c_prev = c0[r, j] if t == 0 else cs[r, t - 1, j]
                 _, _, _, _, c, h = cell_forward(zi, zf, zg, zo, c_prev)
                 zs[r, t, j] = zi
                 zs[r, t, H + j] = zf
@@ -110,9 +140,10 @@ def _make_recurrent_kernels(dtype):
             cuda.syncthreads()  # step t's hidden states are read by every thread at t + 1
 
     @cuda.jit
-    def backward(U_T, c0, zs, cs, dhs, dh_carry, dc_carry, dzs, rows_per_block, stage):
+    def backward(U_T, c0, zs, cs, dhs, dh_carry, dc_carry, keep, hmask, dzs, rows_per_block, stage):
         """BPTT for a tile of rows. ``dh_carry``/``dc_carry`` (B, H) hold ``dh_T``/``dc_T``
-        on entry and ``dh0``/``dc0`` on exit; ``dzs`` receives the pre-activation gradients."""
+        on entry and ``dh0``/``dc0`` on exit; ``dzs`` receives the pre-activation gradients.
+        ``keep``/``hmask`` as in the forward pass."""
         staged = cuda.shared.array(0, dtype=dtype)
         if stage:
             _stage(U_T, staged)
@@ -126,6 +157,11 @@ def _make_recurrent_kernels(dtype):
             while p < n_pairs:
                 r = r0 + p // H
                 j = p % H
+                if use_keep and keep[r, t] == 0:  # skipped: dh_t goes to h_{t-1}, dc_carry is unchanged
+                    dzs[r, t, j] = dzs[r, t, H + j] = dzs[r, t, 2 * H + j] = dzs[r, t, 3 * H + j] = 0
+                    dh_carry[r, j] += dhs[r, t, j]
+                    p += cuda.blockDim.x
+                    continue
                 c_prev = c0[r, j] if t == 0 else cs[r, t - 1, j]
                 dzi, dzf, dzg, dzo, dc_prev = cell_backward(
                     zs[r, t, j], zs[r, t, H + j], zs[r, t, 2 * H + j], zs[r, t, 3 * H + j], cs[r, t, j], c_prev,
@@ -141,10 +177,13 @@ def _make_recurrent_kernels(dtype):
             while p < n_pairs:
                 r = r0 + p // H
                 j = p % H
-                acc = dzs[r, t, 0] * _weight(U_T, staged, stage, 0, j)
-                for k in range(1, G):
-                    acc += dzs[r, t, k] * _weight(U_T, staged, stage, k, j)
-                dh_carry[r, j] = acc  # the gradient reaching h_{t-1} through the recurrence
+                if not (use_keep and keep[r, t] == 0):  # a skipped step's dh_carry is already dh_{t-1}
+                    acc = dzs[r, t, 0] * _weight(U_T, staged, stage, 0, j)
+                    for k in range(1, G):
+                        acc += dzs[r, t, k] * _weight(U_T, staged, stage, k, j)
+                    if use_hmask:
+                        acc *= hmask[r, j]
+                    dh_carry[r, j] = acc  # the gradient reaching h_{t-1} through the recurrence
                 p += cuda.blockDim.x
             cuda.syncthreads()
 
@@ -154,12 +193,12 @@ def _make_recurrent_kernels(dtype):
 _RECURRENT = {}
 
 
-def recurrent_kernels(dtype):
-    """``(forward, backward)`` for a NumPy float dtype, made on first use."""
-    dtype = np.dtype(dtype)
-    if dtype not in _RECURRENT:
-        _RECURRENT[dtype] = _make_recurrent_kernels(numba.from_dtype(dtype))
-    return _RECURRENT[dtype]
+def recurrent_kernels(dtype, use_keep=False, use_hmask=False):
+    """``(forward, backward)`` for a NumPy float dtype and a choice of masks, made on first use."""
+    key = np.dtype(dtype), bool(use_keep), bool(use_hmask)
+    if key not in _RECURRENT:
+        _RECURRENT[key] = _make_recurrent_kernels(numba.from_dtype(key[0]), key[1], key[2])
+    return _RECURRENT[key]
 
 
 def _shared_bytes(M):
@@ -185,33 +224,52 @@ def _input_grad_kernel(dzs, W, dx):
         dx[r, t, i] = acc
 
 
-@cuda.jit
-def _partial_grads(x, h0, hs, dzs, parts, pairs_per_block):
-    """Block ``blk`` sums ``[x_t, h_{t-1}, 1]^T dz_t`` over its pairs into ``parts[blk]``
-    (rows: inputs, then hidden units, then the bias)."""
-    B, T, n_in = x.shape
-    G = dzs.shape[2]
-    H = G // 4
-    first = cuda.blockIdx.x * pairs_per_block
-    last = first + pairs_per_block if first + pairs_per_block < B * T else B * T
-    n_out = (n_in + H + 1) * G
-    e = cuda.threadIdx.x
-    while e < n_out:
-        row = e // G
-        k = e % G
-        acc = dzs[0, 0, k] * 0
-        for pair in range(first, last):
-            r = pair // T
-            t = pair % T
-            if row < n_in:
-                a = x[r, t, row]
-            elif row < n_in + H:
-                a = h0[r, row - n_in] if t == 0 else hs[r, t - 1, row - n_in]
-            else:
-                a = dzs[r, t, k] * 0 + 1
-            acc += a * dzs[r, t, k]
-        parts[cuda.blockIdx.x, row, k] = acc
-        e += cuda.blockDim.x
+def _make_partial_grads(use_keep, use_hmask):
+    @cuda.jit
+    def partial_grads(x, h0, hs, dzs, keep, hmask, parts, pairs_per_block):
+        """Block ``blk`` sums ``[x_t, h_{t-1} * hmask, 1]^T dz_t`` over its pairs into
+        ``parts[blk]`` (rows: inputs, then hidden units, then the bias), leaving out the
+        pairs with ``keep == 0`` (the masks read only when ``use_keep``/``use_hmask``)."""
+        B, T, n_in = x.shape
+        G = dzs.shape[2]
+        H = G // 4
+        first = cuda.blockIdx.x * pairs_per_block
+        last = first + pairs_per_block if first + pairs_per_block < B * T else B * T
+        n_out = (n_in + H + 1) * G
+        e = cuda.threadIdx.x
+        while e < n_out:
+            row = e // G
+            k = e % G
+            acc = dzs[0, 0, k] * 0
+            for pair in range(first, last):
+                r = pair // T
+                t = pair % T
+                if use_keep and keep[r, t] == 0:
+                    continue
+                if row < n_in:
+                    a = x[r, t, row]
+                elif row < n_in + H:
+                    a = h0[r, row - n_in] if t == 0 else hs[r, t - 1, row - n_in]
+                    if use_hmask:
+                        a *= hmask[r, row - n_in]
+                else:
+                    a = dzs[r, t, k] * 0 + 1
+                acc += a * dzs[r, t, k]
+            parts[cuda.blockIdx.x, row, k] = acc
+            e += cuda.blockDim.x
+
+    return partial_grads
+
+
+_PARTIAL = {}
+
+
+def _partial_grads_kernel(use_keep=False, use_hmask=False):
+    """The kernel of partial weight gradients for a choice of masks, made on first use."""
+    key = bool(use_keep), bool(use_hmask)
+    if key not in _PARTIAL:
+        _PARTIAL[key] = _make_partial_grads(*key)
+    return _PARTIAL[key]
 
 
 @cuda.jit
@@ -245,21 +303,49 @@ def _blocks(n, per_block):
     return (n + per_block - 1) // per_block
 
 
-def layer_forward(x, W, U, b, h0, c0):
-    """One layer forward on the GPU; device arrays in, ``(zs, cs, hs)`` device arrays out."""
+_EMPTY = {}
+
+
+def _empty(dtype):
+    """A zero-size (0, 0) device array, made once per dtype: it owns no memory (its
+    pointer is null), and stands in for a mask that a kernel never reads."""
+    dtype = np.dtype(dtype)
+    if dtype not in _EMPTY:
+        _EMPTY[dtype] = cuda.device_array((0, 0), dtype=dtype)
+    return _EMPTY[dtype]
+
+
+def _mask_args(keep, hmask, dtype):
+    """``(keep, hmask, use_keep, use_hmask)`` for the kernels, a None mask replaced by an
+    empty array."""
+    return (_empty(np.int8) if keep is None else keep, _empty(dtype) if hmask is None else hmask,
+            keep is not None, hmask is not None)
+
+
+def layer_forward(x, W, U, b, h0, c0, keep=None, hmask=None):
+    """One layer forward on the GPU; device arrays in, ``(zs, cs, hs)`` device arrays out.
+
+    ``keep`` (device int8 (B, T), 0 or 1) skips the steps where it is 0, the
+    state passing through unchanged; ``hmask`` (device (B, H), the layer's
+    dtype) multiplies the state entering the recurrent product at every step
+    (recurrent dropout). Either may be None: no mask.
+    """
     B, T, _ = x.shape
     H = U.shape[0]
+    keep, hmask, use_keep, use_hmask = _mask_args(keep, hmask, x.dtype)
     zs = cuda.device_array((B, T, 4 * H), dtype=x.dtype)
     cs = cuda.device_array((B, T, H), dtype=x.dtype)
     hs = cuda.device_array((B, T, H), dtype=x.dtype)
     rows = ROWS_PER_BLOCK
-    forward, _ = recurrent_kernels(x.dtype)
+    forward, _ = recurrent_kernels(x.dtype, use_keep, use_hmask)
     shared = _shared_bytes(U)
-    launch(forward, _blocks(B, rows), THREADS, shared)(x, W, U, b, h0, c0, zs, cs, hs, rows, shared > 0)
+    launch(forward, _blocks(B, rows), THREADS, shared)(x, W, U, b, h0, c0, keep, hmask, zs, cs, hs, rows,
+                                                       shared > 0)
     return zs, cs, hs
 
 
-def layer_backward(x, W, U_T, h0, c0, zs, cs, hs, dhs, dh_carry, dc_carry, need_dx=True, out=None):
+def layer_backward(x, W, U_T, h0, c0, zs, cs, hs, dhs, dh_carry, dc_carry, need_dx=True, out=None, keep=None,
+                   hmask=None):
     """One layer backward on the GPU, from the forward pass's ``zs, cs, hs``.
 
     ``U_T`` is ``U.T`` as a C-contiguous (device) array.
@@ -267,16 +353,22 @@ def layer_backward(x, W, U_T, h0, c0, zs, cs, hs, dhs, dh_carry, dc_carry, need_
     in, ``dh0``/``dc0`` out. Returns device arrays ``(dx, dW, dU, db)`` (``dx``
     None unless ``need_dx``). With ``out`` (a device (input + hidden + 1, 4H) array, e.g.
     the layer's slice of a flat gradient buffer, whose rows are ``dW``, ``dU``, ``db``
-    in that order), the weight gradients are written there.
+    in that order), the weight gradients are written there. ``keep`` and ``hmask``
+    must be those of the forward pass (see :func:`layer_forward`; None: no mask):
+    a skipped step passes the gradients reaching it straight through and adds
+    nothing to ``dx`` or the weight gradients; the gradient leaving through ``U``
+    is multiplied by ``hmask``, and ``dU`` is taken against the masked states.
     """
     B, T, n_in = x.shape
     H = U_T.shape[1]
     G = 4 * H
+    keep, hmask, use_keep, use_hmask = _mask_args(keep, hmask, x.dtype)
     dzs = cuda.device_array((B, T, G), dtype=x.dtype)
     rows = ROWS_PER_BLOCK
-    _, backward = recurrent_kernels(x.dtype)
+    _, backward = recurrent_kernels(x.dtype, use_keep, use_hmask)
     shared = _shared_bytes(U_T)
-    launch(backward, _blocks(B, rows), THREADS, shared)(U_T, c0, zs, cs, dhs, dh_carry, dc_carry, dzs, rows, shared > 0)
+    launch(backward, _blocks(B, rows), THREADS, shared)(U_T, c0, zs, cs, dhs, dh_carry, dc_carry, keep, hmask, dzs,
+                                                        rows, shared > 0)
     dx = None
     if need_dx:
         dx = cuda.device_array((B, T, n_in), dtype=x.dtype)
@@ -284,7 +376,7 @@ def layer_backward(x, W, U_T, h0, c0, zs, cs, hs, dhs, dh_carry, dc_carry, need_
     per = PAIRS_PER_BLOCK
     n_parts = _blocks(B * T, per)
     parts = cuda.device_array((n_parts, n_in + H + 1, G), dtype=x.dtype)
-    launch(_partial_grads, n_parts, THREADS)(x, h0, hs, dzs, parts, per)
+    launch(_partial_grads_kernel(use_keep, use_hmask), n_parts, THREADS)(x, h0, hs, dzs, keep, hmask, parts, per)
     grads = cuda.device_array((n_in + H + 1, G), dtype=x.dtype) if out is None else out
     launch(_reduce_parts, _blocks((n_in + H + 1) * G, THREADS), THREADS)(parts, grads)
     return dx, grads[:n_in], grads[n_in:n_in + H], grads[n_in + H]

@@ -23,7 +23,8 @@ import numpy as np
 from numba import njit, prange
 
 from numlstm.kernels._jit import CPU_OPTIONS
-from numlstm.kernels.cpu import FIRST, add_gram, add_tile, tile_rows
+from numlstm.kernels.cpu import (FIRST, add_gram, add_masked_carry, add_tile, masked_state, previous_states_T,
+                                 scratch_states, sum_parts, tile_rows)
 from numlstm.kernels.gates import gru_cell_backward, gru_cell_forward
 
 @njit(**CPU_OPTIONS)
@@ -53,13 +54,18 @@ def _cell_backward_row(a, g, h_prev, dh):
 
 
 @njit(**CPU_OPTIONS)
-def forward_rows(x, W, U, b, h0, xs, gs, hs, r0, r1):
+def forward_rows(x, W, U, b, h0, xs, gs, hs, r0, r1, keep, hmask, hm):
     """Rows ``r0:r1`` through every time step, a tile of rows at a time; fills the
     input projections ``xs``, the recurrent projections ``gs`` and the hidden
-    states ``hs``. ``h0`` is (batch, 1, hidden)."""
+    states ``hs``. ``h0`` is (batch, 1, hidden). ``keep``, ``hmask`` and ``hm``
+    as in :func:`numlstm.kernels.cpu.forward_rows`: under recurrent dropout only
+    the recurrent product sees the masked state; the blend ``z * h_{t-1}`` uses
+    the state itself."""
     T = x.shape[1]
     R = tile_rows(U.shape[1])
     b_in, b_rec = b[0], b[1]
+    masked = hmask.shape[0] > 0
+    skipping = keep.shape[0] > 0
     for a in range(r0, r1, R):
         e = min(r1, a + R)
         for t in range(T):
@@ -67,58 +73,75 @@ def forward_rows(x, W, U, b, h0, xs, gs, hs, r0, r1):
                 xs[r, t, :] = b_in
                 gs[r, t, :] = b_rec
             add_tile(xs, t, x, t, W, a, e)
-            if t == 0:
-                add_tile(gs, t, h0, t, U, a, e)
+            if masked:
                 for r in range(a, e):
-                    _cell_forward_row(xs[r, 0], gs[r, 0], h0[r, 0], hs[r, 0])
-            else:
-                add_tile(gs, t, hs, t - 1, U, a, e)
-                for r in range(a, e):
-                    _cell_forward_row(xs[r, t], gs[r, t], hs[r, t - 1], hs[r, t])
+                    masked_state(h0[r, 0] if t == 0 else hs[r, t - 1], hmask, hm, r)
+            # one call site of the product (each one is compiled code of its own)
+            src, t_src = (hm, FIRST) if masked else ((h0, FIRST) if t == 0 else (hs, t - 1))
+            add_tile(gs, t, src, t_src, U, a, e)
+            for r in range(a, e):
+                h_prev = h0[r, 0] if t == 0 else hs[r, t - 1]
+                _cell_forward_row(xs[r, t], gs[r, t], h_prev, hs[r, t])
+                if skipping and keep[r, t] == 0:
+                    hs[r, t, :] = h_prev
 
 
 @njit(parallel=True, **CPU_OPTIONS)
-def _forward_chunks(x, W, U, b, h0, xs, gs, hs, n_chunks):
+def _forward_chunks(x, W, U, b, h0, xs, gs, hs, n_chunks, keep, hmask, hm):
     B = x.shape[0]
     for chunk in prange(n_chunks):
-        forward_rows(x, W, U, b, h0, xs, gs, hs, chunk * B // n_chunks, (chunk + 1) * B // n_chunks)
+        forward_rows(x, W, U, b, h0, xs, gs, hs, chunk * B // n_chunks, (chunk + 1) * B // n_chunks, keep, hmask, hm)
 
 
 @njit(**CPU_OPTIONS)
-def layer_forward(x, W, U, b, h0, xs, gs, hs, n_chunks):
-    """One GRU layer forward over the whole batch, in ``n_chunks`` parallel chunks of rows."""
+def layer_forward(x, W, U, b, h0, xs, gs, hs, n_chunks, keep, hmask):
+    """One GRU layer forward over the whole batch, in ``n_chunks`` parallel chunks of rows.
+    ``keep`` (batch, time) int8 and ``hmask`` (batch, hidden), or shape (0, 0) arrays for none."""
     B = x.shape[0]
-    h0 = h0.reshape((B, 1, U.shape[0]))
+    H = U.shape[0]
+    h0 = h0.reshape((B, 1, H))
+    hm = scratch_states(hmask, B, H, x.dtype)
     if n_chunks > 1:
-        _forward_chunks(x, W, U, b, h0, xs, gs, hs, n_chunks)
+        _forward_chunks(x, W, U, b, h0, xs, gs, hs, n_chunks, keep, hmask, hm)
     else:
-        forward_rows(x, W, U, b, h0, xs, gs, hs, FIRST, B)
+        forward_rows(x, W, U, b, h0, xs, gs, hs, FIRST, B, keep, hmask, hm)
 
 
 @njit(**CPU_OPTIONS)
-def backward_rows(x, W_T, U_T, h0, xs, gs, hs, dhs, dh_carry, dW, dU, db, dx, r0, r1, need_dx):
+def backward_rows(x, W_T, U_T, h0, xs, gs, hs, dhs, dh_carry, dW, dU, db, dx, r0, r1, need_dx, keep, hmask, hm):
     """Backpropagation through time for rows ``r0:r1``, a tile of rows at a time.
 
     ``h0`` and ``dh_carry`` are (batch, 1, hidden); the carry holds ``dh_T``
     on entry and ``dh0`` on exit. ``xs``/``gs`` are overwritten with the
     gradients of the input/recurrent projections. The weight gradients of
     these rows are *added* to ``dW``, ``dU``, ``db`` (the caller gives each
-    thread its own).
+    thread its own). ``keep``, ``hmask``, ``hm`` as in :func:`forward_rows`.
     """
     T = xs.shape[1]
     G = xs.shape[2]
     R = tile_rows(G)
+    masked = hmask.shape[0] > 0
+    skipping = keep.shape[0] > 0
     for a in range(r0, r1, R):
         e = min(r1, a + R)
         for t in range(T - 1, -1, -1):
             for r in range(a, e):
                 dh_t = dh_carry[r, 0]
                 dh_t += dhs[r, t]
-                if t == 0:
+                if skipping and keep[r, t] == 0:  # the gradient passes through to h_{t-1}
+                    xs[r, t, :] = 0
+                    gs[r, t, :] = 0
+                elif t == 0:
                     _cell_backward_row(xs[r, t], gs[r, t], h0[r, 0], dh_t)
                 else:
                     _cell_backward_row(xs[r, t], gs[r, t], hs[r, t - 1], dh_t)
-            add_tile(dh_carry, FIRST, gs, t, U_T, a, e)
+            if masked:
+                for r in range(a, e):
+                    hm[r, 0, :] = 0
+            add_tile(hm if masked else dh_carry, FIRST, gs, t, U_T, a, e)
+            if masked:
+                for r in range(a, e):
+                    add_masked_carry(dh_carry, hm, hmask, r)
             if need_dx:
                 for r in range(a, e):
                     dx[r, t, :] = 0
@@ -127,14 +150,11 @@ def backward_rows(x, W_T, U_T, h0, xs, gs, hs, dhs, dh_carry, dW, dU, db, dx, r0
         da = xs[a:e].reshape((n, G))
         dg = gs[a:e].reshape((n, G))
         x_T = np.empty((x.shape[2], n), dtype=xs.dtype)
-        h_T = np.empty((hs.shape[2], n), dtype=xs.dtype)
         for r in range(a, e):
             for t in range(T):
-                i = (r - a) * T + t
-                x_T[:, i] = x[r, t]
-                h_T[:, i] = h0[r, 0] if t == 0 else hs[r, t - 1]
+                x_T[:, (r - a) * T + t] = x[r, t]
         add_gram(dW, x_T, da)
-        add_gram(dU, h_T, dg)
+        add_gram(dU, previous_states_T(h0, hs, hmask, a, e, T), dg)
         db_in, db_rec = db[0], db[1]
         for i in range(n):
             db_in += da[i]
@@ -143,18 +163,20 @@ def backward_rows(x, W_T, U_T, h0, xs, gs, hs, dhs, dh_carry, dW, dU, db, dx, r0
 
 @njit(parallel=True, **CPU_OPTIONS)
 def _backward_chunks(x, W_T, U_T, h0, xs, gs, hs, dhs, dh_carry, dW_parts, dU_parts, db_parts, dx, n_chunks,
-                     need_dx):
+                     need_dx, keep, hmask, hm):
     B = xs.shape[0]
     for chunk in prange(n_chunks):
         backward_rows(x, W_T, U_T, h0, xs, gs, hs, dhs, dh_carry, dW_parts[chunk], dU_parts[chunk],
-                      db_parts[chunk], dx, chunk * B // n_chunks, (chunk + 1) * B // n_chunks, need_dx)
+                      db_parts[chunk], dx, chunk * B // n_chunks, (chunk + 1) * B // n_chunks, need_dx, keep, hmask,
+                      hm)
 
 
 @njit(**CPU_OPTIONS)
-def layer_backward(x, W, U, h0, xs, gs, hs, dhs, dh_carry, dW, dU, db, dx, n_chunks, need_dx):
+def layer_backward(x, W, U, h0, xs, gs, hs, dhs, dh_carry, dW, dU, db, dx, n_chunks, need_dx, keep, hmask):
     """One GRU layer backward. Overwrites ``xs``/``gs`` with the gradients of the
     projections and ``dh_carry`` (``dh_T`` in, ``dh0`` out), and writes ``dW``,
-    ``dU``, ``db`` (2, 3H) and, when ``need_dx``, ``dx``.
+    ``dU``, ``db`` (2, 3H) and, when ``need_dx``, ``dx``. ``keep`` and ``hmask``
+    as in :func:`layer_forward`.
 
     Each thread sums its rows' weight gradients into a buffer of its own; the
     buffers are added in a fixed order afterwards, so the result does not
@@ -166,19 +188,16 @@ def layer_backward(x, W, U, h0, xs, gs, hs, dhs, dh_carry, dW, dU, db, dx, n_chu
     W_T = np.ascontiguousarray(W.T)
     h0 = h0.reshape((B, 1, H))
     dh_carry = dh_carry.reshape((B, 1, H))
+    hm = scratch_states(hmask, B, H, xs.dtype)
     dW_parts = np.zeros((n_chunks,) + dW.shape, dtype=dW.dtype)
     dU_parts = np.zeros((n_chunks,) + dU.shape, dtype=dU.dtype)
     db_parts = np.zeros((n_chunks,) + db.shape, dtype=db.dtype)
     if n_chunks > 1:
         _backward_chunks(x, W_T, U_T, h0, xs, gs, hs, dhs, dh_carry, dW_parts, dU_parts, db_parts, dx, n_chunks,
-                         need_dx)
+                         need_dx, keep, hmask, hm)
     else:
         backward_rows(x, W_T, U_T, h0, xs, gs, hs, dhs, dh_carry, dW_parts[0], dU_parts[0], db_parts[0], dx,
-                      FIRST, B, need_dx)
-    dW[:] = dW_parts[0]
-    dU[:] = dU_parts[0]
-    db[:] = db_parts[0]
-    for k in range(1, n_chunks):
-        dW += dW_parts[k]
-        dU += dU_parts[k]
-        db += db_parts[k]
+                      FIRST, B, need_dx, keep, hmask, hm)
+    sum_parts(dW_parts, dW)
+    sum_parts(dU_parts, dU)
+    sum_parts(db_parts, db)

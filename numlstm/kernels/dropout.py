@@ -1,0 +1,80 @@
+"""Dropout masks from a counter-based hash: the same masks on the CPU and the GPU.
+
+A mask entry is a pure function of ``(seed, step, stream, row, col)``: the
+fit's seed, the update step (the batch counter), a stream naming the layer,
+direction and kind of mask, the row of the batch and the unit. So a fit with
+the same seed draws the same masks on every run, on either device, with any
+number of threads, and the GPU needs no random-number state at all.
+
+The hash is a chain of 32-bit integer mixers (multiply, xor-shift), written
+with int64 arithmetic whose products stay below 2**63, so it overflows
+nowhere: not in compiled code and not under Numba's CUDA simulator, which runs
+it as Python.
+"""
+
+import numpy as np
+from numba import njit
+from numba.extending import register_jitable
+
+from numlstm.kernels._jit import CPU_OPTIONS
+
+_LOW32 = 0xFFFFFFFF
+
+# Streams: per recurrent row of the network (layer * directions + direction), two kinds.
+INPUT_MASK = 0  # dropout on the layer's inputs
+STATE_MASK = 1  # recurrent dropout on the state entering the recurrent product
+
+
+@register_jitable
+def _mix(x):
+    """A bijective mixer of 32-bit values held in int64 (multipliers below 2**31)."""
+    x ^= x >> 16
+    x = (x * 0x7FEB352D) & _LOW32
+    x ^= x >> 15
+    x = (x * 0x446CA68B) & _LOW32
+    x ^= x >> 16
+    return x
+
+
+@register_jitable
+def uniform(seed, step, stream, row, col):
+    """A uniform number in [0, 1) for one mask entry."""
+    h = _mix(seed & _LOW32)
+    h = _mix(h ^ ((seed >> 32) & _LOW32))
+    h = _mix(h ^ (step & _LOW32))
+    h = _mix(h ^ (stream & _LOW32))
+    h = _mix(h ^ (row & _LOW32))
+    h = _mix(h ^ (col & _LOW32))
+    return h / 4294967296.0
+
+
+@register_jitable
+def keep_scale(seed, step, stream, row, col, rate):
+    """The mask entry: ``1 / (1 - rate)`` for a kept unit, 0 for a dropped one
+    (inverted dropout, as Keras: the expected value is unchanged)."""
+    if uniform(seed, step, stream, row, col) < rate:
+        return 0.0
+    return 1.0 / (1.0 - rate)
+
+
+def stream(row, kind):
+    """The stream of mask ``kind`` (INPUT_MASK or STATE_MASK) of recurrent row ``row``."""
+    return 2 * row + kind
+
+
+stream_of = register_jitable(stream)
+
+
+@njit(**CPU_OPTIONS)
+def fill(out, seed, step, stream, rate):
+    """``out`` (rows, units) filled with the mask of ``stream`` at ``step``."""
+    for r in range(out.shape[0]):
+        for j in range(out.shape[1]):
+            out[r, j] = keep_scale(seed, step, stream, r, j, rate)
+
+
+def mask(rows, units, seed, step, stream, rate, dtype=np.float64):
+    """A (rows, units) mask as a new array (for tests and the Python side)."""
+    out = np.empty((rows, units), dtype=dtype)
+    fill(out, np.int64(seed), np.int64(step), np.int64(stream), float(rate))
+    return out
