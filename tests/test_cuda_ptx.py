@@ -100,6 +100,19 @@ def _signatures(dt):
         g._sum_squares: (A(dt, 1), A(f64, 1)),
         g._check_and_scale: (A(f64, 1), A(f64, 1), i64, f64, A(i64, 1), A(f64, 1)),
         g._update: (i64, A(dt, 1), A(dt, 1), A(dt, 2), f64, A(f64, 1), A(i64, 1), A(f64, 1)),
+        # dropout, bidirectional layers, token input
+        g._dropout_mask: (i64, i64, i64, f64, A(dt, 2)),
+        g._layer_input: (A(dt, 3), A(dt, 2), types.boolean, A(dt, 3)),
+        g._reverse_steps: (A(types.int8, 2), A(types.int8, 2)),
+        g._concat_directions: (A(dt, 3), A(dt, 3), A(dt, 3)),
+        g._top_features: (A(dt, 3), A(dt, 3)),
+        g._spread_top: (A(dt, 3), A(dt, 3)),
+        g._direction_grad: (A(dt, 3), i64, A(dt, 3)),
+        g._add_input_grad: (A(dt, 3), A(dt, 3), A(dt, 2), types.boolean, types.boolean),
+        g._embed: (A(dt, 1), i64, A(i64, 2), A(dt, 3)),
+        g._keep_of: (A(i64, 2), A(types.int8, 2)),
+        g._zero1: (A(dt, 1), i64, i64),
+        g._embedding_grad: (A(dt, 3), A(i64, 1), A(i64, 1), A(i64, 1), i64, i64, A(dt, 1), i64),
     }
 
 

@@ -13,6 +13,13 @@ The loss and the optimizer rule are the CPU's own code
 :func:`numlstm.core.optimizers.update_one`), compiled for the GPU. Every
 reduction is done in a fixed order (per-block partial sums, then one pass
 over them), so a fit gives the same result on every run.
+
+Dropout, bidirectional layers and token input (an embedding layer) run as on
+the CPU: the dropout masks come from the same counter-based hash
+(:mod:`numlstm.kernels.dropout`) with the same seed, step and streams, so
+both devices draw the same masks; the embedding gradient is summed per
+token without atomics (see :class:`Trainer`). A network without these
+features launches exactly the kernels it did before they existed.
 """
 
 import math
@@ -21,7 +28,9 @@ import numpy as np
 from numba import cuda
 
 from numlstm.core import losses as _losses
+from numlstm.core.network import EMBED_DIM, EMBED_OFFSET, VOCABULARY
 from numlstm.core.optimizers import step_size, update_one
+from numlstm.kernels import dropout as _dropout
 from numlstm.kernels.gates import gpu_twin
 from numlstm.kernels import cuda as kernels
 from numlstm.kernels import gru_cuda
@@ -120,6 +129,200 @@ def _head_backward(hs, Wd, dpred, dWd, dbd, dhs):
         dhs[r, t, j] = acc
 
 
+# --- dropout, embedding and bidirectional layers: small element-wise kernels ----------------------
+
+
+@cuda.jit
+def _dropout_mask(seed, step, stream, rate, out):
+    """``out[r, j]``: the dropout mask entry of the CPU's :func:`numlstm.kernels.dropout.fill`."""
+    rows, units = out.shape
+    e = cuda.grid(1)
+    if e < rows * units:
+        r = e // units
+        j = e % units
+        out[r, j] = _dropout.keep_scale(seed, step, stream, r, j, rate)
+
+
+@cuda.jit
+def _layer_input(inp, imask, reverse, out):
+    """``out[r, t] = inp[r, t'] * imask[r]``, ``t'`` being ``t`` or, with ``reverse``,
+    ``T - 1 - t``; a (0, 0) ``imask`` means no mask."""
+    n, T, F = out.shape
+    e = cuda.grid(1)
+    if e < n * T * F:
+        j = e % F
+        t = (e // F) % T
+        r = e // (F * T)
+        src = T - 1 - t if reverse else t
+        v = inp[r, src, j]
+        if imask.shape[0] > 0:
+            v = v * imask[r, j]
+        out[r, t, j] = v
+
+
+@cuda.jit
+def _reverse_steps(a, out):
+    """``out[r, t] = a[r, T - 1 - t]`` for (n, T) arrays (the step mask of the reverse direction)."""
+    n, T = out.shape
+    e = cuda.grid(1)
+    if e < n * T:
+        r = e // T
+        t = e % T
+        out[r, t] = a[r, T - 1 - t]
+
+
+@cuda.jit
+def _concat_directions(forward, reverse, out):
+    """A bidirectional layer's output, as the CPU's ``_concat_directions``: the forward
+    states at step t, then the reverse direction's states at the same position."""
+    n, T, H = forward.shape
+    e = cuda.grid(1)
+    if e < n * T * 2 * H:
+        j = e % (2 * H)
+        t = (e // (2 * H)) % T
+        r = e // (2 * H * T)
+        if j < H:
+            out[r, t, j] = forward[r, t, j]
+        else:
+            out[r, t, j] = reverse[r, T - 1 - t, j - H]
+
+
+@cuda.jit
+def _top_features(top, out):
+    """The head's input (n, 1, 2H) of a bidirectional top layer: the forward direction's
+    last step, the reverse direction's final state (at position 0)."""
+    n, T, F = top.shape
+    Hd = F // 2
+    e = cuda.grid(1)
+    if e < n * F:
+        r = e // F
+        j = e % F
+        out[r, 0, j] = top[r, T - 1, j] if j < Hd else top[r, 0, j]
+
+
+@cuda.jit
+def _spread_top(dlast, dtop):
+    """The gradient reaching a bidirectional top layer's output from ``dlast`` (n, 1, 2H),
+    the gradient of :func:`_top_features`'s output; zero elsewhere."""
+    n, T, F = dtop.shape
+    Hd = F // 2
+    e = cuda.grid(1)
+    if e < n * T * F:
+        j = e % F
+        t = (e // F) % T
+        r = e // (F * T)
+        v = dlast[r, 0, j] * 0
+        if (j < Hd and t == T - 1) or (j >= Hd and t == 0):
+            v = dlast[r, 0, j]
+        dtop[r, t, j] = v
+
+
+@cuda.jit
+def _direction_grad(dout, direction, out):
+    """The part of ``dout`` (n, T, 2H) of one direction, (n, T, H): the forward units,
+    or the reverse units in the reverse direction's own step order."""
+    n, T, H = out.shape
+    e = cuda.grid(1)
+    if e < n * T * H:
+        j = e % H
+        t = (e // H) % T
+        r = e // (H * T)
+        if direction == 0:
+            out[r, t, j] = dout[r, t, j]
+        else:
+            out[r, t, j] = dout[r, T - 1 - t, H + j]
+
+
+@cuda.jit
+def _add_input_grad(dinp, dx, imask, reverse, first):
+    """``dinp (+)= dx' * imask`` as the CPU's ``_add_scaled`` (``dinp`` starting at zero
+    when ``first``), ``dx'`` being ``dx`` or, with ``reverse``, ``dx`` reversed in time;
+    a (0, 0) ``imask`` means no mask."""
+    n, T, F = dinp.shape
+    e = cuda.grid(1)
+    if e < n * T * F:
+        j = e % F
+        t = (e // F) % T
+        r = e // (F * T)
+        v = dx[r, T - 1 - t if reverse else t, j]
+        acc = v * 0 if first else dinp[r, t, j]
+        if imask.shape[0] > 0:
+            acc += v * imask[r, j]
+        else:
+            acc += v
+        dinp[r, t, j] = acc
+
+
+@cuda.jit
+def _embed(params, offset, X, out):
+    """``out[r, t] = E[X[r, t]]``, ``E`` the (vocabulary, dim) matrix at ``offset`` of ``params``."""
+    n, T, E = out.shape
+    e = cuda.grid(1)
+    if e < n * T * E:
+        j = e % E
+        t = (e // E) % T
+        r = e // (E * T)
+        out[r, t, j] = params[offset + X[r, t] * E + j]
+
+
+@cuda.jit
+def _keep_of(X, keep):
+    """The step mask of token sequences: 1 where the token is not padding (0)."""
+    n, T = X.shape
+    e = cuda.grid(1)
+    if e < n * T:
+        keep[e // T, e % T] = 1 if X[e // T, e % T] != 0 else 0
+
+
+@cuda.jit
+def _zero1(a, start, stop):
+    i = start + cuda.grid(1)
+    if i < stop:
+        a[i] = 0
+
+
+@cuda.jit
+def _embedding_grad(dX, perm, tokens, starts, begin, n_tokens, grads, offset):
+    """One thread per (distinct token of the batch, unit): the token's embedding row of
+    ``grads`` is the sum of ``dX`` over the batch's (row, step) positions holding it,
+    added in row, then step order (the CPU's order). ``perm[starts[begin + u]:starts[begin
+    + u + 1]]`` are those positions (flat ``r * T + t``) of token ``tokens[begin + u]``."""
+    n, T, E = dX.shape
+    e = cuda.grid(1)
+    if e < n_tokens * E:
+        u = begin + e // E
+        j = e % E
+        acc = dX[0, 0, j] * 0
+        for p in range(starts[u], starts[u + 1]):
+            q = perm[p]
+            acc += dX[q // T, q % T, j]
+        grads[offset + tokens[u] * E + j] = acc
+
+
+def token_groups(batches):
+    """For the embedding gradient, per batch of token ids (n, T) (host arrays): its
+    positions grouped by token, in row-then-step order within a token (a stable sort).
+    Returns host arrays ``(perm, tokens, starts)`` of all batches one after another
+    (positions local to their batch; ``starts`` has one entry past each batch's last
+    token) and per batch ``(begin, n_tokens)`` into ``tokens``/``starts``."""
+    perms, tokens, starts, spans = [], [], [], []
+    n_tok = 0
+    at = 0
+    for Xb in batches:
+        flat = np.ascontiguousarray(Xb).reshape(-1)
+        perm = np.argsort(flat, kind="stable")
+        uniq, first = np.unique(flat[perm], return_index=True)
+        perms.append(perm)
+        tokens.append(uniq)
+        starts.append(np.append(first, flat.size) + at)
+        tokens.append(uniq[-1:])  # a filler, so that ``starts`` and ``tokens`` stay aligned
+        spans.append((n_tok, len(uniq)))
+        n_tok += len(uniq) + 1
+        at += flat.size
+    return (np.concatenate(perms).astype(np.int64), np.concatenate(tokens).astype(np.int64),
+            np.concatenate(starts).astype(np.int64), spans)
+
+
 @cuda.jit
 def _sum_squares(v, parts):
     acc = 0.0
@@ -162,25 +365,40 @@ def _zeros(shape, dtype):
     return a
 
 
+def _rates(drop):
+    """``(dropout, recurrent_dropout)`` as float64, zeros for None."""
+    return np.zeros(2) if drop is None else np.asarray(drop, dtype=np.float64)
+
+
 class DeviceNetwork:
     """A network's parameters on the GPU, and the forward pass through them.
 
     LSTM and GRU networks differ only in their layers' kernels
     (:mod:`numlstm.kernels.cuda`, :mod:`numlstm.kernels.gru_cuda`), chosen once
     per network in :meth:`_layer_forward` and :meth:`_layer_backward`.
+
+    Dropout, token input (an embedding layer) and bidirectional layers follow
+    :func:`numlstm.core.training._network_forward` step for step: the dropout
+    masks are the CPU's (:func:`numlstm.kernels.dropout.keep_scale`, the same
+    seed, step and streams), so a batch gives the CPU's loss and gradient. A
+    network without them runs exactly the kernels it always did: no mask is
+    drawn, nothing is copied or reversed.
     """
 
     def __init__(self, net):
         self.net = net
         self.dtype = net.dtype
         self.gru = net.cell == "gru"
+        self.D = net.directions
+        self.tokens = net.vocabulary > 0
         self.params = cuda.to_device(net.params)
 
     # --- views into the flat parameter buffers (device arrays) -------------------------------
-    def _layer(self, buf, k):
-        """``(W, U, b, block)`` of layer ``k`` in ``buf``; ``block`` is the layer's
-        ``W``, ``U`` and ``b`` as the rows of one (input + hidden + bias rows, G) array."""
-        I, H, oW, oU, ob = (int(v) for v in self.net.table[k, :5])
+    def _layer(self, buf, row):
+        """``(W, U, b, block)`` of ``table`` row ``row`` (layer * directions + direction) in
+        ``buf``; ``block`` is the row's ``W``, ``U`` and ``b`` as the rows of one (input +
+        hidden + bias rows, G) array."""
+        I, H, oW, oU, ob = (int(v) for v in self.net.table[row, :5])
         if self.gru:
             G = 3 * H
             return (buf[oW:oU].reshape((I, G)), buf[oU:ob].reshape((H, G)), buf[ob:ob + 2 * G].reshape((2, G)),
@@ -193,64 +411,122 @@ class DeviceNetwork:
         H, O, oW, ob = (int(v) for v in self.net.head[:4])
         return buf[oW:ob].reshape((H, O)), buf[ob:ob + O]
 
-    def _layer_forward(self, inp, W, U, b, zeros):
-        """One layer forward: its cache entry ``(input, first, second, hs, zero state)``,
-        ``first, second`` being ``zs, cs`` for an LSTM, ``xs, gs`` for a GRU."""
+    def _mask(self, n, units, seed, step, row, kind, rate):
+        """The dropout mask (n, units) of ``row``'s stream ``kind`` at ``step``, or None at rate 0."""
+        if rate <= 0:
+            return None
+        out = cuda.device_array((n, units), dtype=self.dtype)
+        launch(_dropout_mask, _blocks(out.size), THREADS)(np.int64(seed), np.int64(step),
+                                                           np.int64(_dropout.stream(row, kind)), float(rate), out)
+        return out
+
+    def _layer_forward(self, inp, W, U, b, zeros, keep=None, hmask=None):
+        """One layer forward: ``(first, second, hs)``, ``first, second`` being ``zs, cs``
+        for an LSTM, ``xs, gs`` for a GRU."""
         if self.gru:
-            xs, gs, hs = gru_cuda.layer_forward(inp, W, U, b, zeros)
-            return inp, xs, gs, hs, zeros
-        zs, cs, hs = kernels.layer_forward(inp, W, U, b, zeros, zeros)
-        return inp, zs, cs, hs, zeros
+            return gru_cuda.layer_forward(inp, W, U, b, zeros, keep=keep, hmask=hmask)
+        return kernels.layer_forward(inp, W, U, b, zeros, zeros, keep=keep, hmask=hmask)
 
     def _layer_backward(self, entry, W, U_T, dhs, block, need_dx):
-        """One layer backward from its cache entry; weight gradients into ``block``; returns ``dx``."""
-        inp, first, second, hs, zeros = entry
+        """One layer backward from its cache entry (see :meth:`forward`); weight gradients
+        into ``block``; returns ``dx``."""
+        inp, first, second, hs, zeros, keep, hmask, _ = entry
         n, H = zeros.shape
         if self.gru:
             dx, _, _, _ = gru_cuda.layer_backward(inp, W, U_T, zeros, first, second, hs, dhs,
-                                                  _zeros((n, H), self.dtype), need_dx=need_dx, out=block)
+                                                  _zeros((n, H), self.dtype), need_dx=need_dx, out=block, keep=keep,
+                                                  hmask=hmask)
             return dx
         dh_carry, dc_carry = _zeros((n, H), self.dtype), _zeros((n, H), self.dtype)
         dx, _, _, _ = kernels.layer_backward(inp, W, U_T, zeros, zeros, first, second, hs, dhs, dh_carry, dc_carry,
-                                             need_dx=need_dx, out=block)
+                                             need_dx=need_dx, out=block, keep=keep, hmask=hmask)
         return dx
 
-    def forward(self, X):
-        """Head outputs (device) and each layer's cache entry (see :meth:`_layer_forward`)."""
-        n = X.shape[0]
-        cache = []
+    def forward(self, X, drop=None, seed=0, step=0):
+        """Head outputs (device) and the pass's cache: ``(out, cache, top, last)``, ``cache``
+        one entry ``(input, first, second, hs, zero state, keep, hmask, input mask)`` per
+        ``table`` row (``first, second`` as in :meth:`_layer_forward`; the masks None
+        where unused), ``top`` the top layer's output and ``last`` the head's input (``top``
+        itself for one direction, whose head reads its last step). ``X`` (device) is
+        (n, T, features) float, or (n, T) token ids for a network with an embedding."""
+        n, T = X.shape[0], X.shape[1]
+        drop = _rates(drop)
+        keep = keep_rev = None
         inp = X
-        for k in range(len(self.net.hidden_sizes)):
-            W, U, b, _ = self._layer(self.params, k)
-            zeros = _zeros((n, U.shape[0]), self.dtype)
-            cache.append(self._layer_forward(inp, W, U, b, zeros))
-            inp = cache[-1][3]
+        if self.tokens:
+            E, oE = int(self.net.head[EMBED_DIM]), int(self.net.head[EMBED_OFFSET])
+            inp = cuda.device_array((n, T, E), dtype=self.dtype)
+            launch(_embed, _blocks(inp.size), THREADS)(self.params, oE, X, inp)
+            keep = cuda.device_array((n, T), dtype=np.int8)
+            launch(_keep_of, _blocks(keep.size), THREADS)(X, keep)
+            if self.D == 2:
+                keep_rev = cuda.device_array((n, T), dtype=np.int8)
+                launch(_reverse_steps, _blocks(keep.size), THREADS)(keep, keep_rev)
+        cache = []
+        for layer in range(len(self.net.hidden_sizes)):
+            states = []
+            for d in range(self.D):
+                row = layer * self.D + d
+                W, U, b, _ = self._layer(self.params, row)
+                imask = self._mask(n, W.shape[0], seed, step, row, _dropout.INPUT_MASK, drop[0])
+                x = inp
+                if imask is not None or d == 1:
+                    x = cuda.device_array(inp.shape, dtype=self.dtype)
+                    launch(_layer_input, _blocks(x.size), THREADS)(
+                        inp, kernels._empty(self.dtype) if imask is None else imask, d == 1, x)
+                hmask = self._mask(n, U.shape[0], seed, step, row, _dropout.STATE_MASK, drop[1])
+                zeros = _zeros((n, U.shape[0]), self.dtype)
+                k = keep if d == 0 else keep_rev
+                first, second, hs = self._layer_forward(x, W, U, b, zeros, keep=k, hmask=hmask)
+                cache.append((x, first, second, hs, zeros, k, hmask, imask))
+                states.append(hs)
+            if self.D == 1:
+                inp = states[0]
+            else:
+                fwd, rev = states
+                inp = cuda.device_array((n, T, 2 * fwd.shape[2]), dtype=self.dtype)
+                launch(_concat_directions, _blocks(inp.size), THREADS)(fwd, rev, inp)
+        last = inp
+        if self.D == 2:
+            last = cuda.device_array((n, 1, inp.shape[2]), dtype=self.dtype)
+            launch(_top_features, _blocks(last.size), THREADS)(inp, last)
         Wd, bd = self._head(self.params)
         out = cuda.device_array((n, Wd.shape[1]), dtype=self.dtype)
-        launch(_head_forward, _blocks(out.size), THREADS)(inp, Wd, bd, out)
-        return out, cache
+        launch(_head_forward, _blocks(out.size), THREADS)(last, Wd, bd, out)
+        return out, cache, inp, last
 
-    def predict(self, X, rows=4096):
-        """Head outputs for the host array ``X``, ``rows`` at a time (a host array)."""
+    def predict(self, X, rows=4096, drop=None, seed=0, step=0):
+        """Head outputs for the host array ``X``, ``rows`` at a time (a host array). With
+        ``drop``, dropout stays on (Monte-Carlo dropout), the pass starting at row
+        ``start`` drawing its masks at step ``step + start``, as the CPU's ``_predict_rows``."""
         out = np.empty((X.shape[0], self.net.output_size), dtype=self.dtype)
         for start in range(0, X.shape[0], rows):
             stop = min(X.shape[0], start + rows)
-            pred, _ = self.forward(cuda.to_device(np.ascontiguousarray(X[start:stop])))
+            pred = self.forward(cuda.to_device(np.ascontiguousarray(X[start:stop])), drop, seed, step + start)[0]
             out[start:stop] = pred.copy_to_host()
         return out
 
 
 class Trainer(DeviceNetwork):
-    """A network's parameters and a data set on the GPU, and the epoch loop over them."""
+    """A network's parameters and a data set on the GPU, and the epoch loop over them.
+
+    With ``drop`` (``(dropout, recurrent_dropout)``) each batch draws its masks
+    from ``seed`` and the update step, as the CPU's ``_train_epoch``. For token
+    input, the embedding gradient is a sum per (token, unit) without atomics:
+    the host groups each batch's (row, step) positions by token once per epoch
+    (a stable sort of the batch's ids, so within a token they stay in row, then
+    step order, the CPU's order of summation: the same bits as the CPU's sum),
+    and one thread per (token in the batch, embedding unit) adds its positions.
+    """
 
     def __init__(self, net, X, Y, M, batch_size, loss_id, lparams, optimizer, clipnorm, drop=None, seed=0):
-        if (drop is not None and np.any(drop)) or net.bidirectional or net.vocabulary:
-            raise ValueError("dropout, bidirectional layers and embedding layers train on the CPU for now; use "
-                             "device='cpu' for this model.")
         super().__init__(net)
+        self.drop = _rates(drop)
+        self.seed = int(seed)
         self.grads = cuda.device_array_like(net.params)
         self.state = cuda.to_device(np.zeros((2, net.n_params), dtype=net.dtype))
         self.X, self.Y, self.M = (cuda.to_device(np.ascontiguousarray(a)) for a in (X, Y, M))
+        self.X_host = np.ascontiguousarray(X) if self.tokens else None
         self.batch_size = min(batch_size, X.shape[0])
         self.loss_id = loss_id
         self.lparams = cuda.to_device(np.asarray(lparams, dtype=np.float64))
@@ -263,21 +539,66 @@ class Trainer(DeviceNetwork):
         self.parts = cuda.device_array(NORM_BLOCKS * THREADS, dtype=np.float64)
         self.step = 0
 
-    def _batch(self, X, Y, M, losses, slot):
-        pred, cache = self.forward(X)
+    def _token_groups(self, batches):
+        """:func:`token_groups` of host batches, its arrays on the device."""
+        perm, tokens, starts, spans = token_groups(batches)
+        return cuda.to_device(perm), cuda.to_device(tokens), cuda.to_device(starts), spans
+
+    def _embedding_grad(self, dX, groups, bi):
+        """The embedding rows of ``self.grads``: zero, then each of batch ``bi``'s tokens'
+        sum of ``dX`` (see :func:`_embedding_grad`)."""
+        perm, tokens, starts, spans = groups
+        begin, count = spans[bi]
+        V, E, oE = (int(self.net.head[k]) for k in (VOCABULARY, EMBED_DIM, EMBED_OFFSET))
+        launch(_zero1, _blocks(V * E), THREADS)(self.grads, oE, oE + V * E)
+        launch(_embedding_grad, _blocks(count * E), THREADS)(dX, perm, tokens, starts, begin, count, self.grads, oE)
+
+    def _batch(self, X, Y, M, losses, slot, groups=None, bi=0):
+        """One batch: forward, loss, backward, clipping, update. For token input,
+        ``groups`` (of :meth:`_token_groups`) and the batch's index ``bi`` in it; made
+        from ``X`` when None."""
+        pred, cache, top, last = self.forward(X, self.drop, self.seed, self.step)
+        n = X.shape[0]
         dpred = cuda.device_array(pred.shape, dtype=np.float64)
         launch(_loss, 1, 1)(self.loss_id, self.lparams, pred, Y, M, dpred, losses, slot, self.flag)
-        top = cache[-1][3]
         Wd, _ = self._head(self.params)
         dWd, dbd = self._head(self.grads)
-        dhs = cuda.device_array(top.shape, dtype=self.dtype)
-        launch(_head_backward, _blocks(max(Wd.size, top.size)), THREADS)(top, Wd, dpred, dWd, dbd, dhs)
-        for k in range(len(cache) - 1, -1, -1):
-            W, U, _, _ = self._layer(self.params, k)
-            _, _, _, block = self._layer(self.grads, k)
-            U_T = cuda.device_array((U.shape[1], U.shape[0]), dtype=self.dtype)
-            launch(_transpose, _blocks(U.size), THREADS)(U, U_T)
-            dhs = self._layer_backward(cache[k], W, U_T, dhs, block, need_dx=k > 0)
+        dlast = cuda.device_array(last.shape, dtype=self.dtype)
+        launch(_head_backward, _blocks(max(Wd.size, last.size)), THREADS)(last, Wd, dpred, dWd, dbd, dlast)
+        dout = dlast
+        if self.D == 2:
+            dout = cuda.device_array(top.shape, dtype=self.dtype)
+            launch(_spread_top, _blocks(top.size), THREADS)(dlast, dout)
+        for layer in range(len(self.net.hidden_sizes) - 1, -1, -1):
+            want_dx = layer > 0 or self.tokens
+            dinp = None
+            for d in range(self.D):
+                row = layer * self.D + d
+                entry = cache[row]
+                W, U, _, _ = self._layer(self.params, row)
+                _, _, _, block = self._layer(self.grads, row)
+                U_T = cuda.device_array((U.shape[1], U.shape[0]), dtype=self.dtype)
+                launch(_transpose, _blocks(U.size), THREADS)(U, U_T)
+                dh = dout
+                if self.D == 2:
+                    dh = cuda.device_array((n, dout.shape[1], U.shape[0]), dtype=self.dtype)
+                    launch(_direction_grad, _blocks(dh.size), THREADS)(dout, d, dh)
+                dx = self._layer_backward(entry, W, U_T, dh, block, need_dx=want_dx)
+                if not want_dx:
+                    continue
+                imask = entry[7]
+                if self.D == 1 and imask is None:
+                    dinp = dx
+                    continue
+                if dinp is None:
+                    dinp = cuda.device_array(dx.shape, dtype=self.dtype)
+                launch(_add_input_grad, _blocks(dx.size), THREADS)(
+                    dinp, dx, kernels._empty(self.dtype) if imask is None else imask, d == 1, d == 0)
+            dout = dinp
+        if self.tokens:
+            if groups is None:
+                groups, bi = self._token_groups([X.copy_to_host()]), 0
+            self._embedding_grad(dout, groups, bi)
         launch(_sum_squares, NORM_BLOCKS, THREADS)(self.grads, self.parts)
         launch(_check_and_scale, 1, 1)(self.parts, losses, slot, self.clipnorm, self.flag, self.scale)
         alpha = step_size(self.kind, self.step + 1, self.hp)
@@ -290,8 +611,12 @@ class Trainer(DeviceNetwork):
         n = order.shape[0]
         d_order = cuda.to_device(order.astype(np.int64))
         losses = cuda.to_device(np.zeros(len(batch_losses)))
+        starts = range(0, n, self.batch_size)
+        groups = None
+        if self.tokens:
+            groups = self._token_groups([self.X_host[order[s:s + self.batch_size]] for s in starts])
         start_step = self.step
-        for bi, start in enumerate(range(0, n, self.batch_size)):
+        for bi, start in enumerate(starts):
             size = min(self.batch_size, n - start)
             batch = []
             for src in (self.X, self.Y, self.M):
@@ -299,7 +624,7 @@ class Trainer(DeviceNetwork):
                 gather = _gather3 if src.ndim == 3 else _gather2
                 launch(gather, _blocks(out.size), THREADS)(src, d_order, start, out)
                 batch.append(out)
-            self._batch(*batch, losses, bi)
+            self._batch(*batch, losses, bi, groups, bi)
         failed = int(self.flag.copy_to_host()[0])
         batch_losses[:] = losses.copy_to_host()
         if failed >= 0:
@@ -307,12 +632,12 @@ class Trainer(DeviceNetwork):
         return failed
 
     def dataset_loss(self, X, Y, M):
-        """Mean loss over a whole (validation) set; the set is copied to the GPU once and
-        only the loss comes back."""
+        """Mean loss over a whole (validation) set (dropout off); the set is copied to the
+        GPU once and only the loss comes back."""
         if getattr(self, "_held", None) is None or self._held[0] is not X:
             self._held = (X, *(cuda.to_device(np.ascontiguousarray(a)) for a in (X, Y, M)))
         _, d_X, d_Y, d_M = self._held
-        pred, _ = self.forward(d_X)
+        pred = self.forward(d_X)[0]
         dpred = cuda.device_array(pred.shape, dtype=np.float64)
         loss = cuda.device_array(1, dtype=np.float64)
         no_failure = cuda.to_device(np.array([-1]))
@@ -327,8 +652,6 @@ class Trainer(DeviceNetwork):
 
 
 def predict(net, X, drop=None, seed=0, step=0):
-    """Raw head outputs for ``X`` on the GPU."""
-    if (drop is not None and np.any(drop)) or net.bidirectional or net.vocabulary:
-        raise ValueError("dropout, bidirectional layers and embedding layers run on the CPU for now; use "
-                         "device='cpu' for this model.")
-    return DeviceNetwork(net).predict(X)
+    """Raw head outputs for ``X`` on the GPU (with ``drop``, Monte-Carlo dropout: masks
+    drawn from ``seed`` and ``step`` as on the CPU)."""
+    return DeviceNetwork(net).predict(X, drop=drop, seed=seed, step=step)
