@@ -101,7 +101,7 @@ def _signatures(dt):
         g._check_and_scale: (A(f64, 1), A(f64, 1), i64, f64, A(i64, 1), A(f64, 1)),
         g._update: (i64, A(dt, 1), A(dt, 1), A(dt, 2), f64, A(f64, 1), A(i64, 1), A(f64, 1)),
         # dropout, bidirectional layers, token input
-        g._dropout_mask: (i64, i64, i64, f64, A(dt, 2)),
+        g._dropout_mask: (i64, i64, i64, f64, i64, A(dt, 2)),
         g._layer_input: (A(dt, 3), A(dt, 2), types.boolean, A(dt, 3)),
         g._reverse_steps: (A(types.int8, 2), A(types.int8, 2)),
         g._concat_directions: (A(dt, 3), A(dt, 3), A(dt, 3)),

@@ -55,16 +55,23 @@ def test_dropout_changes_training_and_is_seeded(data):
     assert not np.allclose(one.network_.params, plain.network_.params)
 
 
-def test_lazy_samples_equal_eager_for_the_same_layout(data, dropped):
-    """Masks are drawn per row of each predict call: one chunk of series gives the eager samples;
-    other chunkings give other (equally valid) samples of the same shape."""
-    lazy = dropped.predict(data.chunk({"station": -1}), samples=3, seed=1)
+@pytest.mark.parametrize("chunks", [-1, 2, 1])
+def test_lazy_samples_equal_eager_however_chunked(data, dropped, chunks):
+    """A series' samples are keyed by its fitted position: chunking changes nothing."""
+    lazy = dropped.predict(data.chunk({"station": chunks}), samples=3, seed=1)
     assert lazy["flow"].chunks is not None
     eager = dropped.predict(data, samples=3, seed=1)
     np.testing.assert_allclose(lazy["flow"].values, eager["flow"].values, rtol=1e-6)
-    split = dropped.predict(data.chunk({"station": 2}), samples=3, seed=1).compute()
-    assert split["flow"].dims == eager["flow"].dims and split["flow"].shape == eager["flow"].shape
-    assert (split["flow"].std("sample") > 0).all()
+
+
+def test_samples_of_a_series_do_not_depend_on_the_others(data, dropped):
+    every = dropped.predict(data, samples=4, seed=2)["flow"]
+    some = dropped.predict(data.isel(station=[2, 0]), samples=4, seed=2)["flow"]
+    np.testing.assert_allclose(some.sel(station="st2").values, every.sel(station="st2").values, rtol=1e-6)
+    np.testing.assert_allclose(some.sel(station="st0").values, every.sel(station="st0").values, rtol=1e-6)
+    # and two series never share their masks (their noise differs)
+    noise = every - every.mean("sample")
+    assert not np.allclose(noise.sel(station="st0").values, noise.sel(station="st1").values)
 
 
 def test_model_file_keeps_dropout(tmp_path, dropped):

@@ -133,14 +133,14 @@ def _head_backward(hs, Wd, dpred, dWd, dbd, dhs):
 
 
 @cuda.jit
-def _dropout_mask(seed, step, stream, rate, out):
+def _dropout_mask(seed, step, stream, rate, row0, out):
     """``out[r, j]``: the dropout mask entry of the CPU's :func:`numlstm.kernels.dropout.fill`."""
     rows, units = out.shape
     e = cuda.grid(1)
     if e < rows * units:
         r = e // units
         j = e % units
-        out[r, j] = _dropout.keep_scale(seed, step, stream, r, j, rate)
+        out[r, j] = _dropout.keep_scale(seed, step, stream, row0 + r, j, rate)
 
 
 @cuda.jit
@@ -411,13 +411,15 @@ class DeviceNetwork:
         H, O, oW, ob = (int(v) for v in self.net.head[:4])
         return buf[oW:ob].reshape((H, O)), buf[ob:ob + O]
 
-    def _mask(self, n, units, seed, step, row, kind, rate):
-        """The dropout mask (n, units) of ``row``'s stream ``kind`` at ``step``, or None at rate 0."""
+    def _mask(self, n, units, seed, step, row0, row, kind, rate):
+        """The dropout mask (n, units) of ``row``'s stream ``kind`` at ``step`` for batch rows
+        ``row0, row0 + 1, ...``, or None at rate 0."""
         if rate <= 0:
             return None
         out = cuda.device_array((n, units), dtype=self.dtype)
         launch(_dropout_mask, _blocks(out.size), THREADS)(np.int64(seed), np.int64(step),
-                                                           np.int64(_dropout.stream(row, kind)), float(rate), out)
+                                                           np.int64(_dropout.stream(row, kind)), float(rate),
+                                                           np.int64(row0), out)
         return out
 
     def _layer_forward(self, inp, W, U, b, zeros, keep=None, hmask=None):
@@ -442,7 +444,7 @@ class DeviceNetwork:
                                              need_dx=need_dx, out=block, keep=keep, hmask=hmask)
         return dx
 
-    def forward(self, X, drop=None, seed=0, step=0):
+    def forward(self, X, drop=None, seed=0, step=0, row0=0):
         """Head outputs (device) and the pass's cache: ``(out, cache, top, last)``, ``cache``
         one entry ``(input, first, second, hs, zero state, keep, hmask, input mask)`` per
         ``table`` row (``first, second`` as in :meth:`_layer_forward`; the masks None
@@ -468,13 +470,13 @@ class DeviceNetwork:
             for d in range(self.D):
                 row = layer * self.D + d
                 W, U, b, _ = self._layer(self.params, row)
-                imask = self._mask(n, W.shape[0], seed, step, row, _dropout.INPUT_MASK, drop[0])
+                imask = self._mask(n, W.shape[0], seed, step, row0, row, _dropout.INPUT_MASK, drop[0])
                 x = inp
                 if imask is not None or d == 1:
                     x = cuda.device_array(inp.shape, dtype=self.dtype)
                     launch(_layer_input, _blocks(x.size), THREADS)(
                         inp, kernels._empty(self.dtype) if imask is None else imask, d == 1, x)
-                hmask = self._mask(n, U.shape[0], seed, step, row, _dropout.STATE_MASK, drop[1])
+                hmask = self._mask(n, U.shape[0], seed, step, row0, row, _dropout.STATE_MASK, drop[1])
                 zeros = _zeros((n, U.shape[0]), self.dtype)
                 k = keep if d == 0 else keep_rev
                 first, second, hs = self._layer_forward(x, W, U, b, zeros, keep=k, hmask=hmask)
@@ -495,14 +497,15 @@ class DeviceNetwork:
         launch(_head_forward, _blocks(out.size), THREADS)(last, Wd, bd, out)
         return out, cache, inp, last
 
-    def predict(self, X, rows=4096, drop=None, seed=0, step=0):
+    def predict(self, X, rows=4096, drop=None, seed=0, step=0, row0=0):
         """Head outputs for the host array ``X``, ``rows`` at a time (a host array). With
-        ``drop``, dropout stays on (Monte-Carlo dropout), the pass starting at row
-        ``start`` drawing its masks at step ``step + start``, as the CPU's ``_predict_rows``."""
+        ``drop``, dropout stays on (Monte-Carlo dropout), row ``i`` drawing the masks of
+        row ``row0 + i`` at ``step``, as the CPU's ``_predict_rows``."""
         out = np.empty((X.shape[0], self.net.output_size), dtype=self.dtype)
         for start in range(0, X.shape[0], rows):
             stop = min(X.shape[0], start + rows)
-            pred = self.forward(cuda.to_device(np.ascontiguousarray(X[start:stop])), drop, seed, step + start)[0]
+            pred = self.forward(cuda.to_device(np.ascontiguousarray(X[start:stop])), drop, seed, step,
+                                row0 + start)[0]
             out[start:stop] = pred.copy_to_host()
         return out
 
@@ -651,7 +654,7 @@ class Trainer(DeviceNetwork):
         self.params.copy_to_device(np.ascontiguousarray(params, dtype=self.dtype))
 
 
-def predict(net, X, drop=None, seed=0, step=0):
+def predict(net, X, drop=None, seed=0, step=0, row0=0):
     """Raw head outputs for ``X`` on the GPU (with ``drop``, Monte-Carlo dropout: masks
     drawn from ``seed`` and ``step`` as on the CPU)."""
-    return DeviceNetwork(net).predict(X, drop=drop, seed=seed, step=step)
+    return DeviceNetwork(net).predict(X, drop=drop, seed=seed, step=step, row0=row0)

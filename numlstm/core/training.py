@@ -214,12 +214,12 @@ def _concat_directions(forward, reverse):
 
 
 @njit(**_CHECKED)
-def _mask_or_none(n, units, dtype_of, seed, step, stream, rate):
+def _mask_or_none(n, units, dtype_of, seed, step, row0, stream, rate):
     """A dropout mask (n, units), or a (0, 0) array when ``rate`` is 0."""
     if rate <= 0:
         return np.zeros((0, 0), dtype=dtype_of.dtype)
     out = np.empty((n, units), dtype=dtype_of.dtype)
-    _dropout.fill(out, seed, step, stream, rate)
+    _dropout.fill(out, seed, step, stream, rate, row0)
     return out
 
 
@@ -266,10 +266,10 @@ def _top_features(top, D):
     return last
 
 
-def _forward_stack(params, table, X, keep, drop, seed, step, chunks):
+def _forward_stack(params, table, X, keep, drop, seed, step, row0, chunks):
     """Every recurrent row forward. ``X`` (n, time, features) float, ``keep`` the
     step mask, ``drop`` ``[dropout, recurrent_dropout]`` (masks drawn from
-    ``seed`` and ``step``). Returns the per-row lists ``(inputs, first, second,
+    ``seed`` and ``step``, for rows ``row0, row0 + 1, ...``). Returns the per-row lists ``(inputs, first, second,
     states, input_masks, state_masks)`` and the top layer's output (n, time,
     directions * hidden)."""
     n = X.shape[0]
@@ -286,13 +286,13 @@ def _forward_stack(params, table, X, keep, drop, seed, step, chunks):
         for d in range(D):
             row = layer * D + d
             I, H = table[row, 0], table[row, 1]
-            imask = _mask_or_none(n, I, params, seed, step, _dropout.stream_of(row, _dropout.INPUT_MASK), drop[0])
+            imask = _mask_or_none(n, I, params, seed, step, row0, _dropout.stream_of(row, _dropout.INPUT_MASK), drop[0])
             x = inp
             if imask.shape[0] > 0:
                 x = _scaled(inp, imask)
             if d == 1:
                 x = reverse_time(x)
-            hmask = _mask_or_none(n, H, params, seed, step, _dropout.stream_of(row, _dropout.STATE_MASK), drop[1])
+            hmask = _mask_or_none(n, H, params, seed, step, row0, _dropout.stream_of(row, _dropout.STATE_MASK), drop[1])
             first, second, hs = _layer_forward(params, table, row, x, keep if d == 0 else keep_rev, hmask, chunks)
             inputs.append(x)
             firsts.append(first)
@@ -349,7 +349,7 @@ def _layer_backward(params, grads, table, row, x, first, second, hs, dhs, keep, 
     raise NotImplementedError("replaced by the cell's layer backward in _compile_for_cell")
 
 
-def _network_forward(params, table, head, X, drop, seed, step, n_threads):
+def _network_forward(params, table, head, X, drop, seed, step, row0, n_threads):
     """Forward through the embedding (for tokens), every layer and the head.
     Returns the head's output (n, O), the step mask, the stack's cache (see
     :func:`_forward_stack`) and the head's input (n, 1, features)."""
@@ -357,7 +357,7 @@ def _network_forward(params, table, head, X, drop, seed, step, n_threads):
     chunks = chunk_count(n, n_threads)
     keep = keep_steps(X)
     inputs, firsts, seconds, states, imasks, hmasks, top = _forward_stack(
-        params, table, embedded(params, head, X), keep, drop, seed, step, chunks)
+        params, table, embedded(params, head, X), keep, drop, seed, step, row0, chunks)
     last = _top_features(top, _directions(table))
     Wd, bd = _head_views(params, head)
     out = np.empty((n, 1, Wd.shape[1]), dtype=params.dtype)
@@ -370,7 +370,7 @@ def _batch_loss_grad(params, grads, table, head, Xb, Yb, Mb, loss_id, lparams, d
     """Loss on one batch; writes the gradient of every parameter into ``grads``."""
     n = Xb.shape[0]
     chunks = chunk_count(n, n_threads)
-    pred, keep, cache, last = _network_forward(params, table, head, Xb, drop, seed, step, n_threads)
+    pred, keep, cache, last = _network_forward(params, table, head, Xb, drop, seed, step, FIRST, n_threads)
     dpred64 = np.empty(pred.shape, dtype=np.float64)
     loss = _losses.loss_and_grad(loss_id, lparams, pred, Yb, Mb, dpred64)
     dpred = dpred64.astype(params.dtype)
@@ -427,20 +427,20 @@ def _train_epoch(params, grads, table, head, X, Y, M, order, batch_size, loss_id
     return -1, step
 
 
-def _predict_rows(params, table, head, X, drop, seed, step, n_threads, out):
+def _predict_rows(params, table, head, X, drop, seed, step, row0, n_threads, out):
     """Head outputs for every row of ``X`` into ``out``, ``PREDICT_ROWS`` at a time
     (with dropout on when ``drop`` is not zero: Monte-Carlo dropout)."""
     n = X.shape[0]
     for start in range(0, n, PREDICT_ROWS):
         stop = min(n, start + PREDICT_ROWS)
-        out[start:stop] = _network_forward(params, table, head, X[start:stop], drop, seed, step + start,
+        out[start:stop] = _network_forward(params, table, head, X[start:stop], drop, seed, step, row0 + start,
                                            n_threads)[0]
 
 
 def _dataset_loss(params, table, head, X, Y, M, loss_id, lparams, n_threads):
     """Mean loss over a whole data set (dropout off), evaluated in ``PREDICT_ROWS`` passes."""
     out = np.empty((X.shape[0], head[1]), dtype=params.dtype)
-    _predict_rows(params, table, head, X, NO_DROPOUT, 0, 0, n_threads, out)
+    _predict_rows(params, table, head, X, NO_DROPOUT, 0, 0, 0, n_threads, out)
     dummy = np.empty(out.shape, dtype=np.float64)
     return _losses.loss_and_grad(loss_id, lparams, out, Y, M, dummy)
 
@@ -486,10 +486,10 @@ def _drop(drop):
     return NO_DROPOUT if drop is None else np.asarray(drop, dtype=np.float64)
 
 
-def network_forward(params, table, head, X, n_threads, drop=None, seed=0, step=0):
+def network_forward(params, table, head, X, n_threads, drop=None, seed=0, step=0, row0=0):
     """Forward through every layer and the head: ``(out, keep, cache, last)``, the
     head's output (n, O), the step mask, the stack's per-row arrays and the head's input."""
-    return kernels_for(table).network_forward(params, table, head, X, _drop(drop), seed, step, n_threads)
+    return kernels_for(table).network_forward(params, table, head, X, _drop(drop), seed, step, row0, n_threads)
 
 
 def batch_loss_grad(params, grads, table, head, Xb, Yb, Mb, loss_id, lparams, n_threads, drop=None, seed=0, step=0):
@@ -509,9 +509,10 @@ def train_epoch(params, grads, table, head, X, Y, M, order, batch_size, loss_id,
                                           batch_losses)
 
 
-def predict_rows(params, table, head, X, n_threads, out, drop=None, seed=0, step=0):
-    """Head outputs for every row of ``X`` into ``out``, ``PREDICT_ROWS`` at a time."""
-    kernels_for(table).predict_rows(params, table, head, X, _drop(drop), seed, step, n_threads, out)
+def predict_rows(params, table, head, X, n_threads, out, drop=None, seed=0, step=0, row0=0):
+    """Head outputs for every row of ``X`` into ``out``, ``PREDICT_ROWS`` at a time; with
+    ``drop``, row ``i`` draws the masks of row ``row0 + i`` at ``step``."""
+    kernels_for(table).predict_rows(params, table, head, X, _drop(drop), seed, step, row0, n_threads, out)
 
 
 def dataset_loss(params, table, head, X, Y, M, loss_id, lparams, n_threads):
@@ -519,16 +520,17 @@ def dataset_loss(params, table, head, X, Y, M, loss_id, lparams, n_threads):
     return kernels_for(table).dataset_loss(params, table, head, X, Y, M, loss_id, lparams, n_threads)
 
 
-def predict(net, X, device="cpu", drop=None, seed=0, step=0):
+def predict(net, X, device="cpu", drop=None, seed=0, step=0, row0=0):
     """Raw head outputs for ``X`` (n, time, features), or token ids (n, time), on
     ``device`` ("cpu" or "cuda"). With ``drop``, dropout stays on (Monte-Carlo
     dropout), its masks drawn from ``seed``."""
     if device == "cuda":
         from numlstm.core import gpu
 
-        return gpu.predict(net, X, drop=drop, seed=seed, step=step)
+        return gpu.predict(net, X, drop=drop, seed=seed, step=step, row0=row0)
     out = np.empty((X.shape[0], net.output_size), dtype=net.dtype)
-    predict_rows(net.params, net.table, net.head, X, kernel_threads(), out, drop=drop, seed=seed, step=step)
+    predict_rows(net.params, net.table, net.head, X, kernel_threads(), out, drop=drop, seed=seed, step=step,
+                 row0=row0)
     return out
 
 

@@ -485,10 +485,9 @@ class Forecaster(ParamsMixin):
             ``.quantile([0.1, 0.9], dim="sample")`` for a band, ``.mean("sample")``
             for a point forecast. Not with ``quantiles``.
         seed : int, default 0
-            Seeds the Monte-Carlo masks: the same seed and the same data give
-            the same samples. Masks are drawn per row of each network call, so
-            dask data split into other chunks of series gets other (equally
-            valid) samples.
+            Seeds the Monte-Carlo masks: the same seed gives the same samples
+            of a series, whichever other series are predicted with it and
+            however dask data is chunked.
 
         Returns
         -------
@@ -861,22 +860,33 @@ class Forecaster(ParamsMixin):
     def _raw_predict(self, X, rows, sampling=None):
         """The network's outputs for windows ``X`` of the fitted series ``rows``; with
         ``sampling`` (samples, seed), every Monte-Carlo run along a last axis."""
-        if sampling is not None:
-            samples, seed = sampling
-            # sample s draws its masks at step s of the stream seeded by ``seed``
-            runs = [self._raw_predict_once(X, rows, self._drop(), seed, s * PREDICT_STEP) for s in range(samples)]
-            return np.stack(runs, axis=-1)
-        return self._raw_predict_once(X, rows, None, 0, 0)
+        if sampling is None:
+            return self._raw_predict_once(X, rows, None, 0, 0, 0)
+        # Sample s of the window of fitted series p draws the masks of row p at step s: the
+        # samples of a series do not depend on which other series are predicted with it (or
+        # on how dask data is chunked). Windows are run in stretches of consecutive series.
+        samples, seed = sampling
+        out = np.empty((X.shape[0], self.network_.output_size, samples), dtype=self.network_.dtype)
+        order = np.argsort(rows, kind="stable")
+        stretches = np.split(order, np.flatnonzero(np.diff(rows[order]) != 1) + 1)
+        for idx in stretches:
+            Xs = X if idx.size == X.shape[0] and (idx == np.arange(idx.size)).all() else np.ascontiguousarray(X[idx])
+            for s in range(samples):
+                out[idx, :, s] = self._raw_predict_once(Xs, rows[idx], self._drop(), seed, s, int(rows[idx[0]]))
+        return out
 
-    def _raw_predict_once(self, X, rows, drop, seed, step):
+    def _raw_predict_once(self, X, rows, drop, seed, step, row0):
+        """One pass of the network; with ``drop``, row ``i`` of ``X`` draws the masks of row
+        ``row0 + i`` (the rows of ``X`` are then consecutive fitted series from ``row0``)."""
         if self.local_params_ is None:
-            return _training.predict(self.network_, X, self.device_, drop=drop, seed=seed, step=step)
+            return _training.predict(self.network_, X, self.device_, drop=drop, seed=seed, step=step, row0=row0)
         out = np.empty((X.shape[0], self.network_.output_size), dtype=self.network_.dtype)
         for position in np.unique(rows):
             net = copy.copy(self.network_)  # its own params: concurrent predicts share nothing mutable
             net.params = self.local_params_[position]
             sel = rows == position
-            out[sel] = _training.predict(net, np.ascontiguousarray(X[sel]), "cpu", drop=drop, seed=seed, step=step)
+            out[sel] = _training.predict(net, np.ascontiguousarray(X[sel]), "cpu", drop=drop, seed=seed, step=step,
+                                         row0=int(position))
         return out
 
     def _warn_missing(self, out, where):
@@ -978,10 +988,6 @@ def load(path):
 def _is_lazy(ds, variables):
     """Whether any of ``variables`` in ``ds`` is dask-backed (missing ones are reported later)."""
     return any(name in ds.data_vars and ds[name].chunks is not None for name in variables)
-
-
-# Monte-Carlo sample s uses mask steps s * PREDICT_STEP + row offset (rows are predicted in passes of PREDICT_ROWS)
-PREDICT_STEP = _training.PREDICT_ROWS * 1024
 
 
 def _predict_block(block, shipped, horizon, future_covariates, samples, seed):

@@ -66,15 +66,16 @@ stream_of = register_jitable(stream)
 
 
 @njit(**CPU_OPTIONS)
-def fill(out, seed, step, stream, rate):
-    """``out`` (rows, units) filled with the mask of ``stream`` at ``step``."""
+def fill(out, seed, step, stream, rate, row0):
+    """``out`` (rows, units) filled with the mask of ``stream`` at ``step``, its
+    rows being rows ``row0, row0 + 1, ...`` of the stream."""
     for r in range(out.shape[0]):
         for j in range(out.shape[1]):
-            out[r, j] = keep_scale(seed, step, stream, r, j, rate)
+            out[r, j] = keep_scale(seed, step, stream, row0 + r, j, rate)
 
 
-def mask(rows, units, seed, step, stream, rate, dtype=np.float64):
+def mask(rows, units, seed, step, stream, rate, dtype=np.float64, row0=0):
     """A (rows, units) mask as a new array (for tests and the Python side)."""
     out = np.empty((rows, units), dtype=dtype)
-    fill(out, np.int64(seed), np.int64(step), np.int64(stream), float(rate))
+    fill(out, np.int64(seed), np.int64(step), np.int64(stream), float(rate), np.int64(row0))
     return out
