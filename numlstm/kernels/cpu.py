@@ -220,6 +220,21 @@ def add_masked_carry(dh_carry, hm, hmask, r):
 
 
 @njit(**CPU_OPTIONS)
+def add_recurrent_grad(dh_carry, grads, t, U_T, hmask, hm, a, e):
+    """``dh_carry[r, 0] += grads[r, t] @ U_T`` for rows ``a:e``: the gradient reaching
+    ``h_{t-1}`` through the recurrent product, times the row's ``hmask`` under
+    recurrent dropout (``hm`` is then the scratch for the unmasked product)."""
+    masked = hmask.shape[0] > 0
+    if masked:
+        for r in range(a, e):
+            hm[r, 0, :] = 0
+    add_tile(hm if masked else dh_carry, FIRST, grads, t, U_T, a, e)
+    if masked:
+        for r in range(a, e):
+            add_masked_carry(dh_carry, hm, hmask, r)
+
+
+@njit(**CPU_OPTIONS)
 def previous_states_T(h0, hs, hmask, a, e, T):
     """The states entering each step's recurrent product (masked under recurrent
     dropout), one column per (row, step) of rows ``a:e``."""
@@ -250,7 +265,6 @@ def backward_rows(x, W_T, U_T, h0, c0, zs, cs, hs, dhs, dh_carry, dc_carry, dW, 
     """
     T = zs.shape[1]
     R = tile_rows(zs.shape[2])
-    masked = hmask.shape[0] > 0
     skipping = keep.shape[0] > 0
     for a in range(r0, r1, R):
         e = min(r1, a + R)
@@ -267,13 +281,7 @@ def backward_rows(x, W_T, U_T, h0, c0, zs, cs, hs, dhs, dh_carry, dc_carry, dW, 
                 else:
                     _cell_backward_row(zs[r, t], cs[r, t - 1], cs[r, t], dh_t, dc_carry[r, 0])
                 dh_carry[r, 0, :] = 0
-            if masked:
-                for r in range(a, e):
-                    hm[r, 0, :] = 0
-            add_tile(hm if masked else dh_carry, FIRST, zs, t, U_T, a, e)
-            if masked:
-                for r in range(a, e):
-                    add_masked_carry(dh_carry, hm, hmask, r)
+            add_recurrent_grad(dh_carry, zs, t, U_T, hmask, hm, a, e)
             if need_dx:
                 for r in range(a, e):
                     dx[r, t, :] = 0

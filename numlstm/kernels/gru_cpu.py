@@ -23,7 +23,7 @@ import numpy as np
 from numba import njit, prange
 
 from numlstm.kernels._jit import CPU_OPTIONS
-from numlstm.kernels.cpu import (FIRST, add_gram, add_masked_carry, add_tile, masked_state, previous_states_T,
+from numlstm.kernels.cpu import (FIRST, add_gram, add_recurrent_grad, add_tile, masked_state, previous_states_T,
                                  scratch_states, sum_parts, tile_rows)
 from numlstm.kernels.gates import gru_cell_backward, gru_cell_forward
 
@@ -120,7 +120,6 @@ def backward_rows(x, W_T, U_T, h0, xs, gs, hs, dhs, dh_carry, dW, dU, db, dx, r0
     T = xs.shape[1]
     G = xs.shape[2]
     R = tile_rows(G)
-    masked = hmask.shape[0] > 0
     skipping = keep.shape[0] > 0
     for a in range(r0, r1, R):
         e = min(r1, a + R)
@@ -135,13 +134,7 @@ def backward_rows(x, W_T, U_T, h0, xs, gs, hs, dhs, dh_carry, dW, dU, db, dx, r0
                     _cell_backward_row(xs[r, t], gs[r, t], h0[r, 0], dh_t)
                 else:
                     _cell_backward_row(xs[r, t], gs[r, t], hs[r, t - 1], dh_t)
-            if masked:
-                for r in range(a, e):
-                    hm[r, 0, :] = 0
-            add_tile(hm if masked else dh_carry, FIRST, gs, t, U_T, a, e)
-            if masked:
-                for r in range(a, e):
-                    add_masked_carry(dh_carry, hm, hmask, r)
+            add_recurrent_grad(dh_carry, gs, t, U_T, hmask, hm, a, e)
             if need_dx:
                 for r in range(a, e):
                     dx[r, t, :] = 0
