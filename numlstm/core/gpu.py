@@ -30,6 +30,7 @@ from numba import cuda
 from numlstm.core import losses as _losses
 from numlstm.core.network import EMBED_DIM, EMBED_OFFSET, VOCABULARY
 from numlstm.core.optimizers import step_size, update_one
+from numlstm.core.training import _drop
 from numlstm.kernels import dropout as _dropout
 from numlstm.kernels.gates import gpu_twin
 from numlstm.kernels import cuda as kernels
@@ -365,11 +366,6 @@ def _zeros(shape, dtype):
     return a
 
 
-def _rates(drop):
-    """``(dropout, recurrent_dropout)`` as float64, zeros for None."""
-    return np.zeros(2) if drop is None else np.asarray(drop, dtype=np.float64)
-
-
 class DeviceNetwork:
     """A network's parameters on the GPU, and the forward pass through them.
 
@@ -452,7 +448,7 @@ class DeviceNetwork:
         itself for one direction, whose head reads its last step). ``X`` (device) is
         (n, T, features) float, or (n, T) token ids for a network with an embedding."""
         n, T = X.shape[0], X.shape[1]
-        drop = _rates(drop)
+        drop = _drop(drop)
         keep = keep_rev = None
         inp = X
         if self.tokens:
@@ -524,7 +520,7 @@ class Trainer(DeviceNetwork):
 
     def __init__(self, net, X, Y, M, batch_size, loss_id, lparams, optimizer, clipnorm, drop=None, seed=0):
         super().__init__(net)
-        self.drop = _rates(drop)
+        self.drop = _drop(drop)
         self.seed = int(seed)
         self.grads = cuda.device_array_like(net.params)
         self.state = cuda.to_device(np.zeros((2, net.n_params), dtype=net.dtype))

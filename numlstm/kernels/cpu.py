@@ -148,7 +148,6 @@ def forward_rows(x, W, U, b, h0, c0, zs, cs, hs, r0, r1, keep, hmask, hm):
     """
     T = x.shape[1]
     R = tile_rows(U.shape[1])
-    masked = hmask.shape[0] > 0
     skipping = keep.shape[0] > 0
     for a in range(r0, r1, R):
         e = min(r1, a + R)
@@ -156,18 +155,25 @@ def forward_rows(x, W, U, b, h0, c0, zs, cs, hs, r0, r1, keep, hmask, hm):
             for r in range(a, e):
                 zs[r, t, :] = b
             add_tile(zs, t, x, t, W, a, e)
-            if masked:
-                for r in range(a, e):
-                    masked_state(h0[r, 0] if t == 0 else hs[r, t - 1], hmask, hm, r)
-            # one call site of the product (each one is compiled code of its own)
-            src, t_src = (hm, FIRST) if masked else ((h0, FIRST) if t == 0 else (hs, t - 1))
-            add_tile(zs, t, src, t_src, U, a, e)
+            add_recurrent_product(zs, t, h0, hs, U, hmask, hm, a, e)
             for r in range(a, e):
                 c_prev = c0[r, 0] if t == 0 else cs[r, t - 1]
                 _cell_forward_row(zs[r, t], c_prev, cs[r, t], hs[r, t])
                 if skipping and keep[r, t] == 0:
                     cs[r, t, :] = c_prev
                     hs[r, t, :] = h0[r, 0] if t == 0 else hs[r, t - 1]
+
+
+@njit(**CPU_OPTIONS)
+def add_recurrent_product(Z, t, h0, hs, U, hmask, hm, a, e):
+    """``Z[r, t] += h_{t-1} @ U`` for rows ``a:e`` (``h_{-1}`` being ``h0``), the state
+    times the row's ``hmask`` under recurrent dropout (staged in the scratch ``hm``)."""
+    if hmask.shape[0] > 0:
+        for r in range(a, e):
+            masked_state(h0[r, 0] if t == 0 else hs[r, t - 1], hmask, hm, r)
+    # one call site of the product (each one is compiled code of its own)
+    src, t_src = (hm, FIRST) if hmask.shape[0] > 0 else ((h0, FIRST) if t == 0 else (hs, t - 1))
+    add_tile(Z, t, src, t_src, U, a, e)
 
 
 @njit(parallel=True, **CPU_OPTIONS)

@@ -23,8 +23,8 @@ import numpy as np
 from numba import njit, prange
 
 from numlstm.kernels._jit import CPU_OPTIONS
-from numlstm.kernels.cpu import (FIRST, add_gram, add_recurrent_grad, add_tile, masked_state, previous_states_T,
-                                 scratch_states, sum_parts, tile_rows)
+from numlstm.kernels.cpu import (FIRST, add_gram, add_recurrent_grad, add_recurrent_product, add_tile,
+                                 previous_states_T, scratch_states, sum_parts, tile_rows)
 from numlstm.kernels.gates import gru_cell_backward, gru_cell_forward
 
 @njit(**CPU_OPTIONS)
@@ -64,7 +64,6 @@ def forward_rows(x, W, U, b, h0, xs, gs, hs, r0, r1, keep, hmask, hm):
     T = x.shape[1]
     R = tile_rows(U.shape[1])
     b_in, b_rec = b[0], b[1]
-    masked = hmask.shape[0] > 0
     skipping = keep.shape[0] > 0
     for a in range(r0, r1, R):
         e = min(r1, a + R)
@@ -73,12 +72,7 @@ def forward_rows(x, W, U, b, h0, xs, gs, hs, r0, r1, keep, hmask, hm):
                 xs[r, t, :] = b_in
                 gs[r, t, :] = b_rec
             add_tile(xs, t, x, t, W, a, e)
-            if masked:
-                for r in range(a, e):
-                    masked_state(h0[r, 0] if t == 0 else hs[r, t - 1], hmask, hm, r)
-            # one call site of the product (each one is compiled code of its own)
-            src, t_src = (hm, FIRST) if masked else ((h0, FIRST) if t == 0 else (hs, t - 1))
-            add_tile(gs, t, src, t_src, U, a, e)
+            add_recurrent_product(gs, t, h0, hs, U, hmask, hm, a, e)
             for r in range(a, e):
                 h_prev = h0[r, 0] if t == 0 else hs[r, t - 1]
                 _cell_forward_row(xs[r, t], gs[r, t], h_prev, hs[r, t])
