@@ -20,7 +20,7 @@ import math
 from types import FunctionType, SimpleNamespace
 
 import numpy as np
-from numba import njit, types
+from numba import types
 from numba.extending import overload
 
 from numlstm._threads import kernel_threads
@@ -30,13 +30,13 @@ from numlstm.core.network import CELL_COLUMN, DIRECTION_COLUMN, EMBED_DIM, EMBED
 from numlstm.core.optimizers import LBFGS, apply_update
 from numlstm.kernels import dropout as _dropout
 from numlstm.kernels import gru_cpu
-from numlstm.kernels._jit import CPU_OPTIONS
+from numlstm.kernels._jit import njit
 from numlstm.kernels.cpu import FIRST, add_gram, add_tile, layer_backward, layer_forward, chunk_count
 
 log = logging.getLogger("numlstm")
 
 # Plain error model, no fastmath: the loss and the norm must see NaN and inf.
-_CHECKED = dict(error_model="numpy", nogil=True, cache=CPU_OPTIONS["cache"])
+_CHECKED = dict(error_model="numpy", nogil=True)
 
 PREDICT_ROWS = 4096  # rows per predict pass: bounds the workspace, not the speed
 NO_DROPOUT = np.zeros(2)  # (dropout, recurrent_dropout)

@@ -17,9 +17,9 @@ Kernels here do no validation; the wrappers in :mod:`numlstm.functional` and
 """
 
 import numpy as np
-from numba import njit, prange
+from numba import prange
 
-from numlstm.kernels._jit import CPU_OPTIONS
+from numlstm.kernels._jit import CPU_OPTIONS, njit
 from numlstm.kernels.gates import cell_backward, cell_forward
 
 # Index 0 as a plain int64: a literal 0 passed to a jitted function makes Numba

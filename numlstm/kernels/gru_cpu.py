@@ -20,9 +20,9 @@ Kernels here do no validation; :mod:`numlstm.functional` does.
 """
 
 import numpy as np
-from numba import njit, prange
+from numba import prange
 
-from numlstm.kernels._jit import CPU_OPTIONS
+from numlstm.kernels._jit import CPU_OPTIONS, njit
 from numlstm.kernels.cpu import (FIRST, add_gram, add_recurrent_grad, add_recurrent_product, add_tile,
                                  previous_states_T, scratch_states, sum_parts, tile_rows)
 from numlstm.kernels.gates import gru_cell_backward, gru_cell_forward
