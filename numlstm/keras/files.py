@@ -16,7 +16,6 @@ from typing import NamedTuple
 
 import numpy as np
 
-from numlstm import io as _io
 from numlstm.keras.layers import snake_case
 
 __all__ = ["SavedModel", "read_keras_file", "read_numlstm_file", "write_numlstm_file"]
@@ -38,6 +37,8 @@ def write_numlstm_file(path, config, weights, labels):
     """``config`` as a JSON attribute and each weight as a variable ``weight_<i>``."""
     import xarray as xr
 
+    from numlstm import io as _io
+
     variables = {}
     for index, (value, label) in enumerate(zip(weights, labels)):
         name = f"weight_{index}"
@@ -49,6 +50,8 @@ def write_numlstm_file(path, config, weights, labels):
 
 
 def read_numlstm_file(path):
+    from numlstm import io as _io  # xarray, imported when a file is read
+
     ds = _io.read_model(path, FORMAT, VERSION, writer="numlstm.keras Sequential.save")
     try:
         config = json.loads(ds.attrs["model_config"])
