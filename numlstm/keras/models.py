@@ -623,7 +623,8 @@ class Sequential:
                 if X_val is not None:
                     logs.update(self._evaluate_arrays(X_val, Y_val, "val_"))
                 if verbose:
-                    text = " - ".join(f"{k}: {v:.4f}" for k, v in logs.items())
+                    text = " - ".join(f"{k}: {v:.4f}" if abs(v) > 1e-3 else f"{k}: {v:.4e}"  # as Keras' Progbar
+                                      for k, v in logs.items())
                     log.info("Epoch %d/%d\n%d/%d - %.0fs - %s", epoch + 1, epochs, n_batches, n_batches,
                              time.perf_counter() - start, text)
                 for hook in hooks:
