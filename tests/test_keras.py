@@ -455,3 +455,23 @@ def test_keras_files_with_layers_numlstm_lacks_are_refused_without_running_them(
         load_model(keras_file({"class_name": "Sequential", "config": {"layers": [custom]}}, "custom.keras"))
     with pytest.raises(ValueError, match=r"holds a 'Functional' model; numlstm.keras reads Sequential models only"):
         load_model(keras_file({"class_name": "Functional", "config": {}}, "functional.keras"))
+
+
+def test_keras_utils_and_build(monkeypatch):
+    from numlstm.keras import utils
+
+    monkeypatch.setitem(utils._state, "sequence", None)  # restored after the test: later models unseeded again
+    np.testing.assert_array_equal(utils.pad_sequences([[1, 2, 3], [4]], maxlen=2, padding="post"), [[2, 3], [4, 0]])
+    assert utils.to_categorical(np.array([1, 0]), num_classes=3).tolist() == [[0, 1, 0], [1, 0, 0]]
+    with pytest.raises(ValueError, match=r"to_categorical got the class id 3 but num_classes=2"):
+        utils.to_categorical([3], num_classes=2)
+    model = Sequential([LSTM(3), Dense(1)])
+    with pytest.raises(ValueError, match=r"build needs input_shape=\(batch, time, features\)"):
+        model.build((None, 5))
+    model.build((None, 5, 2))
+    assert [w.shape for w in model.get_weights()][0] == (2, 12)
+    utils.set_random_seed(7)
+    first = Sequential([LSTM(3, input_shape=(2, 1)), Dense(1)]).get_weights()
+    utils.set_random_seed(7)
+    again = Sequential([LSTM(3, input_shape=(2, 1)), Dense(1)]).get_weights()
+    assert all(np.array_equal(a, b) for a, b in zip(first, again))

@@ -246,6 +246,21 @@ class Sequential:
         self._network, self._features, self._plan_ = net, features, plan
         self._opt_state, self._opt_step = None, 0
 
+    def build(self, input_shape=None):
+        """Make the weights for inputs of ``input_shape`` ``(batch, time, features)``
+        (``(batch, time)`` for token ids), as Keras' ``build``."""
+        plan = self._plan()
+        if self._network is not None:
+            return
+        if plan.embedding is not None or plan.text is not None:
+            self._build(None)
+            return
+        shape = None if input_shape is None else tuple(input_shape)
+        if shape is None or len(shape) != 3 or not isinstance(shape[2], (int, np.integer)) or shape[2] < 1:
+            raise ValueError(f"build needs input_shape=(batch, time, features) for {_describe(plan.recurrent[0])}, "
+                             f"got {input_shape!r}; e.g. model.build((None, look_back, 1)).")
+        self._build(int(shape[2]))
+
     @property
     def built(self):
         return self._network is not None
@@ -662,7 +677,6 @@ class Sequential:
         time_steps = plan.input_shape[0] if plan.input_shape else None
         size = None if net is None else net.input_size
         for layer in self.layers:
-            cls = type(layer).__name__
             if layer.kind == "input":
                 continue
             if layer.kind == "text":
@@ -680,7 +694,6 @@ class Sequential:
             else:
                 count = None if size is None else (size + 1) * layer.units
                 rows.append((layer, (None, layer.units), count))
-            del cls
         return rows
 
     def summary(self, line_length=None, positions=None, print_fn=None, **kwargs):
