@@ -475,3 +475,14 @@ def test_keras_utils_and_build(monkeypatch):
     utils.set_random_seed(7)
     again = Sequential([LSTM(3, input_shape=(2, 1)), Dense(1)]).get_weights()
     assert all(np.array_equal(a, b) for a, b in zip(first, again))
+
+
+def test_importing_numlstm_keras_leaves_xarray_out():
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    code = "import sys, numlstm.keras; print(sorted(m for m in ('xarray', 'pandas', 'keras', 'torch') if m in sys.modules))"
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                          cwd=Path(__file__).resolve().parents[1])
+    assert done.stdout.strip() == "[]"
