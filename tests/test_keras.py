@@ -303,8 +303,9 @@ def test_custom_layers_and_foreign_objects_are_refused():
 
 
 def test_dropout_layers_are_refused_with_the_fix():
-    with pytest.raises(ValueError, match=r"Dropout 'dropout.*' \(rate=0.2\) is not supported: numlstm's network has "
-                                         r"no dropout between layers.*LSTM\(units, dropout=0.2, recurrent_dropout=0.2\)"):
+    with pytest.raises(ValueError, match=r"Dropout 'dropout.*' \(rate=0.2\) is not supported: numlstm's network "
+                                         r"has no dropout between layers.*"
+                                         r"LSTM\(units, dropout=0.2, recurrent_dropout=0.2\)"):
         Sequential([LSTM(4, return_sequences=True, input_shape=(3, 1)), Dropout(0.2), LSTM(4), Dense(1)])
     model = Sequential([LSTM(4, input_shape=(3, 1)), Dropout(0.0), Dense(1)])  # a no-op is fine
     assert model.count_params() == 4 * 4 * (1 + 4 + 1) + 5
@@ -482,7 +483,8 @@ def test_importing_numlstm_keras_leaves_xarray_out():
     import sys
     from pathlib import Path
 
-    code = "import sys, numlstm.keras; print(sorted(m for m in ('xarray', 'pandas', 'keras', 'torch') if m in sys.modules))"
+    code = ("import sys, numlstm.keras; "
+            "print(sorted(m for m in ('xarray', 'pandas', 'keras', 'torch') if m in sys.modules))")
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
                           cwd=Path(__file__).resolve().parents[1])
     assert done.stdout.strip() == "[]"
