@@ -10,14 +10,41 @@ weight interop with PyTorch and Keras (:mod:`numlstm.interop`), shipped data
 control of threads and compilation.
 """
 
-from numlstm import datasets, interop, metrics, text
+import importlib
+from typing import TYPE_CHECKING
+
+from numlstm import interop, text
 from numlstm.core import losses, optimizers
 from numlstm.core.training import NonFiniteLossError
 from numlstm.estimators import LSTMClassifier, LSTMRegressor, NotFittedError
-from numlstm.forecast.forecaster import Forecaster, MissingInputWarning, load
 from numlstm.functional import gru_backward, gru_forward, lstm_backward, lstm_forward
 from numlstm._cache import CacheWarning
 from numlstm.runtime import cache_clear, cache_info, compile_stats, get_num_threads, info, set_num_threads, warmup
+
+# What needs xarray is imported on first use, so that the array front doors (the
+# estimators, numlstm.keras) start without paying for xarray and pandas.
+if TYPE_CHECKING:  # for static readers (type checkers, the API docs)
+    from numlstm import datasets, metrics
+    from numlstm.forecast.forecaster import Forecaster, MissingInputWarning, load
+
+_LAZY = {"datasets": ("numlstm.datasets", None), "metrics": ("numlstm.metrics", None),
+         "Forecaster": ("numlstm.forecast.forecaster", "Forecaster"),
+         "MissingInputWarning": ("numlstm.forecast.forecaster", "MissingInputWarning"),
+         "load": ("numlstm.forecast.forecaster", "load")}
+
+
+def __getattr__(name):
+    if name not in _LAZY:
+        raise AttributeError(f"module 'numlstm' has no attribute {name!r}")
+    module, attribute = _LAZY[name]
+    value = importlib.import_module(module)
+    value = value if attribute is None else getattr(value, attribute)
+    globals()[name] = value
+    return value
+
+
+def __dir__():
+    return sorted(set(globals()) | set(_LAZY))
 
 __version__ = "0.1.0"
 

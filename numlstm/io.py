@@ -91,8 +91,10 @@ def _with_object_strings(ds):
         {k: ds[k].astype(object) for k in fixed if k in ds.data_vars})
 
 
-def read_model(path, expected_format, supported_version):
-    """Open a model file, check its format and version, and load it into memory."""
+def read_model(path, expected_format, supported_version, writer="Forecaster.save"):
+    """Open a model file, check its format and version, and load it into memory.
+
+    ``writer`` names what writes such files, for the error messages."""
     path = _check_path(path)
     if not path.exists():
         raise ValueError(f"no model file at {str(path)!r}.")
@@ -103,12 +105,12 @@ def read_model(path, expected_format, supported_version):
             ds = xr.open_zarr(path, consolidated=False).load()
     except (OSError, ValueError, TypeError) as err:
         raise ValueError(f"{str(path)!r} could not be read as a {path.suffix} dataset ({err}). Model files are "
-                         "written by Forecaster.save.") from None
+                         f"written by {writer}.") from None
     kind = ds.attrs.get(FORMAT_ATTR)
     if kind != expected_format:
         raise ValueError(
             f"{str(path)!r} is not a {expected_format} model file: its {FORMAT_ATTR!r} attribute is "
-            f"{kind!r}. Model files are written by Forecaster.save.")
+            f"{kind!r}. Model files are written by {writer}.")
     version = ds.attrs.get(VERSION_ATTR)
     try:
         version = int(version)
