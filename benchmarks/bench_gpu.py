@@ -49,7 +49,7 @@ def check_layers(lines):
     rng = np.random.default_rng(1)
     for (B, T, F, H), dtype in (((300, 40, 8, 64), np.float32), ((300, 40, 8, 37), np.float32),
                                 ((70, 20, 8, 64), np.float64), ((70, 20, 16, 256), np.float32)):
-        x, W, U, b = ref.random_layer(rng, B, T, F, H)
+        x, W, U, b = ref.random_layer(rng, B, T, F, H, scale=0.5 * min(1.0, (64 / H) ** 0.5))  # well conditioned
         dh_T = rng.standard_normal((B, H))
         dev = [cuda.to_device(a.astype(dtype)) for a in (x, W, U, b)]
         zeros = cuda.to_device(np.zeros((B, H), dtype))
@@ -67,11 +67,70 @@ def check_layers(lines):
             want["h"] = ref.lstm_forward(x, W, U, b)[0]
         worst = max(np.abs(got[key] - want[key]).max() / max(np.abs(want[key]).max(), 1e-30) for key in got)
         limit = 1e-10 if dtype == np.float64 else 1e-4
-        path = "fast" if k.fast_path(dtype, H, F) else "generic"
+        path = ("register-resident" if k.fast_path(dtype, H, F) else
+                "per-step" if k.step_path(dtype, H) else "generic")
         lines.append(f"check {np.dtype(dtype).name} ({B}, {T}, {F}, {H}) {path} kernels vs "
                      f"{'CPU' if dtype == np.float64 else 'NumPy float64'}: worst max|diff|/max|ref| "
                      f"{worst:.2e} ({'ok' if worst <= limit else 'FAILED'}, limit {limit:g})")
         print(lines[-1], flush=True)
+
+
+def event_ms(fn, repeats=5):
+    """Median device time of ``fn`` in milliseconds, between two CUDA events."""
+    import statistics
+
+    from numba import cuda
+
+    fn()
+    times = []
+    for _ in range(repeats):
+        start, stop = cuda.event(), cuda.event()
+        start.record()
+        fn()
+        stop.record()
+        stop.synchronize()
+        times.append(cuda.event_elapsed_time(start, stop))
+    return statistics.median(times)
+
+
+def phases(trainer, d_X):
+    """Where a training step's time goes: device times of its parts, and the host's cost of
+    one kernel launch."""
+    import time
+
+    from numba import cuda
+
+    from numlstm.kernels import cuda as k
+
+    _, cache, _, _ = trainer.forward(d_X)
+    x, zs, cs, hs, zeros, _, _, _ = cache[0]
+    W, U, _, _ = trainer._layer(trainer.params, 0)
+    _, _, _, block = trainer._layer(trainer.grads, 0)
+    n, H = zeros.shape
+    dh, dc = cuda.to_device(np.zeros((n, H), np.float32)), cuda.to_device(np.zeros((n, H), np.float32))
+    keep, hmask, use_keep, use_hmask = k._mask_args(None, None, np.float32)
+    parts = {
+        "forward (train)": lambda: trainer.forward(d_X),
+        "forward (predict)": lambda: trainer.forward(d_X, train=False),
+        "layer backward (recurrence + weight gradients)": lambda: k.layer_backward(
+            x, W, None, zeros, zeros, zs, cs, hs, None, dh, dc, need_dx=False, out=block, U=U, ws=trainer.ws,
+            tag="bench/"),
+        "weight gradients (split-K product + reduction)": lambda: k.weight_grads(
+            x, zeros, hs, trainer.ws.get("bench/dzs", zs.shape, np.float32), keep, hmask, use_keep, use_hmask,
+            block, trainer.ws, "bench/"),
+    }
+    out = [f"{name} {event_ms(fn):.3f} ms" for name, fn in parts.items()]
+    tiny = cuda.device_array((1, 1), np.float32)
+    launch = k.launch(k._transpose, 1, 1)
+    launch(tiny, tiny)
+    cuda.synchronize()
+    start = time.perf_counter()
+    for _ in range(200):
+        launch(tiny, tiny)
+    host = (time.perf_counter() - start) / 200
+    cuda.synchronize()
+    out.append(f"host time of one launch (2 array arguments) {host * 1e6:.1f} us")
+    return "; ".join(out)
 
 
 def main(argv=None):
@@ -110,7 +169,7 @@ def main(argv=None):
     lines += ["", "| case (batch, time, features, hidden) | measure | numlstm | cuDNN TF32 | cuDNN FP32 | "
               "numlstm / cuDNN TF32 | numlstm / cuDNN FP32 | target |", "|---|---|---:|---:|---:|---:|---:|---:|"]
     rng = np.random.default_rng(0)
-    repeat_lines = []
+    repeat_lines, phase_lines = [], []
     for (B, T, F, H), train_target, predict_target in CASES:
         X = rng.standard_normal((B, T, F)).astype(np.float32)
         y = rng.standard_normal((B, 1)).astype(np.float32)
@@ -172,12 +231,21 @@ def main(argv=None):
                 fn()
             return run
 
+        phase_lines.append(f"({B}, {T}, {F}, {H}) device times: {phases(trainer, d_X)}")
+        print(phase_lines[-1], flush=True)
         default_rows = k.FAST_ROWS
         variants = [(None, "")] + [(r, f" (FAST_ROWS={r})") for r in args.rows if H <= k.FAST_HIDDEN]
+        if k.step_path(np.float32, H):
+            variants.append(("per-step", " (a launch per step)"))
+        elif k.fast_path(np.float32, H, F):
+            variants.append(("split-K", " (split-K weight gradients)"))
         for rows, label in variants:
-            k.FAST_ROWS = default_rows if rows is None else rows
-            measures = [("training step" + label, numlstm_step, torch_step, train_target),
-                        ("predict" + label, numlstm_predict, torch_predict, predict_target)]
+            k.FAST_ROWS = rows if isinstance(rows, int) else default_rows
+            k.STEP_GRID = rows != "per-step"
+            k.FAST_FUSED_GRADS = rows != "split-K"
+            measures = [("training step" + label, numlstm_step, torch_step, train_target)]
+            if rows != "split-K":  # (prediction does not compute gradients)
+                measures.append(("predict" + label, numlstm_predict, torch_predict, predict_target))
             if rows is None:
                 measures.append(("forward (train)", numlstm_forward, None, None))
             for measure, ours, theirs, target in measures:
@@ -196,8 +264,12 @@ def main(argv=None):
                              f"{'<= ' + str(target) if target else '-'} |")
                 print(lines[-1], flush=True)
         k.FAST_ROWS = default_rows
+        k.STEP_GRID = True
+        k.FAST_FUSED_GRADS = True
         del trainer
-    emit(lines + [""] + repeat_lines, args.output)
+    if k._GRID_FAILED:
+        lines.append(f"cooperative launch failed: {k._GRID_FAILED[0]}")
+    emit(lines + [""] + repeat_lines + [""] + phase_lines, args.output)
 
 
 if __name__ == "__main__":

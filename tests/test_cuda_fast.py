@@ -55,21 +55,26 @@ def _check_layer(rng, B, T, I, H, head_only):
 
 @pytest.mark.parametrize("B, T, I, H", [(6, 4, 3, 8), (5, 3, 2, 5)])
 @pytest.mark.parametrize("head_only", [False, True], ids=["dh-every-step", "dh_T-only"])
-def test_fast_kernels_match_the_reference(rng, B, T, I, H, head_only):
+@pytest.mark.parametrize("fused", [True, False], ids=["fused-grads", "split-K-grads"])
+def test_fast_kernels_match_the_reference(rng, monkeypatch, B, T, I, H, head_only, fused):
     from numlstm.kernels import cuda as k
 
+    monkeypatch.setattr(k, "FAST_FUSED_GRADS", fused)
     assert k.fast_path(np.float32, H, I)
     _check_layer(rng, B, T, I, H, head_only)
 
 
 @pytest.mark.parametrize("B, T, I, H", [(5, 3, 2, 6), (3, 1, 3, 9)])
 @pytest.mark.parametrize("head_only", [False, True], ids=["dh-every-step", "dh_T-only"])
-def test_step_kernels_match_the_reference(rng, monkeypatch, B, T, I, H, head_only):
-    """One launch per step (hidden > FAST_HIDDEN, set small here), with ragged row and
-    unit tiles."""
+@pytest.mark.parametrize("grid", [True, False], ids=["cooperative", "launch-per-step"])
+def test_step_kernels_match_the_reference(rng, monkeypatch, B, T, I, H, head_only, grid):
+    """Hidden > FAST_HIDDEN (set small here): every step in one cooperative launch (on the
+    simulator, one block looping over every tile), or one launch per step; ragged row
+    and unit tiles."""
     from numlstm.kernels import cuda as k
 
     monkeypatch.setattr(k, "FAST_HIDDEN", 4)
+    monkeypatch.setattr(k, "STEP_GRID", grid)
     assert k.step_path(np.float32, H) and not k.fast_path(np.float32, H, I)
     _check_layer(rng, B, T, I, H, head_only)
 

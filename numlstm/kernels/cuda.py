@@ -412,8 +412,9 @@ def weight_grads(x, h0, hs, dzs, keep, hmask, use_keep, use_hmask, grads, ws=Non
 # over the register slices unrolls and the slices stay in registers.
 
 FAST_HIDDEN = 64  # largest hidden size of the register-resident kernels
-FAST_ROWS = 8  # batch rows per block of the forward kernel (a multiple of 4; 4 where 8 do not fit)
+FAST_ROWS = 4  # batch rows per block of the forward kernel (a multiple of 4; 8 was slower on an H200)
 FAST_BACKWARD_ROWS = 4  # and of the backward kernel (at 8 it needs too many registers for 2 blocks an SM)
+FAST_FUSED_GRADS = True  # the backward kernel sums the weight gradients itself (no split-K product)
 FAST_SHARED = 48 * 1024  # static shared memory a kernel may declare, in bytes
 FAST_MAX_REGISTERS = None  # a register cap for the forward kernel (None: the compiler's choice)
 
@@ -544,15 +545,20 @@ def _make_fast_forward(H, F, R, store, all_h, max_registers=None):
     return forward
 
 
-def _make_fast_backward(H, R, use_dhs):
+def _make_fast_backward(H, R, use_dhs, F, fused, store_dz):
     f32 = numba.float32
     RQ = R // 4
     G = 4 * H
+    F1 = F + 1 if fused else 1  # the input rows and the bias row of this thread's column
 
     @cuda.jit
-    def backward(U, c0, zs, cs, dhs, dh_carry, dc_carry, dzs):
+    def backward(U, c0, zs, cs, dhs, dh_carry, dc_carry, dzs, x, h0, hs, parts):
         """BPTT for rows ``blockIdx.x * R ..``: as the generic backward kernel, with ``U``
-        itself (not transposed): thread (j, q) holds ``U[j, q*H : q*H + H]``."""
+        itself (not transposed): thread (j, q) holds ``U[j, q*H : q*H + H]``. With ``fused``,
+        the block's weight gradients too, summed in registers while ``dz`` is in shared
+        memory: thread (j, q) owns ``dU[j, q*H : q*H + H]`` and column ``q*H + j`` of ``dW``
+        and ``db``; they go to ``parts[blockIdx.x]`` (rows ``dW``, ``dU``, ``db``), added in
+        block order afterwards. ``dzs`` is written only with ``store_dz`` (for ``dx``)."""
         dz_s = cuda.shared.array((R, G), f32)  # dz_t[row, gate * H + m] at 4 * m + gate
         part = cuda.shared.array((R, G), f32)  # [row][unit * 4 + quarter]
         B, T = zs.shape[0], zs.shape[1]
@@ -561,8 +567,13 @@ def _make_fast_backward(H, R, use_dhs):
         q = tid & 3
         r0 = cuda.blockIdx.x * R
         u = cuda.local.array(H, f32)
+        gu = cuda.local.array(H, f32)  # dU[j, q * H + m]
+        gw = cuda.local.array(F1, f32)  # dW[f, q * H + j], then db[q * H + j]
         for m in range(H):
             u[m] = U[j, q * H + m]
+            gu[m] = f32(0.0)
+        for f in range(F1):
+            gw[f] = f32(0.0)
         dh = cuda.local.array(RQ, f32)
         dc = cuda.local.array(RQ, f32)
         for i in range(RQ):
@@ -580,19 +591,35 @@ def _make_fast_backward(H, R, use_dhs):
                     d0, d1, d2, d3, dcp = cell_backward(zs[r, t, j], zs[r, t, H + j], zs[r, t, 2 * H + j],
                                                         zs[r, t, 3 * H + j], cs[r, t, j], c_prev, d, dc[i])
                     dc[i] = dcp
-                    dzs[r, t, j] = d0
-                    dzs[r, t, H + j] = d1
-                    dzs[r, t, 2 * H + j] = d2
-                    dzs[r, t, 3 * H + j] = d3
+                    if store_dz:
+                        dzs[r, t, j] = d0
+                        dzs[r, t, H + j] = d1
+                        dzs[r, t, 2 * H + j] = d2
+                        dzs[r, t, 3 * H + j] = d3
                 dz_s[rr, 4 * j] = d0
                 dz_s[rr, 4 * j + 1] = d1
                 dz_s[rr, 4 * j + 2] = d2
                 dz_s[rr, 4 * j + 3] = d3
             cuda.syncthreads()  # every gate gradient of step t is in dz_s
             for rr in range(R):
+                r = r0 + rr
                 a = f32(0.0)
-                for m in range(H):
-                    a += dz_s[rr, 4 * m + q] * u[m]
+                if fused:
+                    hp = f32(0.0)  # h_{t-1}[r, j]; a row past the batch has dz = 0
+                    if r < B:
+                        hp = h0[r, j] if t == 0 else hs[r, t - 1, j]
+                    for m in range(H):
+                        v = dz_s[rr, 4 * m + q]
+                        a += v * u[m]
+                        gu[m] += hp * v
+                    if r < B:
+                        v = dz_s[rr, 4 * j + q]  # dz[r, q * H + j]
+                        for f in range(F):
+                            gw[f] += x[r, t, f] * v
+                        gw[F] += v
+                else:
+                    for m in range(H):
+                        a += dz_s[rr, 4 * m + q] * u[m]
                 part[rr, 4 * j + q] = a
             cuda.syncthreads()  # every partial sum is written
             for i in range(RQ):
@@ -603,6 +630,13 @@ def _make_fast_backward(H, R, use_dhs):
             if r < B:
                 dh_carry[r, j] = dh[i]
                 dc_carry[r, j] = dc[i]
+        if fused:
+            blk = cuda.blockIdx.x
+            for m in range(H):
+                parts[blk, F + j, q * H + m] = gu[m]
+            for f in range(F):
+                parts[blk, f, q * H + j] = gw[f]
+            parts[blk, F + H, q * H + j] = gw[F]
 
     return backward
 
@@ -619,9 +653,10 @@ def fast_forward_kernel(H, F, rows, store=True, all_h=True):
     return _FAST[key]
 
 
-def fast_backward_kernel(H, rows, use_dhs=True):
-    """The register-resident backward kernel, made on first use."""
-    key = "backward", int(H), int(rows), bool(use_dhs)
+def fast_backward_kernel(H, rows, use_dhs=True, F=0, fused=False, store_dz=True):
+    """The register-resident backward kernel, made on first use (``F`` inputs matter only
+    ``fused``, with the weight gradients)."""
+    key = "backward", int(H), int(rows), bool(use_dhs), int(F) if fused else 0, bool(fused), bool(store_dz)
     if key not in _FAST:
         _FAST[key] = _make_fast_backward(*key[1:])
     return _FAST[key]
@@ -653,10 +688,10 @@ def _make_step_forward(store, TR, TJ, KS):
     NT = half * TJ
     G_T = 4 * TJ
 
-    @cuda.jit
-    def step_forward(t, x, W, U, b, h0, c0, zs, cs, hs):
-        """Step ``t`` for rows ``blockIdx.x * TR ..`` and units ``blockIdx.y * TJ ..``; thread
-        (row ``ra``, unit ``jj``) runs rows ``ra`` and ``ra + TR / 2``."""
+    @cuda.jit(device=True)
+    def tile_forward(t, r0, j0, x, W, U, b, h0, c0, zs, cs, hs):
+        """Step ``t`` for rows ``r0 ..`` and units ``j0 ..``; thread (row ``ra``, unit ``jj``)
+        runs rows ``ra`` and ``ra + TR / 2``."""
         h_s = cuda.shared.array((KS, TR), f32)
         u_s = cuda.shared.array((KS, G_T), f32)
         B, T, F = x.shape
@@ -664,8 +699,6 @@ def _make_step_forward(store, TR, TJ, KS):
         tid = cuda.threadIdx.x
         ra = tid // TJ
         jj = tid - ra * TJ
-        r0 = cuda.blockIdx.x * TR
-        j0 = cuda.blockIdx.y * TJ
         acc = cuda.local.array(8, f32)
         for i in range(8):
             acc[i] = f32(0.0)
@@ -728,7 +761,27 @@ def _make_step_forward(store, TR, TJ, KS):
                     cs[r, t, j] = c
                     hs[r, t, j] = h
 
-    return step_forward
+    @cuda.jit
+    def step_forward(t, x, W, U, b, h0, c0, zs, cs, hs):
+        """Step ``t``, one tile a block: rows ``blockIdx.x * TR ..``, units ``blockIdx.y * TJ ..``."""
+        tile_forward(t, cuda.blockIdx.x * TR, cuda.blockIdx.y * TJ, x, W, U, b, h0, c0, zs, cs, hs)
+
+    @cuda.jit
+    def grid_forward(x, W, U, b, h0, c0, zs, cs, hs):
+        """Every step in one cooperative launch: the blocks share out the tiles of a step and
+        meet at a grid barrier before the next."""
+        grid = cuda.cg.this_grid()
+        B, T = x.shape[0], x.shape[1]
+        n_r = (B + TR - 1) // TR
+        n_j = (U.shape[0] + TJ - 1) // TJ
+        for t in range(T):
+            tr, tj = _first_tile(n_r)
+            while tj < n_j:
+                tile_forward(t, tr * TR, tj * TJ, x, W, U, b, h0, c0, zs, cs, hs)
+                tr, tj = _next_tile(tr, tj, n_r)
+            grid.sync()
+
+    return step_forward, grid_forward
 
 
 def _make_step_backward(use_dhs, TR, TJ, KS):
@@ -737,10 +790,9 @@ def _make_step_backward(use_dhs, TR, TJ, KS):
     quarter = TJ // 4
     NT = half * quarter
 
-    @cuda.jit
-    def step_backward(t, U, c0, zs, cs, dhs, dh_carry, dc_carry, dzs):
-        """Step ``t`` of the backward pass for rows ``blockIdx.x * TR ..`` and units
-        ``blockIdx.y * TJ ..``: the gradient reaching ``h_t`` (``dh_carry``, that is ``dh_T``,
+    @cuda.jit(device=True)
+    def tile_backward(t, r0, j0, U, c0, zs, cs, dhs, dh_carry, dc_carry, dzs):
+        """Step ``t`` of the backward pass for rows ``r0 ..`` and units ``j0 ..``: the gradient reaching ``h_t`` (``dh_carry``, that is ``dh_T``,
         at the last step, else ``dz_{t+1} U^T``; plus ``dhs[:, t]``) through the cell, ``dc_carry``
         carried in place. At ``t = -1`` only ``dh0 = dz_0 U^T`` into ``dh_carry``. Thread
         (``ra``, ``jq``) runs rows ``ra, ra + TR / 2`` and units ``jq, jq + TJ / 4, ...``."""
@@ -751,8 +803,6 @@ def _make_step_backward(use_dhs, TR, TJ, KS):
         tid = cuda.threadIdx.x
         ra = tid // quarter
         jq = tid - ra * quarter
-        r0 = cuda.blockIdx.x * TR
-        j0 = cuda.blockIdx.y * TJ
         acc = cuda.local.array(8, f32)  # [row i][unit m] at 4 * i + m
         for i in range(8):
             acc[i] = f32(0.0)
@@ -804,20 +854,81 @@ def _make_step_backward(use_dhs, TR, TJ, KS):
                         dzs[r, t, 2 * H + j] = d2
                         dzs[r, t, 3 * H + j] = d3
 
-    return step_backward
+    @cuda.jit
+    def step_backward(t, U, c0, zs, cs, dhs, dh_carry, dc_carry, dzs):
+        """Step ``t``, one tile a block: rows ``blockIdx.x * TR ..``, units ``blockIdx.y * TJ ..``."""
+        tile_backward(t, cuda.blockIdx.x * TR, cuda.blockIdx.y * TJ, U, c0, zs, cs, dhs, dh_carry, dc_carry, dzs)
+
+    @cuda.jit
+    def grid_backward(U, c0, zs, cs, dhs, dh_carry, dc_carry, dzs):
+        """Every step (and ``dh0``) in one cooperative launch, as :func:`grid_forward`."""
+        grid = cuda.cg.this_grid()
+        B, T = zs.shape[0], zs.shape[1]
+        n_r = (B + TR - 1) // TR
+        n_j = (U.shape[0] + TJ - 1) // TJ
+        for t in range(T - 1, -2, -1):
+            tr, tj = _first_tile(n_r)
+            while tj < n_j:
+                tile_backward(t, tr * TR, tj * TJ, U, c0, zs, cs, dhs, dh_carry, dc_carry, dzs)
+                tr, tj = _next_tile(tr, tj, n_r)
+            grid.sync()
+
+    return step_backward, grid_backward
 
 
 _STEP = {}
 
 
 def step_kernels(store=True, use_dhs=True):
-    """``(forward, backward)`` one-step kernels at the current ``STEP_*`` sizes, made on first
-    use; returns them with their threads per block and tile sizes."""
+    """``((step forward, grid forward), (step backward, grid backward))`` at the current
+    ``STEP_*`` sizes, made on first use: the one-step kernels (a launch per step) and
+    the cooperative ones (every step in one launch, a grid barrier between steps)."""
     key = bool(store), bool(use_dhs), STEP_ROWS, STEP_UNITS, STEP_K
     if key not in _STEP:
         _STEP[key] = (_make_step_forward(key[0], STEP_ROWS, STEP_UNITS, STEP_K),
                       _make_step_backward(key[1], STEP_ROWS, 2 * STEP_UNITS, STEP_K))
     return _STEP[key]
+
+
+@cuda.jit(device=True)
+def _first_tile(n_r):
+    """``(row tile, unit tile)`` of this block's first tile in a cooperative grid."""
+    return cuda.blockIdx.x % n_r, cuda.blockIdx.x // n_r
+
+
+@cuda.jit(device=True)
+def _next_tile(tr, tj, n_r):
+    """The tile ``gridDim.x`` tiles on, by counting (no division in the step loop)."""
+    tr += cuda.gridDim.x
+    while tr >= n_r:
+        tr -= n_r
+        tj += 1
+    return tr, tj
+
+
+STEP_GRID = True  # one cooperative launch for all steps where the device takes one
+_GRID_FAILED = []  # the reason, once a cooperative launch has failed here
+
+
+def _run_steps(kernels, grid_tiles, threads, steps, args):
+    """Run every step: one cooperative launch of at most one block per multiprocessor
+    (tiles shared out), or, without one, a launch per step of ``steps`` (t values)."""
+    step, whole = kernels
+    if STEP_GRID and not _GRID_FAILED:
+        if numba.config.ENABLE_CUDASIM:
+            blocks = 1  # the simulator's grid barrier holds for one block only
+        else:
+            blocks = min(grid_tiles[0] * grid_tiles[1], cuda.get_current_device().MULTIPROCESSOR_COUNT)
+        try:
+            launch(whole, blocks, threads)(*args)
+            return
+        except Exception as error:  # no cooperative launch here (no device runtime library, ...)
+            _GRID_FAILED.append(f"{type(error).__name__}: {error}")
+            warnings.warn(f"numlstm: one launch per step instead of a cooperative launch ({_GRID_FAILED[0]})",
+                          RuntimeWarning, stacklevel=3)
+    configured = launch(step, grid_tiles, threads)
+    for t in steps:
+        configured(t, *args)
 
 
 @cuda.jit
@@ -930,10 +1041,9 @@ def layer_forward(x, W, U, b, h0, c0, keep=None, hmask=None, ws=None, tag="", st
         zs = _array(ws, tag + "zs", (B, T, 4 * H), dtype) if store else _empty(dtype, 3)
         cs = _array(ws, tag + "cs", (B, T, H), dtype)
         hs = _array(ws, tag + "hs", (B, T, H), dtype)
-        step, _ = step_kernels(store=store)
-        configured = launch(step, (_blocks(B, STEP_ROWS), _blocks(H, STEP_UNITS)), STEP_ROWS // 2 * STEP_UNITS)
-        for t in range(T):
-            configured(t, x, W, U, b, h0, c0, zs, cs, hs)
+        forward, _ = step_kernels(store=store)
+        _run_steps(forward, (_blocks(B, STEP_ROWS), _blocks(H, STEP_UNITS)), STEP_ROWS // 2 * STEP_UNITS, range(T),
+                   (x, W, U, b, h0, c0, zs, cs, hs))
         return (zs if store else None), cs, hs
     keep, hmask, use_keep, use_hmask = _mask_args(keep, hmask, dtype)
     zs = _array(ws, tag + "zs", (B, T, 4 * H), dtype)
@@ -983,22 +1093,27 @@ def layer_backward(x, W, U_T, h0, c0, zs, cs, hs, dhs, dh_carry, dc_carry, need_
     if dhs is None:
         dhs = _empty(dtype, 3)
     dzs = _array(ws, tag + "dzs", (B, T, G), dtype)
+    fused = False
     if keep is None and hmask is None and fast_path(dtype, H, n_in):
         if U is None:
             U = _array(ws, tag + "U", (H, G), dtype)
             launch(_transpose, _blocks(H * G, THREADS), THREADS)(U_T, U)
         rows = FAST_BACKWARD_ROWS
-        launch(fast_backward_kernel(H, rows, use_dhs), _blocks(B, rows), 4 * H)(U, c0, zs, cs, dhs, dh_carry,
-                                                                                dc_carry, dzs)
+        fused = FAST_FUSED_GRADS
+        n_blocks = _blocks(B, rows)
+        parts = _array(ws, tag + "grad-parts", (n_blocks, n_in + H + 1, G), dtype) if fused else _empty(dtype, 3)
+        if not (need_dx or not fused):
+            dzs = _empty(dtype, 3)
+        kernel = fast_backward_kernel(H, rows, use_dhs, n_in, fused, need_dx or not fused)
+        launch(kernel, n_blocks, 4 * H)(U, c0, zs, cs, dhs, dh_carry, dc_carry, dzs, x, h0, hs, parts)
     elif keep is None and hmask is None and step_path(dtype, H):
         if U is None:
             U = _array(ws, tag + "U", (H, G), dtype)
             launch(_transpose, _blocks(H * G, THREADS), THREADS)(U_T, U)
-        _, step = step_kernels(use_dhs=use_dhs)
+        _, backward = step_kernels(use_dhs=use_dhs)
         units = 2 * STEP_UNITS
-        configured = launch(step, (_blocks(B, STEP_ROWS), _blocks(H, units)), STEP_ROWS // 2 * (units // 4))
-        for t in range(T - 1, -2, -1):  # t = -1: dh0 alone
-            configured(t, U, c0, zs, cs, dhs, dh_carry, dc_carry, dzs)
+        _run_steps(backward, (_blocks(B, STEP_ROWS), _blocks(H, units)), STEP_ROWS // 2 * (units // 4),
+                   range(T - 1, -2, -1), (U, c0, zs, cs, dhs, dh_carry, dc_carry, dzs))  # t = -1: dh0 alone
     else:
         if U_T is None:
             U_T = _array(ws, tag + "U_T", (G, H), dtype)
@@ -1015,6 +1130,9 @@ def layer_backward(x, W, U_T, h0, c0, zs, cs, hs, dhs, dh_carry, dc_carry, need_
         launch(_input_grad_kernel, _blocks(B * T * n_in, THREADS), THREADS)(dzs, W, dx)
     k, hm, use_keep, use_hmask = _mask_args(keep, hmask, dtype)
     grads = cuda.device_array((n_in + H + 1, G), dtype=dtype) if out is None else out
-    weight_grads(x, h0, hs, dzs, k, hm, use_keep, use_hmask, grads, ws, tag)
+    if fused:  # the backward kernel's per-block sums, added in block order
+        launch(_reduce_parts, _blocks((n_in + H + 1) * G, THREADS), THREADS)(parts, grads)
+    else:
+        weight_grads(x, h0, hs, dzs, k, hm, use_keep, use_hmask, grads, ws, tag)
     return dx, grads[:n_in], grads[n_in:n_in + H], grads[n_in + H]
 
