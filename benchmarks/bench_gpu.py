@@ -238,11 +238,12 @@ def main(argv=None):
         if k.step_path(np.float32, H):
             variants.append(("per-step", " (a launch per step)"))
         elif k.fast_path(np.float32, H, F):
-            variants.append(("split-K", " (split-K weight gradients)"))
+            variants += [("split-K", " (split-K weight gradients)"), ("cap", " (forward capped at 128 registers)")]
         for rows, label in variants:
             k.FAST_ROWS = rows if isinstance(rows, int) else default_rows
             k.STEP_GRID = rows != "per-step"
             k.FAST_FUSED_GRADS = rows != "split-K"
+            k.FAST_MAX_REGISTERS = 128 if rows == "cap" else None
             measures = [("training step" + label, numlstm_step, torch_step, train_target)]
             if rows != "split-K":  # (prediction does not compute gradients)
                 measures.append(("predict" + label, numlstm_predict, torch_predict, predict_target))
@@ -266,6 +267,7 @@ def main(argv=None):
         k.FAST_ROWS = default_rows
         k.STEP_GRID = True
         k.FAST_FUSED_GRADS = True
+        k.FAST_MAX_REGISTERS = None
         del trainer
     if k._GRID_FAILED:
         lines.append(f"cooperative launch failed: {k._GRID_FAILED[0]}")
