@@ -416,7 +416,10 @@ FAST_ROWS = 4  # batch rows per block of the forward kernel (a multiple of 4; 8 
 FAST_BACKWARD_ROWS = 4  # and of the backward kernel (at 8 it needs too many registers for 2 blocks an SM)
 FAST_FUSED_GRADS = True  # the backward kernel sums the weight gradients itself (no split-K product)
 FAST_SHARED = 48 * 1024  # static shared memory a kernel may declare, in bytes
-FAST_MAX_REGISTERS = None  # a register cap for the forward kernel (None: the compiler's choice)
+# A register cap for the forward kernel (None: the compiler's choice, about 155-165): at 128
+# two blocks share an SM, at the cost of a few spilled registers (40-92 bytes); on an H200
+# this was faster at every size measured (benchmarks/results/gpu-h200-issue17-run2.txt).
+FAST_MAX_REGISTERS = 128
 
 
 def _jit(max_registers=None):
