@@ -43,6 +43,15 @@ def small_cuda_launches(monkeypatch):
     for module in (kernels, gru_cuda):
         monkeypatch.setattr(module, "THREADS", 8)
         monkeypatch.setattr(module, "ROWS_PER_BLOCK", 2)
-        monkeypatch.setattr(module, "PAIRS_PER_BLOCK", 4)
+    monkeypatch.setattr(gru_cuda, "PAIRS_PER_BLOCK", 4)
+    # the weight-gradient product: 2 x 2 threads, tiles of 8 x 8, 4 pairs a stage, several chunks
+    monkeypatch.setattr(kernels, "GEMM_TY", 2)
+    monkeypatch.setattr(kernels, "GEMM_TX", 2)
+    monkeypatch.setattr(kernels, "GEMM_K", 4)
+    monkeypatch.setattr(kernels, "GEMM_BLOCKS", 12)
+    monkeypatch.setattr(kernels, "FAST_ROWS", 4)  # register-resident kernels: 4 rows a block
+    monkeypatch.setattr(kernels, "STEP_ROWS", 4)  # one launch per step: tiles of 4 rows x 4 (8) units
+    monkeypatch.setattr(kernels, "STEP_UNITS", 4)
+    monkeypatch.setattr(kernels, "STEP_K", 4)
     monkeypatch.setattr(gpu, "THREADS", 16)
     monkeypatch.setattr(gpu, "NORM_BLOCKS", 3)

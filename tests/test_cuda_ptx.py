@@ -10,6 +10,9 @@ itself. Skipped where there is no NVVM.
 
 import glob
 import os
+import re
+import shutil
+import subprocess
 import types as pytypes
 
 import numpy as np
@@ -80,12 +83,16 @@ def _signatures(dt):
                       A(dt, 3), i64, types.boolean),
             backward: (A(dt, 2), A(dt, 2), A(dt, 3), A(dt, 3), A(dt, 3), A(dt, 2), A(dt, 2), *masks, A(dt, 3), i64,
                        types.boolean),
-            k._partial_grads_kernel(*use): (A(dt, 3), A(dt, 2), A(dt, 3), A(dt, 3), *masks, A(dt, 3), i64),
+            k.recurrent_kernels(np.dtype(str(dt)), *use, use_dhs=False)[1]: (
+                A(dt, 2), A(dt, 2), A(dt, 3), A(dt, 3), A(dt, 3), A(dt, 2), A(dt, 2), *masks, A(dt, 3), i64,
+                types.boolean),
+            k.weight_grads_kernel(np.dtype(str(dt)), *use)[0]: (A(dt, 3), A(dt, 2), A(dt, 3), A(dt, 3), *masks,
+                                                                 A(dt, 3), i64),
             gru_forward: (A(dt, 3), A(dt, 2), A(dt, 2), A(dt, 2), A(dt, 2), *masks, A(dt, 3), A(dt, 3), A(dt, 3),
                           i64, types.boolean),
             gru_backward: (A(dt, 2), A(dt, 2), A(dt, 3), A(dt, 3), A(dt, 3), A(dt, 3), A(dt, 2), *masks, A(dt, 3),
                            A(dt, 3), i64, types.boolean),
-            gk._partial_grads_kernel(*use): (A(dt, 3), A(dt, 2), A(dt, 3), A(dt, 3), A(dt, 3), *masks, A(dt, 3),
+            gk._partial_grads_kernel(np.dtype(str(dt)), *use): (A(dt, 3), A(dt, 2), A(dt, 3), A(dt, 3), A(dt, 3), *masks, A(dt, 3),
                                              i64),
         })
     return {
@@ -97,6 +104,8 @@ def _signatures(dt):
         g._head_forward: (A(dt, 3), A(dt, 2), A(dt, 1), A(dt, 2)),
         g._loss: (i64, A(f64, 1), A(dt, 2), A(dt, 2), A(dt, 2), A(f64, 2), A(f64, 1), i64, A(i64, 1)),
         g._head_backward: (A(dt, 3), A(dt, 2), A(f64, 2), A(dt, 2), A(dt, 1), A(dt, 3)),
+        g._head_backward_last: (A(dt, 3), A(dt, 2), A(f64, 2), A(dt, 2), A(dt, 1), A(dt, 2)),
+        k._transpose: (A(dt, 2), A(dt, 2)),
         g._sum_squares: (A(dt, 1), A(f64, 1)),
         g._check_and_scale: (A(f64, 1), A(f64, 1), i64, f64, A(i64, 1), A(f64, 1)),
         g._update: (i64, A(dt, 1), A(dt, 1), A(dt, 2), f64, A(f64, 1), A(i64, 1), A(f64, 1)),
@@ -123,3 +132,88 @@ def test_every_kernel_compiles_for_sm90(compile_ptx, dtype):
     for kernel, sig in _signatures(getattr(types, dtype)).items():
         ptx = compile_ptx(kernel, sig)
         assert ".target sm_90" in ptx and ".entry" in ptx, kernel.py_func.__name__
+
+
+# The register-resident float32 kernels at the benchmark's shapes, and the weight-gradient
+# product: compiled to PTX, then assembled for sm_90 by ptxas (where the toolkit has it),
+# which must keep every per-thread array in registers (no local memory: no stack frame,
+# no spills) within a register budget: 2 blocks of 256 threads an SM for the product
+# (<= 128); about that for the plain backward kernel (123 to 130 depending on the target);
+# one block an SM for the forward kernel, the backward kernel that sums the weight
+# gradients too, and the cooperative step kernels (launched one block an SM).
+REGISTER_CEILING = {"forward": 232, "backward": 136, "fused_backward": 240, "weight_grads": 128, "step_forward": 160,
+                    "step_backward": 160}
+
+
+def _fast_signatures():
+    from numba import types
+
+    from numlstm.kernels import cuda as k
+
+    f32 = types.float32
+
+    def A(ndim):
+        return types.Array(f32, ndim, "C")
+
+    fwd = (A(3), A(2), A(2), A(1), A(2), A(2), A(3), A(3), A(3))
+    bwd = (A(2), A(2), A(3), A(3), A(3), A(2), A(2), A(3), A(3), A(2), A(3), A(3))
+    sigs = {}
+    for F in (4, 8, 16):
+        rows = k.fast_rows(64, F)
+        for store, all_h in ((True, True), (False, False), (False, True)):
+            sigs[f"forward F={F} rows={rows} store={store} all_h={all_h}"] = (
+                k.fast_forward_kernel(64, F, rows, store, all_h), fwd)
+    for use_dhs in (True, False):
+        sigs[f"backward dhs={use_dhs}"] = (k.fast_backward_kernel(64, k.FAST_BACKWARD_ROWS, use_dhs), bwd)
+    for F in (4, 8, 16):
+        for store_dz in (False, True):
+            sigs[f"fused_backward F={F} dz={store_dz}"] = (
+                k.fast_backward_kernel(64, k.FAST_BACKWARD_ROWS, False, F, True, store_dz), bwd)
+    i64 = types.int64
+    for flag in (True, False):
+        (step_forward, grid_forward), (step_backward, grid_backward) = k.step_kernels(store=flag, use_dhs=flag)
+        forward_args = (A(3), A(2), A(2), A(1), A(2), A(2), A(3), A(3), A(3))
+        backward_args = (A(2), A(2), A(3), A(3), A(3), A(2), A(2), A(3))
+        sigs[f"step_forward store={flag}"] = (step_forward, (i64, *forward_args))
+        sigs[f"step_forward grid store={flag}"] = (grid_forward, forward_args)
+        sigs[f"step_backward dhs={flag}"] = (step_backward, (i64, *backward_args))
+        sigs[f"step_backward grid dhs={flag}"] = (grid_backward, backward_args)
+    gemm = k.weight_grads_kernel(np.float32)[0]
+    sigs["weight_grads"] = (gemm, (A(3), A(2), A(3), A(3), types.Array(types.int8, 2, "C"), A(2), A(3), types.int64))
+    return sigs
+
+
+def _ptxas():
+    home = os.environ.get("CUDA_HOME", "")
+    for path in (os.path.join(home, "bin", "ptxas"), "/usr/local/cuda/bin/ptxas"):
+        if os.path.exists(path):
+            return path
+    return shutil.which("ptxas")
+
+
+def test_fast_kernels_keep_their_arrays_in_registers(compile_ptx, tmp_path):
+    from numlstm.kernels import cuda as k
+
+    ptxas = _ptxas()
+    for name, (kernel, sig) in _fast_signatures().items():
+        ptx = compile_ptx(kernel, sig)
+        assert ".local" not in ptx, f"{name}: a per-thread array went to local memory"
+        if ptxas is None:
+            continue
+        path = tmp_path / "kernel.ptx"
+        path.write_text(ptx)
+        # -c: relocatable (the cooperative kernels call into the device runtime, linked at load)
+        command = [ptxas, "-arch=sm_90", "-c", "-v", str(path), "-o", str(tmp_path / "kernel.o")]
+        report = subprocess.run(command, capture_output=True, text=True, check=True).stderr
+        registers = int(re.search(r"Used (\d+) registers", report).group(1))
+        frame = re.search(r"(\d+) bytes stack frame, (\d+) bytes spill stores, (\d+) bytes spill loads", report)
+        print(f"{name}: {registers} registers; {frame.group(0)}")
+        assert frame.groups() == ("0", "0", "0"), f"{name}: {frame.group(0)}"
+        assert registers <= REGISTER_CEILING[name.split()[0]], f"{name}: {registers} registers"
+        if name.startswith("forward") and k.FAST_MAX_REGISTERS:
+            # as launched: capped, which may spill a little (measured faster than 1 block an SM)
+            report = subprocess.run(command + [f"-maxrregcount={k.FAST_MAX_REGISTERS}"], capture_output=True,
+                                    text=True, check=True).stderr
+            spilled = int(re.search(r"(\d+) bytes spill stores", report).group(1))
+            print(f"{name} capped at {k.FAST_MAX_REGISTERS} registers: {spilled} bytes spilled")
+            assert spilled <= 128, f"{name}: {spilled} bytes spilled under the register cap"

@@ -130,6 +130,36 @@ def _head_backward(hs, Wd, dpred, dWd, dbd, dhs):
         dhs[r, t, j] = acc
 
 
+@cuda.jit
+def _head_backward_last(hs, Wd, dpred, dWd, dbd, dh_T):
+    """As :func:`_head_backward` for a one-direction top layer: the gradient reaching its
+    last hidden state goes into ``dh_T`` (n, H), the backward pass's carried gradient,
+    instead of a (n, T, H) array that is zero but at the last step."""
+    n, H = dh_T.shape
+    T = hs.shape[1]
+    O = dpred.shape[1]
+    e = cuda.grid(1)
+    if e < H * O:
+        j = e // O
+        o = e - j * O
+        acc = dpred[0, o] * 0.0
+        for r in range(n):
+            acc += hs[r, T - 1, j] * dpred[r, o]
+        dWd[j, o] = acc
+        if j == 0:
+            acc = dpred[0, o] * 0.0
+            for r in range(n):
+                acc += dpred[r, o]
+            dbd[o] = acc
+    if e < n * H:
+        r = e // H
+        j = e - r * H
+        acc = dpred[0, 0] * 0.0
+        for o in range(O):
+            acc += dpred[r, o] * Wd[j, o]
+        dh_T[r, j] = acc
+
+
 # --- dropout, embedding and bidirectional layers: small element-wise kernels ----------------------
 
 
@@ -388,6 +418,7 @@ class DeviceNetwork:
         self.D = net.directions
         self.tokens = net.vocabulary > 0
         self.params = cuda.to_device(net.params)
+        self.ws = kernels.Workspace()  # the arrays of a batch, reused by the next one
 
     # --- views into the flat parameter buffers (device arrays) -------------------------------
     def _layer(self, buf, row):
@@ -412,53 +443,67 @@ class DeviceNetwork:
         ``row0, row0 + 1, ...``, or None at rate 0."""
         if rate <= 0:
             return None
-        out = cuda.device_array((n, units), dtype=self.dtype)
+        out = self.ws.get(f"{row}/mask{kind}", (n, units), self.dtype)
         launch(_dropout_mask, _blocks(out.size), THREADS)(np.int64(seed), np.int64(step),
                                                            np.int64(_dropout.stream(row, kind)), float(rate),
                                                            np.int64(row0), out)
         return out
 
-    def _layer_forward(self, inp, W, U, b, zeros, keep=None, hmask=None):
+    def _layer_forward(self, inp, W, U, b, zeros, keep=None, hmask=None, tag="", train=True, all_h=True):
         """One layer forward: ``(first, second, hs)``, ``first, second`` being ``zs, cs``
-        for an LSTM, ``xs, gs`` for a GRU."""
+        for an LSTM, ``xs, gs`` for a GRU. Without ``train`` an LSTM layer may skip what
+        only the backward pass reads (``first, second`` None) and, without ``all_h``, keep
+        only the last step's states (``hs`` then (n, 1, H))."""
         if self.gru:
             return gru_cuda.layer_forward(inp, W, U, b, zeros, keep=keep, hmask=hmask)
-        return kernels.layer_forward(inp, W, U, b, zeros, zeros, keep=keep, hmask=hmask)
+        return kernels.layer_forward(inp, W, U, b, zeros, zeros, keep=keep, hmask=hmask, ws=self.ws, tag=tag,
+                                     store=train, all_h=all_h)
 
-    def _layer_backward(self, entry, W, U_T, dhs, block, need_dx):
+    def _layer_backward(self, entry, W, U, dhs, block, need_dx, tag, dh_T=None):
         """One layer backward from its cache entry (see :meth:`forward`); weight gradients
-        into ``block``; returns ``dx``."""
+        into ``block``; returns ``dx``. ``dhs`` None: the gradient enters as ``dh_T`` alone
+        (an LSTM layer under the head)."""
         inp, first, second, hs, zeros, keep, hmask, _ = entry
         n, H = zeros.shape
         if self.gru:
+            U_T = self.ws.get(tag + "U_T", (U.shape[1], U.shape[0]), self.dtype)
+            launch(_transpose, _blocks(U.size), THREADS)(U, U_T)
             dx, _, _, _ = gru_cuda.layer_backward(inp, W, U_T, zeros, first, second, hs, dhs,
                                                   _zeros((n, H), self.dtype), need_dx=need_dx, out=block, keep=keep,
                                                   hmask=hmask)
             return dx
-        dh_carry, dc_carry = _zeros((n, H), self.dtype), _zeros((n, H), self.dtype)
-        dx, _, _, _ = kernels.layer_backward(inp, W, U_T, zeros, zeros, first, second, hs, dhs, dh_carry, dc_carry,
-                                             need_dx=need_dx, out=block, keep=keep, hmask=hmask)
+        dh_carry = dh_T
+        if dh_carry is None:
+            dh_carry = self.ws.get(tag + "dh", (n, H), self.dtype)
+            launch(_zero2, _blocks(dh_carry.size), THREADS)(dh_carry)
+        dc_carry = self.ws.get(tag + "dc", (n, H), self.dtype)
+        launch(_zero2, _blocks(dc_carry.size), THREADS)(dc_carry)
+        dx, _, _, _ = kernels.layer_backward(inp, W, None, zeros, zeros, first, second, hs, dhs, dh_carry, dc_carry,
+                                             need_dx=need_dx, out=block, keep=keep, hmask=hmask, U=U, ws=self.ws,
+                                             tag=tag)
         return dx
 
-    def forward(self, X, drop=None, seed=0, step=0, row0=0):
+    def forward(self, X, drop=None, seed=0, step=0, row0=0, train=True):
         """Head outputs (device) and the pass's cache: ``(out, cache, top, last)``, ``cache``
         one entry ``(input, first, second, hs, zero state, keep, hmask, input mask)`` per
         ``table`` row (``first, second`` as in :meth:`_layer_forward`; the masks None
         where unused), ``top`` the top layer's output and ``last`` the head's input (``top``
         itself for one direction, whose head reads its last step). ``X`` (device) is
-        (n, T, features) float, or (n, T) token ids for a network with an embedding."""
+        (n, T, features) float, or (n, T) token ids for a network with an embedding.
+        Without ``train`` (prediction), the layers may skip what only a backward pass reads,
+        and the arrays returned are those of the next call too."""
         n, T = X.shape[0], X.shape[1]
         drop = _drop(drop)
         keep = keep_rev = None
         inp = X
         if self.tokens:
             E, oE = int(self.net.head[EMBED_DIM]), int(self.net.head[EMBED_OFFSET])
-            inp = cuda.device_array((n, T, E), dtype=self.dtype)
+            inp = self.ws.get("embedded", (n, T, E), self.dtype)
             launch(_embed, _blocks(inp.size), THREADS)(self.params, oE, X, inp)
-            keep = cuda.device_array((n, T), dtype=np.int8)
+            keep = self.ws.get("keep", (n, T), np.int8)
             launch(_keep_of, _blocks(keep.size), THREADS)(X, keep)
             if self.D == 2:
-                keep_rev = cuda.device_array((n, T), dtype=np.int8)
+                keep_rev = self.ws.get("keep-reversed", (n, T), np.int8)
                 launch(_reverse_steps, _blocks(keep.size), THREADS)(keep, keep_rev)
         cache = []
         for layer in range(len(self.net.hidden_sizes)):
@@ -469,27 +514,29 @@ class DeviceNetwork:
                 imask = self._mask(n, W.shape[0], seed, step, row0, row, _dropout.INPUT_MASK, drop[0])
                 x = inp
                 if imask is not None or d == 1:
-                    x = cuda.device_array(inp.shape, dtype=self.dtype)
+                    x = self.ws.get(f"{row}/x", inp.shape, self.dtype)
                     launch(_layer_input, _blocks(x.size), THREADS)(
                         inp, kernels._empty(self.dtype) if imask is None else imask, d == 1, x)
                 hmask = self._mask(n, U.shape[0], seed, step, row0, row, _dropout.STATE_MASK, drop[1])
-                zeros = _zeros((n, U.shape[0]), self.dtype)
+                zeros = self.ws.get("zeros", (n, U.shape[0]), self.dtype, zero=True)  # only ever read
                 k = keep if d == 0 else keep_rev
-                first, second, hs = self._layer_forward(x, W, U, b, zeros, keep=k, hmask=hmask)
+                top = layer == len(self.net.hidden_sizes) - 1 and self.D == 1
+                first, second, hs = self._layer_forward(x, W, U, b, zeros, keep=k, hmask=hmask, tag=f"{row}/",
+                                                        train=train, all_h=train or not top)
                 cache.append((x, first, second, hs, zeros, k, hmask, imask))
                 states.append(hs)
             if self.D == 1:
                 inp = states[0]
             else:
                 fwd, rev = states
-                inp = cuda.device_array((n, T, 2 * fwd.shape[2]), dtype=self.dtype)
+                inp = self.ws.get(f"{layer}/both", (n, T, 2 * fwd.shape[2]), self.dtype)
                 launch(_concat_directions, _blocks(inp.size), THREADS)(fwd, rev, inp)
         last = inp
         if self.D == 2:
-            last = cuda.device_array((n, 1, inp.shape[2]), dtype=self.dtype)
+            last = self.ws.get("last", (n, 1, inp.shape[2]), self.dtype)
             launch(_top_features, _blocks(last.size), THREADS)(inp, last)
         Wd, bd = self._head(self.params)
-        out = cuda.device_array((n, Wd.shape[1]), dtype=self.dtype)
+        out = self.ws.get("out", (n, Wd.shape[1]), self.dtype)
         launch(_head_forward, _blocks(out.size), THREADS)(last, Wd, bd, out)
         return out, cache, inp, last
 
@@ -501,7 +548,7 @@ class DeviceNetwork:
         for start in range(0, X.shape[0], rows):
             stop = min(X.shape[0], start + rows)
             pred = self.forward(cuda.to_device(np.ascontiguousarray(X[start:stop])), drop, seed, step,
-                                row0 + start)[0]
+                                row0 + start, train=False)[0]
             out[start:stop] = pred.copy_to_host()
         return out
 
@@ -558,15 +605,21 @@ class Trainer(DeviceNetwork):
         from ``X`` when None."""
         pred, cache, top, last = self.forward(X, self.drop, self.seed, self.step)
         n = X.shape[0]
-        dpred = cuda.device_array(pred.shape, dtype=np.float64)
+        dpred = self.ws.get("dpred", pred.shape, np.float64)
         launch(_loss, 1, 1)(self.loss_id, self.lparams, pred, Y, M, dpred, losses, slot, self.flag)
         Wd, _ = self._head(self.params)
         dWd, dbd = self._head(self.grads)
-        dlast = cuda.device_array(last.shape, dtype=self.dtype)
-        launch(_head_backward, _blocks(max(Wd.size, last.size)), THREADS)(last, Wd, dpred, dWd, dbd, dlast)
-        dout = dlast
+        dh_T = None
+        if self.D == 1 and not self.gru:  # the head's gradient enters the top layer as dh_T
+            dh_T = self.ws.get(f"{len(self.net.hidden_sizes) - 1}/dh", (n, Wd.shape[0]), self.dtype)
+            launch(_head_backward_last, _blocks(max(Wd.size, dh_T.size)), THREADS)(last, Wd, dpred, dWd, dbd, dh_T)
+            dout = None
+        else:
+            dlast = self.ws.get("dlast", last.shape, self.dtype)
+            launch(_head_backward, _blocks(max(Wd.size, last.size)), THREADS)(last, Wd, dpred, dWd, dbd, dlast)
+            dout = dlast
         if self.D == 2:
-            dout = cuda.device_array(top.shape, dtype=self.dtype)
+            dout = self.ws.get("dtop", top.shape, self.dtype)
             launch(_spread_top, _blocks(top.size), THREADS)(dlast, dout)
         for layer in range(len(self.net.hidden_sizes) - 1, -1, -1):
             want_dx = layer > 0 or self.tokens
@@ -576,13 +629,12 @@ class Trainer(DeviceNetwork):
                 entry = cache[row]
                 W, U, _, _ = self._layer(self.params, row)
                 _, _, _, block = self._layer(self.grads, row)
-                U_T = cuda.device_array((U.shape[1], U.shape[0]), dtype=self.dtype)
-                launch(_transpose, _blocks(U.size), THREADS)(U, U_T)
                 dh = dout
                 if self.D == 2:
-                    dh = cuda.device_array((n, dout.shape[1], U.shape[0]), dtype=self.dtype)
+                    dh = self.ws.get(f"{row}/dhs", (n, dout.shape[1], U.shape[0]), self.dtype)
                     launch(_direction_grad, _blocks(dh.size), THREADS)(dout, d, dh)
-                dx = self._layer_backward(entry, W, U_T, dh, block, need_dx=want_dx)
+                dx = self._layer_backward(entry, W, U, dh, block, want_dx, f"{row}/",
+                                          dh_T if dout is None else None)
                 if not want_dx:
                     continue
                 imask = entry[7]
@@ -590,7 +642,7 @@ class Trainer(DeviceNetwork):
                     dinp = dx
                     continue
                 if dinp is None:
-                    dinp = cuda.device_array(dx.shape, dtype=self.dtype)
+                    dinp = self.ws.get(f"{layer}/dinp", dx.shape, self.dtype)
                 launch(_add_input_grad, _blocks(dx.size), THREADS)(
                     dinp, dx, kernels._empty(self.dtype) if imask is None else imask, d == 1, d == 0)
             dout = dinp
@@ -618,8 +670,8 @@ class Trainer(DeviceNetwork):
         for bi, start in enumerate(starts):
             size = min(self.batch_size, n - start)
             batch = []
-            for src in (self.X, self.Y, self.M):
-                out = cuda.device_array((size,) + src.shape[1:], dtype=src.dtype)
+            for name, src in (("X", self.X), ("Y", self.Y), ("M", self.M)):
+                out = self.ws.get("batch-" + name, (size,) + src.shape[1:], src.dtype)
                 gather = _gather3 if src.ndim == 3 else _gather2
                 launch(gather, _blocks(out.size), THREADS)(src, d_order, start, out)
                 batch.append(out)
@@ -636,7 +688,7 @@ class Trainer(DeviceNetwork):
         if getattr(self, "_held", None) is None or self._held[0] is not X:
             self._held = (X, *(cuda.to_device(np.ascontiguousarray(a)) for a in (X, Y, M)))
         _, d_X, d_Y, d_M = self._held
-        pred = self.forward(d_X)[0]
+        pred = self.forward(d_X, train=False)[0]
         dpred = cuda.device_array(pred.shape, dtype=np.float64)
         loss = cuda.device_array(1, dtype=np.float64)
         no_failure = cuda.to_device(np.array([-1]))

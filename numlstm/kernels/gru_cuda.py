@@ -41,8 +41,8 @@ import numpy as np
 from numba import cuda
 
 from numlstm.kernels import gates
-from numlstm.kernels.cuda import (_blocks, _input_grad_kernel, _mask_args, _reduce_parts, _shared_bytes, _stage,
-                                   _weight, launch)
+from numlstm.kernels.cuda import (_blocks, _first_pair, _input_grad_kernel, _mask_args, _next_pair, _reduce_parts,
+                                   _shared_bytes, _stage, _weight, launch)
 
 gru_cell_forward = gates.gpu_twin(gates.gru_cell_forward)
 gru_cell_backward = gates.gpu_twin(gates.gru_cell_backward)
@@ -69,17 +69,18 @@ def _make_recurrent_kernels(dtype, use_keep, use_hmask):
         r0 = cuda.blockIdx.x * rows_per_block
         r1 = r0 + rows_per_block if r0 + rows_per_block < B else B
         n_pairs = (r1 - r0) * H
+        r_first, j_first = _first_pair(H)
         for t in range(T):
             p = cuda.threadIdx.x
+            r, j = r0 + r_first, j_first
             while p < n_pairs:
-                r = r0 + p // H
-                j = p % H
                 h_prev = h0[r, j] if t == 0 else hs[r, t - 1, j]
                 if use_keep and keep[r, t] == 0:  # a skipped step: the state passes through
                     xs[r, t, j] = xs[r, t, H + j] = xs[r, t, 2 * H + j] = 0
                     gs[r, t, j] = gs[r, t, H + j] = gs[r, t, 2 * H + j] = 0
                     hs[r, t, j] = h_prev
                     p += cuda.blockDim.x
+                    r, j = _next_pair(r, j, H)
                     continue
                 az, ar, an = b[0, j], b[0, H + j], b[0, 2 * H + j]
                 gz, gr, gn = b[1, j], b[1, H + j], b[1, 2 * H + j]
@@ -104,6 +105,7 @@ def _make_recurrent_kernels(dtype, use_keep, use_hmask):
                 gs[r, t, 2 * H + j] = gn
                 hs[r, t, j] = h
                 p += cuda.blockDim.x
+                r, j = _next_pair(r, j, H)
             cuda.syncthreads()  # step t's hidden states are read by every thread at t + 1
 
     @cuda.jit
@@ -119,16 +121,17 @@ def _make_recurrent_kernels(dtype, use_keep, use_hmask):
         r0 = cuda.blockIdx.x * rows_per_block
         r1 = r0 + rows_per_block if r0 + rows_per_block < B else B
         n_pairs = (r1 - r0) * H
+        r_first, j_first = _first_pair(H)
         for t in range(T - 1, -1, -1):
             p = cuda.threadIdx.x
+            r, j = r0 + r_first, j_first
             while p < n_pairs:
-                r = r0 + p // H
-                j = p % H
                 if use_keep and keep[r, t] == 0:  # skipped: dh_t goes to h_{t-1} unchanged
                     das[r, t, j] = das[r, t, H + j] = das[r, t, 2 * H + j] = 0
                     dgs[r, t, j] = dgs[r, t, H + j] = dgs[r, t, 2 * H + j] = 0
                     dh_carry[r, j] += dhs[r, t, j]
                     p += cuda.blockDim.x
+                    r, j = _next_pair(r, j, H)
                     continue
                 h_prev = h0[r, j] if t == 0 else hs[r, t - 1, j]
                 dz, dr, dan, dgn, dh_prev = gru_cell_backward(
@@ -142,11 +145,11 @@ def _make_recurrent_kernels(dtype, use_keep, use_hmask):
                 dgs[r, t, 2 * H + j] = dgn
                 dh_carry[r, j] = dh_prev  # the part of the gradient into h_{t-1} that bypasses U
                 p += cuda.blockDim.x
+                r, j = _next_pair(r, j, H)
             cuda.syncthreads()  # every projection gradient of step t is written
             p = cuda.threadIdx.x
+            r, j = r0 + r_first, j_first
             while p < n_pairs:
-                r = r0 + p // H
-                j = p % H
                 if use_keep and keep[r, t] == 0:
                     pass  # a skipped step's dh_carry is dh_{t-1} already
                 elif use_hmask:  # the bypass, plus the gradient through U: only that part sees hmask
@@ -160,6 +163,7 @@ def _make_recurrent_kernels(dtype, use_keep, use_hmask):
                         acc += dgs[r, t, k] * _weight(U_T, staged, stage, k, j)
                     dh_carry[r, j] = acc
                 p += cuda.blockDim.x
+                r, j = _next_pair(r, j, H)
             cuda.syncthreads()
 
     return forward, backward
@@ -176,7 +180,7 @@ def recurrent_kernels(dtype, use_keep=False, use_hmask=False):
     return _RECURRENT[key]
 
 
-def _make_partial_grads(use_keep, use_hmask):
+def _make_partial_grads(dtype, use_keep, use_hmask):
     @cuda.jit
     def partial_grads(x, h0, hs, das, dgs, keep, hmask, parts, pairs_per_block):
         """Block ``blk`` sums the weight gradients of its pairs into ``parts[blk]``, whose
@@ -193,10 +197,14 @@ def _make_partial_grads(use_keep, use_hmask):
         while e < n_out:
             row = e // G
             k = e % G
-            acc = das[0, 0, k] * 0
-            for pair in range(first, last):
-                r = pair // T
-                t = pair % T
+            acc = dtype(0.0)  # in the layer's dtype (a float32 times an int literal is a float64)
+            r = first // T
+            t = first - r * T - 1
+            for _ in range(first, last):
+                t += 1  # (r, t) of the pair, by counting: no division in the loop
+                if t == T:
+                    t = 0
+                    r += 1
                 if use_keep and keep[r, t] == 0:
                     continue
                 if row < n_in:
@@ -219,11 +227,11 @@ def _make_partial_grads(use_keep, use_hmask):
 _PARTIAL = {}
 
 
-def _partial_grads_kernel(use_keep=False, use_hmask=False):
-    """The kernel of partial weight gradients for a choice of masks, made on first use."""
-    key = bool(use_keep), bool(use_hmask)
+def _partial_grads_kernel(dtype, use_keep=False, use_hmask=False):
+    """The kernel of partial weight gradients for a dtype and a choice of masks, made on first use."""
+    key = np.dtype(dtype), bool(use_keep), bool(use_hmask)
     if key not in _PARTIAL:
-        _PARTIAL[key] = _make_partial_grads(*key)
+        _PARTIAL[key] = _make_partial_grads(numba.from_dtype(key[0]), *key[1:])
     return _PARTIAL[key]
 
 
@@ -282,7 +290,7 @@ def layer_backward(x, W, U_T, h0, xs, gs, hs, dhs, dh_carry, need_dx=True, out=N
     n_parts = _blocks(B * T, per)
     n_rows = n_in + H + 2
     parts = cuda.device_array((n_parts, n_rows, G), dtype=x.dtype)
-    launch(_partial_grads_kernel(use_keep, use_hmask), n_parts, THREADS)(x, h0, hs, das, dgs, keep, hmask, parts,
+    launch(_partial_grads_kernel(x.dtype, use_keep, use_hmask), n_parts, THREADS)(x, h0, hs, das, dgs, keep, hmask, parts,
                                                                          per)
     grads = cuda.device_array((n_rows, G), dtype=x.dtype) if out is None else out
     launch(_reduce_parts, _blocks(n_rows * G, THREADS), THREADS)(parts, grads)
