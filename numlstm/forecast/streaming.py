@@ -242,10 +242,11 @@ def train(net, blocks, cutter, train_origins, val_origins, *, epochs, batch_size
     trainer = _training._CpuTrainer(net, None, None, None, batch_size, loss_id, lparams, optimizer, clipnorm,
                                     drop=drop, seed=seed)
     validating = len(val_origins) > 0
-    record = _training.EpochRecord(validating, early_stopping, patience, verbose, epochs)
+    record = _training.EpochRecord(validating, early_stopping, patience, verbose, epochs, rng=rng, dropout_seed=seed)
     one = np.zeros(1)
     n_windows = 0
     try:
+        record.start(trainer)
         for epoch in range(epochs):
             buffer = ShuffleBuffer(shuffle_buffer, batch_size, rng)
             total, count, n_batches = 0.0, 0, 0
@@ -282,10 +283,11 @@ def train(net, blocks, cutter, train_origins, val_origins, *, epochs, batch_size
                 logs["val_loss"] = _streamed_loss(trainer, blocks, cutter, val_origins)
             if record.end_epoch(epoch, logs, trainer):
                 break
-        best = record.best_params()
-        if best is not None:
-            net.params[:] = best
+        record.finish(net, trainer)
         return record.history, n_windows
+    except KeyboardInterrupt:
+        record.interrupted(net, trainer)
+        raise
     finally:
         record.progress.close()
 
