@@ -194,3 +194,61 @@ def test_a_real_ctrl_c_keeps_the_fit(tmp_path):
     assert f"after {words[1]} completed epoch" in out
     saved = checkpoint.read(run)  # written at the interrupt: the last completed epoch
     assert json.loads(saved.attrs[checkpoint.STATE_ATTR])["epoch"] == int(words[1])
+
+
+def stations(n_time=60, seed=0):
+    import pandas as pd
+    import xarray as xr
+
+    rng = np.random.default_rng(seed)
+    t = np.arange(n_time)
+    y = np.sin(t / 5)[:, None] + 0.1 * rng.standard_normal((n_time, 3))
+    return xr.Dataset({"flow": (("time", "station"), y, {"units": "m3 s-1"}),
+                       "rain": (("time", "station"), rng.random((n_time, 3)))},
+                      coords={"time": pd.date_range("2001-01-01", periods=n_time, freq="D"),
+                              "station": ["a", "b", "c"]})
+
+
+FC = dict(lookback=6, horizon=3, units=4, batch_size=16, random_state=1, dtype="float64")
+
+
+@pytest.mark.parametrize("early_stopping", [False, True])
+def test_interrupted_forecaster_is_fitted_and_saves(monkeypatch, tmp_path, early_stopping):
+    import xarray as xr
+
+    ds = stations()
+    kw = dict(FC, early_stopping=early_stopping, validation_fraction=0.2 if early_stopping else 0.0, patience=50)
+    reference = numlstm.Forecaster(epochs=2, **kw).fit(ds, "flow", covariates="rain")
+    interrupt_at(monkeypatch, 3)
+    fc = numlstm.Forecaster(epochs=20, **kw)
+    with pytest.warns(FitInterruptedWarning, match="after 2 completed epoch"), pytest.raises(KeyboardInterrupt):
+        fc.fit(ds, "flow", covariates="rain")
+    assert fc.history_ == reference.history_
+    xr.testing.assert_identical(fc.predict(ds), reference.predict(ds))
+    fc.save(tmp_path / "kept.nc")
+    xr.testing.assert_identical(numlstm.load(tmp_path / "kept.nc").predict(), reference.predict())
+
+
+def test_forecaster_checkpoint_loads_and_resumes(monkeypatch, tmp_path):
+    import xarray as xr
+
+    ds = stations()
+    kw = dict(FC, epochs=5, validation_fraction=0.2, dropout=0.1)
+    whole = numlstm.Forecaster(**kw).fit(ds, "flow", covariates="rain")
+    run = tmp_path / "run.nc"
+    with monkeypatch.context() as patch:
+        interrupt_at(patch, 4, Killed)
+        with pytest.raises(Killed):
+            numlstm.Forecaster(**kw).fit(ds, "flow", covariates="rain", checkpoint=run, checkpoint_every=3)
+    at_three = numlstm.load(run)  # a checkpoint is a model file of the fit so far
+    assert len(at_three.history_["loss"]) == 3
+    assert at_three.predict(ds)["flow"].notnull().all()
+    resumed = numlstm.Forecaster(**kw).fit(ds, "flow", covariates="rain", resume=run)
+    assert resumed.history_ == whole.history_
+    np.testing.assert_array_equal(resumed.network_.params, whole.network_.params)
+    xr.testing.assert_identical(resumed.predict(ds), whole.predict(ds))
+    numlstm.LSTMRegressor(epochs=1, **KW).fit(*windows(), checkpoint=tmp_path / "est.nc")
+    with pytest.raises(ValueError, match="not a Forecaster checkpoint"):
+        numlstm.Forecaster(**kw).fit(ds, "flow", covariates="rain", resume=tmp_path / "est.nc")
+    with pytest.raises(ValueError, match="mode='global'"):
+        numlstm.Forecaster(**dict(kw, mode="local")).fit(ds, "flow", checkpoint=run)
