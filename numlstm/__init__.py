@@ -12,7 +12,8 @@ control of threads and compilation.
 
 from numlstm import datasets, interop, metrics, text
 from numlstm.core import losses, optimizers
-from numlstm.core.training import NonFiniteLossError
+from numlstm.core.distributed import WorkerLostError
+from numlstm.core.training import FitInterruptedWarning, NonFiniteLossError
 from numlstm.estimators import LSTMClassifier, LSTMRegressor, NotFittedError
 from numlstm.forecast.forecaster import Forecaster, MissingInputWarning, load
 from numlstm.functional import gru_backward, gru_forward, lstm_backward, lstm_forward
@@ -21,12 +22,14 @@ from numlstm.runtime import get_num_threads, info, set_num_threads, warmup
 __version__ = "0.1.0"
 
 __all__ = [
+    "FitInterruptedWarning",
     "Forecaster",
     "LSTMClassifier",
     "LSTMRegressor",
     "NonFiniteLossError",
     "MissingInputWarning",
     "NotFittedError",
+    "WorkerLostError",
     "datasets",
     "get_num_threads",
     "gru_backward",

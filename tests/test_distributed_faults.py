@@ -133,3 +133,32 @@ def test_forecasts_from_many_threads_equal_serial_ones():
             together = list(pool.map(run, jobs))
             for a, b in zip(together, serial):
                 xr.testing.assert_identical(a, b)
+
+
+def test_ctrl_c_during_a_client_fit_keeps_the_completed_epochs(monkeypatch):
+    from numlstm.core.training import FitInterruptedWarning
+
+    ds = sites()
+    one_epoch = numlstm.Forecaster(**dict(KW, epochs=1)).fit(ds, "y", covariates="x")
+    original = data_parallel.DistributedTrainer._batch
+    calls = {"n": 0}
+
+    def batch(self, idx):
+        calls["n"] += 1
+        if calls["n"] == 10:  # the third batch of the second epoch: two updates of it already applied
+            raise KeyboardInterrupt
+        return original(self, idx)
+
+    monkeypatch.setattr(data_parallel.DistributedTrainer, "_batch", batch)
+    with cluster() as c, distributed.Client(c) as client:
+        fc = numlstm.Forecaster(**KW)
+        with pytest.warns(FitInterruptedWarning, match="after 1 completed epoch"), pytest.raises(KeyboardInterrupt):
+            fc.fit(ds, "y", covariates="x", client=client)
+        for _ in range(50):  # the shards are released all the same
+            if not any(client.has_what().values()):
+                break
+            time.sleep(0.1)
+        assert not any(client.has_what().values())
+    assert len(fc.history_["loss"]) == 1
+    np.testing.assert_allclose(fc.network_.params, one_epoch.network_.params, rtol=1e-9, atol=1e-12)
+    xr.testing.assert_allclose(fc.predict(ds), one_epoch.predict(ds))

@@ -18,7 +18,7 @@ read the network's cell from ``table`` and call its kernels, once per call
 import logging
 import math
 import warnings
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from types import FunctionType, SimpleNamespace
 
 import numpy as np
@@ -617,7 +617,7 @@ class TrainingState:
     n_params) optimizer moments and ``step`` the update count, ``rng_state``
     the shuffling generator's ``bit_generator.state`` before the next epoch's
     draws, ``dropout_seed`` the seed of the dropout masks, ``history`` the
-    per-epoch logs, and for early stopping ``best_loss``, ``best_params``
+    per-epoch logs (in a checkpoint; None in the loop's own snapshots), and for early stopping ``best_loss``, ``best_params``
     (None before a first improvement) and ``wait``."""
 
     epoch: int
@@ -693,7 +693,7 @@ class EpochRecord:
             epoch=self.completed if completed is None else completed, params=trainer.get_params(),
             optimizer_state=optimizer_state, step=int(step),
             rng_state=None if self.rng is None else self.rng.bit_generator.state, dropout_seed=self.dropout_seed,
-            history={k: list(v) for k, v in self.history.items()}, best_loss=float(best[0]),
+            history=None, best_loss=float(best[0]),  # the history is self.history's first `epoch` entries
             best_params=best[1], wait=self.wait if wait is None else wait)
 
     def end_epoch(self, epoch, logs, trainer):
@@ -716,8 +716,9 @@ class EpochRecord:
         return stop
 
     def _write(self):
-        self.checkpoint(self.snapshot)
-        self.written = self.snapshot.epoch
+        epoch = self.snapshot.epoch
+        self.checkpoint(replace(self.snapshot, history={k: list(v[:epoch]) for k, v in self.history.items()}))
+        self.written = epoch
 
     def best_params(self):
         """The weights of the best epoch under early stopping, else None."""
