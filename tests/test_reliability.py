@@ -130,12 +130,26 @@ def test_an_interrupt_writes_a_checkpoint_to_resume_from(monkeypatch, tmp_path):
     np.testing.assert_array_equal(resumed.network_.params, whole.network_.params)
 
 
+def test_resume_with_more_epochs_continues_the_fit(tmp_path):
+    X, y = windows()
+    longer = numlstm.LSTMRegressor(epochs=4, **KW).fit(X, y)
+    run = tmp_path / "run.nc"
+    numlstm.LSTMRegressor(epochs=2, **KW).fit(X, y, checkpoint=run)
+    more = numlstm.LSTMRegressor(epochs=4, **KW).fit(X, y, resume=run)
+    assert more.history_ == longer.history_
+    np.testing.assert_array_equal(more.network_.params, longer.network_.params)
+
+
 def test_resume_is_checked(tmp_path):
     X, y = windows()
     run = tmp_path / "run.nc"
     numlstm.LSTMRegressor(epochs=1, **KW).fit(X, y, checkpoint=run)
     with pytest.raises(ValueError, match="checkpoint_params. has shape .166,. .* needs .223,."):
         numlstm.LSTMRegressor(epochs=2, **dict(KW, units=6)).fit(X, y, resume=run)
+    for other, data in [(dict(KW, batch_size=8), (X, y)), (dict(KW, learning_rate=0.01), (X, y)),
+                        (KW, (X, y + 1)), (dict(KW, clipnorm=1.0), (X, y))]:
+        with pytest.raises(ValueError, match="written by a fit with other data or other settings"):
+            numlstm.LSTMRegressor(epochs=2, **other).fit(*data, resume=run)
     with pytest.raises(ValueError, match="not a checkpoint of a LSTMClassifier"):
         numlstm.LSTMClassifier(epochs=2, **KW).fit(X, y > 0, resume=run)
     with pytest.raises(ValueError, match="no checkpoint file at"):

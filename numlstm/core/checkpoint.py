@@ -63,7 +63,7 @@ def state_dataset(state, attrs=None):
     meta = {"epoch": int(state.epoch), "step": int(state.step), "rng_state": state.rng_state,
             "dropout_seed": int(state.dropout_seed), "history": state.history,
             "best_loss": None if not math.isfinite(state.best_loss) else float(state.best_loss),
-            "wait": int(state.wait)}
+            "wait": int(state.wait), "fingerprint": state.fingerprint}
     return xr.Dataset(data_vars, attrs={**(attrs or {}), STATE_ATTR: json.dumps(meta)})
 
 
@@ -87,8 +87,9 @@ def state_from_dataset(ds, n_params, dtype, path):
         history = {str(k): [float(x) for x in v] for k, v in meta["history"].items()}
         rng_state, dropout_seed = meta["rng_state"], int(meta["dropout_seed"])
         best_loss = math.inf if meta["best_loss"] is None else float(meta["best_loss"])
-        if not isinstance(rng_state, dict):
-            raise TypeError("rng_state is not an object")
+        fingerprint = meta.get("fingerprint", "")
+        if not isinstance(rng_state, dict) or not isinstance(fingerprint, str):
+            raise TypeError("rng_state is not an object, or fingerprint not a str")
     except (KeyError, TypeError, ValueError, AttributeError) as err:
         raise ValueError(f"{where}: its {STATE_ATTR!r} attribute is damaged ({type(err).__name__}: {err}).") \
             from None
@@ -109,7 +110,7 @@ def state_from_dataset(ds, n_params, dtype, path):
         arrays[name] = values.copy()
     return TrainingState(epoch=epoch, params=arrays[PARAMS], optimizer_state=arrays[OPTIMIZER], step=step,
                          rng_state=rng_state, dropout_seed=dropout_seed, history=history, best_loss=best_loss,
-                         best_params=arrays.get(BEST), wait=wait)
+                         best_params=arrays.get(BEST), wait=wait, fingerprint=fingerprint)
 
 
 def write(ds, path):

@@ -15,6 +15,7 @@ read the network's cell from ``table`` and call its kernels, once per call
 (an epoch, a batch), never per step.
 """
 
+import hashlib
 import logging
 import math
 import warnings
@@ -630,6 +631,24 @@ class TrainingState:
     best_loss: float = math.inf
     best_params: np.ndarray = None
     wait: int = 0
+    fingerprint: str = ""
+
+
+def fit_fingerprint(net, arrays, settings):
+    """A digest of what decides a fit's course besides its length: the network's layout,
+    the training (and validation) ``arrays`` and the ``settings``. A checkpoint keeps
+    it, so that ``resume`` refuses other data or other settings instead of quietly
+    ending somewhere else."""
+    digest = hashlib.sha256()
+    for a in (net.table, net.head, *arrays):
+        if a is None:
+            digest.update(b"none")
+            continue
+        a = np.ascontiguousarray(a)
+        digest.update(f"{a.dtype.str}{a.shape}".encode())
+        digest.update(a.reshape(-1).view(np.uint8))
+    digest.update(repr(settings).encode())
+    return digest.hexdigest()
 
 
 class EpochRecord:
@@ -659,6 +678,7 @@ class EpochRecord:
         self.completed = 0
         self.snapshot = None
         self.written = -1
+        self.fingerprint = ""
 
     def start(self, trainer):
         """Take the starting snapshot, after restoring ``resume`` into ``trainer``, this
@@ -679,6 +699,12 @@ class EpochRecord:
             if self.rng is not None:
                 self.rng.bit_generator.state = state.rng_state
             self.dropout_seed = state.dropout_seed
+            if state.fingerprint and self.fingerprint and state.fingerprint != self.fingerprint:
+                raise ValueError(
+                    "the checkpoint was written by a fit with other data or other settings (batch size, "
+                    "optimizer, learning rate, loss, clipping, dropout, early stopping, validation or network "
+                    "layout); resume with the same data and parameters as the interrupted fit (only epochs "
+                    "may change).")
             self.completed = self.written = state.epoch
             if self.early_stopping and self.wait >= self.patience:  # the fit had stopped early there
                 self.snapshot = self._state(trainer)
@@ -694,7 +720,7 @@ class EpochRecord:
             optimizer_state=optimizer_state, step=int(step),
             rng_state=None if self.rng is None else self.rng.bit_generator.state, dropout_seed=self.dropout_seed,
             history=None, best_loss=float(best[0]),  # the history is self.history's first `epoch` entries
-            best_params=best[1], wait=self.wait if wait is None else wait)
+            best_params=best[1], wait=self.wait if wait is None else wait, fingerprint=self.fingerprint)
 
     def end_epoch(self, epoch, logs, trainer):
         """Record ``logs``; True when early stopping ends the fit here."""
@@ -834,6 +860,11 @@ def fit(net, X, Y, M, *, epochs, batch_size, loss_id, lparams, optimizer, clipno
         else:
             trainer = _CpuTrainer(net, X, Y, M, batch_size, loss_id, lparams, optimizer, clipnorm, drop=drop,
                                   seed=seed)
+        if checkpoint is not None or resume is not None:
+            record.fingerprint = fit_fingerprint(
+                net, (X, Y, M, X_val, Y_val, M_val) if validating else (X, Y, M),
+                (batch_size, loss_id, np.asarray(lparams).tolist(), optimizer.kind, optimizer.hyperparams().tolist(),
+                 float(clipnorm or 0.0), drop.tolist(), bool(early_stopping), int(patience), validating))
         batch_losses = np.zeros((n + batch_size - 1) // batch_size)
         batch_sizes = np.diff(np.minimum(np.arange(len(batch_losses) + 1) * batch_size, n))
         try:
