@@ -266,3 +266,29 @@ def test_forecaster_checkpoint_loads_and_resumes(monkeypatch, tmp_path):
         numlstm.Forecaster(**kw).fit(ds, "flow", covariates="rain", resume=tmp_path / "est.nc")
     with pytest.raises(ValueError, match="mode='global'"):
         numlstm.Forecaster(**dict(kw, mode="local")).fit(ds, "flow", checkpoint=run)
+
+
+def test_interrupted_streamed_fit_is_fitted_with_the_completed_epochs(monkeypatch):
+    import xarray as xr
+
+    from numlstm.forecast import streaming
+
+    ds = stations().chunk({"station": 1})
+    original = streaming._one_batch
+    calls = {"n": 0, "stop": None}
+
+    def one_batch(*args):
+        calls["n"] += 1
+        if calls["n"] == calls["stop"]:
+            raise KeyboardInterrupt
+        return original(*args)
+
+    monkeypatch.setattr(streaming, "_one_batch", one_batch)
+    reference = numlstm.Forecaster(epochs=1, **FC).fit(ds, "flow", stream=True)
+    calls["n"], calls["stop"] = 0, calls["n"] + 2  # the second batch of the second epoch
+    fc = numlstm.Forecaster(epochs=5, **FC)
+    with pytest.warns(FitInterruptedWarning, match="after 1 completed epoch"), pytest.raises(KeyboardInterrupt):
+        fc.fit(ds, "flow", stream=True)
+    assert fc.history_ == reference.history_ and fc.n_windows_ == reference.n_windows_
+    np.testing.assert_array_equal(fc.network_.params, reference.network_.params)
+    xr.testing.assert_identical(fc.predict(), reference.predict())

@@ -468,14 +468,23 @@ class Forecaster(ParamsMixin):
         rng = params["rng"]
         net = Network(n_features + (known.size > 0), params["units"], n_out, params["dtype"],
                       cell=self.cell).initialize(rng)
-        history, n_windows = streaming.train(
-            net, blocks, cutter, train, val, epochs=self.epochs, batch_size=self.batch_size,
-            shuffle_buffer=streaming.SHUFFLE_BUFFER, loss_id=loss_id, lparams=lparams,
-            optimizer=params["optimizer"], clipnorm=self.clipnorm, early_stopping=self.early_stopping,
-            patience=self.patience, rng=rng, verbose=self.verbose, drop=params["drop"])
         self.local_params_ = self.local_seeds_ = None
-        return self._fitted(ds, net, params, scaler, history, n_windows, (targets, past, future), dim, freq,
-                            series_dims, calendar, relative, axis, stats.tail)
+        kept = {}  # after Ctrl-C: the completed epochs' history and window count
+
+        def fitted(history, n_windows):
+            return self._fitted(ds, net, params, scaler, history, n_windows, (targets, past, future), dim, freq,
+                                series_dims, calendar, relative, axis, stats.tail)
+        try:
+            history, n_windows = streaming.train(
+                net, blocks, cutter, train, val, epochs=self.epochs, batch_size=self.batch_size,
+                shuffle_buffer=streaming.SHUFFLE_BUFFER, loss_id=loss_id, lparams=lparams,
+                optimizer=params["optimizer"], clipnorm=self.clipnorm, early_stopping=self.early_stopping,
+                patience=self.patience, rng=rng, verbose=self.verbose, drop=params["drop"], kept=kept)
+        except KeyboardInterrupt:
+            if "history" in kept:
+                fitted(kept["history"], kept["n_windows"])
+            raise
+        return fitted(history, n_windows)
 
     @staticmethod
     def _check_observed(observed, targets):
