@@ -17,11 +17,13 @@ from numlstm.core.training import FitInterruptedWarning, NonFiniteLossError
 from numlstm.estimators import LSTMClassifier, LSTMRegressor, NotFittedError
 from numlstm.forecast.forecaster import Forecaster, MissingInputWarning, load
 from numlstm.functional import gru_backward, gru_forward, lstm_backward, lstm_forward
-from numlstm.runtime import get_num_threads, info, set_num_threads, warmup
+from numlstm._cache import CacheWarning
+from numlstm.runtime import cache_clear, cache_info, compile_stats, get_num_threads, info, set_num_threads, warmup
 
 __version__ = "0.1.0"
 
 __all__ = [
+    "CacheWarning",
     "FitInterruptedWarning",
     "Forecaster",
     "LSTMClassifier",
@@ -30,6 +32,9 @@ __all__ = [
     "MissingInputWarning",
     "NotFittedError",
     "WorkerLostError",
+    "cache_clear",
+    "cache_info",
+    "compile_stats",
     "datasets",
     "get_num_threads",
     "gru_backward",

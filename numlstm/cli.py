@@ -1,4 +1,4 @@
-"""The ``numlstm`` command: ``numlstm info``, ``numlstm demo`` and ``numlstm forecast``."""
+"""The ``numlstm`` command: ``numlstm info``, ``numlstm demo``, ``numlstm forecast`` and ``numlstm cache``."""
 
 import argparse
 import os
@@ -18,6 +18,38 @@ def _info(args):
             value = ", ".join(f"{k} {v}" for k, v in value.items())
         print(f"{key:<{width}}  {value}")
     return 0
+
+
+def _cache(args):
+    from numlstm import runtime
+
+    if args.action == "clear":
+        freed = runtime.cache_clear()
+        print(f"cleared {runtime.cache_info()['root']} ({freed / 2**20:.1f} MiB freed)")
+        return 0
+    if args.action == "warm":
+        if not runtime.cache_info()["enabled"]:
+            print("numlstm cache: error: caching is off (NUMLSTM_CACHE=0): nothing would be kept", file=sys.stderr)
+            return 2
+        seconds = runtime.warmup(tuple(args.dtypes))
+        stats = runtime.compile_stats()
+        print(f"warmed {', '.join(args.dtypes)} in {seconds:.1f} s: {stats['compiled']} specialisations compiled, "
+              f"{stats['loaded']} already cached")
+    details = runtime.cache_info()
+    print(f"enabled      {'yes' if details['enabled'] else 'no (NUMLSTM_CACHE=0)'}")
+    print(f"root         {details['root']}")
+    print(f"fingerprint  {details['fingerprint']}")
+    print(f"directory    {details['directory']}")
+    print(f"entries      {details['entries']} ({details['bytes'] / 2**20:.1f} MiB)")
+    print(f"all          {details['fingerprints']} fingerprint(s), {details['total_bytes'] / 2**20:.1f} MiB")
+    return 0
+
+
+def _compile_report():
+    from numlstm.runtime import compile_stats
+
+    stats = compile_stats()
+    return f"kernels: {stats['compiled']} compiled, {stats['loaded']} loaded from the cache"
 
 
 def population_windows(lookback=4, test_size=20):
@@ -227,6 +259,7 @@ def _demo(args):
     best = min(skill["persistence"]["mae"], skill["seasonal naive"]["mae"])
     print(f"numlstm MAE / best naive MAE: {skill['numlstm (median)']['mae'] / best:.3f}")
     print(f"observations inside the 10-90% band: {100 * result['coverage_80']:.1f}% (80% expected)")
+    print(_compile_report())
 
     forecast = result["forecast"]
     path = os.path.join(args.output_dir, "forecast.nc")
@@ -316,6 +349,12 @@ def main(argv=None):
     parser = argparse.ArgumentParser(prog="numlstm", description="LSTM networks for time series, on Numba.")
     sub = parser.add_subparsers(dest="command", required=True)
     sub.add_parser("info", help="versions, threads, threading layer, caching and CUDA availability")
+    cache = sub.add_parser("cache", help="the on-disk cache of compiled kernels: info, clear, or warm")
+    cache.add_argument("action", nargs="?", choices=("info", "clear", "warm"), default="info",
+                       help="info (default): where and how big; clear: delete it; warm: compile the common "
+                            "kernels into it")
+    cache.add_argument("--dtypes", nargs="+", choices=("float32", "float64"), default=["float32", "float64"],
+                       help="dtypes to warm (default: both)")
     demo = sub.add_parser("demo", help="forecast Seattle's daily maximum temperature from the shipped data, "
                                        "with a backtest against naive forecasts")
     demo.add_argument("--output-dir", default="numlstm-demo",
@@ -349,7 +388,7 @@ def main(argv=None):
         except (ValueError, TypeError, OSError) as err:
             message = " ".join(str(err).split()) or type(err).__name__  # one line
             parser.exit(2, f"numlstm forecast: error: {message}\n")
-    return {"info": _info, "demo": _demo}[args.command](args)
+    return {"info": _info, "demo": _demo, "cache": _cache}[args.command](args)
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -55,7 +55,9 @@ def _sequences(X, dtype, name="X"):
         raise ValueError(f"{name} has {arr.ndim} dimension(s); expected (samples, time, features) or "
                          f"(samples, time).{hint}")
     check_nonempty(arr, name)
-    arr = np.ascontiguousarray(arr, dtype=dtype)
+    # C-contiguous and writable (a read-only user array is copied, never changed): each array type
+    # a kernel sees is one more compiled specialisation of the whole training loop.
+    arr = np.require(arr, dtype=dtype, requirements=("C", "W"))
     check_finite(arr, name)
     return arr
 
@@ -87,7 +89,7 @@ def _tokens(X, vocabulary=None, name="X"):
         raise ValueError(f"{name} holds the token id {high} but the embedding has {vocabulary} rows (ids 0 to "
                          f"{vocabulary - 1}); encode new text with the vocabulary used at fit (unknown words map "
                          "to 1), or set vocabulary_size to the vocabulary's size before fit.")
-    return np.ascontiguousarray(arr, dtype=np.int64)
+    return np.require(arr, dtype=np.int64, requirements=("C", "W"))
 
 
 def check_dropout(model):

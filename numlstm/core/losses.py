@@ -8,8 +8,9 @@ logits (the sigmoid/softmax is folded in, which is exact and stable).
 import math
 
 import numpy as np
-from numba import njit
 from numba.extending import register_jitable
+
+from numlstm.kernels._jit import njit
 
 MSE, MAE, HUBER, BINARY_CE, CATEGORICAL_CE, PINBALL, GAUSSIAN_NLL = range(7)
 

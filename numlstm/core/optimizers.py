@@ -7,10 +7,10 @@ scipy's, run full-batch by :mod:`numlstm.core.training`.
 import math
 
 import numpy as np
-from numba import njit
 from numba.extending import register_jitable
 
 from numlstm._validation import check_number, check_positive_int
+from numlstm.kernels._jit import njit
 from numlstm.kernels.gates import inline_on_cpu
 
 KIND_ADAM, KIND_SGD, KIND_LBFGS = range(3)

@@ -23,7 +23,7 @@ from dataclasses import dataclass, replace
 from types import FunctionType, SimpleNamespace
 
 import numpy as np
-from numba import njit, types
+from numba import types
 from numba.extending import overload
 
 from numlstm._threads import kernel_threads
@@ -33,13 +33,13 @@ from numlstm.core.network import CELL_COLUMN, DIRECTION_COLUMN, EMBED_DIM, EMBED
 from numlstm.core.optimizers import LBFGS, apply_update
 from numlstm.kernels import dropout as _dropout
 from numlstm.kernels import gru_cpu
-from numlstm.kernels._jit import CPU_OPTIONS
-from numlstm.kernels.cpu import FIRST, add_gram, add_tile, layer_backward, layer_forward, chunk_count
+from numlstm.kernels._jit import njit
+from numlstm.kernels.cpu import FIRST, add_gram, add_tile, assign, layer_backward, layer_forward, chunk_count
 
 log = logging.getLogger("numlstm")
 
 # Plain error model, no fastmath: the loss and the norm must see NaN and inf.
-_CHECKED = dict(error_model="numpy", nogil=True, cache=CPU_OPTIONS["cache"])
+_CHECKED = dict(error_model="numpy", nogil=True)
 
 PREDICT_ROWS = 4096  # rows per predict pass: bounds the workspace, not the speed
 NO_DROPOUT = np.zeros(2)  # (dropout, recurrent_dropout)
@@ -156,7 +156,7 @@ def _embedded(params, head, X):
             out = np.empty((n, T, E), dtype=params.dtype)
             for r in range(n):
                 for t in range(T):
-                    out[r, t, :] = table[X[r, t]]
+                    assign(out[r, t], table[X[r, t]])
             return out
         return gather
     return lambda params, head, X: np.ascontiguousarray(X)
@@ -195,7 +195,7 @@ def reverse_time(a):
     out = np.empty_like(a)
     T = a.shape[1]
     for t in range(T):
-        out[:, t] = a[:, T - 1 - t]
+        assign(out[:, t], a[:, T - 1 - t])
     return out
 
 
@@ -211,8 +211,8 @@ def _concat_directions(forward, reverse):
     n, T, H = forward.shape
     out = np.empty((n, T, 2 * H), dtype=forward.dtype)
     for t in range(T):
-        out[:, t, :H] = forward[:, t]
-        out[:, t, H:] = reverse[:, T - 1 - t]
+        assign(out[:, t, :H], forward[:, t])
+        assign(out[:, t, H:], reverse[:, T - 1 - t])
     return out
 
 
@@ -237,7 +237,7 @@ def _scaled(a, mask):
     for r in range(a.shape[0]):
         m = mask[r]
         for t in range(a.shape[1]):
-            out[r, t] = a[r, t] * m
+            assign(out[r, t], a[r, t] * m)
     return out
 
 
@@ -263,9 +263,9 @@ def _top_features(top, D):
     n, T, F = top.shape
     last = np.empty((n, 1, F), dtype=top.dtype)
     Hd = F // D
-    last[:, 0, :Hd] = top[:, T - 1, :Hd]
+    assign(last[:, 0, :Hd], top[:, T - 1, :Hd])
     if D == 2:
-        last[:, 0, Hd:] = top[:, 0, Hd:]
+        assign(last[:, 0, Hd:], top[:, 0, Hd:])
     return last
 
 
@@ -364,9 +364,12 @@ def _network_forward(params, table, head, X, drop, seed, step, row0, n_threads):
     last = _top_features(top, _directions(table))
     Wd, bd = _head_views(params, head)
     out = np.empty((n, 1, Wd.shape[1]), dtype=params.dtype)
-    out[:, 0, :] = bd
+    for r in range(n):
+        assign(out[r, 0], bd)
     add_tile(out, FIRST, last, FIRST, Wd, FIRST, n)
-    return out[:, 0, :], keep, (inputs, firsts, seconds, states, imasks, hmasks), last
+    # A reshape, not out[:, 0, :]: the loss then sees a C-contiguous array, so the one
+    # compiled specialisation of it serves training, validation and prediction alike.
+    return out.reshape((n, Wd.shape[1])), keep, (inputs, firsts, seconds, states, imasks, hmasks), last
 
 
 def _batch_loss_grad(params, grads, table, head, Xb, Yb, Mb, loss_id, lparams, drop, seed, step, n_threads):
@@ -381,7 +384,7 @@ def _batch_loss_grad(params, grads, table, head, Xb, Yb, Mb, loss_id, lparams, d
     Wd, _ = _head_views(params, head)
     dWd[:, :] = 0
     add_gram(dWd, np.ascontiguousarray(last[:, 0, :].T), dpred)
-    dbd[:] = dpred.sum(axis=0)
+    assign(dbd, dpred.sum(axis=0))
     dlast = np.zeros(last.shape, dtype=params.dtype)
     add_tile(dlast, FIRST, dpred.reshape((n, 1, dpred.shape[1])), FIRST, np.ascontiguousarray(Wd.T), FIRST, n)
     top = cache[3][-1]
@@ -389,9 +392,9 @@ def _batch_loss_grad(params, grads, table, head, Xb, Yb, Mb, loss_id, lparams, d
     D = _directions(table)
     Hd = F // D
     dtop = np.zeros((n, T, F), dtype=params.dtype)
-    dtop[:, T - 1, :Hd] = dlast[:, 0, :Hd]
+    assign(dtop[:, T - 1, :Hd], dlast[:, 0, :Hd])
     if D == 2:
-        dtop[:, 0, Hd:] = dlast[:, 0, Hd:]
+        assign(dtop[:, 0, Hd:], dlast[:, 0, Hd:])
     embedding = head[VOCABULARY] > 0
     dX = _backward_stack(params, grads, table, keep, cache, dtop, chunks, embedding)
     if embedding:
@@ -436,16 +439,8 @@ def _predict_rows(params, table, head, X, drop, seed, step, row0, n_threads, out
     n = X.shape[0]
     for start in range(0, n, PREDICT_ROWS):
         stop = min(n, start + PREDICT_ROWS)
-        out[start:stop] = _network_forward(params, table, head, X[start:stop], drop, seed, step, row0 + start,
-                                           n_threads)[0]
-
-
-def _dataset_loss(params, table, head, X, Y, M, loss_id, lparams, n_threads):
-    """Mean loss over a whole data set (dropout off), evaluated in ``PREDICT_ROWS`` passes."""
-    out = np.empty((X.shape[0], head[1]), dtype=params.dtype)
-    _predict_rows(params, table, head, X, NO_DROPOUT, 0, 0, 0, n_threads, out)
-    dummy = np.empty(out.shape, dtype=np.float64)
-    return _losses.loss_and_grad(loss_id, lparams, out, Y, M, dummy)
+        assign(out[start:stop], _network_forward(params, table, head, X[start:stop], drop, seed, step,
+                                                 row0 + start, n_threads)[0])
 
 
 # The stack functions are inlined into their callers at the Numba IR level: as
@@ -453,8 +448,7 @@ def _dataset_loss(params, table, head, X, Y, M, loss_id, lparams, n_threads):
 # once more (Numba re-optimizes a callee's code in every caller's module), which
 # made compiling a fit twice as slow.
 _INLINED = (_forward_stack, _backward_stack)
-_SHARED = (_forward_stack, _backward_stack, _network_forward, _batch_loss_grad, _train_epoch, _predict_rows,
-           _dataset_loss)
+_SHARED = (_forward_stack, _backward_stack, _network_forward, _batch_loss_grad, _train_epoch, _predict_rows)
 
 
 def _compile_for_cell(cell, layer_forward_fn, layer_backward_fn):
@@ -519,8 +513,15 @@ def predict_rows(params, table, head, X, n_threads, out, drop=None, seed=0, step
 
 
 def dataset_loss(params, table, head, X, Y, M, loss_id, lparams, n_threads):
-    """Mean loss over a whole data set, evaluated in ``PREDICT_ROWS`` passes."""
-    return kernels_for(table).dataset_loss(params, table, head, X, Y, M, loss_id, lparams, n_threads)
+    """Mean loss over a whole data set (dropout off), evaluated in ``PREDICT_ROWS`` passes.
+
+    Written in Python over the compiled prediction and loss, not compiled as a
+    whole: a compiled version linked and optimized the forward pass once more
+    (and, called with literal arguments, compiled a second specialisation of it).
+    """
+    out = np.empty((X.shape[0], head[1]), dtype=params.dtype)
+    predict_rows(params, table, head, X, n_threads, out)
+    return _losses.loss_and_grad(loss_id, lparams, out, Y, M, np.empty(out.shape, dtype=np.float64))
 
 
 def predict(net, X, device="cpu", drop=None, seed=0, step=0, row0=0):

@@ -1,13 +1,24 @@
-"""Compile options shared by every CPU kernel."""
+"""Compile options shared by every CPU kernel, and the ``njit`` that caches them."""
 
-import os
+import numba
 
-CACHE_ENV = "NUMLSTM_CACHE"
+from numlstm import _cache
 
 
-def cache_enabled():
-    """On-disk caching of compiled kernels, opt-in through ``NUMLSTM_CACHE=1``."""
-    return os.environ.get(CACHE_ENV, "").strip().lower() in {"1", "true", "yes", "on"}
+def njit(*args, **options):
+    """``numba.njit`` with numlstm's on-disk cache (:mod:`numlstm._cache`) instead of Numba's.
+
+    Used as ``@njit`` or ``@njit(**options)``; a ``cache`` option is ignored: whether
+    to cache is numlstm's setting (``NUMLSTM_CACHE``), read once at import.
+    """
+    options.pop("cache", None)
+
+    def compile_lazily(fn):
+        return _cache.attach(numba.njit(**options)(fn))
+
+    if args and callable(args[0]):
+        return compile_lazily(args[0])
+    return compile_lazily
 
 
 # Everything but "nnan"/"ninf": a diverging fit must still see its NaNs and
@@ -17,4 +28,4 @@ FASTMATH = {"contract", "arcp", "reassoc", "nsz", "afn"}
 
 # error_model="numpy": a float division by zero gives inf, as in NumPy, instead
 # of a Python exception whose check per element stops every loop vectorizing.
-CPU_OPTIONS = dict(fastmath=FASTMATH, error_model="numpy", nogil=True, cache=cache_enabled())
+CPU_OPTIONS = dict(fastmath=FASTMATH, error_model="numpy", nogil=True)

@@ -17,9 +17,9 @@ Kernels here do no validation; the wrappers in :mod:`numlstm.functional` and
 """
 
 import numpy as np
-from numba import njit, prange
+from numba import prange
 
-from numlstm.kernels._jit import CPU_OPTIONS
+from numlstm.kernels._jit import CPU_OPTIONS, njit
 from numlstm.kernels.gates import cell_backward, cell_forward
 
 # Index 0 as a plain int64: a literal 0 passed to a jitted function makes Numba
@@ -33,6 +33,23 @@ NO_KEEP = np.zeros((0, 0), dtype=np.int8)
 def no_hmask(dtype):
     """The ``hmask`` argument for no recurrent dropout."""
     return np.zeros((0, 0), dtype=dtype)
+
+
+@njit(**CPU_OPTIONS)
+def assign(dst, src):
+    """``dst[...] = src`` for two arrays of one shape (1-D or 2-D), as a loop.
+
+    Numba compiles its slice assignment with a string-formatting error path,
+    once for every pair of ranks, which cost about a tenth of a fit's first
+    compile; shapes here are right by construction and need no check.
+    """
+    if dst.ndim == 1:
+        for i in range(dst.shape[0]):
+            dst[i] = src[i]
+    else:
+        for i in range(dst.shape[0]):
+            for j in range(dst.shape[1]):
+                dst[i, j] = src[i, j]
 
 
 @njit(**CPU_OPTIONS)
@@ -153,15 +170,15 @@ def forward_rows(x, W, U, b, h0, c0, zs, cs, hs, r0, r1, keep, hmask, hm):
         e = min(r1, a + R)
         for t in range(T):
             for r in range(a, e):
-                zs[r, t, :] = b
+                assign(zs[r, t], b)
             add_tile(zs, t, x, t, W, a, e)
             add_recurrent_product(zs, t, h0, hs, U, hmask, hm, a, e)
             for r in range(a, e):
                 c_prev = c0[r, 0] if t == 0 else cs[r, t - 1]
                 _cell_forward_row(zs[r, t], c_prev, cs[r, t], hs[r, t])
                 if skipping and keep[r, t] == 0:
-                    cs[r, t, :] = c_prev
-                    hs[r, t, :] = h0[r, 0] if t == 0 else hs[r, t - 1]
+                    assign(cs[r, t], c_prev)
+                    assign(hs[r, t], h0[r, 0] if t == 0 else hs[r, t - 1])
 
 
 @njit(**CPU_OPTIONS)
@@ -249,7 +266,7 @@ def previous_states_T(h0, hs, hmask, a, e, T):
     for r in range(a, e):
         for t in range(T):
             i = (r - a) * T + t
-            h_T[:, i] = h0[r, 0] if t == 0 else hs[r, t - 1]
+            assign(h_T[:, i], h0[r, 0] if t == 0 else hs[r, t - 1])
             if hmask.shape[0] > 0:
                 h_T[:, i] *= hmask[r]
     return h_T
@@ -276,11 +293,11 @@ def backward_rows(x, W_T, U_T, h0, c0, zs, cs, hs, dhs, dh_carry, dc_carry, dW, 
         e = min(r1, a + R)
         for t in range(T - 1, -1, -1):
             for r in range(a, e):
-                dh_t[:] = dhs[r, t]
+                assign(dh_t, dhs[r, t])
                 dh_t += dh_carry[r, 0]
                 if skipping and keep[r, t] == 0:
                     zs[r, t, :] = 0
-                    dh_carry[r, 0, :] = dh_t
+                    assign(dh_carry[r, 0], dh_t)
                     continue
                 if t == 0:
                     _cell_backward_row(zs[r, t], c0[r, 0], cs[r, t], dh_t, dc_carry[r, 0])
@@ -297,7 +314,7 @@ def backward_rows(x, W_T, U_T, h0, c0, zs, cs, hs, dhs, dh_carry, dc_carry, dW, 
         x_T = np.empty((x.shape[2], n), dtype=zs.dtype)
         for r in range(a, e):
             for t in range(T):
-                x_T[:, (r - a) * T + t] = x[r, t]
+                assign(x_T[:, (r - a) * T + t], x[r, t])
         add_gram(dW, x_T, dz)
         add_gram(dU, previous_states_T(h0, hs, hmask, a, e, T), dz)
         for i in range(n):
@@ -319,7 +336,7 @@ def _backward_chunks(x, W_T, U_T, h0, c0, zs, cs, hs, dhs, dh_carry, dc_carry, d
 @njit(**CPU_OPTIONS)
 def sum_parts(parts, out):
     """``out[:] = parts.sum(axis=0)``, added in a fixed order (chunk 0 first)."""
-    out[:] = parts[0]
+    assign(out, parts[0])
     for k in range(1, parts.shape[0]):
         out += parts[k]
 

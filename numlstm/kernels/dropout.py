@@ -13,10 +13,9 @@ it as Python.
 """
 
 import numpy as np
-from numba import njit
 from numba.extending import register_jitable
 
-from numlstm.kernels._jit import CPU_OPTIONS
+from numlstm.kernels._jit import CPU_OPTIONS, njit
 
 _LOW32 = 0xFFFFFFFF
 

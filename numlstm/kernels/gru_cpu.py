@@ -20,10 +20,10 @@ Kernels here do no validation; :mod:`numlstm.functional` does.
 """
 
 import numpy as np
-from numba import njit, prange
+from numba import prange
 
-from numlstm.kernels._jit import CPU_OPTIONS
-from numlstm.kernels.cpu import (FIRST, add_gram, add_recurrent_grad, add_recurrent_product, add_tile,
+from numlstm.kernels._jit import CPU_OPTIONS, njit
+from numlstm.kernels.cpu import (FIRST, add_gram, assign, add_recurrent_grad, add_recurrent_product, add_tile,
                                  previous_states_T, scratch_states, sum_parts, tile_rows)
 from numlstm.kernels.gates import gru_cell_backward, gru_cell_forward
 
@@ -69,15 +69,15 @@ def forward_rows(x, W, U, b, h0, xs, gs, hs, r0, r1, keep, hmask, hm):
         e = min(r1, a + R)
         for t in range(T):
             for r in range(a, e):
-                xs[r, t, :] = b_in
-                gs[r, t, :] = b_rec
+                assign(xs[r, t], b_in)
+                assign(gs[r, t], b_rec)
             add_tile(xs, t, x, t, W, a, e)
             add_recurrent_product(gs, t, h0, hs, U, hmask, hm, a, e)
             for r in range(a, e):
                 h_prev = h0[r, 0] if t == 0 else hs[r, t - 1]
                 _cell_forward_row(xs[r, t], gs[r, t], h_prev, hs[r, t])
                 if skipping and keep[r, t] == 0:
-                    hs[r, t, :] = h_prev
+                    assign(hs[r, t], h_prev)
 
 
 @njit(parallel=True, **CPU_OPTIONS)
@@ -139,7 +139,7 @@ def backward_rows(x, W_T, U_T, h0, xs, gs, hs, dhs, dh_carry, dW, dU, db, dx, r0
         x_T = np.empty((x.shape[2], n), dtype=xs.dtype)
         for r in range(a, e):
             for t in range(T):
-                x_T[:, (r - a) * T + t] = x[r, t]
+                assign(x_T[:, (r - a) * T + t], x[r, t])
         add_gram(dW, x_T, da)
         add_gram(dU, previous_states_T(h0, hs, hmask, a, e, T), dg)
         db_in, db_rec = db[0], db[1]
