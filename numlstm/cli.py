@@ -388,6 +388,8 @@ def main(argv=None):
         except (ValueError, TypeError, OSError) as err:
             message = " ".join(str(err).split()) or type(err).__name__  # one line
             parser.exit(2, f"numlstm forecast: error: {message}\n")
+        except KeyboardInterrupt:  # Ctrl-C: a line, not a traceback (130, as shells report SIGINT)
+            parser.exit(130, "numlstm forecast: interrupted\n")
     return {"info": _info, "demo": _demo, "cache": _cache}[args.command](args)
 
 

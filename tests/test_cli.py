@@ -159,3 +159,18 @@ def test_forecast_command_input_and_output_errors(stations_file, tmp_path, capsy
         err = capsys.readouterr().err
         assert exc.value.code == 2 and err.count("\n") == 1 and re.search(message, err), err
     assert not out.exists()
+
+
+def test_ctrl_c_in_the_forecast_command_is_one_line(stations_file, tmp_path, capsys, monkeypatch):
+    from numlstm.forecast.forecaster import Forecaster
+
+    def interrupted_fit(self, *args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(Forecaster, "fit", interrupted_fit)
+    out = tmp_path / "out.nc"
+    with pytest.raises(SystemExit) as exc:
+        main(["forecast", str(stations_file), "--target", "flow", "--horizon", "2", "--quiet", "-o", str(out)])
+    assert exc.value.code == 130
+    assert capsys.readouterr().err == "numlstm forecast: interrupted\n"
+    assert not out.exists()

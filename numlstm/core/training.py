@@ -619,8 +619,9 @@ class TrainingState:
     n_params) optimizer moments and ``step`` the update count, ``rng_state``
     the shuffling generator's ``bit_generator.state`` before the next epoch's
     draws, ``dropout_seed`` the seed of the dropout masks, ``history`` the
-    per-epoch logs (in a checkpoint; None in the loop's own snapshots), and for early stopping ``best_loss``, ``best_params``
-    (None before a first improvement) and ``wait``."""
+    per-epoch logs (in a checkpoint; None in the loop's own snapshots), for
+    early stopping ``best_loss``, ``best_params`` (None before a first
+    improvement) and ``wait``, and ``fingerprint`` (see :func:`fit_fingerprint`)."""
 
     epoch: int
     params: np.ndarray
