@@ -15,7 +15,8 @@ from typing import TYPE_CHECKING
 
 from numlstm import interop, text
 from numlstm.core import losses, optimizers
-from numlstm.core.training import NonFiniteLossError
+from numlstm.core.distributed import WorkerLostError
+from numlstm.core.training import FitInterruptedWarning, NonFiniteLossError
 from numlstm.estimators import LSTMClassifier, LSTMRegressor, NotFittedError
 from numlstm.functional import gru_backward, gru_forward, lstm_backward, lstm_forward
 from numlstm._cache import CacheWarning
@@ -50,12 +51,14 @@ __version__ = "0.1.0"
 
 __all__ = [
     "CacheWarning",
+    "FitInterruptedWarning",
     "Forecaster",
     "LSTMClassifier",
     "LSTMRegressor",
     "NonFiniteLossError",
     "MissingInputWarning",
     "NotFittedError",
+    "WorkerLostError",
     "cache_clear",
     "cache_info",
     "compile_stats",

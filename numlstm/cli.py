@@ -172,18 +172,43 @@ def _save_figure(fig, path):
             os.remove(tmp)
 
 
+CFTIME_UNITS = "days since 0001-01-01"
+
+
+def _plot_times(values):
+    """``(x, calendar)``: time labels matplotlib can place. cftime dates (noleap, 360_day,
+    ...), which matplotlib cannot convert, become days since 0001-01-01 in their own
+    calendar (``calendar`` names it, for the tick labels); other labels pass as they are."""
+    values = np.asarray(values)
+    if values.dtype == object and values.size and hasattr(values.flat[0], "calendar"):
+        import cftime
+
+        calendar = values.flat[0].calendar
+        return np.asarray(cftime.date2num(list(values), CFTIME_UNITS, calendar=calendar)), calendar
+    return values, None
+
+
 def _draw_forecast(ax, history, forecast, dim, label):
     """History and forecast of one series on ``ax``; a band between the outer quantiles."""
-    ax.plot(history[dim].values, history.values, color="0.3", lw=1, label="observed")
+    x_past, calendar = _plot_times(history[dim].values)
+    x_next, _ = _plot_times(forecast[dim].values)
+    ax.plot(x_past, history.values, color="0.3", lw=1, label="observed")
     if "quantile" in forecast.dims:
         q = forecast["quantile"].values
         mid = forecast.sel(quantile=q[np.argmin(np.abs(q - 0.5))])
-        ax.fill_between(forecast[dim].values, forecast.sel(quantile=q[0]).values,
+        ax.fill_between(x_next, forecast.sel(quantile=q[0]).values,
                         forecast.sel(quantile=q[-1]).values, color="C1", alpha=0.25,
                         label=f"{q[0]:g}-{q[-1]:g} quantiles")
-        ax.plot(forecast[dim].values, mid.values, color="C1", marker="o", ms=3, label=label)
+        ax.plot(x_next, mid.values, color="C1", marker="o", ms=3, label=label)
     else:
-        ax.plot(forecast[dim].values, forecast.values, color="C1", marker="o", ms=3, label=label)
+        ax.plot(x_next, forecast.values, color="C1", marker="o", ms=3, label=label)
+    if calendar is not None:
+        import cftime
+        from matplotlib.ticker import FuncFormatter
+
+        ax.xaxis.set_major_formatter(FuncFormatter(
+            lambda x, _: cftime.num2date(x, CFTIME_UNITS, calendar=calendar).strftime("%Y-%m-%d")))
+        ax.set_xlabel(f"{dim} ({calendar} calendar)")
 
 
 def plot_forecast(data, forecast, target, path, *, dim="time", history=None, max_series=4):
@@ -268,12 +293,21 @@ def _forecast(args):
         if value is not None and os.path.abspath(value) == os.path.abspath(args.input):
             raise ValueError(f"{flag} {value!r} is the input file; choose another name (the input is never "
                              "overwritten).")
-    if not args.output.lower().endswith((".nc", ".zarr")):
-        raise ValueError(f"-o/--output {args.output!r} must end in .nc or .zarr.")
+    for flag, value in (("-o/--output", args.output), ("--save-model", args.save_model)):
+        if value is not None and not value.lower().endswith((".nc", ".zarr")):
+            raise ValueError(f"{flag} {value!r} must end in .nc or .zarr.")
     if not os.path.exists(args.input):
         raise ValueError(f"input file {args.input!r} does not exist.")
-    with xr.open_dataset(args.input) as ds:
-        data = ds.load()
+    # Before the fit, not after it: an output that cannot be written is found in a second, not an hour.
+    for flag, value in (("-o/--output", args.output), ("--plot", args.plot), ("--save-model", args.save_model)):
+        if value is not None:
+            _check_writable(flag, value)
+    try:
+        with xr.open_dataset(args.input) as ds:
+            data = ds.load()
+    except (OSError, ValueError, TypeError) as err:
+        raise ValueError(f"input file {args.input!r} could not be read as netCDF or zarr "
+                         f"({str(err).splitlines()[0] if str(err) else type(err).__name__}).") from None
     fc = Forecaster(lookback=args.lookback, horizon=args.horizon, quantiles=args.quantiles, epochs=args.epochs,
                     random_state=args.seed, verbose=0 if args.quiet else 1)
     fc.fit(data, args.target, covariates=args.covariates, dim=args.dim, freq=args.freq)
@@ -281,15 +315,34 @@ def _forecast(args):
     io.write_dataset(forecast, args.output)
     print(f"forecast: {args.output} ({args.horizon} steps of {fc.freq_} after "
           f"{data[args.dim].values[-1]}, {fc.n_windows_} training windows)")
-    if args.save_model:
-        fc.save(args.save_model)
-        print(f"model: {args.save_model}")
-    if args.plot:
-        for target in fc.targets_:
-            path = args.plot if len(fc.targets_) == 1 else f"{os.path.splitext(args.plot)[0]}_{target}.png"
-            if plot_forecast(data, forecast, target, path, dim=args.dim):
-                print(f"plot: {path}")
+    written = [f"the forecast to {args.output}"]
+    try:
+        if args.save_model:
+            fc.save(args.save_model)
+            written.append(f"the model to {args.save_model}")
+            print(f"model: {args.save_model}")
+        if args.plot:
+            for target in fc.targets_:
+                path = args.plot if len(fc.targets_) == 1 else f"{os.path.splitext(args.plot)[0]}_{target}.png"
+                if plot_forecast(data, forecast, target, path, dim=args.dim):
+                    written.append(f"the plot to {path}")
+                    print(f"plot: {path}")
+    except Exception as err:  # noqa: BLE001 - whatever failed, say what is already on disk
+        print(f"numlstm forecast: error after writing {', '.join(written)}: {type(err).__name__}: "
+              f"{str(err).splitlines()[0] if str(err) else ''}", file=sys.stderr)
+        return 1
     return 0
+
+
+def _check_writable(flag, path):
+    """ValueError unless ``path`` can be created or replaced (its folder exists and is writable)."""
+    folder = os.path.dirname(os.path.abspath(path))
+    if not os.path.isdir(folder):
+        raise ValueError(f"{flag} {path!r}: the folder {folder!r} does not exist; create it first.")
+    if os.path.isdir(path) and not path.lower().endswith(".zarr"):
+        raise ValueError(f"{flag} {path!r} is a folder; give a file name.")
+    if not os.access(folder, os.W_OK) or (os.path.exists(path) and not os.access(path, os.W_OK)):
+        raise ValueError(f"{flag} {path!r} cannot be written (permission denied); choose another place.")
 
 
 def main(argv=None):
@@ -332,8 +385,11 @@ def main(argv=None):
     if args.command == "forecast":
         try:
             return _forecast(args)
-        except (ValueError, TypeError) as err:
-            parser.exit(2, f"numlstm forecast: error: {err}\n")
+        except (ValueError, TypeError, OSError) as err:
+            message = " ".join(str(err).split()) or type(err).__name__  # one line
+            parser.exit(2, f"numlstm forecast: error: {message}\n")
+        except KeyboardInterrupt:  # Ctrl-C: a line, not a traceback (130, as shells report SIGINT)
+            parser.exit(130, "numlstm forecast: interrupted\n")
     return {"info": _info, "demo": _demo, "cache": _cache}[args.command](args)
 
 

@@ -21,6 +21,7 @@ from numlstm._validation import (
     check_positive_int,
     resolve_device,
 )
+from numlstm.core import checkpoint as _checkpoint
 from numlstm.core import losses as _losses
 from numlstm.core import training as _training
 from numlstm.core.network import Network
@@ -177,8 +178,11 @@ class _LSTMBase(ParamsMixin):
                              f"fitted with {self.n_features_in_}. Pass the same features as in fit.")
         return X
 
-    def _fit_arrays(self, X, Y, M, loss_id, lparams, n_outputs):
+    def _fit_arrays(self, X, Y, M, loss_id, lparams, n_outputs, checkpoint=None, checkpoint_every=1, resume=None):
         units, optimizer, dtype, device, rng = self._check_params()
+        checkpoint = _checkpoint.check_target(checkpoint)
+        checkpoint_every = _checkpoint.check_every(checkpoint_every)
+        resumed = None if resume is None else _checkpoint.read(resume)
         drop = check_dropout(self)
         if not isinstance(self.bidirectional, (bool, np.bool_)):
             raise TypeError(f"bidirectional must be True or False, got {self.bidirectional!r}.")
@@ -214,13 +218,32 @@ class _LSTMBase(ParamsMixin):
         self.device_ = device
         self.n_features_in_ = 1 if vocabulary else X.shape[2]
         self.vocabulary_size_ = vocabulary or None
+        if resumed is not None:
+            if resumed.attrs.get("numlstm_format") != _checkpoint.FORMAT_NAME or \
+                    resumed.attrs.get("numlstm_estimator") != type(self).__name__:
+                raise ValueError(f"resume {str(resume)!r} is not a checkpoint of a {type(self).__name__} (its "
+                                 f"numlstm_format is {resumed.attrs.get('numlstm_format')!r}); resume from the file "
+                                 f"a {type(self).__name__}.fit(..., checkpoint=...) wrote.")
+            resumed = _checkpoint.state_from_dataset(resumed, net.n_params, net.dtype, resume)
+        write = None
+        if checkpoint is not None:
+            attrs = {"numlstm_format": _checkpoint.FORMAT_NAME, "numlstm_format_version": _checkpoint.FORMAT_VERSION,
+                     "numlstm_estimator": type(self).__name__}
+
+            def write(state):
+                _checkpoint.write(_checkpoint.state_dataset(state, attrs), checkpoint)
+
+        # Filled epoch by epoch: after an interrupt (Ctrl-C) the model keeps what the completed epochs learned.
         self.history_ = {"loss": []}
-        self.history_ = _training.fit(
-            net, X, Y.astype(dtype), M.astype(dtype), epochs=self.epochs, batch_size=self.batch_size,
-            loss_id=loss_id, lparams=lparams, optimizer=optimizer, clipnorm=self.clipnorm,
-            validation_fraction=self.validation_fraction, early_stopping=self.early_stopping,
-            patience=self.patience, rng=rng, verbose=self.verbose, device=device, drop=drop)
-        self.n_epochs_ = len(self.history_["loss"])
+        try:
+            _training.fit(
+                net, X, Y.astype(dtype), M.astype(dtype), epochs=self.epochs, batch_size=self.batch_size,
+                loss_id=loss_id, lparams=lparams, optimizer=optimizer, clipnorm=self.clipnorm,
+                validation_fraction=self.validation_fraction, early_stopping=self.early_stopping,
+                patience=self.patience, rng=rng, verbose=self.verbose, device=device, drop=drop,
+                history=self.history_, checkpoint=write, checkpoint_every=checkpoint_every, resume=resumed)
+        finally:
+            self.n_epochs_ = len(self.history_["loss"])
         return self
 
     def _raw_predict(self, X):
@@ -392,11 +415,20 @@ class LSTMRegressor(_LSTMBase):
         default = {"huber": _losses.Huber(), "pinball": _losses.Pinball()}.get(loss)
         return _losses.NAMES[loss], default.params() if default is not None else np.zeros(1)
 
-    def fit(self, X, y):
+    def fit(self, X, y, *, checkpoint=None, checkpoint_every=1, resume=None):
         """Fit to sequences ``X`` (samples, time[, features]) and targets ``y`` (samples[, outputs]).
 
         NaN in ``y`` is masked out of the loss; NaN or inf in ``X`` is an error.
         Returns ``self``.
+
+        ``checkpoint="run.nc"`` writes the training state (weights, optimizer
+        state, epoch, random generator, history) to that file, atomically,
+        every ``checkpoint_every`` epochs and when the fit is interrupted;
+        ``resume="run.nc"`` continues such a fit, with the same parameters and
+        data, to the result the uninterrupted fit would have had (on the CPU:
+        the same numbers). Ctrl-C (``KeyboardInterrupt``) propagates and leaves
+        the model fitted with the last completed epoch's weights (the best
+        ones under early stopping) and ``history_``.
         """
         loss_id, lparams = self._loss_spec()
         try:
@@ -420,7 +452,7 @@ class LSTMRegressor(_LSTMBase):
         n_net = self.n_outputs_ * _losses.outputs_per_target(loss_id, lparams.size)
         self._loss_id = loss_id
         self._lparams = lparams
-        return self._fit_arrays(X, Y, M, loss_id, lparams, n_net)
+        return self._fit_arrays(X, Y, M, loss_id, lparams, n_net, checkpoint, checkpoint_every, resume)
 
     def predict(self, X, return_std=False):
         """Predictions for sequences ``X``.
@@ -485,8 +517,10 @@ class LSTMClassifier(_LSTMBase):
                          recurrent_dropout=recurrent_dropout, bidirectional=bidirectional,
                          embedding_dim=embedding_dim, vocabulary_size=vocabulary_size)
 
-    def fit(self, X, y):
-        """Fit to sequences ``X`` (samples, time[, features]) and labels ``y`` (samples,). Returns ``self``."""
+    def fit(self, X, y, *, checkpoint=None, checkpoint_every=1, resume=None):
+        """Fit to sequences ``X`` (samples, time[, features]) and labels ``y`` (samples,). Returns ``self``.
+
+        ``checkpoint``, ``checkpoint_every`` and ``resume`` as in :meth:`LSTMRegressor.fit`."""
         y = np.asarray(y)
         if y.ndim != 1:
             raise ValueError(f"y has shape {y.shape}; expected (samples,), one label per sequence.")
@@ -509,7 +543,8 @@ class LSTMClassifier(_LSTMBase):
             Y = np.eye(classes.size)[codes]
             loss_id = _losses.CATEGORICAL_CE
         self._loss_id = loss_id
-        return self._fit_arrays(X, Y, np.ones_like(Y), loss_id, np.zeros(1), Y.shape[1])
+        return self._fit_arrays(X, Y, np.ones_like(Y), loss_id, np.zeros(1), Y.shape[1], checkpoint,
+                                checkpoint_every, resume)
 
     def predict_proba(self, X):
         """Class probabilities, shape (samples, classes), columns in ``classes_`` order."""

@@ -91,3 +91,86 @@ def test_demo_rejects_bad_epochs(capsys):
     with pytest.raises(SystemExit):
         main(["demo", "--epochs", "0"])
     assert "--epochs must be >= 1, got 0" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("calendar", ["noleap", "360_day"])
+def test_forecast_command_plots_cftime_calendars(tmp_path, capsys, calendar):
+    pytest.importorskip("matplotlib")
+    pytest.importorskip("cftime")
+    times = xr.date_range("2001-01-01", periods=50, freq="D", calendar=calendar, use_cftime=True)
+    rng = np.random.default_rng(1)
+    ds = xr.Dataset({"tas": (("time", "cell"), 280 + rng.standard_normal((50, 2)), {"units": "K"})},
+                    coords={"time": times, "cell": [0, 1]})
+    data, out, plot = tmp_path / "model_output.nc", tmp_path / "out.nc", tmp_path / "out.png"
+    ds.to_netcdf(data, engine="scipy")
+    code = main(["forecast", str(data), "--target", "tas", "--horizon", "3", "--lookback", "5", "--epochs", "1",
+                 "--quiet", "-o", str(out), "--plot", str(plot)])
+    assert code == 0, capsys.readouterr().err
+    assert plot.read_bytes()[:4] == b"\x89PNG"
+    forecast = xr.load_dataset(out, engine="scipy")  # noleap and 360_day decode to cftime
+    assert forecast["time"].values[0].calendar == calendar
+    assert f"plot: {plot}" in capsys.readouterr().out
+
+
+def test_a_failure_after_the_forecast_is_written_says_what_was_written(stations_file, tmp_path, capsys,
+                                                                       monkeypatch):
+    import numlstm.cli
+
+    def broken_plot(*args, **kwargs):
+        raise RuntimeError("the plotting library broke")
+
+    monkeypatch.setattr(numlstm.cli, "plot_forecast", broken_plot)
+    out, model = tmp_path / "out.nc", tmp_path / "model.nc"
+    code = main(["forecast", str(stations_file), "--target", "flow", "--horizon", "2", "--lookback", "5",
+                 "--epochs", "1", "--quiet", "-o", str(out), "--save-model", str(model), "--plot",
+                 str(tmp_path / "out.png")])
+    assert code == 1
+    err = capsys.readouterr().err.strip()
+    assert "\n" not in err
+    assert err == (f"numlstm forecast: error after writing the forecast to {out}, the model to {model}: "
+                   "RuntimeError: the plotting library broke")
+    assert out.exists() and model.exists()
+
+
+def test_forecast_command_input_and_output_errors(stations_file, tmp_path, capsys):
+    out = tmp_path / "out.nc"
+    not_netcdf = tmp_path / "notes.nc"
+    not_netcdf.write_text("station notes, not a netCDF file\n")
+    (tmp_path / "folder.nc").mkdir()
+    cases = [
+        ([str(tmp_path / "missing.nc"), "--target", "flow"], "input file .*missing.nc' does not exist"),
+        ([str(not_netcdf), "--target", "flow"], "input file .*notes.nc' could not be read as netCDF"),
+        ([str(stations_file), "--target", "flow", "--covariates", "snow"], "'snow' not found in data"),
+        ([str(stations_file), "--target", "flow", "--plot", str(tmp_path / "no" / "p.png")],
+         "--plot .*: the folder .*no' does not exist"),
+        ([str(stations_file), "--target", "flow", "--save-model", str(tmp_path / "model.txt")],
+         "must end in .nc"),
+    ]
+    for args, message in cases:
+        with pytest.raises(SystemExit) as exc:
+            main(["forecast", *args, "--horizon", "2", "--lookback", "5", "--epochs", "1", "--quiet", "-o", str(out)])
+        err = capsys.readouterr().err
+        assert exc.value.code == 2, args
+        assert err.count("\n") == 1 and re.search(message, err), err
+    for args, message in [(["-o", str(tmp_path / "nowhere" / "out.nc")], "the folder .*nowhere' does not exist"),
+                          (["-o", str(tmp_path / "folder.nc")], "is a folder")]:
+        with pytest.raises(SystemExit) as exc:
+            main(["forecast", str(stations_file), "--target", "flow", "--horizon", "2", *args])
+        err = capsys.readouterr().err
+        assert exc.value.code == 2 and err.count("\n") == 1 and re.search(message, err), err
+    assert not out.exists()
+
+
+def test_ctrl_c_in_the_forecast_command_is_one_line(stations_file, tmp_path, capsys, monkeypatch):
+    from numlstm.forecast.forecaster import Forecaster
+
+    def interrupted_fit(self, *args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(Forecaster, "fit", interrupted_fit)
+    out = tmp_path / "out.nc"
+    with pytest.raises(SystemExit) as exc:
+        main(["forecast", str(stations_file), "--target", "flow", "--horizon", "2", "--quiet", "-o", str(out)])
+    assert exc.value.code == 130
+    assert capsys.readouterr().err == "numlstm forecast: interrupted\n"
+    assert not out.exists()

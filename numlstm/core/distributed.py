@@ -9,6 +9,16 @@ sends the new weights with the next batch. The update is synchronous, so the
 result equals single-process training on the same batches up to the order of
 floating-point additions.
 
+A worker lost during the fit (killed, out of memory, its machine gone) takes
+its shard with it. The batch it was part of is then computed again: the
+shards are scattered anew, from the client's copy, over the workers still
+there (or new ones, within ``WORKER_WAIT`` seconds), up to ``RETRIES`` times
+per batch. The update is applied only once every shard's gradient is in, so
+a retried batch gives the numbers it would have given. A batch that gets no
+answer within ``BATCH_TIMEOUT`` seconds counts as failed too, and when no
+retry succeeds the fit stops with a :class:`WorkerLostError` saying so:
+never a hang. (A fit with ``checkpoint=`` can then be resumed.)
+
 Only the mean losses with one count per target (mse, mae, huber, pinball,
 gaussian_nll, binary cross-entropy) split this way; the Forecaster uses mse
 or pinball.
@@ -22,6 +32,15 @@ from numlstm._threads import kernel_threads
 from numlstm.core import losses as _losses
 from numlstm.core.optimizers import apply_update
 from numlstm.core.training import _CpuTrainer, batch_loss_grad
+
+RETRIES = 3  # attempts per batch after the first, each on freshly scattered shards
+BATCH_TIMEOUT = 600.0  # seconds one batch may take on the cluster before it counts as lost
+WORKER_WAIT = 60.0  # seconds to wait for a worker when none is left
+
+
+class WorkerLostError(RuntimeError):
+    """The cluster lost workers during a ``client=`` fit and the work could not be done again."""
+
 
 SPLITTABLE = {_losses.MSE, _losses.MAE, _losses.HUBER, _losses.PINBALL, _losses.GAUSSIAN_NLL,
               _losses.BINARY_CE}
@@ -53,11 +72,11 @@ class DistributedTrainer(_CpuTrainer):
             raise ValueError("the dask client has no workers; start some (e.g. LocalCluster(n_workers=2)) or fit "
                              "without client=.")
         self.client, self.net = client, net
+        self.data = (X, Y, M)  # the client's copy, to scatter again when a worker is lost
         n = X.shape[0]
-        bounds = np.linspace(0, n, len(workers) + 1).astype(np.int64)
-        self.bounds = bounds
-        self.shards = [client.scatter((X[lo:hi], Y[lo:hi], M[lo:hi]), workers=[w], direct=True)
-                       for w, lo, hi in zip(workers, bounds[:-1], bounds[1:])]
+        self.bounds = np.linspace(0, n, len(workers) + 1).astype(np.int64)
+        self.shards = []
+        self._scatter(workers)
         self.batch_size, self.loss_id, self.lparams = batch_size, loss_id, lparams
         self.kind, self.hp = optimizer.kind, optimizer.hyperparams()
         self.clipnorm = float(clipnorm or 0.0)
@@ -65,7 +84,48 @@ class DistributedTrainer(_CpuTrainer):
         self.step = 0
         self.n_threads = kernel_threads()
 
+    def _scatter(self, workers):
+        """Send shard ``k`` to ``workers[k % len(workers)]``."""
+        X, Y, M = self.data
+        self.shards = [self.client.scatter((X[lo:hi], Y[lo:hi], M[lo:hi]), workers=[workers[k % len(workers)]],
+                                           direct=True)
+                       for k, (lo, hi) in enumerate(zip(self.bounds[:-1], self.bounds[1:]))]
+
+    def _rescatter(self, failure):
+        """After a lost worker: drop the shards and scatter them again over the workers there are."""
+        from distributed import TimeoutError as DaskTimeout
+
+        try:
+            self.close()
+        except Exception:  # noqa: BLE001 - the scheduler may have lost them already
+            self.shards = []
+        try:
+            self.client.wait_for_workers(1, timeout=WORKER_WAIT)
+        except (DaskTimeout, TimeoutError, OSError) as err:
+            raise WorkerLostError(
+                f"the dask cluster lost its workers during the client= fit ({failure}) and none came back within "
+                f"{WORKER_WAIT:g} s ({type(err).__name__}); restart the cluster and fit again (with checkpoint= "
+                "to keep the progress).") from None
+        self._scatter(sorted(self.client.scheduler_info()["workers"]))
+
     def _batch(self, idx):
+        failure = None
+        for attempt in range(RETRIES + 1):
+            if attempt:
+                self._rescatter(failure)
+            try:
+                return self._batch_once(idx)
+            except (KeyboardInterrupt, MemoryError):
+                raise
+            except Exception as err:  # noqa: BLE001 - a lost worker shows as many exception types
+                failure = f"{type(err).__name__}: {err}"
+        raise WorkerLostError(
+            f"a batch of the client= fit failed {RETRIES + 1} times on the dask cluster, its shards scattered "
+            f"anew each time; the last failure: {failure}. Check the workers' logs (memory, crashes).")
+
+    def _batch_once(self, idx):
+        from distributed import wait
+
         net = self.net
         futures = []
         for k, shard in enumerate(self.shards):
@@ -74,6 +134,7 @@ class DistributedTrainer(_CpuTrainer):
             if rows.size:
                 futures.append(self.client.submit(_shard_gradient, shard, rows, net.params, net.table, net.head,
                                                   self.loss_id, self.lparams, pure=False))
+        wait(futures, timeout=BATCH_TIMEOUT)
         grads, loss, count = np.zeros(net.n_params), 0.0, 0.0
         for g, l_sum, c in self.client.gather(futures):
             grads += g

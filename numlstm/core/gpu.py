@@ -701,6 +701,14 @@ class Trainer(DeviceNetwork):
     def set_params(self, params):
         self.params.copy_to_device(np.ascontiguousarray(params, dtype=self.dtype))
 
+    def get_optimizer_state(self):
+        """The optimizer's (2, n_params) moments on the host, and the update count."""
+        return self.state.copy_to_host(), self.step
+
+    def set_optimizer_state(self, state, step):
+        self.state.copy_to_device(np.ascontiguousarray(state, dtype=self.dtype))
+        self.step = int(step)
+
 
 def predict(net, X, drop=None, seed=0, step=0, row0=0):
     """Raw head outputs for ``X`` on the GPU (with ``drop``, Monte-Carlo dropout: masks

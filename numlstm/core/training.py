@@ -15,8 +15,11 @@ read the network's cell from ``table`` and call its kernels, once per call
 (an epoch, a batch), never per step.
 """
 
+import hashlib
 import logging
 import math
+import warnings
+from dataclasses import dataclass, replace
 from types import FunctionType, SimpleNamespace
 
 import numpy as np
@@ -567,6 +570,14 @@ class _CpuTrainer:
     def set_params(self, params):
         self.net.params[:] = params
 
+    def get_optimizer_state(self):
+        """A copy of the optimizer's (2, n_params) moments, and the update count."""
+        return self.state.copy(), self.step
+
+    def set_optimizer_state(self, state, step):
+        self.state[:] = state
+        self.step = int(step)
+
 
 class _Progress:
     """Keras-style verbosity: 0 silent, 1 a tqdm bar, 2 one log line per epoch."""
@@ -595,40 +606,184 @@ class _Progress:
             self.bar.close()
 
 
-class EpochRecord:
-    """What every epoch loop keeps: the per-epoch logs, the progress display and
-    early stopping on ``val_loss`` (or ``loss`` without validation)."""
+class FitInterruptedWarning(UserWarning):
+    """A fit was interrupted (Ctrl-C); the model keeps what the completed epochs learned."""
 
-    def __init__(self, validating, early_stopping, patience, verbose, epochs):
+
+@dataclass
+class TrainingState:
+    """Everything a fit needs to continue after ``epoch`` completed epochs as if it
+    had never stopped: what a checkpoint holds (see :mod:`numlstm.core.checkpoint`).
+
+    ``params`` are the weights after those epochs, ``optimizer_state`` the (2,
+    n_params) optimizer moments and ``step`` the update count, ``rng_state``
+    the shuffling generator's ``bit_generator.state`` before the next epoch's
+    draws, ``dropout_seed`` the seed of the dropout masks, ``history`` the
+    per-epoch logs (in a checkpoint; None in the loop's own snapshots), for
+    early stopping ``best_loss``, ``best_params`` (None before a first
+    improvement) and ``wait``, and ``fingerprint`` (see :func:`fit_fingerprint`)."""
+
+    epoch: int
+    params: np.ndarray
+    optimizer_state: np.ndarray
+    step: int
+    rng_state: dict
+    dropout_seed: int
+    history: dict
+    best_loss: float = math.inf
+    best_params: np.ndarray = None
+    wait: int = 0
+    fingerprint: str = ""
+
+
+def fit_fingerprint(net, arrays, settings):
+    """A digest of what decides a fit's course besides its length: the network's layout,
+    the training (and validation) ``arrays`` and the ``settings``. A checkpoint keeps
+    it, so that ``resume`` refuses other data or other settings instead of quietly
+    ending somewhere else."""
+    digest = hashlib.sha256()
+    for a in (net.table, net.head, *arrays):
+        if a is None:
+            digest.update(b"none")
+            continue
+        a = np.ascontiguousarray(a)
+        digest.update(f"{a.dtype.str}{a.shape}".encode())
+        digest.update(a.reshape(-1).view(np.uint8))
+    digest.update(repr(settings).encode())
+    return digest.hexdigest()
+
+
+class EpochRecord:
+    """What every epoch loop keeps: the per-epoch logs, the progress display, early
+    stopping on ``val_loss`` (or ``loss`` without validation), and a snapshot of
+    the last completed epoch, from which an interrupted fit keeps its weights and
+    a checkpoint is written.
+
+    A loop calls :meth:`start` once (it returns the first epoch to run, later
+    than 0 when resuming), :meth:`end_epoch` after each epoch, :meth:`finish` at
+    the end and :meth:`interrupted` on ``KeyboardInterrupt``. ``checkpoint``, a
+    callable taking a :class:`TrainingState`, is called every
+    ``checkpoint_every`` completed epochs and at an interrupt; ``resume``, a
+    :class:`TrainingState`, continues a fit from it.
+    """
+
+    def __init__(self, validating, early_stopping, patience, verbose, epochs, *, rng=None, dropout_seed=0,
+                 checkpoint=None, checkpoint_every=1, resume=None):
         self.history = {"loss": [], "val_loss": []} if validating else {"loss": []}
         self.monitor = "val_loss" if validating else "loss"
         self.early_stopping, self.patience, self.epochs = early_stopping, patience, epochs
         self.progress = _Progress(verbose, epochs)
         self.best = (np.inf, None)
         self.wait = 0
+        self.rng, self.dropout_seed = rng, int(dropout_seed)
+        self.checkpoint, self.checkpoint_every, self.resume = checkpoint, checkpoint_every, resume
+        self.completed = 0
+        self.snapshot = None
+        self.written = -1
+        self.fingerprint = ""
+
+    def start(self, trainer):
+        """Take the starting snapshot, after restoring ``resume`` into ``trainer``, this
+        record and the generator; returns the first epoch to run."""
+        state = self.resume
+        if state is not None:
+            if set(state.history) != set(self.history):
+                raise ValueError(
+                    f"the checkpoint was written by a fit {'with' if 'val_loss' in state.history else 'without'} "
+                    f"validation, and this fit is {'with' if 'val_loss' in self.history else 'without'}; resume "
+                    "with the same settings and data as the interrupted fit.")
+            for key, values in state.history.items():
+                self.history[key][:] = [float(v) for v in values]
+            self.best = (state.best_loss, None if state.best_params is None else state.best_params.copy())
+            self.wait = state.wait
+            trainer.set_params(state.params)
+            trainer.set_optimizer_state(state.optimizer_state, state.step)
+            if self.rng is not None:
+                self.rng.bit_generator.state = state.rng_state
+            self.dropout_seed = state.dropout_seed
+            if state.fingerprint and self.fingerprint and state.fingerprint != self.fingerprint:
+                raise ValueError(
+                    "the checkpoint was written by a fit with other data or other settings (batch size, "
+                    "optimizer, learning rate, loss, clipping, dropout, early stopping, validation or network "
+                    "layout); resume with the same data and parameters as the interrupted fit (only epochs "
+                    "may change).")
+            self.completed = self.written = state.epoch
+            if self.early_stopping and self.wait >= self.patience:  # the fit had stopped early there
+                self.snapshot = self._state(trainer)
+                return self.epochs
+        self.snapshot = self._state(trainer)
+        return self.completed
+
+    def _state(self, trainer, best=None, wait=None, completed=None):
+        optimizer_state, step = trainer.get_optimizer_state()
+        best = self.best if best is None else best
+        return TrainingState(
+            epoch=self.completed if completed is None else completed, params=trainer.get_params(),
+            optimizer_state=optimizer_state, step=int(step),
+            rng_state=None if self.rng is None else self.rng.bit_generator.state, dropout_seed=self.dropout_seed,
+            history=None, best_loss=float(best[0]),  # the history is self.history's first `epoch` entries
+            best_params=best[1], wait=self.wait if wait is None else wait, fingerprint=self.fingerprint)
 
     def end_epoch(self, epoch, logs, trainer):
         """Record ``logs``; True when early stopping ends the fit here."""
         for key, value in logs.items():
             self.history[key].append(value)
         self.progress.update(epoch, self.epochs, logs)
-        if not self.early_stopping:
-            return False
-        if logs[self.monitor] < self.best[0]:
-            self.best = (logs[self.monitor], trainer.get_params())
-            self.wait = 0
-            return False
-        self.wait += 1
-        return self.wait >= self.patience
+        best, wait, stop = self.best, self.wait, False
+        if self.early_stopping:
+            if logs[self.monitor] < best[0]:
+                best, wait = (logs[self.monitor], trainer.get_params()), 0
+            else:
+                wait += 1
+                stop = wait >= self.patience
+        snapshot = self._state(trainer, best, wait, epoch + 1)
+        # Committed together, after the copies: an interrupt lands before or after, never half-way.
+        self.best, self.wait, self.completed, self.snapshot = best, wait, epoch + 1, snapshot
+        if self.checkpoint is not None and self.completed % self.checkpoint_every == 0:
+            self._write()
+        return stop
+
+    def _write(self):
+        epoch = self.snapshot.epoch
+        self.checkpoint(replace(self.snapshot, history={k: list(v[:epoch]) for k, v in self.history.items()}))
+        self.written = epoch
 
     def best_params(self):
         """The weights of the best epoch under early stopping, else None."""
         return self.best[1] if self.early_stopping else None
 
+    def finish(self, net, trainer):
+        """The fit ran to its end: the best weights (under early stopping) or the last ones into ``net``."""
+        best = self.best_params()
+        net.params[:] = best if best is not None else trainer.get_params()
+
+    def interrupted(self, net, trainer):
+        """After a ``KeyboardInterrupt``: ``net`` gets the weights of the last completed epoch
+        (the best ones under early stopping), the history drops a half-recorded epoch,
+        the checkpoint (if any) is written, and a warning says what was kept."""
+        snapshot = self.snapshot
+        for values in self.history.values():
+            del values[snapshot.epoch:]
+        best = self.best_params() if snapshot.epoch > 0 else None
+        net.params[:] = best if best is not None else snapshot.params
+        try:
+            trainer.set_params(snapshot.params)
+            trainer.set_optimizer_state(snapshot.optimizer_state, snapshot.step)
+        except Exception:  # noqa: BLE001 - a trainer on a broken device or cluster: the host copy is enough
+            pass
+        where = ""
+        if self.checkpoint is not None and self.written != snapshot.epoch:
+            self._write()
+            where = "; a checkpoint of it was written"
+        kept = ("its initial weights" if snapshot.epoch == 0 else
+                "the best epoch's weights" if best is not None else f"the weights of epoch {snapshot.epoch}")
+        warnings.warn(f"fit interrupted after {snapshot.epoch} completed epoch(s) of {self.epochs}; the model keeps "
+                      f"{kept} and their history{where}.", FitInterruptedWarning, stacklevel=4)
+
 
 def fit(net, X, Y, M, *, epochs, batch_size, loss_id, lparams, optimizer, clipnorm,
         validation_fraction, early_stopping, patience, rng, verbose, X_val=None, Y_val=None, M_val=None,
-        device="cpu", client=None, drop=None):
+        device="cpu", client=None, drop=None, history=None, checkpoint=None, checkpoint_every=1, resume=None):
     """Train ``net`` in place; returns the history dict.
 
     ``X`` (n, time, features), ``Y``/``M`` (n, targets): targets and mask.
@@ -640,6 +795,15 @@ def fit(net, X, Y, M, *, epochs, batch_size, loss_id, lparams, optimizer, clipno
     ``drop`` is ``(dropout, recurrent_dropout)``: the masks are drawn from a seed
     taken from ``rng`` (only when a rate is not zero, so a fit without dropout
     draws exactly what it always did) and the update step.
+
+    On ``KeyboardInterrupt`` (on every engine) the interrupt propagates, and
+    ``net`` keeps the weights of the last completed epoch (the best ones under
+    early stopping); ``history``, a dict given by the caller, is filled in place
+    with the completed epochs' logs, so the caller keeps them too. ``checkpoint``
+    (a callable taking a :class:`TrainingState`) is called every
+    ``checkpoint_every`` epochs and at an interrupt; ``resume`` (a
+    :class:`TrainingState` of a fit with the same arguments) continues that fit
+    to the result it would have had. Neither applies to L-BFGS.
     """
     if X_val is None and validation_fraction > 0:
         n_val = int(math.ceil(validation_fraction * X.shape[0]))
@@ -654,7 +818,12 @@ def fit(net, X, Y, M, *, epochs, batch_size, loss_id, lparams, optimizer, clipno
     n_threads = kernel_threads()
     drop = _drop(drop)
     seed = int(rng.integers(2 ** 62)) if drop.any() else 0
-    record = EpochRecord(validating, early_stopping, patience, verbose, epochs)
+    record = EpochRecord(validating, early_stopping, patience, verbose, epochs, rng=rng, dropout_seed=seed,
+                         checkpoint=checkpoint, checkpoint_every=checkpoint_every, resume=resume)
+    if history is not None:  # the caller's dict, filled as the epochs complete
+        history.clear()
+        history.update(record.history)
+        record.history = history
     history, progress = record.history, record.progress
     trainer = None
     try:
@@ -665,11 +834,20 @@ def fit(net, X, Y, M, *, epochs, batch_size, loss_id, lparams, optimizer, clipno
             if drop.any():
                 raise ValueError("optimizer='lbfgs' needs a deterministic loss, and dropout makes it random; use "
                                  "optimizer='adam' (or 'sgd') with dropout, or dropout=0 and recurrent_dropout=0.")
+            if checkpoint is not None or resume is not None:
+                raise ValueError("checkpoint= and resume= work with optimizer='adam' or 'sgd'; L-BFGS keeps its "
+                                 "state inside scipy, so it cannot be saved and continued.")
             _fit_lbfgs(net, X, Y, M, epochs, loss_id, lparams, optimizer, n_threads, history, progress,
                        (X_val, Y_val, M_val) if validating else None)
             return history
         n = X.shape[0]
         batch_size = min(batch_size, n)
+        if resume is not None:
+            if resume.params.shape != net.params.shape or resume.optimizer_state.shape != (2, net.n_params):
+                raise ValueError(
+                    f"the checkpoint holds {resume.params.shape[0]} weights but this network has {net.n_params}; "
+                    "resume with the same model settings and data as the interrupted fit.")
+            seed = resume.dropout_seed
         if client is not None:
             from numlstm.core.distributed import DistributedTrainer
 
@@ -684,24 +862,34 @@ def fit(net, X, Y, M, *, epochs, batch_size, loss_id, lparams, optimizer, clipno
         else:
             trainer = _CpuTrainer(net, X, Y, M, batch_size, loss_id, lparams, optimizer, clipnorm, drop=drop,
                                   seed=seed)
+        if checkpoint is not None or resume is not None:
+            record.fingerprint = fit_fingerprint(
+                net, (X, Y, M, X_val, Y_val, M_val) if validating else (X, Y, M),
+                (batch_size, loss_id, np.asarray(lparams).tolist(), optimizer.kind, optimizer.hyperparams().tolist(),
+                 float(clipnorm or 0.0), drop.tolist(), bool(early_stopping), int(patience), validating))
         batch_losses = np.zeros((n + batch_size - 1) // batch_size)
         batch_sizes = np.diff(np.minimum(np.arange(len(batch_losses) + 1) * batch_size, n))
-        for epoch in range(epochs):
-            order = rng.permutation(n).astype(np.int64)
-            failed = trainer.epoch(order, batch_losses)
-            if failed >= 0:
-                net.params[:] = trainer.get_params()
-                raise NonFiniteLossError(
-                    f"the loss or its gradient became NaN or infinite at epoch {epoch + 1}, batch {failed + 1} "
-                    f"of {len(batch_losses)}; training stopped and the model keeps the weights from before that "
-                    "batch. Try a lower learning_rate, clipnorm=1.0, or scaling the inputs and targets.")
-            logs = {"loss": float(np.dot(batch_losses, batch_sizes) / n)}
-            if validating:
-                logs["val_loss"] = float(trainer.dataset_loss(X_val, Y_val, M_val))
-            if record.end_epoch(epoch, logs, trainer):
-                break
-        best = record.best_params()
-        net.params[:] = best if best is not None else trainer.get_params()
+        try:
+            first = record.start(trainer)
+            for epoch in range(first, epochs):
+                order = rng.permutation(n).astype(np.int64)
+                failed = trainer.epoch(order, batch_losses)
+                if failed >= 0:
+                    net.params[:] = trainer.get_params()
+                    raise NonFiniteLossError(
+                        f"the loss or its gradient became NaN or infinite at epoch {epoch + 1}, batch {failed + 1} "
+                        f"of {len(batch_losses)}; training stopped and the model keeps the weights from before "
+                        "that batch. Try a lower learning_rate, clipnorm=1.0, or scaling the inputs and targets.")
+                logs = {"loss": float(np.dot(batch_losses, batch_sizes) / n)}
+                if validating:
+                    logs["val_loss"] = float(trainer.dataset_loss(X_val, Y_val, M_val))
+                if record.end_epoch(epoch, logs, trainer):
+                    break
+        except KeyboardInterrupt:
+            if record.snapshot is not None:
+                record.interrupted(net, trainer)
+            raise
+        record.finish(net, trainer)
         return history
     finally:
         progress.close()

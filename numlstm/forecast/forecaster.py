@@ -193,7 +193,7 @@ class Forecaster(ParamsMixin):
     # ------------------------------------------------------------------ fit
 
     def fit(self, data, target, *, covariates=None, future_covariates=None, dim="time", freq=None, client=None,
-            stream="auto"):
+            stream="auto", checkpoint=None, checkpoint_every=1, resume=None):
         """Fit one global model to every series of ``data``.
 
         Parameters
@@ -234,6 +234,20 @@ class Forecaster(ParamsMixin):
             streams dask-backed data whose training windows would take more
             than a quarter of this machine's memory; ``True`` streams any
             dask-backed data. CPU, ``mode="global"`` and no ``client`` only.
+        checkpoint : str or os.PathLike, optional
+            A ``.nc`` file to write, atomically, every ``checkpoint_every``
+            epochs and when the fit is interrupted: a model file of the fit so
+            far (:func:`numlstm.load` reads it) with the training state added.
+            ``mode="global"``, in memory (not streamed).
+        checkpoint_every : int, default 1
+        resume : str or os.PathLike, optional
+            A checkpoint to continue from: with the same parameters and data,
+            the fit ends where the uninterrupted one would have (on the CPU:
+            the same numbers).
+
+        Ctrl-C (``KeyboardInterrupt``) propagates and leaves the model fitted
+        with the last completed epoch's weights (the best ones under early
+        stopping) and its ``history_``.
 
         Returns
         -------
@@ -287,7 +301,11 @@ class Forecaster(ParamsMixin):
                 f"data has {n_time} time step(s) along {dim!r} but lookback ({lookback}) + horizon ({horizon}) = "
                 f"{lookback + horizon} are needed for one training window. Shorten lookback or horizon, or "
                 "give a longer record.")
+        if (checkpoint is not None or resume is not None) and self.mode == "local":
+            raise ValueError("checkpoint= and resume= work with mode='global'; fit per-series models without them.")
         if self._streams(stream, ds, variables, series_dims, n_time, len(calendar), params):
+            if checkpoint is not None or resume is not None:
+                raise ValueError("checkpoint= and resume= need the data in memory; pass stream=False.")
             if params["device"] == "cuda" or client is not None or self.mode == "local":
                 raise ValueError(
                     "a streamed (out-of-core) fit trains on this process's CPU, one global model: use "
@@ -346,11 +364,15 @@ class Forecaster(ParamsMixin):
                           early_stopping=self.early_stopping, patience=self.patience, device=params["device"],
                           drop=params["drop"])
 
-        def train_on(net, mask_train, mask_val, rng, verbose):
+        def train_on(net, mask_train, mask_val, rng, verbose, **checkpoints):
             Xt, Yt, Mt = rows(mask_train)
             Xv, Yv, Mv = rows(mask_val) if mask_val.any() else (None, None, None)
             return _training.fit(net, Xt, Yt, Mt, **fit_kwargs, rng=rng, verbose=verbose, X_val=Xv, Y_val=Yv,
-                                 M_val=Mv, client=client)
+                                 M_val=Mv, client=client, **checkpoints)
+
+        def fitted(model, net, history):
+            return model._fitted(ds, net, params, scaler, history, int(train.sum()), (targets, past, future), dim,
+                                 freq, series_dims, calendar, relative, axis, values[:, n_time - lookback:])
 
         local_params = local_seeds = None
         if self.mode == "local" and client is not None:
@@ -360,12 +382,22 @@ class Forecaster(ParamsMixin):
             local_params, history, local_seeds = _fit_local(net, values.shape[0], w.series, train, val, rng, train_on,
                                                             self.verbose)
         else:
-            history = train_on(net, train, val, rng, self.verbose)
+            from numlstm.forecast import modelfile
+
+            history = {}  # filled epoch by epoch: kept, with the last completed epoch's weights, after Ctrl-C
+            self.local_params_ = self.local_seeds_ = None
+            checkpoints = modelfile.training_checkpoints(
+                lambda net, history: fitted(copy.copy(self), net, history), net, checkpoint=checkpoint,
+                checkpoint_every=checkpoint_every, resume=resume, early_stopping=self.early_stopping)
+            try:
+                train_on(net, train, val, rng, self.verbose, history=history, **checkpoints)
+            except KeyboardInterrupt:
+                fitted(self, net, history)
+                raise
 
         self.local_params_ = local_params
         self.local_seeds_ = local_seeds
-        return self._fitted(ds, net, params, scaler, history, int(train.sum()), (targets, past, future), dim, freq,
-                            series_dims, calendar, relative, axis, values[:, n_time - lookback:])
+        return fitted(self, net, history)
 
     def _fitted(self, ds, net, params, scaler, history, n_windows, names, dim, freq, series_dims, calendar, relative,
                 axis, tail):
@@ -436,14 +468,23 @@ class Forecaster(ParamsMixin):
         rng = params["rng"]
         net = Network(n_features + (known.size > 0), params["units"], n_out, params["dtype"],
                       cell=self.cell).initialize(rng)
-        history, n_windows = streaming.train(
-            net, blocks, cutter, train, val, epochs=self.epochs, batch_size=self.batch_size,
-            shuffle_buffer=streaming.SHUFFLE_BUFFER, loss_id=loss_id, lparams=lparams,
-            optimizer=params["optimizer"], clipnorm=self.clipnorm, early_stopping=self.early_stopping,
-            patience=self.patience, rng=rng, verbose=self.verbose, drop=params["drop"])
         self.local_params_ = self.local_seeds_ = None
-        return self._fitted(ds, net, params, scaler, history, n_windows, (targets, past, future), dim, freq,
-                            series_dims, calendar, relative, axis, stats.tail)
+        kept = {}  # after Ctrl-C: the completed epochs' history and window count
+
+        def fitted(history, n_windows):
+            return self._fitted(ds, net, params, scaler, history, n_windows, (targets, past, future), dim, freq,
+                                series_dims, calendar, relative, axis, stats.tail)
+        try:
+            history, n_windows = streaming.train(
+                net, blocks, cutter, train, val, epochs=self.epochs, batch_size=self.batch_size,
+                shuffle_buffer=streaming.SHUFFLE_BUFFER, loss_id=loss_id, lparams=lparams,
+                optimizer=params["optimizer"], clipnorm=self.clipnorm, early_stopping=self.early_stopping,
+                patience=self.patience, rng=rng, verbose=self.verbose, drop=params["drop"], kept=kept)
+        except KeyboardInterrupt:
+            if "history" in kept:
+                fitted(kept["history"], kept["n_windows"])
+            raise
+        return fitted(history, n_windows)
 
     @staticmethod
     def _check_observed(observed, targets):

@@ -31,13 +31,14 @@ rather than as damaged. This numlstm reads both.
 
 from __future__ import annotations
 
+import copy
 import json
 
 import numpy as np
 import xarray as xr
 
 from numlstm._validation import resolve_device
-from numlstm.core.network import Network
+from numlstm.core.network import GATES, Network
 from numlstm.forecast import timeaxis
 from numlstm.forecast.windows import SeriesScaler
 
@@ -167,12 +168,148 @@ def to_dataset(fc):
     })
 
 
+def _damaged(name, problem):
+    return ValueError(f"the model file is incomplete or damaged: {name!r} {problem}; write it again with "
+                      "Forecaster.save.")
+
+
+def _count(value, name, minimum=1):
+    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+        raise _damaged(name, f"in numlstm_config is {value!r}, not an int >= {minimum}")
+    return value
+
+
+def _str_list(value, name):
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        raise _damaged(name, f"in numlstm_config is {value!r}, not a list of names")
+    return value
+
+
+def check_model(ds, cfg):
+    """Check every array of a model-file Dataset against its config ``cfg`` (the parsed
+    ``numlstm_config``): shapes, dtypes, finite weights, finite and positive
+    scaling, and the config's own entries these depend on. A ValueError names
+    the first variable (or config entry) that is wrong."""
+    if not isinstance(cfg, dict):
+        raise _damaged("numlstm_config", "is not a JSON object")
+    for key in ("params", "network", "targets", "covariates", "future_covariates", "series_dims", "series_shape",
+                "calendar_features", "time", "variables"):
+        if key not in cfg:
+            raise _damaged("numlstm_config", f"has no {key!r} entry")
+    net_cfg, params = cfg["network"], cfg["params"]
+    if not isinstance(net_cfg, dict) or not isinstance(params, dict):
+        raise _damaged("numlstm_config", "has a 'network' or 'params' entry that is not an object")
+    cell = net_cfg.get("cell", "lstm")
+    if cell not in GATES:
+        raise _damaged("network.cell", f"is {cell!r}, not one of {sorted(GATES)}")
+    dtype = net_cfg.get("dtype")
+    if dtype not in ("float32", "float64"):
+        raise _damaged("network.dtype", f"is {dtype!r}, not 'float32' or 'float64'")
+    input_size = _count(net_cfg.get("input_size"), "network.input_size")
+    output_size = _count(net_cfg.get("output_size"), "network.output_size")
+    hidden = net_cfg.get("hidden_sizes")
+    if not isinstance(hidden, list) or not hidden:
+        raise _damaged("network.hidden_sizes", f"in numlstm_config is {hidden!r}, not a list of layer sizes")
+    hidden = [_count(h, "network.hidden_sizes") for h in hidden]
+    variables = sum((_str_list(cfg[k], k) for k in ("targets", "covariates", "future_covariates")), [])
+    if not cfg["targets"]:
+        raise _damaged("targets", "in numlstm_config is empty")
+    calendar = _str_list(cfg["calendar_features"], "calendar_features")
+    series_dims = _str_list(cfg["series_dims"], "series_dims")
+    shape = cfg["series_shape"]
+    if not isinstance(shape, list) or len(shape) != len(series_dims):
+        raise _damaged("series_shape", f"in numlstm_config is {shape!r}, not one size per series dimension")
+    n_series = int(np.prod([_count(n, "series_shape") for n in shape]))
+    lookback = _count(params.get("lookback"), "params.lookback")
+    horizon = _count(params.get("horizon"), "params.horizon")
+    n_features = len(variables)
+    n_known = len(cfg["future_covariates"]) + 2 * len(calendar)
+    if input_size != n_features + 2 * len(calendar) + (n_known > 0):
+        raise _damaged("network.input_size", f"is {input_size}, but the variables and calendar features make "
+                       f"{n_features + 2 * len(calendar) + (n_known > 0)} inputs")
+    quantiles = cfg.get("quantiles")
+    if quantiles is not None and (not isinstance(quantiles, list) or not quantiles or not all(
+            isinstance(q, (int, float)) and not isinstance(q, bool) and 0 < q < 1 for q in quantiles)):
+        raise _damaged("quantiles", f"in numlstm_config is {quantiles!r}, not a list of levels in (0, 1)")
+    if output_size != horizon * len(cfg["targets"]) * (len(quantiles) if quantiles else 1):
+        raise _damaged("network.output_size", f"is {output_size}, but horizon, targets and quantiles make "
+                       f"{horizon * len(cfg['targets']) * (len(quantiles) if quantiles else 1)} outputs")
+
+    local = "head_W" in ds.variables and SERIES in ds["head_W"].dims
+    lead = (n_series,) if local else ()
+    gates = GATES[cell] * np.array(hidden)
+    expected = {}
+    fan_in = input_size
+    for k, (H, G) in enumerate(zip(hidden, gates)):
+        name = f"{cell}{k}"
+        expected[f"{name}_W"] = (fan_in, G)
+        expected[f"{name}_U"] = (H, G)
+        expected[f"{name}_b"] = (2, G) if cell == "gru" else (G,)
+        fan_in = H
+    expected["head_W"] = (hidden[-1], output_size)
+    expected["head_b"] = (output_size,)
+    for name, want in expected.items():
+        want = lead + want
+        if name not in ds.variables:
+            raise _damaged(name, "is missing")
+        values = ds[name].values
+        if values.shape != want:
+            raise _damaged(name, f"has shape {values.shape}; its config needs {want}")
+        if values.dtype != np.dtype(dtype):
+            raise _damaged(name, f"has dtype {values.dtype}; its config needs {dtype}")
+        if not np.isfinite(values).all():
+            raise _damaged(name, "holds NaN or infinite weights")
+    for name, want in (("scale_mean", (n_series, n_features)), ("scale_std", (n_series, n_features)),
+                       ("tail", (n_series, lookback, n_features))):
+        if name not in ds.variables:
+            raise _damaged(name, "is missing")
+        values = ds[name].values
+        if values.shape != want:
+            raise _damaged(name, f"has shape {values.shape}; its config needs {want}")
+        if values.dtype.kind != "f":
+            raise _damaged(name, f"has dtype {values.dtype}; expected floating point")
+        if name == "tail":  # gaps in the data are NaN, but never infinite
+            if np.isinf(values).any():
+                raise _damaged(name, "holds infinite values")
+        elif not np.isfinite(values).all():
+            raise _damaged(name, "holds NaN or infinite values")
+        elif name == "scale_std" and not (values > 0).all():
+            raise _damaged(name, "holds a scale that is not positive")
+    if FEATURE not in ds.variables or [str(v) for v in np.atleast_1d(ds[FEATURE].values)] != variables:
+        raise _damaged(FEATURE, f"does not list the model's variables {variables}")
+    info = cfg["variables"]
+    if not isinstance(info, dict) or set(info) != set(variables) or not all(
+            isinstance(v, dict) and isinstance(v.get("attrs"), dict) and isinstance(v.get("dims"), list)
+            and all(isinstance(d, str) for d in v["dims"]) for v in info.values()):
+        raise _damaged("variables", "in numlstm_config does not describe each variable's dims and attrs")
+    time = cfg["time"]
+    if not isinstance(time, dict) or not isinstance(time.get("attrs"), dict) or not isinstance(
+            time.get("tail"), list) or not isinstance(time.get("dtype"), str) or not (
+            time.get("calendar") is None or isinstance(time.get("calendar"), str)):
+        raise _damaged("time", "in numlstm_config does not describe the time axis")
+    for key, kind in (("data_attrs", dict), ("dim", str), ("relative", bool), ("n_windows", int)):
+        if not isinstance(cfg.get(key), kind):
+            raise _damaged(key, f"in numlstm_config is {cfg.get(key)!r}, not a {kind.__name__}")
+    if not isinstance(cfg.get("freq"), (str, int)) or isinstance(cfg.get("freq"), bool):
+        raise _damaged("freq", f"in numlstm_config is {cfg.get('freq')!r}, not a time step")
+    seeds = cfg.get("local_seeds")
+    if local and (not isinstance(seeds, list) or len(seeds) != n_series or not all(
+            isinstance(v, int) and not isinstance(v, bool) for v in seeds)):
+        raise _damaged("local_seeds", f"in numlstm_config does not hold one seed for each of {n_series} series")
+
+
 def from_dataset(ds):
     """A fitted Forecaster from a model-file Dataset (checked by :func:`numlstm.io.read_model`)."""
     from numlstm.forecast.forecaster import Forecaster, _series_index
 
     try:
         cfg = json.loads(ds.attrs["numlstm_config"])
+    except (KeyError, TypeError, ValueError) as err:
+        raise ValueError(f"the model file has no readable 'numlstm_config' attribute ({type(err).__name__}: {err}); "
+                         "write it again with Forecaster.save.") from None
+    check_model(ds, cfg)
+    try:
+        Forecaster(**{**cfg["params"], "device": "cpu"})._check_params()  # the parameters as fit checks them
         fc = Forecaster(**cfg["params"])
         net, local_params = network_from_dataset(ds, cfg["network"])
         scaler = SeriesScaler.from_dict({"mean": ds["scale_mean"].values, "std": ds["scale_std"].values})
@@ -180,10 +317,14 @@ def from_dataset(ds):
         coords = {k: v.variable for k, v in ds.coords.items() if k != FEATURE and set(v.dims) <= set(series_dims)}
         frame = xr.DataArray(np.zeros(tuple(cfg["series_shape"])), dims=series_dims, coords=coords)
         time = cfg["time"]
+        if time["kind"] not in ("datetime64", "cftime", "integer") or len(time["tail"]) != fc.lookback:
+            raise ValueError(f"time kind {time['kind']!r} with {len(time['tail'])} tail labels")
         tail_time = _decode_times(time["tail"], time["kind"], time["calendar"], time["dtype"])
+        # What predict() does first with the time axis: a file whose labels, step or calendar do not fit fails here.
+        timeaxis.continue_time_axis(tail_time, fc.horizon, cfg["freq"], name=cfg["dim"])
         tail = ds["tail"].values.astype(np.float64)
         variables = cfg["targets"] + cfg["covariates"] + cfg["future_covariates"]
-    except (KeyError, TypeError, ValueError) as err:
+    except (KeyError, TypeError, ValueError, IndexError, AttributeError, OverflowError) as err:
         raise ValueError(f"the model file is incomplete or damaged ({type(err).__name__}: {err}); write it again "
                          "with Forecaster.save.") from None
     if [str(v) for v in ds[FEATURE].values] != variables or tail.shape != (scaler.mean.shape[0], fc.lookback,
@@ -212,3 +353,37 @@ def from_dataset(ds):
     fc._time = {"kind": time["kind"], "calendar": time["calendar"], "attrs": time["attrs"]}
     fc._tail = (tail, tail_time)
     return fc
+
+
+def training_checkpoints(fitted, net, *, checkpoint, checkpoint_every, resume, early_stopping):
+    """The ``checkpoint``, ``checkpoint_every`` and ``resume`` arguments of
+    :func:`numlstm.core.training.fit` for a Forecaster's fit.
+
+    A checkpoint is a model file of the fit so far (the last completed epoch's
+    weights, or the best ones under early stopping: :func:`numlstm.load` reads
+    it as a fitted model) plus the training state of
+    :mod:`numlstm.core.checkpoint`. ``fitted(net, history)`` returns a fitted
+    Forecaster (a copy) with ``net`` and ``history``; ``net`` is the network
+    being trained, for the shape of the weights to resume."""
+    from numlstm.core import checkpoint as _checkpoint
+
+    path = _checkpoint.check_target(checkpoint)
+    every = _checkpoint.check_every(checkpoint_every)
+    state = None
+    if resume is not None:
+        ds = _checkpoint.read(resume)
+        if ds.attrs.get("numlstm_format") != FORMAT_NAME:
+            raise ValueError(f"resume {str(resume)!r} is not a Forecaster checkpoint (its numlstm_format is "
+                             f"{ds.attrs.get('numlstm_format')!r}); resume from the file Forecaster.fit(..., "
+                             "checkpoint=...) wrote.")
+        state = _checkpoint.state_from_dataset(ds, net.n_params, net.dtype, resume)
+    write = None
+    if path is not None:
+        def write(state):
+            kept = copy.copy(net)
+            best = state.best_params if early_stopping else None
+            kept.params = (best if best is not None else state.params).copy()
+            model = to_dataset(fitted(kept, state.history))
+            _checkpoint.write(model.merge(_checkpoint.state_dataset(state), combine_attrs="override").assign_attrs(
+                _checkpoint.state_dataset(state).attrs), path)
+    return {"checkpoint": write, "checkpoint_every": every, "resume": state}

@@ -234,18 +234,22 @@ class WindowCutter:
 
 
 def train(net, blocks, cutter, train_origins, val_origins, *, epochs, batch_size, shuffle_buffer, loss_id, lparams,
-          optimizer, clipnorm, early_stopping, patience, rng, verbose, drop=None):
+          optimizer, clipnorm, early_stopping, patience, rng, verbose, drop=None, kept=None):
     """The streamed twin of :func:`numlstm.core.training.fit`; returns the history and
-    the number of training windows."""
+    the number of training windows. ``kept``, a dict, gets ``"history"`` (filled epoch
+    by epoch) and ``"n_windows"``, so the caller has them after a ``KeyboardInterrupt``."""
     drop = _training._drop(drop)
     seed = int(rng.integers(2 ** 62)) if drop.any() else 0  # as training.fit draws it
     trainer = _training._CpuTrainer(net, None, None, None, batch_size, loss_id, lparams, optimizer, clipnorm,
                                     drop=drop, seed=seed)
     validating = len(val_origins) > 0
-    record = _training.EpochRecord(validating, early_stopping, patience, verbose, epochs)
+    record = _training.EpochRecord(validating, early_stopping, patience, verbose, epochs, rng=rng, dropout_seed=seed)
+    kept = {} if kept is None else kept
+    kept.update(history=record.history, n_windows=0)
     one = np.zeros(1)
     n_windows = 0
     try:
+        record.start(trainer)
         for epoch in range(epochs):
             buffer = ShuffleBuffer(shuffle_buffer, batch_size, rng)
             total, count, n_batches = 0.0, 0, 0
@@ -280,12 +284,15 @@ def train(net, blocks, cutter, train_origins, val_origins, *, epochs, batch_size
             logs = {"loss": float(total / count)}
             if validating:
                 logs["val_loss"] = _streamed_loss(trainer, blocks, cutter, val_origins)
-            if record.end_epoch(epoch, logs, trainer):
+            stop = record.end_epoch(epoch, logs, trainer)
+            kept["n_windows"] = n_windows
+            if stop:
                 break
-        best = record.best_params()
-        if best is not None:
-            net.params[:] = best
+        record.finish(net, trainer)
         return record.history, n_windows
+    except KeyboardInterrupt:
+        record.interrupted(net, trainer)
+        raise
     finally:
         record.progress.close()
 
