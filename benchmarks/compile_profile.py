@@ -20,6 +20,17 @@ import sys
 import time
 
 
+def _cpu_model():
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--top", type=int, default=25)
@@ -77,7 +88,7 @@ def main():
 
     numlstm_compiles = sum(count[name] for name in ours)
     print(f"# compile profile: numlstm {numlstm.__version__}, numba {__import__('numba').__version__}, "
-          f"{platform.processor() or platform.machine()}, NUMBA_NUM_THREADS={os.environ.get('NUMBA_NUM_THREADS', '-')}")
+          f"{_cpu_model()}, NUMBA_NUM_THREADS={os.environ.get('NUMBA_NUM_THREADS', '-')}")
     print("| stage | CPU s |")
     print("|---|---:|")
     for name, seconds in stages.items():
