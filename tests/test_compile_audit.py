@@ -49,7 +49,6 @@ print(json.dumps({"found": found, "stats": numlstm.compile_stats()}))
 EXPECTED = {
     '_add_scaled': 1,
     '_backward_chunks': 1,
-    '_batch_loss_grad_lstm': 1,
     '_cell_backward_row': 1,
     '_cell_forward_row': 1,
     '_concat_directions': 1,
