@@ -777,10 +777,18 @@ class EpochRecord:
         if self.checkpoint is not None and self.written != snapshot.epoch:
             self._write()
             where = "; a checkpoint of it was written"
-        kept = ("its initial weights" if snapshot.epoch == 0 else
-                "the best epoch's weights" if best is not None else f"the weights of epoch {snapshot.epoch}")
-        warnings.warn(f"fit interrupted after {snapshot.epoch} completed epoch(s) of {self.epochs}; the model keeps "
-                      f"{kept} and their history{where}.", FitInterruptedWarning, stacklevel=4)
+        warn_interrupted(snapshot.epoch, self.epochs, best=best is not None, where=where, stacklevel=4)
+
+
+def warn_interrupted(completed, epochs, *, best=False, where="", stacklevel=2):
+    """Issue the :class:`FitInterruptedWarning` of a fit interrupted after ``completed`` of
+    ``epochs`` epochs, whose model keeps the best epoch's weights (``best``) or the last
+    completed epoch's; ``where`` is appended (e.g. that a checkpoint was written).
+    ``stacklevel`` counts from the caller, as :func:`warnings.warn` does: 2 names its caller."""
+    kept = ("its initial weights" if completed == 0 else
+            "the best epoch's weights" if best else f"the weights of epoch {completed}")
+    warnings.warn(f"fit interrupted after {completed} completed epoch(s) of {epochs}; the model keeps "
+                  f"{kept} and their history{where}.", FitInterruptedWarning, stacklevel=stacklevel + 1)
 
 
 def fit(net, X, Y, M, *, epochs, batch_size, loss_id, lparams, optimizer, clipnorm,

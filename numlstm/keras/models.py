@@ -563,6 +563,10 @@ class Sequential:
         the training data at the end of the epoch, ``val_`` values on the
         validation data. ``verbose`` 1 and 2 write one line per epoch to the
         ``numlstm.keras`` logger (to stdout when logging is not configured).
+        On ``KeyboardInterrupt`` the interrupt propagates and the model keeps the
+        last completed epoch's weights (the best ones where an ``EarlyStopping``
+        would restore them), optimizer state and ``history``, with a
+        :class:`~numlstm.FitInterruptedWarning`.
         """
         compiled = self._require_compiled("fit")
         for arg, value in (("class_weight", class_weight), ("sample_weight", sample_weight),
@@ -615,41 +619,67 @@ class Sequential:
         threads = kernel_threads()
         M = np.ones_like(Y)
         self.stop_training = False
+        early = [hook for hook in hooks if isinstance(hook, _callbacks.EarlyStopping) and hook.restore_best_weights]
         with _console(verbose):
             for hook in hooks:
                 hook.on_train_begin({})
-            for epoch in range(initial_epoch, epochs):
-                for hook in hooks:
-                    hook.on_epoch_begin(epoch, {})
-                start = time.perf_counter()
-                order = (self._rng.permutation(n) if shuffle else np.arange(n)).astype(np.int64)
-                failed, self._opt_step = _training.train_epoch(
-                    net.params, grads, net.table, net.head, X, Y, M, order, batch_size, compiled["loss_id"],
-                    compiled["lparams"], opt.kind, opt.hyperparams(), self._opt_state, self._opt_step,
-                    float(getattr(opt, "clipnorm", None) or 0.0), threads, batch_losses, drop=drop, seed=seed)
-                if failed >= 0:
-                    raise _training.NonFiniteLossError(
-                        f"the loss or its gradient became NaN or infinite at epoch {epoch + 1}, batch {failed + 1} "
-                        f"of {n_batches}; the model keeps the weights from before that batch. Try a lower "
-                        "learning_rate, clipnorm=1.0, or scaling the inputs and targets.")
-                logs = {"loss": float(np.dot(batch_losses, batch_sizes) / n)}
-                if compiled["metrics"]:
-                    logs.update(self._metrics(self._activate(_training.predict(net, X)), Y))
-                if X_val is not None:
-                    logs.update(self._evaluate_arrays(X_val, Y_val, "val_"))
-                if verbose:
-                    text = " - ".join(f"{k}: {v:.4f}" if abs(v) > 1e-3 else f"{k}: {v:.4e}"  # as Keras' Progbar
-                                      for k, v in logs.items())
-                    log.info("Epoch %d/%d\n%d/%d - %.0fs - %s", epoch + 1, epochs, n_batches, n_batches,
-                             time.perf_counter() - start, text)
-                for hook in hooks:
-                    hook.on_epoch_end(epoch, logs)
-                if self.stop_training:
-                    break
+            # The last completed epoch (every callback has seen it): epochs completed, weights, optimizer state,
+            # and the best weights an EarlyStopping(restore_best_weights=True) holds; replaced in one assignment.
+            done = (0, net.params.copy(), self._opt_state.copy(), self._opt_step, None)
+            try:
+                for epoch in range(initial_epoch, epochs):
+                    for hook in hooks:
+                        hook.on_epoch_begin(epoch, {})
+                    start = time.perf_counter()
+                    order = (self._rng.permutation(n) if shuffle else np.arange(n)).astype(np.int64)
+                    failed, self._opt_step = _training.train_epoch(
+                        net.params, grads, net.table, net.head, X, Y, M, order, batch_size, compiled["loss_id"],
+                        compiled["lparams"], opt.kind, opt.hyperparams(), self._opt_state, self._opt_step,
+                        float(getattr(opt, "clipnorm", None) or 0.0), threads, batch_losses, drop=drop, seed=seed)
+                    if failed >= 0:
+                        raise _training.NonFiniteLossError(
+                            f"the loss or its gradient became NaN or infinite at epoch {epoch + 1}, batch {failed + 1} "
+                            f"of {n_batches}; the model keeps the weights from before that batch. Try a lower "
+                            "learning_rate, clipnorm=1.0, or scaling the inputs and targets.")
+                    logs = {"loss": float(np.dot(batch_losses, batch_sizes) / n)}
+                    if compiled["metrics"]:
+                        logs.update(self._metrics(self._activate(_training.predict(net, X)), Y))
+                    if X_val is not None:
+                        logs.update(self._evaluate_arrays(X_val, Y_val, "val_"))
+                    if verbose:
+                        text = " - ".join(f"{k}: {v:.4f}" if abs(v) > 1e-3 else f"{k}: {v:.4e}"  # as Keras' Progbar
+                                          for k, v in logs.items())
+                        log.info("Epoch %d/%d\n%d/%d - %.0fs - %s", epoch + 1, epochs, n_batches, n_batches,
+                                 time.perf_counter() - start, text)
+                    for hook in hooks:
+                        hook.on_epoch_end(epoch, logs)
+                    done = (epoch + 1 - initial_epoch, net.params.copy(), self._opt_state.copy(), self._opt_step,
+                            next((h.best_weights for h in reversed(early) if h.best_weights is not None), None))
+                    if self.stop_training:
+                        break
+            except KeyboardInterrupt:
+                self._interrupted(done, history, epochs - initial_epoch)
+                raise
             for hook in hooks:
                 hook.on_train_end({})
         self.history = history
         return history
+
+    def _interrupted(self, done, history, epochs):
+        """After Ctrl-C in ``fit``, as the estimators: the weights, optimizer state and history
+        of the last completed epoch (the best weights where an EarlyStopping would restore
+        them), and a :class:`~numlstm.FitInterruptedWarning`; the caller re-raises."""
+        completed, params, state, step, best = done
+        self._network.params[:] = params
+        self._opt_state[:] = state
+        self._opt_step = step
+        if best is not None:
+            self.set_weights(best)
+        del history.epoch[completed:]
+        for values in history.history.values():
+            del values[completed:]
+        self.history = history
+        _training.warn_interrupted(completed, epochs, best=best is not None, stacklevel=3)
 
     def predict(self, x, batch_size=None, verbose="auto", steps=None, callbacks=None):
         """Outputs of the Dense layer (its activation applied): float32, (samples, units)."""
