@@ -22,9 +22,7 @@ import math
 from pathlib import Path
 
 import numpy as np
-import xarray as xr
 
-from numlstm import io
 from numlstm.core.training import TrainingState
 
 STATE_ATTR = "numlstm_checkpoint"
@@ -64,6 +62,8 @@ def state_dataset(state, attrs=None):
             "dropout_seed": int(state.dropout_seed), "history": state.history,
             "best_loss": None if not math.isfinite(state.best_loss) else float(state.best_loss),
             "wait": int(state.wait), "fingerprint": state.fingerprint}
+    import xarray as xr  # on first use: the array front doors start without xarray
+
     return xr.Dataset(data_vars, attrs={**(attrs or {}), STATE_ATTR: json.dumps(meta)})
 
 
@@ -115,6 +115,8 @@ def state_from_dataset(ds, n_params, dtype, path):
 
 def write(ds, path):
     """Write a checkpoint Dataset atomically (see :func:`numlstm.io.write_dataset`)."""
+    from numlstm import io
+
     io.write_dataset(ds, path)
 
 
@@ -126,6 +128,8 @@ def read(path, name="resume"):
     if not Path(path).is_file():
         raise ValueError(f"{name}: no checkpoint file at {str(path)!r}.")
     try:
+        import xarray as xr
+
         return xr.load_dataset(path)
     except (OSError, ValueError, TypeError) as err:
         raise ValueError(f"{name}: {str(path)!r} could not be read as a checkpoint ({err}).") from None
