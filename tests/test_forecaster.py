@@ -175,7 +175,7 @@ def test_quantiles_add_a_dimension_and_never_cross(data):
     assert bt["flow"].dims == ("init_time", "lead", "station", "quantile")
 
 
-def test_relative_auto_follows_the_trend():
+def test_baseline_auto_follows_the_trend_and_the_season():
     ramp = xr.Dataset({"y": ("time", 5.0 + 0.5 * np.arange(120))},
                       coords={"time": pd.date_range("2000", periods=120, freq="D")})
     fc = numlstm.Forecaster(lookback=8, horizon=4, units=8, epochs=60, random_state=0).fit(ramp, "y")
@@ -184,9 +184,13 @@ def test_relative_auto_follows_the_trend():
     # A trend carries on past anything seen in training.
     assert out.min() > ramp["y"].values.max()
     np.testing.assert_allclose(out, 5.0 + 0.5 * np.arange(120, 124), atol=0.6)
-    wave = xr.Dataset({"y": ("time", np.sin(np.arange(120) / 4.0))},
+    # A weekly cycle in daily data: seasonal naive (one week back) wins at every lead.
+    wave = xr.Dataset({"y": ("time", np.sin(2 * np.pi * np.arange(120) / 7.0))},
                       coords={"time": pd.date_range("2000", periods=120, freq="D")})
-    assert numlstm.Forecaster(**TINY).fit(wave, "y").relative_ is False
+    fc = numlstm.Forecaster(**{**TINY, "lookback": 8}).fit(wave, "y")
+    assert fc.season_ == 7 and (fc.baseline_ == "seasonal").all() and fc.relative_ is False
+    np.testing.assert_allclose(fc.predict()["y"].values, np.sin(2 * np.pi * np.arange(120, 123) / 7.0), atol=0.05)
+    assert numlstm.Forecaster(**TINY, relative=False).fit(wave, "y").baseline_.tolist() == [[["none"]] * 3]
 
 
 def _trending(scaled):
@@ -286,12 +290,12 @@ def test_nan_targets_masked_and_nan_series_warned():
     assert np.isfinite(out["flow"].sel(station=["st0", "st1"])).all()
 
 
-def test_windows_with_missing_inputs_are_skipped(data):
+def test_windows_with_missing_inputs_are_kept(data):
     full = numlstm.Forecaster(**TINY, validation_fraction=0).fit(data, "flow")
     gappy = data.copy(deep=True)
-    gappy["rain"][40, 0] = np.nan  # one missing input removes the windows that read it
+    gappy["rain"][40, 0] = np.nan  # a missing input is filled in the model's view: no window is lost
     fc = numlstm.Forecaster(**TINY, validation_fraction=0).fit(gappy, "flow", covariates=["rain"])
-    assert fc.n_windows_ == full.n_windows_ - 6
+    assert fc.n_windows_ == full.n_windows_ == 3 * (80 - 6 - 3 + 1)
 
 
 # --------------------------------------------------------------- backtest
@@ -367,7 +371,8 @@ def test_model_file_is_plain_netcdf(tmp_path, fitted):
     config = json.loads(ds.attrs["numlstm_config"])
     assert config["targets"] == ["flow"] and config["covariates"] == ["rain"]
     H = 4
-    assert ds["lstm0_W"].dims == ("lstm0_input", "lstm0_gate") and ds["lstm0_W"].shape == (2 + 2 + 1, 4 * H)
+    # inputs: flow and rain, 2 calendar columns, a missing-value indicator per variable, the past/future flag
+    assert ds["lstm0_W"].dims == ("lstm0_input", "lstm0_gate") and ds["lstm0_W"].shape == (2 + 2 + 2 + 1, 4 * H)
     assert ds["lstm0_U"].shape == (H, 4 * H)
     np.testing.assert_array_equal(ds["lstm0_U"].values, fitted.network_.get_weights()["layers"][0]["U"])
     assert ds["scale_mean"].dims == ("numlstm_series", "numlstm_feature")
@@ -640,3 +645,73 @@ def test_local_mode_bad_combinations(data):
         numlstm.Forecaster(**TINY, mode="per-series").fit(data, "flow")
     with pytest.raises(TypeError, match="client must be a dask.distributed Client"):
         numlstm.Forecaster(**TINY, mode="local").fit(data, "flow", client=object())
+
+
+# ------------------------------------------------------------ skill (issue 14)
+
+
+@pytest.mark.parametrize("name, target, covariates, start, kwargs", [
+    ("seattle_weather", "temp_max", ["temp_min", "precipitation", "wind"], "2015-01-01",
+     dict(lookback=30, horizon=7)),
+    ("seattle_weather", "wind", None, "2015-01-01", dict(lookback=30, horizon=7)),
+    ("us_population", "population", None, "2000-01-01", dict(lookback=8, horizon=4)),
+])
+def test_lead_one_is_no_worse_than_persistence_on_shipped_data(name, target, covariates, start, kwargs):
+    ds = numlstm.datasets.load(name)
+    before = ds.copy(deep=True)
+    train = ds.sel(time=slice(None, np.datetime64(start) - np.timedelta64(1, "D")))
+    fc = numlstm.Forecaster(**kwargs, random_state=0).fit(train, target, covariates=covariates)
+    bt = fc.backtest(ds, start=start)
+    obs = baselines.observed(ds, bt)
+    lead1 = float(np.abs(bt[target].isel(lead=0) - obs[target].isel(lead=0)).mean())
+    naive = float(np.abs(baselines.persistence(ds, bt)[target].isel(lead=0) - obs[target].isel(lead=0)).mean())
+    assert lead1 <= naive
+    xr.testing.assert_identical(ds, before)  # the user's data is never modified
+
+
+def test_gappy_inputs_give_finite_forecasts_close_to_gap_free():
+    ds = stations(n_time=300, n_series=3)
+    fc = numlstm.Forecaster(lookback=20, horizon=5, units=16, epochs=30, random_state=0).fit(
+        ds.isel(time=slice(0, 200)), "flow", covariates=["rain"])
+    gappy = ds.copy(deep=True)
+    rng = np.random.default_rng(1)
+    for name in ("flow", "rain"):
+        values = gappy[name].values
+        values[rng.random(values.shape) < 0.1] = np.nan  # 10% of inputs missing, everywhere
+    before = gappy.copy(deep=True)
+    clean = fc.backtest(ds, start=ds["time"].values[200])
+    holey = fc.backtest(gappy, start=ds["time"].values[200])
+    assert np.isfinite(holey["flow"].values).all()
+    obs = baselines.observed(ds, clean)["flow"]
+    err_clean = float(np.abs(clean["flow"] - obs).mean())
+    err_holey = float(np.abs(holey["flow"] - obs).mean())
+    assert err_holey < 1.5 * err_clean
+    # one gap near the end of a record no longer blanks its forecast
+    one = ds.copy(deep=True)
+    one["rain"][-3, 0] = np.nan
+    one["flow"][0, -10] = np.nan
+    assert np.isfinite(fc.predict(one)["flow"].values).all()
+    xr.testing.assert_identical(gappy, before)
+
+
+def test_too_little_data_still_warns():
+    ds = stations(n_time=80)
+    fc = numlstm.Forecaster(**TINY).fit(ds, "flow")
+    sparse = ds.copy(deep=True)
+    sparse["flow"][1, -6:-1] = np.nan  # 5 of the last 6 steps missing: too little to forecast from
+    with pytest.warns(MissingInputWarning, match="1 of 3 forecast"):
+        out = fc.predict(sparse)
+    assert np.isnan(out["flow"].sel(station="st1")).all()
+    assert np.isfinite(out["flow"].sel(station=["st0", "st2"])).all()
+
+
+def test_gate_and_baselines_survive_the_model_file(tmp_path):
+    wave = xr.Dataset({"y": ("time", np.sin(2 * np.pi * np.arange(150) / 7.0) + 0.1 * np.arange(150) / 150)},
+                      coords={"time": pd.date_range("2000", periods=150, freq="D")})
+    fc = numlstm.Forecaster(lookback=14, horizon=4, units=4, epochs=3, random_state=0).fit(wave, "y")
+    fc.save(tmp_path / "m.nc")
+    back = numlstm.load(tmp_path / "m.nc")
+    assert back.season_ == fc.season_ == 7 and (back.baseline_ == fc.baseline_).all()
+    np.testing.assert_array_equal(back.shrink_, fc.shrink_)
+    assert ((fc.shrink_ >= 0) & (fc.shrink_ <= 1)).all()
+    xr.testing.assert_identical(back.predict(), fc.predict())

@@ -14,8 +14,10 @@ covariates and calendar features. When the future is partly known (future
 covariates, calendar features) the input sequence goes on for ``horizon``
 more steps that carry only the known features, with a flag channel set to 0
 there and 1 in the past. The network's last hidden state gives every
-horizon step at once (direct multi-step), by default as the change from the
-last observed value in units of the series' standard deviation.
+horizon step at once (direct multi-step), as the correction to a naive
+forecast (persistence or seasonal naive, per series and lead) in units of the
+series' standard deviation; missing inputs are carried forward in the
+network's view with an indicator per variable (:mod:`numlstm.forecast.skill`).
 """
 
 from __future__ import annotations
@@ -38,8 +40,8 @@ from numlstm.core import losses as _losses
 from numlstm.core import training as _training
 from numlstm.core.network import Network
 from numlstm.estimators import NotFittedError, check_dropout, check_training_params
-from numlstm.forecast import streaming, timeaxis
-from numlstm.forecast.windows import SeriesScaler, make_windows, window_inputs
+from numlstm.forecast import skill, streaming, timeaxis
+from numlstm.forecast.windows import SeriesScaler, window_inputs
 
 __all__ = ["Forecaster", "MissingInputWarning", "load"]
 
@@ -71,15 +73,27 @@ class Forecaster(ParamsMixin):
         Windows per gradient step.
     learning_rate : float, default 1e-3
         Adam's step size.
+    baseline : {"auto", "persistence", "seasonal"} or None, default "auto"
+        The naive forecast the network corrects: the network learns, in units
+        of each series' standard deviation, the difference between the truth
+        and this baseline, and its output layer starts at the baseline plus
+        the training windows' average difference (naive with drift).
+        ``"auto"`` picks, per series, target and lead, persistence (the last
+        value) or seasonal naive (the value one ``season`` before), whichever
+        had the lower error on the training windows (``baseline_``). None: no
+        baseline, the network forecasts the scaled values. A gate fitted on
+        the validation windows then scales the correction, per lead, by the
+        factor in [0, 1] that serves it best (``shrink_``): where the
+        network's correction does not help on held-out time, the forecast
+        falls back towards the baseline. See docs/how-it-works.md.
+    season : "auto", int or None, default "auto"
+        The season in steps for the seasonal-naive baseline: ``"auto"`` takes
+        a day for sub-daily steps (24 hourly), a week for daily steps and a
+        year for weekly, monthly and quarterly ones (52, 12, 4), when it fits
+        in ``lookback``; none for yearly or integer axes.
     relative : "auto" or bool, default "auto"
-        True learns each horizon step as the change from the last observed
-        value (in units of the series' standard deviation), which lets
-        trending series be forecast beyond the range seen in training. False
-        learns the scaled values themselves, which generalises better for
-        series that vary around a level or a seasonal cycle. ``"auto"``
-        chooses True when a straight line explains more than half of the
-        targets' variance in the training data (a trend), else False; the
-        choice is in ``relative_``.
+        The older knob for the baseline: True is ``baseline="persistence"``,
+        False ``baseline=None``; ``"auto"`` follows ``baseline``.
     calendar : "auto", None or sequence of str, default "auto"
         Cyclic calendar features from the time labels, known in the future
         too (see :func:`numlstm.forecast.timeaxis.calendar_features`):
@@ -146,7 +160,20 @@ class Forecaster(ParamsMixin):
         In local mode, each series' seed: ``Forecaster(random_state=seed)``
         fitted on that series alone gives the same model. None in global mode.
     relative_ : bool
-        Whether targets are learned as changes from the last observed value.
+        Whether every series' baseline is persistence.
+    baseline_ : ndarray of str, shape (n_series, horizon, n_targets)
+        The baseline of each fitted series, lead and target: "persistence",
+        "seasonal" or "none".
+    season_ : int or None
+        The season of the seasonal-naive baseline, in steps.
+    shrink_ : ndarray, shape (horizon, n_targets), or None
+        The gate on the network's correction, per lead and target; in local
+        mode one per series, shape (n_series, horizon, n_targets). None for
+        quantile models: the correction is used whole.
+    gap_fill_ : bool
+        Whether missing inputs are filled in the model's view (with an
+        indicator per variable) rather than blanking the window's forecast.
+        False for streamed fits and models saved before gaps were filled.
     n_windows_ : int
         Training windows used (validation windows not counted).
 
@@ -166,7 +193,8 @@ class Forecaster(ParamsMixin):
     def __init__(self, lookback=48, horizon=12, units=64, layers=1, quantiles=None, epochs=100, batch_size=64,
                  learning_rate=1e-3, relative="auto", calendar="auto", validation_fraction=0.2,
                  early_stopping=True, patience=5, clipnorm=1.0, dtype="float32", device="cpu",
-                 random_state=None, verbose=0, mode="global", cell="lstm", dropout=0.0, recurrent_dropout=0.0):
+                 random_state=None, verbose=0, mode="global", cell="lstm", dropout=0.0, recurrent_dropout=0.0,
+                 baseline="auto", season="auto"):
         self.lookback = lookback
         self.horizon = horizon
         self.units = units
@@ -189,6 +217,8 @@ class Forecaster(ParamsMixin):
         self.cell = cell
         self.dropout = dropout
         self.recurrent_dropout = recurrent_dropout
+        self.baseline = baseline
+        self.season = season
 
     # ------------------------------------------------------------------ fit
 
@@ -304,37 +334,43 @@ class Forecaster(ParamsMixin):
         cut = n_time if frac == 0 else first + int(math.ceil((1 - frac) * (last - first + 1)))
         scaler = _global_scaling(SeriesScaler.fit(values, slice(0, cut)), values[:, 0],
                                  [k for k, n in enumerate(variables) if dim not in ds[n].dims])
-        features = _with_calendar(scaler.transform(values), axis.index, calendar)
-        n_known = len(future) + 2 * len(calendar)
-        known = np.arange(features.shape[2] - n_known, features.shape[2])
+        scaled = scaler.transform(values)
+        rng = params["rng"]
+        # The model's view: gaps carried forward with an indicator per variable; training
+        # hides a few more inputs the same way so that gaps are no surprise.
+        features = _model_view(skill.hide_inputs(scaled, len(variables)), axis.index, calendar, len(variables),
+                               True)
+        known = _known_columns(len(variables), len(future), len(calendar))
 
         dtype = params["dtype"]
-        w = make_windows(features, lookback, horizon, list(range(n_targets)), inputs=False)
-        X, ok = window_inputs(features, w.series, w.origin, lookback, horizon, known, dtype)
+        w_series, w_origin, w_Y, w_M = skill.target_windows(scaled[:, :, :n_targets], lookback, horizon)
+        X, ok = window_inputs(features, w_series, w_origin, lookback, horizon, known, dtype)
+        ok &= _observed_enough(X, lookback, len(variables), len(calendar), n_targets)
         if frac > 0:
-            train = ok & (w.origin + horizon < cut)
-            val = ok & (w.origin >= cut - 1)
+            train = ok & (w_origin + horizon < cut)
+            val = ok & (w_origin >= cut - 1)
             if not train.any() or not val.any():
                 raise ValueError(
                     f"validation_fraction={frac} leaves no {'training' if not train.any() else 'validation'} "
-                    f"windows out of {len(w)}; use a fraction between the two or a longer record.")
+                    f"windows out of {len(w_series)}; use a fraction between the two or a longer record.")
         else:
             train, val = ok, np.zeros_like(ok)
         if not train.any():
             raise ValueError(
-                f"no complete training window: every run of lookback + horizon = {lookback + horizon} steps has "
-                "a missing input or no observed target. Shorten lookback or fill the gaps in the inputs.")
-        relative = (streaming.trending(streaming.line_r2(features[:, :cut, :n_targets])) if self.relative == "auto"
-                    else bool(self.relative))
-        Y = w.Y - X[:, lookback - 1, :n_targets][:, None, :] if relative else w.Y
-        Y = Y.reshape(len(w), -1)
-        M = w.mask.reshape(len(w), -1)
+                f"no training window: every run of lookback + horizon = {lookback + horizon} steps has less than "
+                f"{skill.MIN_OBSERVED:.0%} of its target inputs observed or no observed target. Shorten lookback "
+                "or give a longer record.")
+        season = skill.season_of(axis, self.season, lookback)
+        codes = self._baseline_codes(X[train, :lookback], w_Y[train], w_M[train], w_series[train], values.shape[0],
+                                     n_targets, season)
+        B = skill.baseline_values(X[:, :lookback], codes[w_series], horizon, season)
+        Y = np.where(w_M, w_Y - B, 0.0).reshape(len(w_series), -1)
+        M = w_M.reshape(len(w_series), -1)
 
         quantiles = params["quantiles"]
         loss_id = _losses.PINBALL if quantiles else _losses.MSE
         lparams = np.asarray(quantiles if quantiles else [0.0], dtype=np.float64)
         n_out = Y.shape[1] * (len(quantiles) if quantiles else 1)
-        rng = params["rng"]
         net = Network(X.shape[2], params["units"], n_out, dtype, cell=self.cell).initialize(rng)
 
         def rows(mask):
@@ -348,24 +384,96 @@ class Forecaster(ParamsMixin):
 
         def train_on(net, mask_train, mask_val, rng, verbose):
             Xt, Yt, Mt = rows(mask_train)
+            _start_at_baseline(net, Yt, Mt, len(quantiles) if quantiles else 1)
             Xv, Yv, Mv = rows(mask_val) if mask_val.any() else (None, None, None)
             return _training.fit(net, Xt, Yt, Mt, **fit_kwargs, rng=rng, verbose=verbose, X_val=Xv, Y_val=Yv,
                                  M_val=Mv, client=client)
 
         local_params = local_seeds = None
         if self.mode == "local" and client is not None:
-            local_params, history, local_seeds = _fit_local_on(client, net, values.shape[0], w.series, train, val,
+            local_params, history, local_seeds = _fit_local_on(client, net, values.shape[0], w_series, train, val,
                                                                rng, rows, fit_kwargs, self.verbose)
         elif self.mode == "local":
-            local_params, history, local_seeds = _fit_local(net, values.shape[0], w.series, train, val, rng, train_on,
+            local_params, history, local_seeds = _fit_local(net, values.shape[0], w_series, train, val, rng, train_on,
                                                             self.verbose)
         else:
             history = train_on(net, train, val, rng, self.verbose)
 
+        shrink = None if quantiles else self._gate(net, local_params, X, Y, M, w_series, train, val, params["device"])
         self.local_params_ = local_params
         self.local_seeds_ = local_seeds
-        return self._fitted(ds, net, params, scaler, history, int(train.sum()), (targets, past, future), dim, freq,
-                            series_dims, calendar, relative, axis, values[:, n_time - lookback:])
+        self._fitted(ds, net, params, scaler, history, int(train.sum()), (targets, past, future), dim, freq,
+                     series_dims, calendar, bool((codes == skill.BASELINES["persistence"]).all()), axis,
+                     values[:, n_time - lookback:])
+        return self._set_skill(codes, season, shrink, True)
+
+    @staticmethod
+    def _gate(net, local_params, X, Y, M, series, train, val, device):
+        """The gate on the network's correction (see ``skill.shrink``), from the validation
+        windows (the training ones without validation): (horizon * n_targets,), or one
+        row per series in local mode."""
+        if local_params is None:
+            sel = val if val.any() else train
+            return skill.shrink(_training.predict(net, np.ascontiguousarray(X[sel]), device).astype(np.float64),
+                                Y[sel], M[sel])
+        gates = np.ones((local_params.shape[0], Y.shape[1]))
+        for s in range(local_params.shape[0]):
+            mine = val & (series == s) if (val & (series == s)).any() else train & (series == s)
+            if mine.any():
+                own = copy.copy(net)
+                own.params = local_params[s]
+                gates[s] = skill.shrink(_training.predict(own, np.ascontiguousarray(X[mine]), "cpu").astype(
+                    np.float64), Y[mine], M[mine])
+        return gates
+
+    def _baseline_codes(self, X, Y, M, series, n_series, n_targets, season):
+        """Per (series, target) baseline codes (see :mod:`numlstm.forecast.skill`) from the training windows."""
+        choice = self._baseline_choice()
+        if choice == "auto":
+            return skill.choose_baselines(X, Y, M, series, n_series, season)
+        if choice == "seasonal" and not season:
+            raise ValueError("baseline='seasonal' needs a season: pass season=<steps> (at most lookback), or use "
+                             "baseline='auto' or 'persistence'.")
+        return np.full((n_series, self.horizon, n_targets), skill.BASELINES[choice], dtype=np.int8)
+
+    def _baseline_choice(self):
+        """The baseline asked for: ``relative`` True/False (the older knob) wins over ``baseline``."""
+        if isinstance(self.relative, (bool, np.bool_)):
+            return "persistence" if self.relative else "none"
+        if self.baseline is None:
+            return "none"
+        if not isinstance(self.baseline, str) or self.baseline not in ("auto", "persistence", "seasonal", "none"):
+            raise ValueError(f"baseline must be 'auto', 'persistence', 'seasonal' or None, got {self.baseline!r}.")
+        return self.baseline
+
+    def _skill_config(self):
+        """The baselines, season, gate and gap handling as JSON-able values, for model files."""
+        return {"baseline": self._codes.tolist(), "season": self.season_,
+                "shrink": None if self.shrink_ is None else self.shrink_.tolist(), "gap_fill": self.gap_fill_}
+
+    def _restore_skill(self, config):
+        """Undo :meth:`_skill_config`; a file from before baselines holds none (``relative`` says which)."""
+        if config is None:
+            n_series = self.scaler_.mean.shape[0]
+            codes = np.full((n_series, self.horizon, len(self.targets_)), int(self.relative_), dtype=np.int8)
+            return self._set_skill(codes, None, None, False)
+        return self._set_skill(np.array(config["baseline"], dtype=np.int8).reshape(-1, self.horizon,
+                                                                                     len(self.targets_)),
+                               config["season"], config["shrink"], config["gap_fill"])
+
+    def _set_skill(self, codes, season, shrink, gap_fill):
+        """Record the baselines, season, shrinkage gate and gap handling of a fit (or a model file)."""
+        self._codes = np.asarray(codes, dtype=np.int8)
+        self.baseline_ = np.array([skill.NAMES[int(c)] for c in self._codes.ravel()], dtype=object).reshape(
+            self._codes.shape)
+        self.season_ = season
+        if shrink is not None:
+            shrink = np.asarray(shrink, dtype=np.float64)
+            shape = (self.horizon, len(self.targets_))
+            shrink = shrink.reshape(shape if shrink.size == np.prod(shape) else (-1,) + shape)
+        self.shrink_ = shrink
+        self.gap_fill_ = bool(gap_fill)
+        return self
 
     def _fitted(self, ds, net, params, scaler, history, n_windows, names, dim, freq, series_dims, calendar, relative,
                 axis, tail):
@@ -442,8 +550,11 @@ class Forecaster(ParamsMixin):
             optimizer=params["optimizer"], clipnorm=self.clipnorm, early_stopping=self.early_stopping,
             patience=self.patience, rng=rng, verbose=self.verbose, drop=params["drop"])
         self.local_params_ = self.local_seeds_ = None
-        return self._fitted(ds, net, params, scaler, history, n_windows, (targets, past, future), dim, freq,
-                            series_dims, calendar, relative, axis, stats.tail)
+        self._fitted(ds, net, params, scaler, history, n_windows, (targets, past, future), dim, freq, series_dims,
+                     calendar, relative, axis, stats.tail)
+        # The streamed fit keeps the older design: persistence or no baseline, windows with gaps skipped.
+        return self._set_skill(np.full((n_series, horizon, n_targets), int(relative), dtype=np.int8), None, None,
+                               False)
 
     @staticmethod
     def _check_observed(observed, targets):
@@ -825,35 +936,47 @@ class Forecaster(ParamsMixin):
         return out
 
     def _features(self, values, positions, time):
-        """Scaled values with the calendar columns, for the series at ``positions``."""
+        """The model's view of ``values`` (scaled, with the calendar columns and, for a
+        gap-filling model, gaps filled and flagged), for the series at ``positions``."""
         scaled = (values - self.scaler_.mean[positions][:, None, :]) / self.scaler_.std[positions][:, None, :]
-        return _with_calendar(scaled, time, self.calendar_features_)
+        return _model_view(scaled, time, self.calendar_features_, len(self._variables), self.gap_fill_)
 
     def _windows(self, features, series, origin):
-        """The network's inputs for windows ``(series, origin)`` of ``features``, and which are complete."""
-        n_known = len(self.future_covariates_) + 2 * len(self.calendar_features_)
-        known = np.arange(features.shape[2] - n_known, features.shape[2])
-        return window_inputs(features, series, origin, self.lookback, self.horizon, known, self.network_.dtype)
+        """The network's inputs for windows ``(series, origin)`` of ``features``, and which can be forecast."""
+        n_var, n_cal = len(self._variables), len(self.calendar_features_)
+        if self.gap_fill_:
+            known = _known_columns(n_var, len(self.future_covariates_), n_cal)
+        else:
+            n_known = len(self.future_covariates_) + 2 * n_cal
+            known = np.arange(features.shape[2] - n_known, features.shape[2])
+        X, ok = window_inputs(features, series, origin, self.lookback, self.horizon, known, self.network_.dtype)
+        if self.gap_fill_:
+            ok &= _observed_enough(X, self.lookback, n_var, n_cal, len(self.targets_))
+        return X, ok
 
     def _forecast(self, features, positions, series, origin, sampling=None):
         """Forecasts (n, horizon, n_targets[, Q]) in data units; NaN where inputs are missing."""
         n_targets = len(self.targets_)
         X, ok = self._windows(features, series, origin)
-        raw = self._raw_predict(X, positions[series], sampling).astype(np.float64)
+        rows = positions[series]
+        raw = self._raw_predict(X, rows, sampling).astype(np.float64)
         shape = (len(series), self.horizon, n_targets)
         if self.quantiles_:
             raw = np.sort(raw.reshape(shape + (len(self.quantiles_),)), axis=-1)  # quantiles never cross
-            expand = (slice(None), None, slice(None), None)
+            expand = (slice(None), slice(None), slice(None), None)
         elif sampling is not None:
             raw = raw.reshape(shape + (sampling[0],))
-            expand = (slice(None), None, slice(None), None)
+            expand = (slice(None), slice(None), slice(None), None)
         else:
             raw = raw.reshape(shape)
-            expand = (slice(None), None, slice(None))
-        if self.relative_:
-            raw = raw + X[:, self.lookback - 1, :n_targets].astype(np.float64)[expand]
-        rows = positions[series]
-        out = raw * self.scaler_.std[rows, :n_targets][expand] + self.scaler_.mean[rows, :n_targets][expand]
+            expand = (slice(None), slice(None), slice(None))
+        if self.shrink_ is not None:
+            gate = self.shrink_[None] if self.shrink_.ndim == 2 else self.shrink_[rows]  # local: per series
+            raw = raw * gate[expand]
+        base = skill.baseline_values(X[:, :self.lookback], self._codes[rows], self.horizon, self.season_)
+        raw = raw + base[expand]
+        scale = (slice(None), None, slice(None)) + expand[3:]
+        out = raw * self.scaler_.std[rows, :n_targets][scale] + self.scaler_.mean[rows, :n_targets][scale]
         out[~ok] = np.nan
         return out.astype(self.network_.dtype, copy=False)
 
@@ -1233,6 +1356,37 @@ def _stack(ds, variables, dim, series_dims):
         arr = np.asarray(da.transpose(*series_dims, dim).values, dtype=np.float64)  # a new array (dask: loaded)
         columns.append(arr.reshape(-1, arr.shape[-1]))
     return np.stack(columns, axis=-1)
+
+
+def _model_view(scaled, index, calendar, n_variables, gap_fill):
+    """What the network reads: scaled variables and calendar columns, and with
+    ``gap_fill`` the gaps carried forward plus one indicator column per variable."""
+    features = _with_calendar(scaled, index, calendar)
+    return skill.fill_gaps(features, n_variables) if gap_fill else features
+
+
+def _known_columns(n_variables, n_future, n_calendar):
+    """Columns of the model's view known in the future: the future covariates, then the calendar."""
+    return np.arange(n_variables - n_future, n_variables + 2 * n_calendar)
+
+
+def _observed_enough(X, lookback, n_variables, n_calendar, n_targets):
+    """Windows (rows of ``X`` from a gap-filled view) with at least ``skill.MIN_OBSERVED``
+    of every target's lookback steps observed."""
+    first = n_variables + 2 * n_calendar  # the view is [variables | calendar | indicators] (| flag)
+    indicators = X[:, :lookback, first:first + n_targets]
+    return (1.0 - indicators.mean(axis=1)).min(axis=1) >= skill.MIN_OBSERVED
+
+
+def _start_at_baseline(net, Y, M, n_quantiles):
+    """Zero the output layer's kernel and set its bias to the mean correction of the
+    training windows ``Y`` (where ``M``), so that the untrained network forecasts the
+    baseline plus its average drift (naive with drift); every quantile starts there."""
+    Wd, bd = net.head_views(net.params)
+    Wd[...] = 0
+    count = M.sum(axis=0)
+    mean = np.where(count > 0, (Y * M).sum(axis=0) / np.maximum(count, 1), 0.0)
+    bd[...] = np.repeat(mean, n_quantiles)
 
 
 def _with_calendar(scaled, index, calendar):

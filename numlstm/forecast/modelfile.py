@@ -147,7 +147,7 @@ def to_dataset(fc):
         "targets": fc.targets_, "covariates": fc.covariates_, "future_covariates": fc.future_covariates_,
         "dim": fc.dim_, "freq": fc.freq_, "series_dims": list(fc.series_dims_),
         "series_shape": list(fc._series_coords.shape), "calendar_features": list(fc.calendar_features_),
-        "quantiles": fc.quantiles_, "relative": fc.relative_,
+        "quantiles": fc.quantiles_, "relative": fc.relative_, "skill": fc._skill_config(),
         "local_seeds": None if fc.local_seeds_ is None else [int(v) for v in fc.local_seeds_], "n_windows": fc.n_windows_, "history": fc.history_,
         "network": network_config(net),
         "variables": {n: {"dims": info["dims"], "attrs": _jsonable(info["attrs"])} for n, info in
@@ -203,6 +203,7 @@ def from_dataset(ds):
     fc.calendar_features_ = tuple(cfg["calendar_features"])
     fc.quantiles_ = cfg["quantiles"]
     fc.relative_ = bool(cfg["relative"])
+    fc._restore_skill(cfg.get("skill"))
     fc.local_params_ = local_params
     fc.local_seeds_ = None if cfg.get("local_seeds") is None else np.array(cfg["local_seeds"], dtype=np.int64)
     fc._series_index = _series_index(frame, series_dims)
