@@ -170,6 +170,12 @@ class Forecaster(ParamsMixin):
         The gate on the network's correction, per lead and target; in local
         mode one per series, shape (n_series, horizon, n_targets). None for
         quantile models: the correction is used whole.
+    linear_ : ndarray, shape (lookback * n_targets + 1, horizon * n_targets), or None
+        The linear stage between the baseline and the network: ridge
+        regression of the correction on the targets' past values (and a
+        constant), its penalty chosen on the validation windows (all 0 when
+        none helps there); in local mode one per series (a leading series
+        axis). None for streamed fits.
     gap_fill_ : bool
         Whether missing inputs are filled in the model's view (with an
         indicator per variable) rather than blanking the window's forecast.
@@ -366,6 +372,17 @@ class Forecaster(ParamsMixin):
         B = skill.baseline_values(X[:, :lookback], codes[w_series], horizon, season)
         Y = np.where(w_M, w_Y - B, 0.0).reshape(len(w_series), -1)
         M = w_M.reshape(len(w_series), -1)
+        # A linear stage (ridge on the past values, penalty chosen on validation) before the
+        # network: small data sets get most of their skill from it. One per series in local mode.
+        Z = skill.linear_inputs(X, n_targets, lookback)
+        if self.mode == "global":
+            linear = skill.fit_linear(Z, Y, M, train, val)
+            Y = np.where(M, Y - Z @ linear, 0.0)
+        else:
+            linear = np.stack([skill.fit_linear(Z, Y, M, train & (w_series == s), val & (w_series == s))
+                               for s in range(values.shape[0])])
+            Y = np.where(M, Y - np.einsum("np,npm->nm", Z, linear[w_series]), 0.0)
+        del Z
 
         quantiles = params["quantiles"]
         loss_id = _losses.PINBALL if quantiles else _losses.MSE
@@ -405,7 +422,9 @@ class Forecaster(ParamsMixin):
         self._fitted(ds, net, params, scaler, history, int(train.sum()), (targets, past, future), dim, freq,
                      series_dims, calendar, bool((codes == skill.BASELINES["persistence"]).all()), axis,
                      values[:, n_time - lookback:])
-        return self._set_skill(codes, season, shrink, True)
+        self._set_skill(codes, season, shrink, True)
+        self.linear_ = linear
+        return self
 
     @staticmethod
     def _gate(net, local_params, X, Y, M, series, train, val, device):
@@ -449,14 +468,18 @@ class Forecaster(ParamsMixin):
     def _skill_config(self):
         """The baselines, season, gate and gap handling as JSON-able values, for model files."""
         return {"baseline": self._codes.tolist(), "season": self.season_,
-                "shrink": None if self.shrink_ is None else self.shrink_.tolist(), "gap_fill": self.gap_fill_}
+                "shrink": None if self.shrink_ is None else self.shrink_.tolist(), "gap_fill": self.gap_fill_,
+                "linear": None if self.linear_ is None else self.linear_.tolist()}
 
     def _restore_skill(self, config):
         """Undo :meth:`_skill_config`; a file from before baselines holds none (``relative`` says which)."""
         if config is None:
             n_series = self.scaler_.mean.shape[0]
             codes = np.full((n_series, self.horizon, len(self.targets_)), int(self.relative_), dtype=np.int8)
+            self.linear_ = None
             return self._set_skill(codes, None, None, False)
+        linear = config.get("linear")
+        self.linear_ = None if linear is None else np.asarray(linear, dtype=np.float64)
         return self._set_skill(np.array(config["baseline"], dtype=np.int8).reshape(-1, self.horizon,
                                                                                      len(self.targets_)),
                                config["season"], config["shrink"], config["gap_fill"])
@@ -553,6 +576,7 @@ class Forecaster(ParamsMixin):
         self._fitted(ds, net, params, scaler, history, n_windows, (targets, past, future), dim, freq, series_dims,
                      calendar, relative, axis, stats.tail)
         # The streamed fit keeps the older design: persistence or no baseline, windows with gaps skipped.
+        self.linear_ = None
         return self._set_skill(np.full((n_series, horizon, n_targets), int(relative), dtype=np.int8), None, None,
                                False)
 
@@ -974,6 +998,10 @@ class Forecaster(ParamsMixin):
             gate = self.shrink_[None] if self.shrink_.ndim == 2 else self.shrink_[rows]  # local: per series
             raw = raw * gate[expand]
         base = skill.baseline_values(X[:, :self.lookback], self._codes[rows], self.horizon, self.season_)
+        if self.linear_ is not None:
+            Z = skill.linear_inputs(X, n_targets, self.lookback)
+            fitted = Z @ self.linear_ if self.linear_.ndim == 2 else np.einsum("np,npm->nm", Z, self.linear_[rows])
+            base = base + fitted.reshape(shape)
         raw = raw + base[expand]
         scale = (slice(None), None, slice(None)) + expand[3:]
         out = raw * self.scaler_.std[rows, :n_targets][scale] + self.scaler_.mean[rows, :n_targets][scale]

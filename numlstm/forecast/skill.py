@@ -177,3 +177,40 @@ def target_windows(targets, lookback, horizon):
     M = np.ascontiguousarray(Mv[series, which].transpose(0, 2, 1))
     Y = np.where(M, Yv[series, which].transpose(0, 2, 1), 0.0)
     return series.astype(np.intp), origins[which].astype(np.intp), Y, M
+
+
+RIDGE_GRID = (1e-4, 1e-3, 1e-2, 1e-1, 1.0, 10.0)  # penalties, times the number of training windows
+
+
+def linear_inputs(X, n_targets, lookback):
+    """The linear stage's inputs: every target's ``lookback`` past values (gaps filled)
+    and a constant, (n, lookback * n_targets + 1)."""
+    Z = np.asarray(X[:, :lookback, :n_targets], dtype=np.float64).reshape(X.shape[0], -1)
+    return np.concatenate([Z, np.ones((Z.shape[0], 1))], axis=1)
+
+
+def fit_linear(Z, R, M, train, val):
+    """Ridge regression from the windows' past values ``Z`` to the residual ``R``
+    (truth minus baseline; (n, m), where ``M``), on the ``train`` windows with every
+    target observed, its penalty chosen on the ``val`` windows among ``RIDGE_GRID``
+    and *none at all*: returns the (p, m) coefficients, all 0 when no penalty
+    beats the baseline on validation."""
+    rows = train & M.all(axis=1)
+    p = Z.shape[1]
+    if rows.sum() < 2 * p:
+        return np.zeros((p, R.shape[1]))
+    A = Z[rows].T @ Z[rows]
+    b = Z[rows].T @ R[rows]
+    penalty = np.eye(p)
+    penalty[-1, -1] = 0  # the constant is not shrunk
+    candidates = [np.zeros((p, R.shape[1]))]
+    for c in RIDGE_GRID:
+        try:
+            candidates.append(np.linalg.solve(A + c * rows.sum() * penalty, b))
+        except np.linalg.LinAlgError:
+            continue
+    if not val.any():
+        return candidates[min(3, len(candidates) - 1)]
+    Mv = M[val]
+    scores = [float((np.where(Mv, R[val] - Z[val] @ beta, 0.0) ** 2).sum()) for beta in candidates]
+    return candidates[int(np.argmin(scores))]
