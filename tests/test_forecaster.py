@@ -570,9 +570,8 @@ def test_predict_and_backtest_bad_input(data, fitted, tmp_path):
         fitted.predict(data.isel(time=slice(0, 4)))
     with pytest.raises(ValueError, match=r"data variables \['rain'\] not found|data variables 'rain' not found"):
         fitted.predict(data.drop_vars("rain"))
-    other = data.assign_coords(station=["a", "b", "c"])
-    with pytest.raises(ValueError, match="3 series the model was not fitted on"):
-        fitted.predict(other)
+    other = data.assign_coords(station=["a", "b", "c"])  # new series are forecast (issue 14): see below
+    assert np.isfinite(fitted.predict(other)["flow"].values).all()
     with pytest.raises(ValueError, match="does not step by 'D'"):
         fitted.predict(data.isel(time=slice(None, None, 2)))
     with pytest.raises(TypeError, match="start=.* cannot be compared"):
@@ -718,3 +717,25 @@ def test_gate_and_baselines_survive_the_model_file(tmp_path):
     np.testing.assert_array_equal(back.shrink_, fc.shrink_)
     assert ((fc.shrink_ >= 0) & (fc.shrink_ <= 1)).all()
     xr.testing.assert_identical(back.predict(), fc.predict())
+
+
+def test_new_series_are_forecast_from_their_own_history(data):
+    ds = data.assign(elevation=("station", [100.0, 300.0, 500.0]))
+    fc = numlstm.Forecaster(lookback=10, horizon=3, units=8, epochs=20, random_state=0).fit(
+        ds.sel(station=["st0", "st1"]), "flow", covariates=["rain", "elevation"])
+    before = ds.copy(deep=True)
+    # st2 was not in the fit: its scaling comes from its own record (its flow swings 3x st0's)
+    out = fc.predict(ds)
+    assert np.isfinite(out["flow"].values).all()
+    bt = fc.backtest(ds, start=ds["time"].values[50])
+    obs = baselines.observed(ds, bt)["flow"].sel(station="st2")
+    err = float(np.abs(bt["flow"].sel(station="st2") - obs).mean())
+    naive = float(np.abs(baselines.persistence(ds, bt)["flow"].sel(station="st2") - obs).mean())
+    assert err < naive
+    # a new series alone, in the middle of known ones, gives what it gives among them
+    alone = fc.predict(ds.sel(station=["st2"]))
+    np.testing.assert_allclose(alone["flow"].values[0], out["flow"].sel(station="st2").values, rtol=1e-6)
+    xr.testing.assert_identical(ds, before)
+    local = numlstm.Forecaster(**TINY, mode="local").fit(ds.sel(station=["st0", "st1"]), "flow")
+    with pytest.raises(ValueError, match="1 series the model was not fitted on; a local model"):
+        local.predict(ds)

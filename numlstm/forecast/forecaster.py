@@ -602,8 +602,11 @@ class Forecaster(ParamsMixin):
         ----------
         data : xarray.Dataset or named DataArray, optional
             The recent past: at least ``lookback`` steps of the target(s) and
-            covariates, with the series of the training data (all or some of
-            them, in any order). Default: the end of the data given to
+            covariates, for any series: fitted ones (all or some, in any
+            order) keep their fitted scaling; a series not seen at fit (a new
+            or ungauged station, in a global model) is scaled by its own
+            observed history in ``data`` (give it a long stretch), its static
+            covariates by the fit's. Default: the end of the data given to
             :meth:`fit`. On dask-backed data the result is lazy, one task per
             chunk of series.
         horizon : int, optional
@@ -649,9 +652,9 @@ class Forecaster(ParamsMixin):
         sampling = self._check_sampling(samples, seed)
         if data is not None and _is_lazy(_as_dataset(data, "data"), self._variables):
             return self._lazy_predict(_as_dataset(data, "data"), h, future_covariates, sampling)
-        features, positions, frame, new_time, time_attrs = self._prediction_features(data, future_covariates)
+        features, tables, frame, new_time, time_attrs = self._prediction_features(data, future_covariates)
         rows = np.arange(features.shape[0])
-        out = self._forecast(features, positions, rows, np.full(rows.size, self.lookback - 1), sampling)[:, :h]
+        out = self._forecast(features, tables, rows, np.full(rows.size, self.lookback - 1), sampling)[:, :h]
         self._warn_missing(out, "the last lookback steps")
         return self._dataset(out, frame, {self.dim_: (self.dim_, new_time[:h], dict(time_attrs))}, (self.dim_,),
                              sampling)
@@ -678,22 +681,51 @@ class Forecaster(ParamsMixin):
 
     def _prediction_features(self, data, future_covariates):
         """Features (S, lookback + horizon, F) of the series to forecast, in the order of
-        ``data``; their positions among the fitted series; their series frame; the
+        ``data``; their per-series tables (see ``_tables``); their series frame; the
         forecast's time labels and attrs."""
         if data is None:
             values, time = self._tail
-            positions = np.arange(values.shape[0])
+            tables = self._tables(values, np.arange(values.shape[0]))
             frame, time_attrs = self._series_coords, self._time["attrs"]
         else:
             ds = _as_dataset(data, "data")
             self._check_history(ds)
-            values, time, time_attrs, positions = self._read(ds.isel({self.dim_: slice(-self.lookback, None)}))
+            # the whole record is read: a series not seen at fit is scaled by its own history
+            values, time, time_attrs, positions = self._read(ds)
+            tables = self._tables(values, positions)
+            values, time = values[:, -self.lookback:], time[-self.lookback:]
             frame = self._frame(ds)
         new_time = timeaxis.continue_time_axis(time, self.horizon, self.freq_, name=self.dim_)
         future = self._future_values(future_covariates, new_time, frame)
-        features = self._features(np.concatenate([values, future], axis=1), positions,
+        features = self._features(np.concatenate([values, future], axis=1), tables,
                                   np.concatenate([time, new_time]))
-        return features, positions, frame, new_time, time_attrs
+        return features, tables, frame, new_time, time_attrs
+
+    def _tables(self, values, positions):
+        """Per series of the data (rows of ``values``): the scaling ``mean``/``std``
+        (S, F), the baseline ``codes`` (S, horizon, k) and the network ``rows``. A
+        fitted series (``positions`` >= 0) has its fitted ones; a new series (-1) is
+        scaled by its own observed history in ``values`` (static covariates by the
+        fit's across-series scaling) and takes the baseline most fitted series
+        took, per lead and target; its network row is numbered after the fitted ones."""
+        fitted = np.maximum(positions, 0)
+        mean, std = self.scaler_.mean[fitted].copy(), self.scaler_.std[fitted].copy()
+        codes, rows = self._codes[fitted].copy(), positions.copy()
+        new = np.flatnonzero(positions < 0)
+        if new.size:
+            if self.local_params_ is not None:
+                raise ValueError(
+                    f"data has {new.size} series the model was not fitted on; a local model (mode='local') has "
+                    "one network per fitted series and none for them. Forecast them with a global model "
+                    "(mode='global'), or refit with them included.")
+            own = SeriesScaler.fit(values[new])
+            varying = [k for k, n in enumerate(self._variables) if self.dim_ in self._var_info[n]["dims"]]
+            mean[np.ix_(new, varying)] = own.mean[:, varying]
+            std[np.ix_(new, varying)] = own.std[:, varying]
+            counts = np.stack([(self._codes == c).sum(axis=0) for c in range(len(skill.BASELINES))])
+            codes[new] = counts.argmax(axis=0).astype(np.int8)
+            rows[new] = self.scaler_.mean.shape[0] + np.arange(new.size)
+        return {"mean": mean, "std": std, "codes": codes, "rows": rows}
 
     def backtest(self, data, *, start, stride=1, horizon=None):
         """Rolling-origin forecasts over ``data``, without refitting.
@@ -748,10 +780,11 @@ class Forecaster(ParamsMixin):
             return self._lazy_backtest(ds, start, stride, h)
         values, time, time_attrs, positions = self._read(ds)
         origins = self._origins(ds, start, stride)
-        features = self._features(values, positions, time)
+        tables = self._tables(values, positions)
+        features = self._features(values, tables, time)
         n_series = values.shape[0]
         series = np.repeat(np.arange(n_series), origins.size)
-        out = self._forecast(features, positions, series, np.tile(origins, n_series))[:, :h]
+        out = self._forecast(features, tables, series, np.tile(origins, n_series))[:, :h]
         self._warn_missing(out, "the lookback steps before some origins")
         out = out.reshape((n_series, origins.size) + out.shape[1:])
         return self._dataset(out, self._frame(ds), self._backtest_coords(ds, origins, h), ("init_time", "lead"))
@@ -959,10 +992,10 @@ class Forecaster(ParamsMixin):
             out[:, :, len(variables) - len(self.future_covariates_) + k] = arr.reshape(n_series, -1)
         return out
 
-    def _features(self, values, positions, time):
+    def _features(self, values, tables, time):
         """The model's view of ``values`` (scaled, with the calendar columns and, for a
-        gap-filling model, gaps filled and flagged), for the series at ``positions``."""
-        scaled = (values - self.scaler_.mean[positions][:, None, :]) / self.scaler_.std[positions][:, None, :]
+        gap-filling model, gaps filled and flagged), with the scaling of ``tables``."""
+        scaled = (values - tables["mean"][:, None, :]) / tables["std"][:, None, :]
         return _model_view(scaled, time, self.calendar_features_, len(self._variables), self.gap_fill_)
 
     def _windows(self, features, series, origin):
@@ -978,11 +1011,11 @@ class Forecaster(ParamsMixin):
             ok &= _observed_enough(X, self.lookback, n_var, n_cal, len(self.targets_))
         return X, ok
 
-    def _forecast(self, features, positions, series, origin, sampling=None):
+    def _forecast(self, features, tables, series, origin, sampling=None):
         """Forecasts (n, horizon, n_targets[, Q]) in data units; NaN where inputs are missing."""
         n_targets = len(self.targets_)
         X, ok = self._windows(features, series, origin)
-        rows = positions[series]
+        rows = tables["rows"][series]
         raw = self._raw_predict(X, rows, sampling).astype(np.float64)
         shape = (len(series), self.horizon, n_targets)
         if self.quantiles_:
@@ -997,14 +1030,14 @@ class Forecaster(ParamsMixin):
         if self.shrink_ is not None:
             gate = self.shrink_[None] if self.shrink_.ndim == 2 else self.shrink_[rows]  # local: per series
             raw = raw * gate[expand]
-        base = skill.baseline_values(X[:, :self.lookback], self._codes[rows], self.horizon, self.season_)
+        base = skill.baseline_values(X[:, :self.lookback], tables["codes"][series], self.horizon, self.season_)
         if self.linear_ is not None:
             Z = skill.linear_inputs(X, n_targets, self.lookback)
             fitted = Z @ self.linear_ if self.linear_.ndim == 2 else np.einsum("np,npm->nm", Z, self.linear_[rows])
             base = base + fitted.reshape(shape)
         raw = raw + base[expand]
         scale = (slice(None), None, slice(None)) + expand[3:]
-        out = raw * self.scaler_.std[rows, :n_targets][scale] + self.scaler_.mean[rows, :n_targets][scale]
+        out = raw * tables["std"][series, :n_targets][scale] + tables["mean"][series, :n_targets][scale]
         out[~ok] = np.nan
         return out.astype(self.network_.dtype, copy=False)
 
@@ -1434,7 +1467,7 @@ def _series_index(ds, series_dims):
 
 
 def _series_positions(ds, series_dims, fitted_index):
-    """Position of each series of ``ds`` (flattened in C order) among the fitted series."""
+    """Position of each series of ``ds`` (flattened in C order) among the fitted series, -1 where new."""
     if not series_dims:
         return np.zeros(1, dtype=np.intp)
     theirs = _series_index(ds, series_dims)
@@ -1445,13 +1478,7 @@ def _series_positions(ds, series_dims, fitted_index):
     else:
         keys = pd.MultiIndex.from_product(theirs)
         found = pd.MultiIndex.from_product(fitted_index).get_indexer(keys)
-    if (found < 0).any():
-        unknown = [k for k, f in zip(keys, found) if f < 0]
-        raise ValueError(
-            f"data has {len(unknown)} series the model was not fitted on (along {list(series_dims)}: "
-            f"{unknown[:5]}{' ...' if len(unknown) > 5 else ''}). The scaling is per series, learned at fit: "
-            "forecast only the fitted series, or refit with these included.")
-    return found.astype(np.intp)
+    return found.astype(np.intp)  # -1 for a series not seen at fit
 
 
 def _series_frame(coords_from, series_dims, sizes, dim):
