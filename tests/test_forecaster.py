@@ -739,3 +739,27 @@ def test_new_series_are_forecast_from_their_own_history(data):
     local = numlstm.Forecaster(**TINY, mode="local").fit(ds.sel(station=["st0", "st1"]), "flow")
     with pytest.raises(ValueError, match="1 series the model was not fitted on; a local model"):
         local.predict(ds)
+
+
+def test_warm_start_continues_the_loss_curve(data):
+    kw = dict(lookback=10, horizon=3, units=8, epochs=5, early_stopping=False, random_state=0)
+    fc = numlstm.Forecaster(**kw).fit(data, "flow", covariates=["rain"])
+    first = list(fc.history_["loss"])
+    weights = fc.network_.params.copy()
+    scale = fc.scaler_.mean.copy()
+    fc.fit(data, "flow", covariates=["rain"], warm_start=True)
+    loss = fc.history_["loss"]
+    assert loss[:5] == first and len(loss) == 10
+    # it goes on from where it was: the first continued epoch is close to the last one, far below the start
+    assert loss[5] < 0.5 * (loss[0] + loss[4]) and not np.array_equal(fc.network_.params, weights)
+    np.testing.assert_array_equal(fc.scaler_.mean, scale)
+    # fine-tuning on one station (even one not in the fit) keeps the others' scaling
+    one = data.sel(station=["st1"])
+    fc.fit(one, "flow", covariates=["rain"], warm_start=True)
+    np.testing.assert_array_equal(fc.scaler_.mean, scale)
+    assert np.isfinite(fc.predict(data)["flow"].values).all()
+    fresh = numlstm.Forecaster(**kw)
+    with pytest.raises(NotFittedError):
+        fresh.fit(data, "flow", warm_start=True)
+    with pytest.raises(ValueError, match="warm_start=True needs the variables of the first fit"):
+        fc.fit(data, "flow", warm_start=True)

@@ -229,7 +229,7 @@ class Forecaster(ParamsMixin):
     # ------------------------------------------------------------------ fit
 
     def fit(self, data, target, *, covariates=None, future_covariates=None, dim="time", freq=None, client=None,
-            stream="auto"):
+            stream="auto", warm_start=False):
         """Fit one global model to every series of ``data``.
 
         Parameters
@@ -270,6 +270,16 @@ class Forecaster(ParamsMixin):
             streams dask-backed data whose training windows would take more
             than a quarter of this machine's memory; ``True`` streams any
             dask-backed data. CPU, ``mode="global"`` and no ``client`` only.
+        warm_start : bool, default False
+            Continue from the fitted weights instead of starting afresh
+            (fine-tuning a model trained on many stations to one, or updating
+            it as data arrive): the scaling, baselines and linear stage are
+            kept (a series not seen before is scaled by its own history, as in
+            :meth:`predict`), the network trains on ``data`` for up to
+            ``epochs`` more epochs, the gate is refitted on ``data``'s
+            validation windows and ``history_`` goes on from where it was.
+            The variables must be those of the first fit. Global mode, in
+            memory (not streamed), without ``client`` only.
 
         Returns
         -------
@@ -330,6 +340,7 @@ class Forecaster(ParamsMixin):
                     "device='cpu', no client and mode='global', or pass stream=False to load the data.")
             return self._fit_streamed(ds, targets, past, future, dim, series_dims, axis, freq, calendar, params)
 
+        warm = self._check_warm(warm_start, (targets, past, future), dim, client, stream)
         values = _stack(ds, variables, dim, series_dims)
         n_targets = len(targets)
         self._check_observed(np.isfinite(values[:, :, :n_targets]).any(axis=(1, 2)), targets)
@@ -338,9 +349,13 @@ class Forecaster(ParamsMixin):
         first, last = lookback - 1, n_time - horizon - 1
         frac = params["validation_fraction"]
         cut = n_time if frac == 0 else first + int(math.ceil((1 - frac) * (last - first + 1)))
-        scaler = _global_scaling(SeriesScaler.fit(values, slice(0, cut)), values[:, 0],
-                                 [k for k, n in enumerate(variables) if dim not in ds[n].dims])
-        scaled = scaler.transform(values)
+        if warm:  # the fitted scaling; new series by their own history
+            tables = self._tables(values, self._check_data(ds))
+            scaled = (values - tables["mean"][:, None, :]) / tables["std"][:, None, :]
+        else:
+            scaler = _global_scaling(SeriesScaler.fit(values, slice(0, cut)), values[:, 0],
+                                     [k for k, n in enumerate(variables) if dim not in ds[n].dims])
+            scaled = scaler.transform(values)
         rng = params["rng"]
         # The model's view: gaps carried forward with an indicator per variable; training
         # hides a few more inputs the same way so that gaps are no surprise.
@@ -366,9 +381,12 @@ class Forecaster(ParamsMixin):
                 f"no training window: every run of lookback + horizon = {lookback + horizon} steps has less than "
                 f"{skill.MIN_OBSERVED:.0%} of its target inputs observed or no observed target. Shorten lookback "
                 "or give a longer record.")
-        season = skill.season_of(axis, self.season, lookback)
-        codes = self._baseline_codes(X[train, :lookback], w_Y[train], w_M[train], w_series[train], values.shape[0],
-                                     n_targets, season)
+        if warm:
+            season, codes = self.season_, tables["codes"]
+        else:
+            season = skill.season_of(axis, self.season, lookback)
+            codes = self._baseline_codes(X[train, :lookback], w_Y[train], w_M[train], w_series[train],
+                                         values.shape[0], n_targets, season)
         B = skill.baseline_values(X[:, :lookback], codes[w_series], horizon, season)
         Y = np.where(w_M, w_Y - B, 0.0).reshape(len(w_series), -1)
         M = w_M.reshape(len(w_series), -1)
@@ -376,7 +394,7 @@ class Forecaster(ParamsMixin):
         # network: small data sets get most of their skill from it. One per series in local mode.
         Z = skill.linear_inputs(X, n_targets, lookback)
         if self.mode == "global":
-            linear = skill.fit_linear(Z, Y, M, train, val)
+            linear = self.linear_ if warm else skill.fit_linear(Z, Y, M, train, val)
             Y = np.where(M, Y - Z @ linear, 0.0)
         else:
             linear = np.stack([skill.fit_linear(Z, Y, M, train & (w_series == s), val & (w_series == s))
@@ -388,7 +406,15 @@ class Forecaster(ParamsMixin):
         loss_id = _losses.PINBALL if quantiles else _losses.MSE
         lparams = np.asarray(quantiles if quantiles else [0.0], dtype=np.float64)
         n_out = Y.shape[1] * (len(quantiles) if quantiles else 1)
-        net = Network(X.shape[2], params["units"], n_out, dtype, cell=self.cell).initialize(rng)
+        if warm:
+            net = self.network_
+            if (net.input_size, net.output_size, net.dtype) != (X.shape[2], n_out, np.dtype(dtype)):
+                raise ValueError(
+                    f"warm_start=True continues the fitted network, which reads {net.input_size} inputs and "
+                    f"writes {net.output_size} outputs ({net.dtype}); these data and parameters need {X.shape[2]} "
+                    f"and {n_out} ({dtype}). Keep the parameters of the first fit, or fit afresh.")
+        else:
+            net = Network(X.shape[2], params["units"], n_out, dtype, cell=self.cell).initialize(rng)
 
         def rows(mask):
             X_rows = X if mask.all() else X[mask]  # the common case needs no copy of the inputs
@@ -401,7 +427,8 @@ class Forecaster(ParamsMixin):
 
         def train_on(net, mask_train, mask_val, rng, verbose):
             Xt, Yt, Mt = rows(mask_train)
-            _start_at_baseline(net, Yt, Mt, len(quantiles) if quantiles else 1)
+            if not warm:
+                _start_at_baseline(net, Yt, Mt, len(quantiles) if quantiles else 1)
             Xv, Yv, Mv = rows(mask_val) if mask_val.any() else (None, None, None)
             return _training.fit(net, Xt, Yt, Mt, **fit_kwargs, rng=rng, verbose=verbose, X_val=Xv, Y_val=Yv,
                                  M_val=Mv, client=client)
@@ -417,6 +444,8 @@ class Forecaster(ParamsMixin):
             history = train_on(net, train, val, rng, self.verbose)
 
         shrink = None if quantiles else self._gate(net, local_params, X, Y, M, w_series, train, val, params["device"])
+        if warm:
+            return self._warm_fitted(ds, history, int(train.sum()), shrink, values[:, n_time - lookback:])
         self.local_params_ = local_params
         self.local_seeds_ = local_seeds
         self._fitted(ds, net, params, scaler, history, int(train.sum()), (targets, past, future), dim, freq,
@@ -424,6 +453,34 @@ class Forecaster(ParamsMixin):
                      values[:, n_time - lookback:])
         self._set_skill(codes, season, shrink, True)
         self.linear_ = linear
+        return self
+
+    def _check_warm(self, warm_start, names, dim, client, stream):
+        """Whether this fit continues the fitted one (see ``fit``'s ``warm_start``)."""
+        if not isinstance(warm_start, (bool, np.bool_)):
+            raise TypeError(f"warm_start must be True or False, got {warm_start!r}.")
+        if not warm_start:
+            return False
+        self._check_fitted()
+        if self.mode != "global" or client is not None or stream is True or not self.gap_fill_:
+            raise ValueError("warm_start=True continues a global model fitted in memory: use mode='global', no "
+                             "client and stream=False (a model from a streamed fit cannot be continued).")
+        if tuple(names) != (self.targets_, self.covariates_, self.future_covariates_) or dim != self.dim_:
+            raise ValueError(
+                f"warm_start=True needs the variables of the first fit: target={self.targets_}, covariates="
+                f"{self.covariates_}, future_covariates={self.future_covariates_}, dim={self.dim_!r}; got "
+                f"{list(names[0])}, {list(names[1])}, {list(names[2])}, {dim!r}.")
+        return True
+
+    def _warm_fitted(self, ds, history, n_windows, shrink, tail):
+        """Record a warm-started fit: the history goes on; the scaling and series stay the
+        first fit's; the tail (for ``predict()``) moves on when ``ds`` has the fitted series."""
+        self.history_ = {k: list(self.history_.get(k, [])) + list(v) for k, v in history.items()}
+        self.n_windows_ = n_windows
+        self._set_skill(self._codes, self.season_, shrink, True)
+        index = _series_index(ds, self.series_dims_)
+        if all(a.equals(b) for a, b in zip(index, self._series_index)):
+            self._tail = (tail, ds[self.dim_].values[ds.sizes[self.dim_] - tail.shape[1]:])
         return self
 
     @staticmethod
