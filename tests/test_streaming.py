@@ -62,7 +62,9 @@ def test_streamed_fit_learns_and_forecasts_like_a_loaded_fit():
     loaded, streamed = _fit(ds, False, **kw), _fit(ds, True, **kw)
     loss = streamed.history_["loss"]
     assert loss[-1] < 0.5 * loss[0]
-    assert streamed.history_["val_loss"][-1] < 1.5 * loaded.history_["val_loss"][-1]
+    # The loaded fit's losses are on the correction to its baseline and linear stage (issue 14), the
+    # streamed fit's on the change since the last value: compare their forecasts, not their losses.
+    assert streamed.history_["val_loss"][-1] < streamed.history_["val_loss"][0]
     future = ds[["sched"]].isel(time=slice(0, 3)).assign_coords(
         time=pd.date_range("2000-03-31", periods=3, freq="D")).compute()
     with pytest.warns(MissingInputWarning, match="1 of 14 forecast"):
