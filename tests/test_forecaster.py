@@ -763,3 +763,30 @@ def test_warm_start_continues_the_loss_curve(data):
         fresh.fit(data, "flow", warm_start=True)
     with pytest.raises(ValueError, match="warm_start=True needs the variables of the first fit"):
         fc.fit(data, "flow", warm_start=True)
+
+
+def test_conformal_bands_reach_their_coverage_on_held_out_data(tmp_path):
+    rng = np.random.default_rng(0)
+    n = 2300
+    t = np.arange(n)
+    y = 5 + 2 * np.sin(2 * np.pi * t / 7) + rng.standard_t(4, n) * 1.5  # heavy tails: raw bands miss
+    ds = xr.Dataset({"y": ("time", y)}, coords={"time": pd.date_range("2000", periods=n, freq="D")})
+    # no calendar features: fitted on under a year, they would make the held-out years differ
+    fc = numlstm.Forecaster(lookback=14, horizon=3, units=8, epochs=3, quantiles=[0.1, 0.5, 0.9], calendar=None,
+                            random_state=0).fit(ds.isel(time=slice(0, 300)), "y")
+    held_out = ds["time"].values[1300]
+    obs = baselines.observed(ds, fc.backtest(ds, start=held_out))
+    before = float(numlstm.metrics.coverage(obs, fc.backtest(ds, start=held_out), dim=None)["y"])
+    fc.calibrate(ds.isel(time=slice(300, 1300)), start=ds["time"].values[300])
+    assert fc.calibration_.shape == (3, 1, 3)
+    bt = fc.backtest(ds, start=held_out)
+    after = float(numlstm.metrics.coverage(obs, bt, dim=None)["y"])
+    assert abs(after - 0.8) < 0.06, (before, after)
+    pit = numlstm.metrics.pit_histogram(obs, bt, dim=None)["y"]
+    np.testing.assert_allclose(pit.values, [0.1, 0.4, 0.4, 0.1], atol=0.07)
+    fc.save(tmp_path / "m.nc")
+    back = numlstm.load(tmp_path / "m.nc")
+    np.testing.assert_array_equal(back.calibration_, fc.calibration_)
+    xr.testing.assert_identical(back.backtest(ds, start=held_out), bt)
+    with pytest.raises(ValueError, match="calibrate adjusts quantile bands"):
+        numlstm.Forecaster(**TINY).fit(ds.isel(time=slice(0, 100)), "y").calibrate(ds, start=held_out)

@@ -176,6 +176,9 @@ class Forecaster(ParamsMixin):
         constant), its penalty chosen on the validation windows (all 0 when
         none helps there); in local mode one per series (a leading series
         axis). None for streamed fits.
+    calibration_ : ndarray, shape (horizon, n_targets, n_quantiles), or None
+        Conformal shifts of the quantiles, in units of each series' standard
+        deviation, set by :meth:`calibrate`.
     gap_fill_ : bool
         Whether missing inputs are filled in the model's view (with an
         indicator per variable) rather than blanking the window's forecast.
@@ -453,6 +456,7 @@ class Forecaster(ParamsMixin):
                      values[:, n_time - lookback:])
         self._set_skill(codes, season, shrink, True)
         self.linear_ = linear
+        self.calibration_ = None
         return self
 
     def _check_warm(self, warm_start, names, dim, client, stream):
@@ -526,15 +530,18 @@ class Forecaster(ParamsMixin):
         """The baselines, season, gate and gap handling as JSON-able values, for model files."""
         return {"baseline": self._codes.tolist(), "season": self.season_,
                 "shrink": None if self.shrink_ is None else self.shrink_.tolist(), "gap_fill": self.gap_fill_,
-                "linear": None if self.linear_ is None else self.linear_.tolist()}
+                "linear": None if self.linear_ is None else self.linear_.tolist(),
+                "calibration": None if getattr(self, "calibration_", None) is None else self.calibration_.tolist()}
 
     def _restore_skill(self, config):
         """Undo :meth:`_skill_config`; a file from before baselines holds none (``relative`` says which)."""
         if config is None:
             n_series = self.scaler_.mean.shape[0]
             codes = np.full((n_series, self.horizon, len(self.targets_)), int(self.relative_), dtype=np.int8)
-            self.linear_ = None
+            self.linear_ = self.calibration_ = None
             return self._set_skill(codes, None, None, False)
+        calibration = config.get("calibration")
+        self.calibration_ = None if calibration is None else np.asarray(calibration, dtype=np.float64)
         linear = config.get("linear")
         self.linear_ = None if linear is None else np.asarray(linear, dtype=np.float64)
         return self._set_skill(np.array(config["baseline"], dtype=np.int8).reshape(-1, self.horizon,
@@ -633,7 +640,7 @@ class Forecaster(ParamsMixin):
         self._fitted(ds, net, params, scaler, history, n_windows, (targets, past, future), dim, freq, series_dims,
                      calendar, relative, axis, stats.tail)
         # The streamed fit keeps the older design: persistence or no baseline, windows with gaps skipped.
-        self.linear_ = None
+        self.linear_ = self.calibration_ = None
         return self._set_skill(np.full((n_series, horizon, n_targets), int(relative), dtype=np.int8), None, None,
                                False)
 
@@ -845,6 +852,65 @@ class Forecaster(ParamsMixin):
         self._warn_missing(out, "the lookback steps before some origins")
         out = out.reshape((n_series, origins.size) + out.shape[1:])
         return self._dataset(out, self._frame(ds), self._backtest_coords(ds, origins, h), ("init_time", "lead"))
+
+    def calibrate(self, data, *, start, stride=1):
+        """Calibrate the quantile bands on held-out data (split conformal, by lead).
+
+        Backtests ``data`` from ``start`` (use time the model was not fitted
+        on), and shifts each quantile of each lead and target by the conformal
+        quantile of its residuals, in units of each series' standard
+        deviation: a quantile at level ``q`` then has, on data like these, at
+        least a share ``q`` of the observations below it, up to the finite
+        sample. The shifts are stored in ``calibration_`` (and in the model
+        file) and apply to every later :meth:`predict` and :meth:`backtest`;
+        calibrating again replaces them.
+
+        Parameters
+        ----------
+        data : xarray.Dataset or named DataArray
+            A record with the fitted variables (new series allowed).
+        start, stride
+            As in :meth:`backtest`.
+
+        Returns
+        -------
+        self
+        """
+        self._check_fitted()
+        if not self.quantiles_:
+            raise ValueError("calibrate adjusts quantile bands, and this model forecasts points; fit it with "
+                             "quantiles=[0.1, 0.5, 0.9] (for example) first.")
+        ds = _as_dataset(data, "data")
+        if _is_lazy(ds, self._variables):
+            ds = ds[self._variables].compute()
+        self.calibration_ = None
+        bt = self.backtest(ds, start=start, stride=stride)
+        values, _, _, positions = self._read(ds)
+        std = self._tables(values, positions)["std"][:, :len(self.targets_)]  # (S, k)
+        from numlstm.forecast import baselines
+
+        obs = baselines.observed(ds, bt, dim=self.dim_)
+        q = np.asarray(self.quantiles_)
+        shifts = np.zeros((self.horizon, len(self.targets_), q.size))
+        for k, name in enumerate(self.targets_):
+            scale = xr.DataArray(std[:, k].reshape(self._frame(ds).shape) if self.series_dims_ else std[0, k],
+                                 dims=self.series_dims_)
+            err = ((obs[name] - bt[name]) / scale).transpose("lead", ..., "quantile").values
+            err = err.reshape(err.shape[0], -1, q.size)
+            for h in range(err.shape[0]):
+                for j, level in enumerate(q):
+                    e = err[h, :, j]
+                    e = np.sort(e[np.isfinite(e)])
+                    if e.size == 0:
+                        continue
+                    # the conformal rank: ceil((n + 1) q) for the upper side, its mirror below
+                    if level >= 0.5:
+                        rank = min(e.size, int(np.ceil((e.size + 1) * level))) - 1
+                    else:
+                        rank = max(1, int(np.floor((e.size + 1) * level))) - 1
+                    shifts[h, k, j] = e[rank]
+        self.calibration_ = shifts
+        return self
 
     def _origins(self, ds, start, stride):
         """The forecast origins (time indices) of a backtest of ``ds``."""
@@ -1093,6 +1159,8 @@ class Forecaster(ParamsMixin):
             fitted = Z @ self.linear_ if self.linear_.ndim == 2 else np.einsum("np,npm->nm", Z, self.linear_[rows])
             base = base + fitted.reshape(shape)
         raw = raw + base[expand]
+        if self.quantiles_ and getattr(self, "calibration_", None) is not None:
+            raw = np.sort(raw + self.calibration_[None], axis=-1)  # conformal shifts; quantiles never cross
         scale = (slice(None), None, slice(None)) + expand[3:]
         out = raw * tables["std"][series, :n_targets][scale] + tables["mean"][series, :n_targets][scale]
         out[~ok] = np.nan
