@@ -354,7 +354,7 @@ class Forecaster(ParamsMixin):
         cut = n_time if frac == 0 else first + int(math.ceil((1 - frac) * (last - first + 1)))
         if warm:  # the fitted scaling; new series by their own history
             tables = self._tables(values, self._check_data(ds))
-            scaled = (values - tables["mean"][:, None, :]) / tables["std"][:, None, :]
+            scaled = SeriesScaler(mean=tables["mean"], std=tables["std"]).transform(values)
         else:
             scaler = _global_scaling(SeriesScaler.fit(values, slice(0, cut)), values[:, 0],
                                      [k for k, n in enumerate(variables) if dim not in ds[n].dims])
@@ -1118,7 +1118,7 @@ class Forecaster(ParamsMixin):
     def _features(self, values, tables, time):
         """The model's view of ``values`` (scaled, with the calendar columns and, for a
         gap-filling model, gaps filled and flagged), with the scaling of ``tables``."""
-        scaled = (values - tables["mean"][:, None, :]) / tables["std"][:, None, :]
+        scaled = SeriesScaler(mean=tables["mean"], std=tables["std"]).transform(values)
         return _model_view(scaled, time, self.calendar_features_, len(self._variables), self.gap_fill_)
 
     def _windows(self, features, series, origin):
