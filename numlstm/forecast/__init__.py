@@ -6,5 +6,7 @@
   time axes, for numpy datetimes, cftime calendars and integer steps alike;
 - :mod:`numlstm.forecast.windows`: training and prediction windows,
   per-series scaling, relative targets;
+- :mod:`numlstm.forecast.skill`: the naive baselines the network corrects,
+  the linear stage, the gate, and gap filling in the model's view;
 - :mod:`numlstm.forecast.modelfile`: the model file layout.
 """

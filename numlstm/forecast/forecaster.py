@@ -1499,6 +1499,7 @@ def _fit_group(group, seeds, shape, data, fit_kwargs):
         history = None
         t = ws_t == s
         if t.any():
+            _start_at_baseline(own, Yt[t], Mt[t], own.output_size // Yt.shape[1])  # as _fit_local's train_on
             v = ws_v == s
             val = (Xv[v], Yv[v], Mv[v]) if Xv is not None and v.any() else (None, None, None)
             history = _training.fit(own, Xt[t], Yt[t], Mt[t], **fit_kwargs, rng=local_rng, verbose=0,
