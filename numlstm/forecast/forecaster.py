@@ -23,12 +23,9 @@ network's view with an indicator per variable (:mod:`numlstm.forecast.skill`).
 from __future__ import annotations
 
 import copy
-import json
 import math
 import numbers
-import os
 import warnings
-from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import pandas as pd
@@ -41,6 +38,24 @@ from numlstm.core import training as _training
 from numlstm.core.network import Network
 from numlstm.estimators import NotFittedError, check_dropout, check_training_params
 from numlstm.forecast import skill, streaming, timeaxis
+from numlstm.forecast.inputs import (  # noqa: F401 - _jsonable: read by modelfile
+    _as_dataset,
+    _as_label,
+    _calendar_choice,
+    _check_disjoint,
+    _check_quantiles,
+    _is_lazy,
+    _jsonable,
+    _memory_bytes,
+    _names,
+    _series_dims,
+    _series_frame,
+    _series_index,
+    _series_positions,
+    _stack,
+    _with_calendar,
+)
+from numlstm.forecast.local import _fit_local, _fit_local_on
 from numlstm.forecast.windows import SeriesScaler, window_inputs
 
 __all__ = ["Forecaster", "MissingInputWarning", "load"]
@@ -431,7 +446,7 @@ class Forecaster(ParamsMixin):
         def train_on(net, mask_train, mask_val, rng, verbose):
             Xt, Yt, Mt = rows(mask_train)
             if not warm:
-                _start_at_baseline(net, Yt, Mt, len(quantiles) if quantiles else 1)
+                skill.start_at_baseline(net, Yt, Mt, len(quantiles) if quantiles else 1)
             Xv, Yv, Mv = rows(mask_val) if mask_val.any() else (None, None, None)
             return _training.fit(net, Xt, Yt, Mt, **fit_kwargs, rng=rng, verbose=verbose, X_val=Xv, Y_val=Yv,
                                  M_val=Mv, client=client)
@@ -1294,11 +1309,6 @@ def load(path):
 # ---------------------------------------------------------------- validation
 
 
-def _is_lazy(ds, variables):
-    """Whether any of ``variables`` in ``ds`` is dask-backed (missing ones are reported later)."""
-    return any(name in ds.data_vars and ds[name].chunks is not None for name in variables)
-
-
 def _predict_block(block, shipped, horizon, future_covariates, samples, seed):
     return shipped.values.item().predict(block, horizon=horizon, future_covariates=future_covariates,
                                          samples=samples, seed=seed)
@@ -1306,99 +1316,6 @@ def _predict_block(block, shipped, horizon, future_covariates, samples, seed):
 
 def _backtest_block(block, shipped, start, stride, horizon):
     return shipped.values.item().backtest(block, start=start, stride=stride, horizon=horizon)
-
-
-def _as_dataset(data, name):
-    if isinstance(data, xr.DataArray):
-        if data.name is None:
-            raise ValueError(f"{name} is an unnamed DataArray; name it first, e.g. {name}.rename('flow'), or pass "
-                             "a Dataset.")
-        return data.to_dataset()
-    if not isinstance(data, xr.Dataset):
-        raise TypeError(f"{name} must be an xarray Dataset or a named DataArray, got {type(data).__name__}. "
-                        "Wrap arrays first, e.g. xr.Dataset({'flow': (('station', 'time'), values)}).")
-    return data
-
-
-def _names(value, arg, ds, *, required=False, what=None):
-    if value is None:
-        if required:
-            raise ValueError(f"{arg} is required: name one or more variables of data.")
-        return []
-    names = [value] if isinstance(value, str) else value
-    if not isinstance(names, (list, tuple)) or not all(isinstance(n, str) for n in names):
-        raise TypeError(f"{arg} must be a variable name or a list of names, got {value!r}.")
-    names = list(names)
-    if required and not names:
-        raise ValueError(f"{arg} is empty; name at least one variable of data.")
-    if len(set(names)) != len(names):
-        raise ValueError(f"{arg} lists a variable twice: {names}.")
-    missing = [n for n in names if n not in ds.data_vars]
-    if missing:
-        raise ValueError(
-            f"{arg} {missing if len(missing) > 1 else repr(missing[0])} not found in data"
-            f"{f' ({what})' if what else ''}; its data variables are {sorted(map(str, ds.data_vars))}.")
-    for n in names:
-        kind = ds[n].dtype.kind
-        if kind not in "biuf":
-            raise TypeError(f"variable {n!r} has dtype {ds[n].dtype}; {arg} must be numeric. Convert or encode "
-                            f"it first, e.g. data[{n!r}].astype(float).")
-    return names
-
-
-def _check_disjoint(targets, past, future):
-    for a_name, a, b_name, b in (("target", targets, "covariates", past), ("target", targets,
-                                 "future_covariates", future), ("covariates", past, "future_covariates", future)):
-        both = sorted(set(a) & set(b))
-        if both:
-            raise ValueError(f"{both} appear in both {a_name} and {b_name}; list each variable once.")
-
-
-def _series_dims(ds, targets, dim):
-    dims = ds[targets[0]].dims
-    if dim not in dims:
-        raise ValueError(
-            f"target {targets[0]!r} has no {dim!r} dimension (dims {dims}); pass dim=<the time dimension>"
-            f"{f', e.g. dim={dims[0]!r}' if dims else ''}.")
-    for name in targets[1:]:
-        if set(ds[name].dims) != set(dims):
-            raise ValueError(f"targets must share dimensions: {targets[0]!r} has {dims}, {name!r} has "
-                             f"{ds[name].dims}.")
-    return tuple(d for d in dims if d != dim)
-
-
-def _check_quantiles(quantiles):
-    if quantiles is None:
-        return None
-    try:
-        q = np.asarray(quantiles, dtype=np.float64)
-    except (TypeError, ValueError):
-        raise TypeError(f"quantiles must be a list of numbers in (0, 1), got {quantiles!r}.") from None
-    if q.ndim != 1 or q.size == 0 or not ((q > 0) & (q < 1)).all():
-        raise ValueError(f"quantiles must be a non-empty list of levels strictly between 0 and 1, e.g. "
-                         f"[0.1, 0.5, 0.9]; got {quantiles!r}.")
-    if np.unique(q).size != q.size:
-        raise ValueError(f"quantiles repeats a level: {quantiles!r}.")
-    return [float(v) for v in np.sort(q)]
-
-
-def _calendar_choice(calendar, axis, dim):
-    if calendar is None or calendar is False:
-        return ()
-    if isinstance(calendar, str) and calendar == "auto":
-        if axis.kind == "integer" or len(axis) < 2:
-            return ()
-        days = pd.Timedelta(axis.index[1] - axis.index[0]) / pd.Timedelta(days=1)
-        if days < 1:
-            return ("hour", "doy")
-        if days < 28:
-            return ("doy",)
-        if days < 360:
-            return ("month",)
-        return ()
-    names = (calendar,) if isinstance(calendar, str) else tuple(calendar)
-    timeaxis.calendar_features(axis, names, name=dim)  # validates the names against the axis
-    return names
 
 
 def _global_scaling(scaler, first, static):
@@ -1414,135 +1331,6 @@ def _global_scaling(scaler, first, static):
     new_mean, new_std = scaler.mean.copy(), scaler.std.copy()
     new_mean[:, static], new_std[:, static] = mean, std
     return SeriesScaler(mean=new_mean, std=new_std)
-
-
-def _fit_local(net, n_series, window_series, train, val, rng, train_on, verbose):
-    """One network per series, fitted in parallel threads (one Numba thread each).
-
-    Every series starts from its own seed, drawn in series order from ``rng``, so
-    series ``s`` gets the model a global fit of that series alone with
-    ``random_state=seeds[s]`` would give. Returns the (n_series, n_params)
-    weights, the list of per-series histories (None where a series has no
-    training window: its weights stay at their initial values) and the seeds.
-    """
-    import numba
-
-    seeds = rng.integers(0, 2**63 - 1, size=n_series)
-    params = np.empty((n_series, net.n_params), dtype=net.dtype)
-    histories = [None] * n_series
-
-    def fit_one(s):
-        numba.set_num_threads(1)  # per thread: the series run side by side
-        local_rng = np.random.default_rng(int(seeds[s]))
-        own = Network(net.input_size, net.hidden_sizes, net.output_size, net.dtype, cell=net.cell).initialize(
-            local_rng)
-        mine = window_series == s
-        if (train & mine).any():
-            histories[s] = train_on(own, train & mine, val & mine, local_rng, 0)
-        params[s] = own.params
-        return s
-
-    progress = _training._Progress(verbose, n_series)
-    try:
-        with ThreadPoolExecutor(max(1, numba.get_num_threads())) as pool:
-            for done, s in enumerate(pool.map(fit_one, range(n_series))):
-                if histories[s]:
-                    progress.update(done, n_series, {"loss": histories[s]["loss"][-1]})
-    finally:
-        progress.close()
-    return params, histories, seeds
-
-
-def _fit_local_on(client, net, n_series, window_series, train, val, rng, rows, fit_kwargs, verbose):
-    """``_fit_local`` as dask.distributed tasks: one task per group of series, each
-    sent only its own windows; the same seeds, so the same models."""
-    from distributed import as_completed
-
-    seeds = rng.integers(0, 2**63 - 1, size=n_series)
-    params = np.empty((n_series, net.n_params), dtype=net.dtype)
-    histories = [None] * n_series
-    n_threads = sum(w.get("nthreads", 1) for w in client.scheduler_info()["workers"].values())
-    groups = [g for g in np.array_split(np.arange(n_series), max(1, min(n_series, 4 * n_threads))) if g.size]
-    shape = (net.input_size, net.hidden_sizes, net.output_size, net.dtype.name, net.cell)
-    futures = []
-    for group in groups:
-        mine = np.isin(window_series, group)
-        t, v = train & mine, val & mine
-        data = (window_series[t], *rows(t), window_series[v], *(rows(v) if v.any() else (None, None, None)))
-        futures.append(client.submit(_fit_group, group, seeds[group], shape, data, fit_kwargs, pure=False))
-    progress = _training._Progress(verbose, n_series)
-    done = 0
-    try:
-        for future in as_completed(futures):
-            for s, p, history in future.result():
-                params[s], histories[s] = p, history
-                done += 1
-                if history:
-                    progress.update(done - 1, n_series, {"loss": history["loss"][-1]})
-    finally:
-        progress.close()
-        for future in futures:
-            future.release()
-    return params, histories, seeds
-
-
-def _fit_group(group, seeds, shape, data, fit_kwargs):
-    """On a worker: fit one network per series of ``group`` (see ``_fit_local``)."""
-    import numba
-
-    numba.set_num_threads(1)  # a worker's threads each fit their own group, side by side
-    ws_t, Xt, Yt, Mt, ws_v, Xv, Yv, Mv = data
-    out = []
-    for s, seed in zip(group, seeds):
-        local_rng = np.random.default_rng(int(seed))
-        own = Network(*shape).initialize(local_rng)
-        history = None
-        t = ws_t == s
-        if t.any():
-            _start_at_baseline(own, Yt[t], Mt[t], own.output_size // Yt.shape[1])  # as _fit_local's train_on
-            v = ws_v == s
-            val = (Xv[v], Yv[v], Mv[v]) if Xv is not None and v.any() else (None, None, None)
-            history = _training.fit(own, Xt[t], Yt[t], Mt[t], **fit_kwargs, rng=local_rng, verbose=0,
-                                    X_val=val[0], Y_val=val[1], M_val=val[2])
-        out.append((int(s), own.params, history))
-    return out
-
-
-def _memory_bytes():
-    """This machine's physical memory in bytes (8 GiB where the OS does not say)."""
-    try:
-        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
-    except (ValueError, OSError, AttributeError):  # pragma: no cover - not POSIX
-        return 8 * 2**30
-
-
-def _as_label(start, index):
-    """``start`` as something ``index.searchsorted`` compares with its labels."""
-    if isinstance(index, xr.CFTimeIndex) and isinstance(start, str):
-        ts = pd.Timestamp(start)
-        return type(index[0])(ts.year, ts.month, ts.day, ts.hour, ts.minute, ts.second)
-    if isinstance(index, pd.DatetimeIndex):
-        return pd.Timestamp(start)
-    return start
-
-
-# --------------------------------------------------------------- arrays
-
-
-def _stack(ds, variables, dim, series_dims):
-    """(S, T, F) float64 values: series dims flattened in C order, ``dim`` second.
-
-    A variable lacking a series dimension or the time dimension is broadcast.
-    """
-    columns = []
-    for name in variables:
-        da = ds[name]
-        missing = {d: ds.sizes[d] for d in (*series_dims, dim) if d not in da.dims}
-        if missing:
-            da = da.expand_dims(missing)
-        arr = np.asarray(da.transpose(*series_dims, dim).values, dtype=np.float64)  # a new array (dask: loaded)
-        columns.append(arr.reshape(-1, arr.shape[-1]))
-    return np.stack(columns, axis=-1)
 
 
 def _model_view(scaled, index, calendar, n_variables, gap_fill):
@@ -1565,67 +1353,3 @@ def _observed_enough(X, lookback, n_variables, n_calendar, n_targets):
     return (1.0 - indicators.mean(axis=1)).min(axis=1) >= skill.MIN_OBSERVED
 
 
-def _start_at_baseline(net, Y, M, n_quantiles):
-    """Zero the output layer's kernel and set its bias to the mean correction of the
-    training windows ``Y`` (where ``M``), so that the untrained network forecasts the
-    baseline plus its average drift (naive with drift); every quantile starts there."""
-    Wd, bd = net.head_views(net.params)
-    Wd[...] = 0
-    count = M.sum(axis=0)
-    mean = np.where(count > 0, (Y * M).sum(axis=0) / np.maximum(count, 1), 0.0)
-    bd[...] = np.repeat(mean, n_quantiles)
-
-
-def _with_calendar(scaled, index, calendar):
-    if not calendar:
-        return scaled
-    cal, _ = timeaxis.calendar_features(index, calendar)
-    cal = np.broadcast_to(cal[None], (scaled.shape[0],) + cal.shape)
-    return np.concatenate([scaled, cal], axis=2)
-
-
-# ------------------------------------------------------- series bookkeeping
-
-
-def _series_index(ds, series_dims):
-    """One index per series dim: its coordinate labels, or positions when it has none."""
-    return [ds.indexes[d] if d in ds.indexes else pd.RangeIndex(ds.sizes[d], name=d) for d in series_dims]
-
-
-def _series_positions(ds, series_dims, fitted_index):
-    """Position of each series of ``ds`` (flattened in C order) among the fitted series, -1 where new."""
-    if not series_dims:
-        return np.zeros(1, dtype=np.intp)
-    theirs = _series_index(ds, series_dims)
-    if all(a.equals(b) for a, b in zip(fitted_index, theirs)):
-        return np.arange(int(np.prod([len(a) for a in theirs])), dtype=np.intp)
-    if len(series_dims) == 1:
-        keys, found = theirs[0], fitted_index[0].get_indexer(theirs[0])
-    else:
-        keys = pd.MultiIndex.from_product(theirs)
-        found = pd.MultiIndex.from_product(fitted_index).get_indexer(keys)
-    return found.astype(np.intp)  # -1 for a series not seen at fit
-
-
-def _series_frame(coords_from, series_dims, sizes, dim):
-    """A DataArray of zeros on the series dimensions, carrying every coordinate of
-    ``coords_from`` that lives on them (non-index ones like ``lat(station)`` too)."""
-    coords = {k: v.variable for k, v in coords_from.coords.items() if dim not in v.dims and set(v.dims) <= set(
-        series_dims)}
-    return xr.DataArray(np.zeros(tuple(sizes)), dims=series_dims, coords=coords)
-
-
-def _jsonable(attrs):
-    """The attributes that survive JSON (numbers, strings, lists), for model files."""
-    out = {}
-    for k, v in attrs.items():
-        if isinstance(v, np.ndarray):
-            v = v.tolist()
-        elif isinstance(v, np.generic):
-            v = v.item()
-        try:
-            json.dumps(v)
-        except TypeError:
-            continue
-        out[str(k)] = v
-    return out

@@ -34,8 +34,8 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-__all__ = ["BASELINES", "baseline_values", "choose_baselines", "fill_gaps", "hide_inputs", "season_of", "shrink",
-           "target_windows"]
+__all__ = ["BASELINES", "baseline_values", "choose_baselines", "fill_gaps", "fit_linear", "hide_inputs",
+           "linear_inputs", "season_of", "shrink", "start_at_baseline", "target_windows"]
 
 BASELINES = {"none": 0, "persistence": 1, "seasonal": 2}
 NAMES = {v: k for k, v in BASELINES.items()}
@@ -216,3 +216,14 @@ def fit_linear(Z, R, M, train, val):
     # (Refitting the chosen penalty on the validation windows too was measured on the skill
     # benchmark: no better in geometric mean, worse on 4 of 6 series; not done.)
     return candidates[int(np.argmin(scores))]
+
+
+def start_at_baseline(net, Y, M, n_quantiles):
+    """Zero the output layer's kernel and set its bias to the mean correction of the
+    training windows ``Y`` (where ``M``), so that the untrained network forecasts the
+    baseline plus its average drift (naive with drift); every quantile starts there."""
+    Wd, bd = net.head_views(net.params)
+    Wd[...] = 0
+    count = M.sum(axis=0)
+    mean = np.where(count > 0, (Y * M).sum(axis=0) / np.maximum(count, 1), 0.0)
+    bd[...] = np.repeat(mean, n_quantiles)
