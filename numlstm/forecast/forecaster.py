@@ -55,6 +55,7 @@ from numlstm.forecast.inputs import (  # noqa: F401 - _jsonable: read by modelfi
     _stack,
     _with_calendar,
 )
+from numlstm.forecast.lazy import LazyForecasts
 from numlstm.forecast.local import _fit_local, _fit_local_on
 from numlstm.forecast.windows import SeriesScaler, window_inputs
 
@@ -64,7 +65,7 @@ class MissingInputWarning(UserWarning):
     """Some series have missing values where a forecast needs inputs; their forecasts are NaN."""
 
 
-class Forecaster(ParamsMixin):
+class Forecaster(LazyForecasts, ParamsMixin):
     """A global LSTM forecaster for labeled time series (xarray in, xarray out).
 
     Parameters
@@ -184,7 +185,7 @@ class Forecaster(ParamsMixin):
     shrink_ : ndarray, shape (horizon, n_targets), or None
         The gate on the network's correction, per lead and target; in local
         mode one per series, shape (n_series, horizon, n_targets). None for
-        quantile models: the correction is used whole.
+        quantile models and models with dropout: the correction is used whole.
     linear_ : ndarray, shape (lookback * n_targets + 1, horizon * n_targets), or None
         The linear stage between the baseline and the network: ridge
         regression of the correction on the targets' past values (and a
@@ -461,7 +462,10 @@ class Forecaster(ParamsMixin):
         else:
             history = train_on(net, train, val, rng, self.verbose)
 
-        shrink = None if quantiles else self._gate(net, local_params, X, Y, M, w_series, train, val, params["device"])
+        # No gate for quantile models (each quantile is its own correction) nor for models with
+        # dropout (a gate near 0 would silence the spread of their Monte-Carlo samples).
+        gated = not quantiles and not self._drop().any()
+        shrink = self._gate(net, local_params, X, Y, M, w_series, train, val, params["device"]) if gated else None
         if warm:
             return self._warm_fitted(ds, history, int(train.sum()), shrink, values[:, n_time - lookback:])
         self.local_params_ = local_params
@@ -967,57 +971,6 @@ class Forecaster(ParamsMixin):
                 f"data has {n} time step(s) along {self.dim_!r}; a forecast needs the last lookback = "
                 f"{self.lookback}. Pass a longer stretch of the record.")
 
-    # ------------------------------------------------------- dask: lazy results
-
-    def _lazy_template(self, ds, lead_coords, lead_dims, lead_shape, sampling=None):
-        """An all-zero result shaped like the forecast of ``ds``, chunked like its series."""
-        frame = self._frame(ds)
-        q = (len(self.quantiles_),) if self.quantiles_ else (sampling[0],) if sampling is not None else ()
-        shape = (max(frame.size, 1),) + lead_shape + (len(self.targets_),) + q
-        zeros = np.broadcast_to(np.zeros((), dtype=self.network_.dtype), shape)
-        chunks = ds.unify_chunks().chunksizes
-        return self._dataset(zeros, frame, lead_coords, lead_dims, sampling).chunk(
-            {d: chunks[d] for d in self.series_dims_ if d in chunks})
-
-    def _lazy_predict(self, ds, h, future_covariates, sampling=None):
-        """predict on dask-backed data: a lazy Dataset, one task per chunk of series."""
-        self._check_data(ds)
-        self._check_history(ds)
-        dim = self.dim_
-        recent = ds[self._variables].isel({dim: slice(-self.lookback, None)}).chunk({dim: -1})
-        new_time = timeaxis.continue_time_axis(recent[dim].values, self.horizon, self.freq_, name=dim)
-        if future_covariates is not None:
-            future_covariates = _as_dataset(future_covariates, "future_covariates").compute()  # the horizon only
-        template = self._lazy_template(recent, {dim: (dim, new_time[:h], dict(ds[dim].attrs))}, (dim,), (h,), sampling)
-        samples, seed = sampling if sampling is not None else (None, 0)
-        return xr.map_blocks(_predict_block, recent, args=[self._shipped()],
-                             kwargs={"horizon": h, "future_covariates": future_covariates, "samples": samples,
-                                     "seed": seed}, template=template)
-
-    def _lazy_backtest(self, ds, start, stride, h):
-        """backtest on dask-backed data: a lazy Dataset, one task per chunk of series."""
-        self._check_data(ds)
-        origins = self._origins(ds, start, stride)
-        record = ds[self._variables].chunk({self.dim_: -1})
-        coords = self._backtest_coords(ds, origins, h)
-        template = self._lazy_template(record, coords, ("init_time", "lead"), (origins.size, h))
-        out = xr.map_blocks(_backtest_block, record, args=[self._shipped()],
-                            kwargs={"start": start, "stride": stride, "horizon": h}, template=template)
-        # map_blocks makes every non-index coordinate a task output; valid_time is known now
-        return out.assign_coords(valid_time=coords["valid_time"])
-
-    def _shipped(self):
-        """This model as one chunk of a dask graph, for the tasks of a lazy forecast.
-
-        Passed as an argument of ``xr.map_blocks``, the one-element object array
-        is a single key of the graph that every task depends on: the model is
-        serialised once and a dask.distributed worker receives it once, where
-        a keyword argument would be copied into every task.
-        """
-        holder = np.empty(1, dtype=object)
-        holder[0] = self
-        return xr.DataArray(holder, dims="numlstm_model")  # map_blocks makes it one chunk
-
     # ------------------------------------------------------------- helpers
 
     def _check_params(self):
@@ -1307,15 +1260,6 @@ def load(path):
 
 
 # ---------------------------------------------------------------- validation
-
-
-def _predict_block(block, shipped, horizon, future_covariates, samples, seed):
-    return shipped.values.item().predict(block, horizon=horizon, future_covariates=future_covariates,
-                                         samples=samples, seed=seed)
-
-
-def _backtest_block(block, shipped, start, stride, horizon):
-    return shipped.values.item().backtest(block, start=start, stride=stride, horizon=horizon)
 
 
 def _global_scaling(scaler, first, static):
