@@ -773,8 +773,10 @@ class Forecaster(LazyForecasts, ParamsMixin):
         else:
             ds = _as_dataset(data, "data")
             self._check_history(ds)
-            # the whole record is read: a series not seen at fit is scaled by its own history
-            values, time, time_attrs, positions = self._read(ds)
+            # only the last lookback steps, unless a series not seen at fit needs its history for scaling
+            new = (self._check_data(ds) < 0).any()
+            values, time, time_attrs, positions = self._read(
+                ds if new else ds.isel({self.dim_: slice(-self.lookback, None)}))
             tables = self._tables(values, positions)
             values, time = values[:, -self.lookback:], time[-self.lookback:]
             frame = self._frame(ds)
