@@ -985,6 +985,9 @@ class Forecaster(LazyForecasts, ParamsMixin):
         if self.mode not in ("global", "local"):
             raise ValueError(f"mode must be 'global' (one model for every series) or 'local' (one model per series), "
                              f"got {self.mode!r}.")
+        self._baseline_choice()  # checks baseline
+        if not (self.season is None or (isinstance(self.season, str) and self.season == "auto")):
+            skill.season_of(None, self.season, lookback)  # checks a given season against lookback
         return {"device": device, "lookback": lookback, "horizon": horizon, "units": units,
                 "validation_fraction": float(self.validation_fraction), "quantiles": _check_quantiles(self.quantiles),
                 "dtype": dtype, "optimizer": optimizer, "rng": rng, "drop": check_dropout(self)}
