@@ -24,7 +24,7 @@ import xarray as xr
 
 from numlstm._validation import check_number, check_positive_int
 
-__all__ = ["crps", "kge", "mae", "mase", "nse", "pinball", "rmse"]
+__all__ = ["coverage", "crps", "kge", "mae", "mase", "nse", "pinball", "pit_histogram", "rmse"]
 
 
 # --------------------------------------------------------------------------- validation
@@ -620,5 +620,112 @@ def crps(obs, pred, dim="time", *, quantile_dim="quantile"):
     def finish(o, p, labels):
         loss, o, p = score(o, p, labels)
         return _finish(2 * loss, o, p, "continuous ranked probability score (from quantiles)", _units(o))
+
+    return _map_pairs(finish, obs, pred)
+
+
+def _quantile_score(dim, quantile_dim, compute):
+    if not isinstance(quantile_dim, str):
+        raise TypeError(f"quantile_dim must be a dimension name (str), got {type(quantile_dim).__name__}.")
+
+    def score(o, p, labels):
+        o, p = _pair(o, p, labels)
+        _quantile_levels(p, o, quantile_dim, labels)
+        dims = tuple(d for d in _reduce_dims(dim, o, p, labels, keep=(quantile_dim,)) if d != quantile_dim)
+        valid = o.notnull() & p.notnull().all(quantile_dim)
+        return compute(o, p.sortby(quantile_dim), valid, dims), o, p
+
+    return score
+
+
+def coverage(obs, pred, dim="time", *, quantile_dim="quantile", lower=None, upper=None):
+    """Share of observations inside a forecast band (between two quantile levels).
+
+    Parameters
+    ----------
+    obs : xr.DataArray or xr.Dataset
+        Observations, without the quantile dimension.
+    pred : xr.DataArray or xr.Dataset
+        Quantile forecasts with a ``quantile_dim`` dimension holding the levels.
+    dim : str, list of str or None, default "time"
+        Dimension(s) to reduce over.
+    lower, upper : float, optional
+        The band's levels, two of the forecast's; default its lowest and
+        highest. A calibrated band covers ``upper - lower`` of the observations.
+
+    Returns
+    -------
+    xr.DataArray or xr.Dataset
+        The empirical coverage, dimensionless, in [0, 1].
+
+    Examples
+    --------
+    >>> import xarray as xr
+    >>> obs = xr.DataArray([1.0, 3.0, 5.0, 7.0], dims="time")
+    >>> pred = xr.DataArray([[0.0, 2.0]] * 4, dims=("time", "quantile"), coords={"quantile": [0.1, 0.9]})
+    >>> float(coverage(obs, pred))
+    0.25
+    """
+    def compute(o, p, valid, dims):
+        levels = p[quantile_dim].values
+        lo = levels.min() if lower is None else lower
+        hi = levels.max() if upper is None else upper
+        for name, level in (("lower", lo), ("upper", hi)):
+            if not np.isclose(levels, level).any():
+                raise ValueError(f"{name}={level!r} is not a level of pred's {quantile_dim!r} coordinate "
+                                 f"{levels.tolist()}; pass one of them.")
+        if not lo < hi:
+            raise ValueError(f"lower ({lo}) must be below upper ({hi}).")
+        a = p.sel({quantile_dim: lo}, method="nearest").drop_vars(quantile_dim)
+        b = p.sel({quantile_dim: hi}, method="nearest").drop_vars(quantile_dim)
+        inside = ((o >= a) & (o <= b)).astype(float).where(valid)
+        return _mean(inside, dims)
+
+    score = _quantile_score(dim, quantile_dim, compute)
+
+    def finish(o, p, labels):
+        result, o, p = score(o, p, labels)
+        return _finish(result, o, p, "coverage", "1")
+
+    return _map_pairs(finish, obs, pred)
+
+
+def pit_histogram(obs, pred, dim="time", *, quantile_dim="quantile"):
+    """Probability integral transform histogram of quantile forecasts.
+
+    With levels ``q_1 < ... < q_K`` the observation falls in one of ``K + 1``
+    bins: below ``q_1``, between consecutive levels, above ``q_K``. The result
+    is the share of observations in each bin, along a new ``bin`` dimension
+    with coordinates ``bin_lower`` and ``bin_upper`` (the levels bounding it,
+    0 and 1 at the ends). Calibrated forecasts give shares equal to
+    ``bin_upper - bin_lower`` (a flat PIT histogram per unit of probability);
+    too many observations in the outer bins mean bands too narrow.
+
+    Examples
+    --------
+    >>> import xarray as xr
+    >>> obs = xr.DataArray([1.0, 3.0, 5.0, 7.0], dims="time")
+    >>> pred = xr.DataArray([[2.0, 6.0]] * 4, dims=("time", "quantile"), coords={"quantile": [0.25, 0.75]})
+    >>> pit_histogram(obs, pred).values.tolist()
+    [0.25, 0.5, 0.25]
+    >>> pit_histogram(obs + 1.5, pred).values.tolist()    # forecasts too low: observations pile up high
+    [0.0, 0.5, 0.5]
+    """
+    def compute(o, p, valid, dims):
+        levels = p[quantile_dim].values
+        below = (o < p).astype(float)  # per level: is the observation below the quantile
+        n_below = below.sum(quantile_dim)  # index of the observation's bin
+        edges = np.concatenate([[0.0], levels, [1.0]])
+        shares = [_mean((n_below == len(levels) - k).astype(float).where(valid), dims)  # bin k, from below
+                  for k in range(len(levels) + 1)]
+        out = xr.concat(shares, dim="bin")
+        return out.assign_coords(bin=np.arange(len(levels) + 1), bin_lower=("bin", edges[:-1]),
+                                 bin_upper=("bin", edges[1:]))
+
+    score = _quantile_score(dim, quantile_dim, compute)
+
+    def finish(o, p, labels):
+        result, o, p = score(o, p, labels)
+        return _finish(result, o, p, "PIT histogram", "1")
 
     return _map_pairs(finish, obs, pred)

@@ -175,7 +175,7 @@ def test_quantiles_add_a_dimension_and_never_cross(data):
     assert bt["flow"].dims == ("init_time", "lead", "station", "quantile")
 
 
-def test_relative_auto_follows_the_trend():
+def test_baseline_auto_follows_the_trend_and_the_season():
     ramp = xr.Dataset({"y": ("time", 5.0 + 0.5 * np.arange(120))},
                       coords={"time": pd.date_range("2000", periods=120, freq="D")})
     fc = numlstm.Forecaster(lookback=8, horizon=4, units=8, epochs=60, random_state=0).fit(ramp, "y")
@@ -184,9 +184,13 @@ def test_relative_auto_follows_the_trend():
     # A trend carries on past anything seen in training.
     assert out.min() > ramp["y"].values.max()
     np.testing.assert_allclose(out, 5.0 + 0.5 * np.arange(120, 124), atol=0.6)
-    wave = xr.Dataset({"y": ("time", np.sin(np.arange(120) / 4.0))},
+    # A weekly cycle in daily data: seasonal naive (one week back) wins at every lead.
+    wave = xr.Dataset({"y": ("time", np.sin(2 * np.pi * np.arange(120) / 7.0))},
                       coords={"time": pd.date_range("2000", periods=120, freq="D")})
-    assert numlstm.Forecaster(**TINY).fit(wave, "y").relative_ is False
+    fc = numlstm.Forecaster(**{**TINY, "lookback": 8}).fit(wave, "y")
+    assert fc.season_ == 7 and (fc.baseline_ == "seasonal").all() and fc.relative_ is False
+    np.testing.assert_allclose(fc.predict()["y"].values, np.sin(2 * np.pi * np.arange(120, 123) / 7.0), atol=0.05)
+    assert numlstm.Forecaster(**TINY, relative=False).fit(wave, "y").baseline_.tolist() == [[["none"]] * 3]
 
 
 def _trending(scaled):
@@ -286,12 +290,12 @@ def test_nan_targets_masked_and_nan_series_warned():
     assert np.isfinite(out["flow"].sel(station=["st0", "st1"])).all()
 
 
-def test_windows_with_missing_inputs_are_skipped(data):
+def test_windows_with_missing_inputs_are_kept(data):
     full = numlstm.Forecaster(**TINY, validation_fraction=0).fit(data, "flow")
     gappy = data.copy(deep=True)
-    gappy["rain"][40, 0] = np.nan  # one missing input removes the windows that read it
+    gappy["rain"][40, 0] = np.nan  # a missing input is filled in the model's view: no window is lost
     fc = numlstm.Forecaster(**TINY, validation_fraction=0).fit(gappy, "flow", covariates=["rain"])
-    assert fc.n_windows_ == full.n_windows_ - 6
+    assert fc.n_windows_ == full.n_windows_ == 3 * (80 - 6 - 3 + 1)
 
 
 # --------------------------------------------------------------- backtest
@@ -367,7 +371,8 @@ def test_model_file_is_plain_netcdf(tmp_path, fitted):
     config = json.loads(ds.attrs["numlstm_config"])
     assert config["targets"] == ["flow"] and config["covariates"] == ["rain"]
     H = 4
-    assert ds["lstm0_W"].dims == ("lstm0_input", "lstm0_gate") and ds["lstm0_W"].shape == (2 + 2 + 1, 4 * H)
+    # inputs: flow and rain, 2 calendar columns, a missing-value indicator per variable, the past/future flag
+    assert ds["lstm0_W"].dims == ("lstm0_input", "lstm0_gate") and ds["lstm0_W"].shape == (2 + 2 + 2 + 1, 4 * H)
     assert ds["lstm0_U"].shape == (H, 4 * H)
     np.testing.assert_array_equal(ds["lstm0_U"].values, fitted.network_.get_weights()["layers"][0]["U"])
     assert ds["scale_mean"].dims == ("numlstm_series", "numlstm_feature")
@@ -542,6 +547,9 @@ def test_fit_bad_data(data):
         (dict(quantiles=[0.5, 1.2]), ValueError, "strictly between 0 and 1"),
         (dict(quantiles=[0.5, 0.5]), ValueError, "repeats a level"),
         (dict(relative="yes"), TypeError, "relative must be 'auto', True or False"),
+        (dict(baseline="mean"), ValueError, "baseline must be 'auto', 'persistence', 'seasonal' or None"),
+        (dict(season=1), ValueError, "season must be 'auto', None or a number of steps >= 2"),
+        (dict(lookback=6, season=12), ValueError, "season=12 is longer than lookback=6"),
         (dict(calendar=["season"]), ValueError, "features must be one or more of"),
         (dict(validation_fraction=1.0), ValueError, "validation_fraction must be"),
         (dict(device="tpu"), ValueError, "device must be one of"),
@@ -565,9 +573,8 @@ def test_predict_and_backtest_bad_input(data, fitted, tmp_path):
         fitted.predict(data.isel(time=slice(0, 4)))
     with pytest.raises(ValueError, match=r"data variables \['rain'\] not found|data variables 'rain' not found"):
         fitted.predict(data.drop_vars("rain"))
-    other = data.assign_coords(station=["a", "b", "c"])
-    with pytest.raises(ValueError, match="3 series the model was not fitted on"):
-        fitted.predict(other)
+    other = data.assign_coords(station=["a", "b", "c"])  # new series are forecast (issue 14): see below
+    assert np.isfinite(fitted.predict(other)["flow"].values).all()
     with pytest.raises(ValueError, match="does not step by 'D'"):
         fitted.predict(data.isel(time=slice(None, None, 2)))
     with pytest.raises(TypeError, match="start=.* cannot be compared"):
@@ -640,3 +647,149 @@ def test_local_mode_bad_combinations(data):
         numlstm.Forecaster(**TINY, mode="per-series").fit(data, "flow")
     with pytest.raises(TypeError, match="client must be a dask.distributed Client"):
         numlstm.Forecaster(**TINY, mode="local").fit(data, "flow", client=object())
+
+
+# ------------------------------------------------------------ skill (issue 14)
+
+
+@pytest.mark.parametrize("name, target, covariates, start, kwargs", [
+    ("seattle_weather", "temp_max", ["temp_min", "precipitation", "wind"], "2015-01-01",
+     dict(lookback=30, horizon=7)),
+    ("seattle_weather", "wind", None, "2015-01-01", dict(lookback=30, horizon=7)),
+    ("us_population", "population", None, "2000-01-01", dict(lookback=8, horizon=4)),
+])
+def test_lead_one_is_no_worse_than_persistence_on_shipped_data(name, target, covariates, start, kwargs):
+    ds = numlstm.datasets.load(name)
+    before = ds.copy(deep=True)
+    train = ds.sel(time=slice(None, np.datetime64(start) - np.timedelta64(1, "D")))
+    fc = numlstm.Forecaster(**kwargs, random_state=0).fit(train, target, covariates=covariates)
+    bt = fc.backtest(ds, start=start)
+    obs = baselines.observed(ds, bt)
+    lead1 = float(np.abs(bt[target].isel(lead=0) - obs[target].isel(lead=0)).mean())
+    naive = float(np.abs(baselines.persistence(ds, bt)[target].isel(lead=0) - obs[target].isel(lead=0)).mean())
+    assert lead1 <= naive
+    xr.testing.assert_identical(ds, before)  # the user's data is never modified
+
+
+def test_gappy_inputs_give_finite_forecasts_close_to_gap_free():
+    ds = stations(n_time=300, n_series=3)
+    fc = numlstm.Forecaster(lookback=20, horizon=5, units=16, epochs=30, random_state=0).fit(
+        ds.isel(time=slice(0, 200)), "flow", covariates=["rain"])
+    gappy = ds.copy(deep=True)
+    rng = np.random.default_rng(1)
+    for name in ("flow", "rain"):
+        values = gappy[name].values
+        values[rng.random(values.shape) < 0.1] = np.nan  # 10% of inputs missing, everywhere
+    before = gappy.copy(deep=True)
+    clean = fc.backtest(ds, start=ds["time"].values[200])
+    holey = fc.backtest(gappy, start=ds["time"].values[200])
+    assert np.isfinite(holey["flow"].values).all()
+    obs = baselines.observed(ds, clean)["flow"]
+    err_clean = float(np.abs(clean["flow"] - obs).mean())
+    err_holey = float(np.abs(holey["flow"] - obs).mean())
+    err_naive = float(np.abs(baselines.persistence(ds, clean)["flow"] - obs).mean())
+    # The gaps cost less than a tenth of the naive forecast's error (this smooth series is forecast
+    # 40 times better than persistence without gaps, so a ratio to the gap-free error would be harsh).
+    assert err_clean < err_holey < err_clean + 0.1 * err_naive
+    # one gap near the end of a record no longer blanks its forecast
+    one = ds.copy(deep=True)
+    one["rain"][-3, 0] = np.nan
+    one["flow"][0, -10] = np.nan
+    assert np.isfinite(fc.predict(one)["flow"].values).all()
+    xr.testing.assert_identical(gappy, before)
+
+
+def test_too_little_data_still_warns():
+    ds = stations(n_time=80)
+    fc = numlstm.Forecaster(**TINY).fit(ds, "flow")
+    sparse = ds.copy(deep=True)
+    sparse["flow"][1, -6:-1] = np.nan  # 5 of the last 6 steps missing: too little to forecast from
+    with pytest.warns(MissingInputWarning, match="1 of 3 forecast"):
+        out = fc.predict(sparse)
+    assert np.isnan(out["flow"].sel(station="st1")).all()
+    assert np.isfinite(out["flow"].sel(station=["st0", "st2"])).all()
+
+
+def test_gate_and_baselines_survive_the_model_file(tmp_path):
+    wave = xr.Dataset({"y": ("time", np.sin(2 * np.pi * np.arange(150) / 7.0) + 0.1 * np.arange(150) / 150)},
+                      coords={"time": pd.date_range("2000", periods=150, freq="D")})
+    fc = numlstm.Forecaster(lookback=14, horizon=4, units=4, epochs=3, random_state=0).fit(wave, "y")
+    fc.save(tmp_path / "m.nc")
+    back = numlstm.load(tmp_path / "m.nc")
+    assert back.season_ == fc.season_ == 7 and (back.baseline_ == fc.baseline_).all()
+    np.testing.assert_array_equal(back.shrink_, fc.shrink_)
+    assert ((fc.shrink_ >= 0) & (fc.shrink_ <= 1)).all()
+    xr.testing.assert_identical(back.predict(), fc.predict())
+
+
+def test_new_series_are_forecast_from_their_own_history(data):
+    ds = data.assign(elevation=("station", [100.0, 300.0, 500.0]))
+    fc = numlstm.Forecaster(lookback=10, horizon=3, units=8, epochs=20, random_state=0).fit(
+        ds.sel(station=["st0", "st1"]), "flow", covariates=["rain", "elevation"])
+    before = ds.copy(deep=True)
+    # st2 was not in the fit: its scaling comes from its own record (its flow swings 3x st0's)
+    out = fc.predict(ds)
+    assert np.isfinite(out["flow"].values).all()
+    bt = fc.backtest(ds, start=ds["time"].values[50])
+    obs = baselines.observed(ds, bt)["flow"].sel(station="st2")
+    err = float(np.abs(bt["flow"].sel(station="st2") - obs).mean())
+    naive = float(np.abs(baselines.persistence(ds, bt)["flow"].sel(station="st2") - obs).mean())
+    assert err < naive
+    # a new series alone, in the middle of known ones, gives what it gives among them
+    alone = fc.predict(ds.sel(station=["st2"]))
+    np.testing.assert_allclose(alone["flow"].values[0], out["flow"].sel(station="st2").values, rtol=1e-6)
+    xr.testing.assert_identical(ds, before)
+    local = numlstm.Forecaster(**TINY, mode="local").fit(ds.sel(station=["st0", "st1"]), "flow")
+    with pytest.raises(ValueError, match="1 series the model was not fitted on; a local model"):
+        local.predict(ds)
+
+
+def test_warm_start_continues_the_loss_curve(data):
+    kw = dict(lookback=10, horizon=3, units=8, epochs=5, early_stopping=False, random_state=0)
+    fc = numlstm.Forecaster(**kw).fit(data, "flow", covariates=["rain"])
+    first = list(fc.history_["loss"])
+    weights = fc.network_.params.copy()
+    scale = fc.scaler_.mean.copy()
+    fc.fit(data, "flow", covariates=["rain"], warm_start=True)
+    loss = fc.history_["loss"]
+    assert loss[:5] == first and len(loss) == 10
+    # it goes on from where it was: the first continued epoch is close to the last one, far below the start
+    assert loss[5] < 0.5 * (loss[0] + loss[4]) and not np.array_equal(fc.network_.params, weights)
+    np.testing.assert_array_equal(fc.scaler_.mean, scale)
+    # fine-tuning on one station (even one not in the fit) keeps the others' scaling
+    one = data.sel(station=["st1"])
+    fc.fit(one, "flow", covariates=["rain"], warm_start=True)
+    np.testing.assert_array_equal(fc.scaler_.mean, scale)
+    assert np.isfinite(fc.predict(data)["flow"].values).all()
+    fresh = numlstm.Forecaster(**kw)
+    with pytest.raises(NotFittedError):
+        fresh.fit(data, "flow", warm_start=True)
+    with pytest.raises(ValueError, match="warm_start=True needs the variables of the first fit"):
+        fc.fit(data, "flow", warm_start=True)
+
+
+def test_conformal_bands_reach_their_coverage_on_held_out_data(tmp_path):
+    rng = np.random.default_rng(0)
+    n = 2300
+    t = np.arange(n)
+    y = 5 + 2 * np.sin(2 * np.pi * t / 7) + rng.standard_t(4, n) * 1.5  # heavy tails: raw bands miss
+    ds = xr.Dataset({"y": ("time", y)}, coords={"time": pd.date_range("2000", periods=n, freq="D")})
+    # no calendar features: fitted on under a year, they would make the held-out years differ
+    fc = numlstm.Forecaster(lookback=14, horizon=3, units=8, epochs=3, quantiles=[0.1, 0.5, 0.9], calendar=None,
+                            random_state=0).fit(ds.isel(time=slice(0, 300)), "y")
+    held_out = ds["time"].values[1300]
+    obs = baselines.observed(ds, fc.backtest(ds, start=held_out))
+    before = float(numlstm.metrics.coverage(obs, fc.backtest(ds, start=held_out), dim=None)["y"])
+    fc.calibrate(ds.isel(time=slice(300, 1300)), start=ds["time"].values[300])
+    assert fc.calibration_.shape == (3, 1, 3)
+    bt = fc.backtest(ds, start=held_out)
+    after = float(numlstm.metrics.coverage(obs, bt, dim=None)["y"])
+    assert abs(after - 0.8) < 0.06, (before, after)
+    pit = numlstm.metrics.pit_histogram(obs, bt, dim=None)["y"]
+    np.testing.assert_allclose(pit.values, [0.1, 0.4, 0.4, 0.1], atol=0.07)
+    fc.save(tmp_path / "m.nc")
+    back = numlstm.load(tmp_path / "m.nc")
+    np.testing.assert_array_equal(back.calibration_, fc.calibration_)
+    xr.testing.assert_identical(back.backtest(ds, start=held_out), bt)
+    with pytest.raises(ValueError, match="calibrate adjusts quantile bands"):
+        numlstm.Forecaster(**TINY).fit(ds.isel(time=slice(0, 100)), "y").calibrate(ds, start=held_out)

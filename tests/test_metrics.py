@@ -352,3 +352,26 @@ def test_pinball_quantile_in_dim():
     np.testing.assert_allclose(metrics.pinball(obs, pred, dim=None, keep_quantiles=True).values, [0.5, 0.55])
     with pytest.raises(ValueError, match=r"dim includes 'quantile' but keep_quantiles=True"):
         metrics.pinball(obs, pred, dim=["time", "quantile"], keep_quantiles=True)
+
+
+def test_coverage_and_pit_histogram_of_calibrated_quantiles():
+    rng = np.random.default_rng(0)
+    obs = xr.DataArray(rng.standard_normal((4000, 2)), dims=("time", "station"), name="flow")
+    levels = [0.1, 0.5, 0.9]
+    ppf = [NormalDist().inv_cdf(q) for q in levels]
+    pred = xr.DataArray(np.broadcast_to(ppf, (4000, 2, 3)).copy(),
+                        dims=("time", "station", "quantile"), coords={"quantile": levels})
+    cov = metrics.coverage(obs, pred)
+    assert cov.dims == ("station",) and np.allclose(cov.values, 0.8, atol=0.03)
+    assert np.allclose(metrics.coverage(obs, pred, lower=0.5, upper=0.9, dim=None), 0.4, atol=0.03)
+    pit = metrics.pit_histogram(obs, pred, dim=None)
+    assert pit.dims == ("bin",) and pit["bin_lower"].values.tolist() == [0.0, 0.1, 0.5, 0.9]
+    np.testing.assert_allclose(pit.values, [0.1, 0.4, 0.4, 0.1], atol=0.03)
+    np.testing.assert_allclose(float(pit.sum()), 1.0)
+    nan_obs = obs.copy()
+    nan_obs[0] = np.nan  # left out
+    assert np.isfinite(metrics.coverage(nan_obs, pred, dim=None))
+    with pytest.raises(ValueError, match="lower=0.2 is not a level"):
+        metrics.coverage(obs, pred, lower=0.2)
+    with pytest.raises(ValueError, match="has no 'quantile' dimension"):
+        metrics.pit_histogram(obs, obs)

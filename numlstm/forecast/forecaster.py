@@ -14,19 +14,18 @@ covariates and calendar features. When the future is partly known (future
 covariates, calendar features) the input sequence goes on for ``horizon``
 more steps that carry only the known features, with a flag channel set to 0
 there and 1 in the past. The network's last hidden state gives every
-horizon step at once (direct multi-step), by default as the change from the
-last observed value in units of the series' standard deviation.
+horizon step at once (direct multi-step), as the correction to a naive
+forecast (persistence or seasonal naive, per series and lead) in units of the
+series' standard deviation; missing inputs are carried forward in the
+network's view with an indicator per variable (:mod:`numlstm.forecast.skill`).
 """
 
 from __future__ import annotations
 
 import copy
-import json
 import math
 import numbers
-import os
 import warnings
-from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import pandas as pd
@@ -38,8 +37,27 @@ from numlstm.core import losses as _losses
 from numlstm.core import training as _training
 from numlstm.core.network import Network
 from numlstm.estimators import NotFittedError, check_dropout, check_training_params
-from numlstm.forecast import streaming, timeaxis
-from numlstm.forecast.windows import SeriesScaler, make_windows, window_inputs
+from numlstm.forecast import skill, streaming, timeaxis
+from numlstm.forecast.inputs import (  # noqa: F401 - _jsonable: read by modelfile
+    _as_dataset,
+    _as_label,
+    _calendar_choice,
+    _check_disjoint,
+    _check_quantiles,
+    _is_lazy,
+    _jsonable,
+    _memory_bytes,
+    _names,
+    _series_dims,
+    _series_frame,
+    _series_index,
+    _series_positions,
+    _stack,
+    _with_calendar,
+)
+from numlstm.forecast.lazy import LazyForecasts
+from numlstm.forecast.local import _fit_local, _fit_local_on
+from numlstm.forecast.windows import SeriesScaler, window_inputs
 
 __all__ = ["Forecaster", "MissingInputWarning", "load"]
 
@@ -47,7 +65,7 @@ class MissingInputWarning(UserWarning):
     """Some series have missing values where a forecast needs inputs; their forecasts are NaN."""
 
 
-class Forecaster(ParamsMixin):
+class Forecaster(LazyForecasts, ParamsMixin):
     """A global LSTM forecaster for labeled time series (xarray in, xarray out).
 
     Parameters
@@ -71,15 +89,27 @@ class Forecaster(ParamsMixin):
         Windows per gradient step.
     learning_rate : float, default 1e-3
         Adam's step size.
+    baseline : {"auto", "persistence", "seasonal"} or None, default "auto"
+        The naive forecast the network corrects: the network learns, in units
+        of each series' standard deviation, the difference between the truth
+        and this baseline, and its output layer starts at the baseline plus
+        the training windows' average difference (naive with drift).
+        ``"auto"`` picks, per series, target and lead, persistence (the last
+        value) or seasonal naive (the value one ``season`` before), whichever
+        had the lower error on the training windows (``baseline_``). None: no
+        baseline, the network forecasts the scaled values. A gate fitted on
+        the validation windows then scales the correction, per lead, by the
+        factor in [0, 1] that serves it best (``shrink_``): where the
+        network's correction does not help on held-out time, the forecast
+        falls back towards the baseline. See docs/how-it-works.md.
+    season : "auto", int or None, default "auto"
+        The season in steps for the seasonal-naive baseline: ``"auto"`` takes
+        a day for sub-daily steps (24 hourly), a week for daily steps and a
+        year for weekly, monthly and quarterly ones (52, 12, 4), when it fits
+        in ``lookback``; none for yearly or integer axes.
     relative : "auto" or bool, default "auto"
-        True learns each horizon step as the change from the last observed
-        value (in units of the series' standard deviation), which lets
-        trending series be forecast beyond the range seen in training. False
-        learns the scaled values themselves, which generalises better for
-        series that vary around a level or a seasonal cycle. ``"auto"``
-        chooses True when a straight line explains more than half of the
-        targets' variance in the training data (a trend), else False; the
-        choice is in ``relative_``.
+        The older knob for the baseline: True is ``baseline="persistence"``,
+        False ``baseline=None``; ``"auto"`` follows ``baseline``.
     calendar : "auto", None or sequence of str, default "auto"
         Cyclic calendar features from the time labels, known in the future
         too (see :func:`numlstm.forecast.timeaxis.calendar_features`):
@@ -146,7 +176,29 @@ class Forecaster(ParamsMixin):
         In local mode, each series' seed: ``Forecaster(random_state=seed)``
         fitted on that series alone gives the same model. None in global mode.
     relative_ : bool
-        Whether targets are learned as changes from the last observed value.
+        Whether every series' baseline is persistence.
+    baseline_ : ndarray of str, shape (n_series, horizon, n_targets)
+        The baseline of each fitted series, lead and target: "persistence",
+        "seasonal" or "none".
+    season_ : int or None
+        The season of the seasonal-naive baseline, in steps.
+    shrink_ : ndarray, shape (horizon, n_targets), or None
+        The gate on the network's correction, per lead and target; in local
+        mode one per series, shape (n_series, horizon, n_targets). None for
+        quantile models and models with dropout: the correction is used whole.
+    linear_ : ndarray, shape (lookback * n_targets + 1, horizon * n_targets), or None
+        The linear stage between the baseline and the network: ridge
+        regression of the correction on the targets' past values (and a
+        constant), its penalty chosen on the validation windows (all 0 when
+        none helps there); in local mode one per series (a leading series
+        axis). None for streamed fits.
+    calibration_ : ndarray, shape (horizon, n_targets, n_quantiles), or None
+        Conformal shifts of the quantiles, in units of each series' standard
+        deviation, set by :meth:`calibrate`.
+    gap_fill_ : bool
+        Whether missing inputs are filled in the model's view (with an
+        indicator per variable) rather than blanking the window's forecast.
+        False for streamed fits and models saved before gaps were filled.
     n_windows_ : int
         Training windows used (validation windows not counted).
 
@@ -166,7 +218,8 @@ class Forecaster(ParamsMixin):
     def __init__(self, lookback=48, horizon=12, units=64, layers=1, quantiles=None, epochs=100, batch_size=64,
                  learning_rate=1e-3, relative="auto", calendar="auto", validation_fraction=0.2,
                  early_stopping=True, patience=5, clipnorm=1.0, dtype="float32", device="cpu",
-                 random_state=None, verbose=0, mode="global", cell="lstm", dropout=0.0, recurrent_dropout=0.0):
+                 random_state=None, verbose=0, mode="global", cell="lstm", dropout=0.0, recurrent_dropout=0.0,
+                 baseline="auto", season="auto"):
         self.lookback = lookback
         self.horizon = horizon
         self.units = units
@@ -189,11 +242,13 @@ class Forecaster(ParamsMixin):
         self.cell = cell
         self.dropout = dropout
         self.recurrent_dropout = recurrent_dropout
+        self.baseline = baseline
+        self.season = season
 
     # ------------------------------------------------------------------ fit
 
     def fit(self, data, target, *, covariates=None, future_covariates=None, dim="time", freq=None, client=None,
-            stream="auto", checkpoint=None, checkpoint_every=1, resume=None):
+            stream="auto", warm_start=False, checkpoint=None, checkpoint_every=1, resume=None):
         """Fit one global model to every series of ``data``.
 
         Parameters
@@ -234,6 +289,16 @@ class Forecaster(ParamsMixin):
             streams dask-backed data whose training windows would take more
             than a quarter of this machine's memory; ``True`` streams any
             dask-backed data. CPU, ``mode="global"`` and no ``client`` only.
+        warm_start : bool, default False
+            Continue from the fitted weights instead of starting afresh
+            (fine-tuning a model trained on many stations to one, or updating
+            it as data arrive): the scaling, baselines and linear stage are
+            kept (a series not seen before is scaled by its own history, as in
+            :meth:`predict`), the network trains on ``data`` for up to
+            ``epochs`` more epochs, the gate is refitted on ``data``'s
+            validation windows and ``history_`` goes on from where it was.
+            The variables must be those of the first fit. Global mode, in
+            memory (not streamed), without ``client`` only.
         checkpoint : str or os.PathLike, optional
             A ``.nc`` file to write, atomically, every ``checkpoint_every``
             epochs and when the fit is interrupted: a model file of the fit so
@@ -303,6 +368,9 @@ class Forecaster(ParamsMixin):
                 "give a longer record.")
         if (checkpoint is not None or resume is not None) and self.mode == "local":
             raise ValueError("checkpoint= and resume= work with mode='global'; fit per-series models without them.")
+        if resume is not None and warm_start:
+            raise ValueError("resume= continues the interrupted fit its checkpoint holds, and warm_start=True the "
+                             "fitted model: use one of them (resume= for a killed fit, warm_start=True for new data).")
         if self._streams(stream, ds, variables, series_dims, n_time, len(calendar), params):
             if checkpoint is not None or resume is not None:
                 raise ValueError("checkpoint= and resume= need the data in memory; pass stream=False.")
@@ -312,6 +380,7 @@ class Forecaster(ParamsMixin):
                     "device='cpu', no client and mode='global', or pass stream=False to load the data.")
             return self._fit_streamed(ds, targets, past, future, dim, series_dims, axis, freq, calendar, params)
 
+        warm = self._check_warm(warm_start, (targets, past, future), dim, client, stream)
         values = _stack(ds, variables, dim, series_dims)
         n_targets = len(targets)
         self._check_observed(np.isfinite(values[:, :, :n_targets]).any(axis=(1, 2)), targets)
@@ -320,40 +389,72 @@ class Forecaster(ParamsMixin):
         first, last = lookback - 1, n_time - horizon - 1
         frac = params["validation_fraction"]
         cut = n_time if frac == 0 else first + int(math.ceil((1 - frac) * (last - first + 1)))
-        scaler = _global_scaling(SeriesScaler.fit(values, slice(0, cut)), values[:, 0],
-                                 [k for k, n in enumerate(variables) if dim not in ds[n].dims])
-        features = _with_calendar(scaler.transform(values), axis.index, calendar)
-        n_known = len(future) + 2 * len(calendar)
-        known = np.arange(features.shape[2] - n_known, features.shape[2])
+        if warm:  # the fitted scaling; new series by their own history
+            tables = self._tables(values, self._check_data(ds))
+            scaled = SeriesScaler(mean=tables["mean"], std=tables["std"]).transform(values)
+        else:
+            scaler = _global_scaling(SeriesScaler.fit(values, slice(0, cut)), values[:, 0],
+                                     [k for k, n in enumerate(variables) if dim not in ds[n].dims])
+            scaled = scaler.transform(values)
+        rng = params["rng"]
+        # The model's view: gaps carried forward with an indicator per variable; training
+        # hides a few more inputs the same way so that gaps are no surprise.
+        features = _model_view(skill.hide_inputs(scaled, len(variables)), axis.index, calendar, len(variables),
+                               True)
+        known = _known_columns(len(variables), len(future), len(calendar))
 
         dtype = params["dtype"]
-        w = make_windows(features, lookback, horizon, list(range(n_targets)), inputs=False)
-        X, ok = window_inputs(features, w.series, w.origin, lookback, horizon, known, dtype)
+        w_series, w_origin, w_Y, w_M = skill.target_windows(scaled[:, :, :n_targets], lookback, horizon)
+        X, ok = window_inputs(features, w_series, w_origin, lookback, horizon, known, dtype)
+        ok &= _observed_enough(X, lookback, len(variables), len(calendar), n_targets)
         if frac > 0:
-            train = ok & (w.origin + horizon < cut)
-            val = ok & (w.origin >= cut - 1)
+            train = ok & (w_origin + horizon < cut)
+            val = ok & (w_origin >= cut - 1)
             if not train.any() or not val.any():
                 raise ValueError(
                     f"validation_fraction={frac} leaves no {'training' if not train.any() else 'validation'} "
-                    f"windows out of {len(w)}; use a fraction between the two or a longer record.")
+                    f"windows out of {len(w_series)}; use a fraction between the two or a longer record.")
         else:
             train, val = ok, np.zeros_like(ok)
         if not train.any():
             raise ValueError(
-                f"no complete training window: every run of lookback + horizon = {lookback + horizon} steps has "
-                "a missing input or no observed target. Shorten lookback or fill the gaps in the inputs.")
-        relative = (streaming.trending(streaming.line_r2(features[:, :cut, :n_targets])) if self.relative == "auto"
-                    else bool(self.relative))
-        Y = w.Y - X[:, lookback - 1, :n_targets][:, None, :] if relative else w.Y
-        Y = Y.reshape(len(w), -1)
-        M = w.mask.reshape(len(w), -1)
+                f"no training window: every run of lookback + horizon = {lookback + horizon} steps has less than "
+                f"{skill.MIN_OBSERVED:.0%} of its target inputs observed or no observed target. Shorten lookback "
+                "or give a longer record.")
+        if warm:
+            season, codes = self.season_, tables["codes"]
+        else:
+            season = skill.season_of(axis, self.season, lookback)
+            codes = self._baseline_codes(X[train, :lookback], w_Y[train], w_M[train], w_series[train],
+                                         values.shape[0], n_targets, season)
+        B = skill.baseline_values(X[:, :lookback], codes[w_series], horizon, season)
+        Y = np.where(w_M, w_Y - B, 0.0).reshape(len(w_series), -1)
+        M = w_M.reshape(len(w_series), -1)
+        # A linear stage (ridge on the past values, penalty chosen on validation) before the
+        # network: small data sets get most of their skill from it. One per series in local mode.
+        Z = skill.linear_inputs(X, n_targets, lookback)
+        if self.mode == "global":
+            linear = self.linear_ if warm else skill.fit_linear(Z, Y, M, train, val)
+            Y = np.where(M, Y - Z @ linear, 0.0)
+        else:
+            linear = np.stack([skill.fit_linear(Z, Y, M, train & (w_series == s), val & (w_series == s))
+                               for s in range(values.shape[0])])
+            Y = np.where(M, Y - np.einsum("np,npm->nm", Z, linear[w_series]), 0.0)
+        del Z
 
         quantiles = params["quantiles"]
         loss_id = _losses.PINBALL if quantiles else _losses.MSE
         lparams = np.asarray(quantiles if quantiles else [0.0], dtype=np.float64)
         n_out = Y.shape[1] * (len(quantiles) if quantiles else 1)
-        rng = params["rng"]
-        net = Network(X.shape[2], params["units"], n_out, dtype, cell=self.cell).initialize(rng)
+        if warm:
+            net = self.network_
+            if (net.input_size, net.output_size, net.dtype) != (X.shape[2], n_out, np.dtype(dtype)):
+                raise ValueError(
+                    f"warm_start=True continues the fitted network, which reads {net.input_size} inputs and "
+                    f"writes {net.output_size} outputs ({net.dtype}); these data and parameters need {X.shape[2]} "
+                    f"and {n_out} ({dtype}). Keep the parameters of the first fit, or fit afresh.")
+        else:
+            net = Network(X.shape[2], params["units"], n_out, dtype, cell=self.cell).initialize(rng)
 
         def rows(mask):
             X_rows = X if mask.all() else X[mask]  # the common case needs no copy of the inputs
@@ -366,20 +467,37 @@ class Forecaster(ParamsMixin):
 
         def train_on(net, mask_train, mask_val, rng, verbose, **checkpoints):
             Xt, Yt, Mt = rows(mask_train)
+            if not warm:
+                skill.start_at_baseline(net, Yt, Mt, len(quantiles) if quantiles else 1)
             Xv, Yv, Mv = rows(mask_val) if mask_val.any() else (None, None, None)
             return _training.fit(net, Xt, Yt, Mt, **fit_kwargs, rng=rng, verbose=verbose, X_val=Xv, Y_val=Yv,
                                  M_val=Mv, client=client, **checkpoints)
 
-        def fitted(model, net, history):
-            return model._fitted(ds, net, params, scaler, history, int(train.sum()), (targets, past, future), dim,
-                                 freq, series_dims, calendar, relative, axis, values[:, n_time - lookback:])
+        # No gate for quantile models (each quantile is its own correction) nor for models with
+        # dropout (a gate near 0 would silence the spread of their Monte-Carlo samples).
+        gated = not quantiles and not self._drop().any()
+
+        def gate(net, local_params=None):
+            return self._gate(net, local_params, X, Y, M, w_series, train, val, params["device"]) if gated else None
+
+        def fitted(model, net, history, shrink):
+            """Record the fit in ``model``: at the end, after Ctrl-C, or for a checkpoint."""
+            if warm:
+                return model._warm_fitted(ds, history, int(train.sum()), shrink, values[:, n_time - lookback:])
+            model._fitted(ds, net, params, scaler, history, int(train.sum()), (targets, past, future), dim, freq,
+                          series_dims, calendar, bool((codes == skill.BASELINES["persistence"]).all()), axis,
+                          values[:, n_time - lookback:])
+            model._set_skill(codes, season, shrink, True)
+            model.linear_ = linear
+            model.calibration_ = None
+            return model
 
         local_params = local_seeds = None
         if self.mode == "local" and client is not None:
-            local_params, history, local_seeds = _fit_local_on(client, net, values.shape[0], w.series, train, val,
+            local_params, history, local_seeds = _fit_local_on(client, net, values.shape[0], w_series, train, val,
                                                                rng, rows, fit_kwargs, self.verbose)
         elif self.mode == "local":
-            local_params, history, local_seeds = _fit_local(net, values.shape[0], w.series, train, val, rng, train_on,
+            local_params, history, local_seeds = _fit_local(net, values.shape[0], w_series, train, val, rng, train_on,
                                                             self.verbose)
         else:
             from numlstm.forecast import modelfile
@@ -387,17 +505,122 @@ class Forecaster(ParamsMixin):
             history = {}  # filled epoch by epoch: kept, with the last completed epoch's weights, after Ctrl-C
             self.local_params_ = self.local_seeds_ = None
             checkpoints = modelfile.training_checkpoints(
-                lambda net, history: fitted(copy.copy(self), net, history), net, checkpoint=checkpoint,
+                lambda net, history: fitted(copy.copy(self), net, history, gate(net)), net, checkpoint=checkpoint,
                 checkpoint_every=checkpoint_every, resume=resume, early_stopping=self.early_stopping)
             try:
                 train_on(net, train, val, rng, self.verbose, history=history, **checkpoints)
             except KeyboardInterrupt:
-                fitted(self, net, history)
+                fitted(self, net, history, gate(net))
                 raise
 
-        self.local_params_ = local_params
-        self.local_seeds_ = local_seeds
-        return fitted(self, net, history)
+        shrink = gate(net, local_params)
+        if not warm:
+            self.local_params_ = local_params
+            self.local_seeds_ = local_seeds
+        return fitted(self, net, history, shrink)
+
+    def _check_warm(self, warm_start, names, dim, client, stream):
+        """Whether this fit continues the fitted one (see ``fit``'s ``warm_start``)."""
+        if not isinstance(warm_start, (bool, np.bool_)):
+            raise TypeError(f"warm_start must be True or False, got {warm_start!r}.")
+        if not warm_start:
+            return False
+        self._check_fitted()
+        if self.mode != "global" or client is not None or stream is True or not self.gap_fill_:
+            raise ValueError("warm_start=True continues a global model fitted in memory: use mode='global', no "
+                             "client and stream=False (a model from a streamed fit cannot be continued).")
+        if tuple(names) != (self.targets_, self.covariates_, self.future_covariates_) or dim != self.dim_:
+            raise ValueError(
+                f"warm_start=True needs the variables of the first fit: target={self.targets_}, covariates="
+                f"{self.covariates_}, future_covariates={self.future_covariates_}, dim={self.dim_!r}; got "
+                f"{list(names[0])}, {list(names[1])}, {list(names[2])}, {dim!r}.")
+        return True
+
+    def _warm_fitted(self, ds, history, n_windows, shrink, tail):
+        """Record a warm-started fit: the history goes on; the scaling and series stay the
+        first fit's; the tail (for ``predict()``) moves on when ``ds`` has the fitted series."""
+        self.history_ = {k: list(self.history_.get(k, [])) + list(v) for k, v in history.items()}
+        self.n_windows_ = n_windows
+        self._set_skill(self._codes, self.season_, shrink, True)
+        index = _series_index(ds, self.series_dims_)
+        if all(a.equals(b) for a, b in zip(index, self._series_index)):
+            self._tail = (tail, ds[self.dim_].values[ds.sizes[self.dim_] - tail.shape[1]:])
+        return self
+
+    @staticmethod
+    def _gate(net, local_params, X, Y, M, series, train, val, device):
+        """The gate on the network's correction (see ``skill.shrink``), from the validation
+        windows (the training ones without validation): (horizon * n_targets,), or one
+        row per series in local mode."""
+        if local_params is None:
+            sel = val if val.any() else train
+            return skill.shrink(_training.predict(net, np.ascontiguousarray(X[sel]), device).astype(np.float64),
+                                Y[sel], M[sel])
+        gates = np.ones((local_params.shape[0], Y.shape[1]))
+        for s in range(local_params.shape[0]):
+            mine = val & (series == s) if (val & (series == s)).any() else train & (series == s)
+            if mine.any():
+                own = copy.copy(net)
+                own.params = local_params[s]
+                gates[s] = skill.shrink(_training.predict(own, np.ascontiguousarray(X[mine]), "cpu").astype(
+                    np.float64), Y[mine], M[mine])
+        return gates
+
+    def _baseline_codes(self, X, Y, M, series, n_series, n_targets, season):
+        """Per (series, target) baseline codes (see :mod:`numlstm.forecast.skill`) from the training windows."""
+        choice = self._baseline_choice()
+        if choice == "auto":
+            return skill.choose_baselines(X, Y, M, series, n_series, season)
+        if choice == "seasonal" and not season:
+            raise ValueError("baseline='seasonal' needs a season: pass season=<steps> (at most lookback), or use "
+                             "baseline='auto' or 'persistence'.")
+        return np.full((n_series, self.horizon, n_targets), skill.BASELINES[choice], dtype=np.int8)
+
+    def _baseline_choice(self):
+        """The baseline asked for: ``relative`` True/False (the older knob) wins over ``baseline``."""
+        if isinstance(self.relative, (bool, np.bool_)):
+            return "persistence" if self.relative else "none"
+        if self.baseline is None:
+            return "none"
+        if not isinstance(self.baseline, str) or self.baseline not in ("auto", "persistence", "seasonal", "none"):
+            raise ValueError(f"baseline must be 'auto', 'persistence', 'seasonal' or None, got {self.baseline!r}.")
+        return self.baseline
+
+    def _skill_config(self):
+        """The baselines, season, gate and gap handling as JSON-able values, for model files."""
+        return {"baseline": self._codes.tolist(), "season": self.season_,
+                "shrink": None if self.shrink_ is None else self.shrink_.tolist(), "gap_fill": self.gap_fill_,
+                "linear": None if self.linear_ is None else self.linear_.tolist(),
+                "calibration": None if getattr(self, "calibration_", None) is None else self.calibration_.tolist()}
+
+    def _restore_skill(self, config):
+        """Undo :meth:`_skill_config`; a file from before baselines holds none (``relative`` says which)."""
+        if config is None:
+            n_series = self.scaler_.mean.shape[0]
+            codes = np.full((n_series, self.horizon, len(self.targets_)), int(self.relative_), dtype=np.int8)
+            self.linear_ = self.calibration_ = None
+            return self._set_skill(codes, None, None, False)
+        calibration = config.get("calibration")
+        self.calibration_ = None if calibration is None else np.asarray(calibration, dtype=np.float64)
+        linear = config.get("linear")
+        self.linear_ = None if linear is None else np.asarray(linear, dtype=np.float64)
+        return self._set_skill(np.array(config["baseline"], dtype=np.int8).reshape(-1, self.horizon,
+                                                                                     len(self.targets_)),
+                               config["season"], config["shrink"], config["gap_fill"])
+
+    def _set_skill(self, codes, season, shrink, gap_fill):
+        """Record the baselines, season, shrinkage gate and gap handling of a fit (or a model file)."""
+        self._codes = np.asarray(codes, dtype=np.int8)
+        self.baseline_ = np.array([skill.NAMES[int(c)] for c in self._codes.ravel()], dtype=object).reshape(
+            self._codes.shape)
+        self.season_ = season
+        if shrink is not None:
+            shrink = np.asarray(shrink, dtype=np.float64)
+            shape = (self.horizon, len(self.targets_))
+            shrink = shrink.reshape(shape if shrink.size == np.prod(shape) else (-1,) + shape)
+        self.shrink_ = shrink
+        self.gap_fill_ = bool(gap_fill)
+        return self
 
     def _fitted(self, ds, net, params, scaler, history, n_windows, names, dim, freq, series_dims, calendar, relative,
                 axis, tail):
@@ -472,8 +695,13 @@ class Forecaster(ParamsMixin):
         kept = {}  # after Ctrl-C: the completed epochs' history and window count
 
         def fitted(history, n_windows):
-            return self._fitted(ds, net, params, scaler, history, n_windows, (targets, past, future), dim, freq,
-                                series_dims, calendar, relative, axis, stats.tail)
+            self._fitted(ds, net, params, scaler, history, n_windows, (targets, past, future), dim, freq, series_dims,
+                         calendar, relative, axis, stats.tail)
+            # The streamed fit keeps the older design: persistence or no baseline, windows with gaps skipped.
+            self.linear_ = self.calibration_ = None
+            return self._set_skill(np.full((n_series, horizon, n_targets), int(relative), dtype=np.int8), None,
+                                   None, False)
+
         try:
             history, n_windows = streaming.train(
                 net, blocks, cutter, train, val, epochs=self.epochs, batch_size=self.batch_size,
@@ -508,8 +736,11 @@ class Forecaster(ParamsMixin):
         ----------
         data : xarray.Dataset or named DataArray, optional
             The recent past: at least ``lookback`` steps of the target(s) and
-            covariates, with the series of the training data (all or some of
-            them, in any order). Default: the end of the data given to
+            covariates, for any series: fitted ones (all or some, in any
+            order) keep their fitted scaling; a series not seen at fit (a new
+            or ungauged station, in a global model) is scaled by its own
+            observed history in ``data`` (give it a long stretch), its static
+            covariates by the fit's. Default: the end of the data given to
             :meth:`fit`. On dask-backed data the result is lazy, one task per
             chunk of series.
         horizon : int, optional
@@ -555,9 +786,9 @@ class Forecaster(ParamsMixin):
         sampling = self._check_sampling(samples, seed)
         if data is not None and _is_lazy(_as_dataset(data, "data"), self._variables):
             return self._lazy_predict(_as_dataset(data, "data"), h, future_covariates, sampling)
-        features, positions, frame, new_time, time_attrs = self._prediction_features(data, future_covariates)
+        features, tables, frame, new_time, time_attrs = self._prediction_features(data, future_covariates)
         rows = np.arange(features.shape[0])
-        out = self._forecast(features, positions, rows, np.full(rows.size, self.lookback - 1), sampling)[:, :h]
+        out = self._forecast(features, tables, rows, np.full(rows.size, self.lookback - 1), sampling)[:, :h]
         self._warn_missing(out, "the last lookback steps")
         return self._dataset(out, frame, {self.dim_: (self.dim_, new_time[:h], dict(time_attrs))}, (self.dim_,),
                              sampling)
@@ -584,22 +815,53 @@ class Forecaster(ParamsMixin):
 
     def _prediction_features(self, data, future_covariates):
         """Features (S, lookback + horizon, F) of the series to forecast, in the order of
-        ``data``; their positions among the fitted series; their series frame; the
+        ``data``; their per-series tables (see ``_tables``); their series frame; the
         forecast's time labels and attrs."""
         if data is None:
             values, time = self._tail
-            positions = np.arange(values.shape[0])
+            tables = self._tables(values, np.arange(values.shape[0]))
             frame, time_attrs = self._series_coords, self._time["attrs"]
         else:
             ds = _as_dataset(data, "data")
             self._check_history(ds)
-            values, time, time_attrs, positions = self._read(ds.isel({self.dim_: slice(-self.lookback, None)}))
+            # only the last lookback steps, unless a series not seen at fit needs its history for scaling
+            new = (self._check_data(ds) < 0).any()
+            values, time, time_attrs, positions = self._read(
+                ds if new else ds.isel({self.dim_: slice(-self.lookback, None)}))
+            tables = self._tables(values, positions)
+            values, time = values[:, -self.lookback:], time[-self.lookback:]
             frame = self._frame(ds)
         new_time = timeaxis.continue_time_axis(time, self.horizon, self.freq_, name=self.dim_)
         future = self._future_values(future_covariates, new_time, frame)
-        features = self._features(np.concatenate([values, future], axis=1), positions,
+        features = self._features(np.concatenate([values, future], axis=1), tables,
                                   np.concatenate([time, new_time]))
-        return features, positions, frame, new_time, time_attrs
+        return features, tables, frame, new_time, time_attrs
+
+    def _tables(self, values, positions):
+        """Per series of the data (rows of ``values``): the scaling ``mean``/``std``
+        (S, F), the baseline ``codes`` (S, horizon, k) and the network ``rows``. A
+        fitted series (``positions`` >= 0) has its fitted ones; a new series (-1) is
+        scaled by its own observed history in ``values`` (static covariates by the
+        fit's across-series scaling) and takes the baseline most fitted series
+        took, per lead and target; its network row is numbered after the fitted ones."""
+        fitted = np.maximum(positions, 0)
+        mean, std = self.scaler_.mean[fitted].copy(), self.scaler_.std[fitted].copy()
+        codes, rows = self._codes[fitted].copy(), positions.copy()
+        new = np.flatnonzero(positions < 0)
+        if new.size:
+            if self.local_params_ is not None:
+                raise ValueError(
+                    f"data has {new.size} series the model was not fitted on; a local model (mode='local') has "
+                    "one network per fitted series and none for them. Forecast them with a global model "
+                    "(mode='global'), or refit with them included.")
+            own = SeriesScaler.fit(values[new])
+            varying = [k for k, n in enumerate(self._variables) if self.dim_ in self._var_info[n]["dims"]]
+            mean[np.ix_(new, varying)] = own.mean[:, varying]
+            std[np.ix_(new, varying)] = own.std[:, varying]
+            counts = np.stack([(self._codes == c).sum(axis=0) for c in range(len(skill.BASELINES))])
+            codes[new] = counts.argmax(axis=0).astype(np.int8)
+            rows[new] = self.scaler_.mean.shape[0] + np.arange(new.size)
+        return {"mean": mean, "std": std, "codes": codes, "rows": rows}
 
     def backtest(self, data, *, start, stride=1, horizon=None):
         """Rolling-origin forecasts over ``data``, without refitting.
@@ -654,13 +916,73 @@ class Forecaster(ParamsMixin):
             return self._lazy_backtest(ds, start, stride, h)
         values, time, time_attrs, positions = self._read(ds)
         origins = self._origins(ds, start, stride)
-        features = self._features(values, positions, time)
+        tables = self._tables(values, positions)
+        features = self._features(values, tables, time)
         n_series = values.shape[0]
         series = np.repeat(np.arange(n_series), origins.size)
-        out = self._forecast(features, positions, series, np.tile(origins, n_series))[:, :h]
+        out = self._forecast(features, tables, series, np.tile(origins, n_series))[:, :h]
         self._warn_missing(out, "the lookback steps before some origins")
         out = out.reshape((n_series, origins.size) + out.shape[1:])
         return self._dataset(out, self._frame(ds), self._backtest_coords(ds, origins, h), ("init_time", "lead"))
+
+    def calibrate(self, data, *, start, stride=1):
+        """Calibrate the quantile bands on held-out data (split conformal, by lead).
+
+        Backtests ``data`` from ``start`` (use time the model was not fitted
+        on), and shifts each quantile of each lead and target by the conformal
+        quantile of its residuals, in units of each series' standard
+        deviation: a quantile at level ``q`` then has, on data like these, at
+        least a share ``q`` of the observations below it, up to the finite
+        sample. The shifts are stored in ``calibration_`` (and in the model
+        file) and apply to every later :meth:`predict` and :meth:`backtest`;
+        calibrating again replaces them.
+
+        Parameters
+        ----------
+        data : xarray.Dataset or named DataArray
+            A record with the fitted variables (new series allowed).
+        start, stride
+            As in :meth:`backtest`.
+
+        Returns
+        -------
+        self
+        """
+        self._check_fitted()
+        if not self.quantiles_:
+            raise ValueError("calibrate adjusts quantile bands, and this model forecasts points; fit it with "
+                             "quantiles=[0.1, 0.5, 0.9] (for example) first.")
+        ds = _as_dataset(data, "data")
+        if _is_lazy(ds, self._variables):
+            ds = ds[self._variables].compute()
+        self.calibration_ = None
+        bt = self.backtest(ds, start=start, stride=stride)
+        values, _, _, positions = self._read(ds)
+        std = self._tables(values, positions)["std"][:, :len(self.targets_)]  # (S, k)
+        from numlstm.forecast import baselines
+
+        obs = baselines.observed(ds, bt, dim=self.dim_)
+        q = np.asarray(self.quantiles_)
+        shifts = np.zeros((self.horizon, len(self.targets_), q.size))
+        for k, name in enumerate(self.targets_):
+            scale = xr.DataArray(std[:, k].reshape(self._frame(ds).shape) if self.series_dims_ else std[0, k],
+                                 dims=self.series_dims_)
+            err = ((obs[name] - bt[name]) / scale).transpose("lead", ..., "quantile").values
+            err = err.reshape(err.shape[0], -1, q.size)
+            for h in range(err.shape[0]):
+                for j, level in enumerate(q):
+                    e = err[h, :, j]
+                    e = np.sort(e[np.isfinite(e)])
+                    if e.size == 0:
+                        continue
+                    # the conformal rank: ceil((n + 1) q) for the upper side, its mirror below
+                    if level >= 0.5:
+                        rank = min(e.size, int(np.ceil((e.size + 1) * level))) - 1
+                    else:
+                        rank = max(1, int(np.floor((e.size + 1) * level))) - 1
+                    shifts[h, k, j] = e[rank]
+        self.calibration_ = shifts
+        return self
 
     def _origins(self, ds, start, stride):
         """The forecast origins (time indices) of a backtest of ``ds``."""
@@ -702,57 +1024,6 @@ class Forecaster(ParamsMixin):
                 f"data has {n} time step(s) along {self.dim_!r}; a forecast needs the last lookback = "
                 f"{self.lookback}. Pass a longer stretch of the record.")
 
-    # ------------------------------------------------------- dask: lazy results
-
-    def _lazy_template(self, ds, lead_coords, lead_dims, lead_shape, sampling=None):
-        """An all-zero result shaped like the forecast of ``ds``, chunked like its series."""
-        frame = self._frame(ds)
-        q = (len(self.quantiles_),) if self.quantiles_ else (sampling[0],) if sampling is not None else ()
-        shape = (max(frame.size, 1),) + lead_shape + (len(self.targets_),) + q
-        zeros = np.broadcast_to(np.zeros((), dtype=self.network_.dtype), shape)
-        chunks = ds.unify_chunks().chunksizes
-        return self._dataset(zeros, frame, lead_coords, lead_dims, sampling).chunk(
-            {d: chunks[d] for d in self.series_dims_ if d in chunks})
-
-    def _lazy_predict(self, ds, h, future_covariates, sampling=None):
-        """predict on dask-backed data: a lazy Dataset, one task per chunk of series."""
-        self._check_data(ds)
-        self._check_history(ds)
-        dim = self.dim_
-        recent = ds[self._variables].isel({dim: slice(-self.lookback, None)}).chunk({dim: -1})
-        new_time = timeaxis.continue_time_axis(recent[dim].values, self.horizon, self.freq_, name=dim)
-        if future_covariates is not None:
-            future_covariates = _as_dataset(future_covariates, "future_covariates").compute()  # the horizon only
-        template = self._lazy_template(recent, {dim: (dim, new_time[:h], dict(ds[dim].attrs))}, (dim,), (h,), sampling)
-        samples, seed = sampling if sampling is not None else (None, 0)
-        return xr.map_blocks(_predict_block, recent, args=[self._shipped()],
-                             kwargs={"horizon": h, "future_covariates": future_covariates, "samples": samples,
-                                     "seed": seed}, template=template)
-
-    def _lazy_backtest(self, ds, start, stride, h):
-        """backtest on dask-backed data: a lazy Dataset, one task per chunk of series."""
-        self._check_data(ds)
-        origins = self._origins(ds, start, stride)
-        record = ds[self._variables].chunk({self.dim_: -1})
-        coords = self._backtest_coords(ds, origins, h)
-        template = self._lazy_template(record, coords, ("init_time", "lead"), (origins.size, h))
-        out = xr.map_blocks(_backtest_block, record, args=[self._shipped()],
-                            kwargs={"start": start, "stride": stride, "horizon": h}, template=template)
-        # map_blocks makes every non-index coordinate a task output; valid_time is known now
-        return out.assign_coords(valid_time=coords["valid_time"])
-
-    def _shipped(self):
-        """This model as one chunk of a dask graph, for the tasks of a lazy forecast.
-
-        Passed as an argument of ``xr.map_blocks``, the one-element object array
-        is a single key of the graph that every task depends on: the model is
-        serialised once and a dask.distributed worker receives it once, where
-        a keyword argument would be copied into every task.
-        """
-        holder = np.empty(1, dtype=object)
-        holder[0] = self
-        return xr.DataArray(holder, dims="numlstm_model")  # map_blocks makes it one chunk
-
     # ------------------------------------------------------------- helpers
 
     def _check_params(self):
@@ -765,6 +1036,9 @@ class Forecaster(ParamsMixin):
         if self.mode not in ("global", "local"):
             raise ValueError(f"mode must be 'global' (one model for every series) or 'local' (one model per series), "
                              f"got {self.mode!r}.")
+        self._baseline_choice()  # checks baseline
+        if not (self.season is None or (isinstance(self.season, str) and self.season == "auto")):
+            skill.season_of(None, self.season, lookback)  # checks a given season against lookback
         return {"device": device, "lookback": lookback, "horizon": horizon, "units": units,
                 "validation_fraction": float(self.validation_fraction), "quantiles": _check_quantiles(self.quantiles),
                 "dtype": dtype, "optimizer": optimizer, "rng": rng, "drop": check_dropout(self)}
@@ -865,36 +1139,54 @@ class Forecaster(ParamsMixin):
             out[:, :, len(variables) - len(self.future_covariates_) + k] = arr.reshape(n_series, -1)
         return out
 
-    def _features(self, values, positions, time):
-        """Scaled values with the calendar columns, for the series at ``positions``."""
-        scaled = (values - self.scaler_.mean[positions][:, None, :]) / self.scaler_.std[positions][:, None, :]
-        return _with_calendar(scaled, time, self.calendar_features_)
+    def _features(self, values, tables, time):
+        """The model's view of ``values`` (scaled, with the calendar columns and, for a
+        gap-filling model, gaps filled and flagged), with the scaling of ``tables``."""
+        scaled = SeriesScaler(mean=tables["mean"], std=tables["std"]).transform(values)
+        return _model_view(scaled, time, self.calendar_features_, len(self._variables), self.gap_fill_)
 
     def _windows(self, features, series, origin):
-        """The network's inputs for windows ``(series, origin)`` of ``features``, and which are complete."""
-        n_known = len(self.future_covariates_) + 2 * len(self.calendar_features_)
-        known = np.arange(features.shape[2] - n_known, features.shape[2])
-        return window_inputs(features, series, origin, self.lookback, self.horizon, known, self.network_.dtype)
+        """The network's inputs for windows ``(series, origin)`` of ``features``, and which can be forecast."""
+        n_var, n_cal = len(self._variables), len(self.calendar_features_)
+        if self.gap_fill_:
+            known = _known_columns(n_var, len(self.future_covariates_), n_cal)
+        else:
+            n_known = len(self.future_covariates_) + 2 * n_cal
+            known = np.arange(features.shape[2] - n_known, features.shape[2])
+        X, ok = window_inputs(features, series, origin, self.lookback, self.horizon, known, self.network_.dtype)
+        if self.gap_fill_:
+            ok &= _observed_enough(X, self.lookback, n_var, n_cal, len(self.targets_))
+        return X, ok
 
-    def _forecast(self, features, positions, series, origin, sampling=None):
+    def _forecast(self, features, tables, series, origin, sampling=None):
         """Forecasts (n, horizon, n_targets[, Q]) in data units; NaN where inputs are missing."""
         n_targets = len(self.targets_)
         X, ok = self._windows(features, series, origin)
-        raw = self._raw_predict(X, positions[series], sampling).astype(np.float64)
+        rows = tables["rows"][series]
+        raw = self._raw_predict(X, rows, sampling).astype(np.float64)
         shape = (len(series), self.horizon, n_targets)
         if self.quantiles_:
             raw = np.sort(raw.reshape(shape + (len(self.quantiles_),)), axis=-1)  # quantiles never cross
-            expand = (slice(None), None, slice(None), None)
+            expand = (slice(None), slice(None), slice(None), None)
         elif sampling is not None:
             raw = raw.reshape(shape + (sampling[0],))
-            expand = (slice(None), None, slice(None), None)
+            expand = (slice(None), slice(None), slice(None), None)
         else:
             raw = raw.reshape(shape)
-            expand = (slice(None), None, slice(None))
-        if self.relative_:
-            raw = raw + X[:, self.lookback - 1, :n_targets].astype(np.float64)[expand]
-        rows = positions[series]
-        out = raw * self.scaler_.std[rows, :n_targets][expand] + self.scaler_.mean[rows, :n_targets][expand]
+            expand = (slice(None), slice(None), slice(None))
+        if self.shrink_ is not None:
+            gate = self.shrink_[None] if self.shrink_.ndim == 2 else self.shrink_[rows]  # local: per series
+            raw = raw * gate[expand]
+        base = skill.baseline_values(X[:, :self.lookback], tables["codes"][series], self.horizon, self.season_)
+        if self.linear_ is not None:
+            Z = skill.linear_inputs(X, n_targets, self.lookback)
+            fitted = Z @ self.linear_ if self.linear_.ndim == 2 else np.einsum("np,npm->nm", Z, self.linear_[rows])
+            base = base + fitted.reshape(shape)
+        raw = raw + base[expand]
+        if self.quantiles_ and getattr(self, "calibration_", None) is not None:
+            raw = np.sort(raw + self.calibration_[None], axis=-1)  # conformal shifts; quantiles never cross
+        scale = (slice(None), None, slice(None)) + expand[3:]
+        out = raw * tables["std"][series, :n_targets][scale] + tables["mean"][series, :n_targets][scale]
         out[~ok] = np.nan
         return out.astype(self.network_.dtype, copy=False)
 
@@ -1026,113 +1318,6 @@ def load(path):
 # ---------------------------------------------------------------- validation
 
 
-def _is_lazy(ds, variables):
-    """Whether any of ``variables`` in ``ds`` is dask-backed (missing ones are reported later)."""
-    return any(name in ds.data_vars and ds[name].chunks is not None for name in variables)
-
-
-def _predict_block(block, shipped, horizon, future_covariates, samples, seed):
-    return shipped.values.item().predict(block, horizon=horizon, future_covariates=future_covariates,
-                                         samples=samples, seed=seed)
-
-
-def _backtest_block(block, shipped, start, stride, horizon):
-    return shipped.values.item().backtest(block, start=start, stride=stride, horizon=horizon)
-
-
-def _as_dataset(data, name):
-    if isinstance(data, xr.DataArray):
-        if data.name is None:
-            raise ValueError(f"{name} is an unnamed DataArray; name it first, e.g. {name}.rename('flow'), or pass "
-                             "a Dataset.")
-        return data.to_dataset()
-    if not isinstance(data, xr.Dataset):
-        raise TypeError(f"{name} must be an xarray Dataset or a named DataArray, got {type(data).__name__}. "
-                        "Wrap arrays first, e.g. xr.Dataset({'flow': (('station', 'time'), values)}).")
-    return data
-
-
-def _names(value, arg, ds, *, required=False, what=None):
-    if value is None:
-        if required:
-            raise ValueError(f"{arg} is required: name one or more variables of data.")
-        return []
-    names = [value] if isinstance(value, str) else value
-    if not isinstance(names, (list, tuple)) or not all(isinstance(n, str) for n in names):
-        raise TypeError(f"{arg} must be a variable name or a list of names, got {value!r}.")
-    names = list(names)
-    if required and not names:
-        raise ValueError(f"{arg} is empty; name at least one variable of data.")
-    if len(set(names)) != len(names):
-        raise ValueError(f"{arg} lists a variable twice: {names}.")
-    missing = [n for n in names if n not in ds.data_vars]
-    if missing:
-        raise ValueError(
-            f"{arg} {missing if len(missing) > 1 else repr(missing[0])} not found in data"
-            f"{f' ({what})' if what else ''}; its data variables are {sorted(map(str, ds.data_vars))}.")
-    for n in names:
-        kind = ds[n].dtype.kind
-        if kind not in "biuf":
-            raise TypeError(f"variable {n!r} has dtype {ds[n].dtype}; {arg} must be numeric. Convert or encode "
-                            f"it first, e.g. data[{n!r}].astype(float).")
-    return names
-
-
-def _check_disjoint(targets, past, future):
-    for a_name, a, b_name, b in (("target", targets, "covariates", past), ("target", targets,
-                                 "future_covariates", future), ("covariates", past, "future_covariates", future)):
-        both = sorted(set(a) & set(b))
-        if both:
-            raise ValueError(f"{both} appear in both {a_name} and {b_name}; list each variable once.")
-
-
-def _series_dims(ds, targets, dim):
-    dims = ds[targets[0]].dims
-    if dim not in dims:
-        raise ValueError(
-            f"target {targets[0]!r} has no {dim!r} dimension (dims {dims}); pass dim=<the time dimension>"
-            f"{f', e.g. dim={dims[0]!r}' if dims else ''}.")
-    for name in targets[1:]:
-        if set(ds[name].dims) != set(dims):
-            raise ValueError(f"targets must share dimensions: {targets[0]!r} has {dims}, {name!r} has "
-                             f"{ds[name].dims}.")
-    return tuple(d for d in dims if d != dim)
-
-
-def _check_quantiles(quantiles):
-    if quantiles is None:
-        return None
-    try:
-        q = np.asarray(quantiles, dtype=np.float64)
-    except (TypeError, ValueError):
-        raise TypeError(f"quantiles must be a list of numbers in (0, 1), got {quantiles!r}.") from None
-    if q.ndim != 1 or q.size == 0 or not ((q > 0) & (q < 1)).all():
-        raise ValueError(f"quantiles must be a non-empty list of levels strictly between 0 and 1, e.g. "
-                         f"[0.1, 0.5, 0.9]; got {quantiles!r}.")
-    if np.unique(q).size != q.size:
-        raise ValueError(f"quantiles repeats a level: {quantiles!r}.")
-    return [float(v) for v in np.sort(q)]
-
-
-def _calendar_choice(calendar, axis, dim):
-    if calendar is None or calendar is False:
-        return ()
-    if isinstance(calendar, str) and calendar == "auto":
-        if axis.kind == "integer" or len(axis) < 2:
-            return ()
-        days = pd.Timedelta(axis.index[1] - axis.index[0]) / pd.Timedelta(days=1)
-        if days < 1:
-            return ("hour", "doy")
-        if days < 28:
-            return ("doy",)
-        if days < 360:
-            return ("month",)
-        return ()
-    names = (calendar,) if isinstance(calendar, str) else tuple(calendar)
-    timeaxis.calendar_features(axis, names, name=dim)  # validates the names against the axis
-    return names
-
-
 def _global_scaling(scaler, first, static):
     """``scaler`` with the ``static`` features (no time dimension) scaled across series:
     per series they are constant, and would all scale to 0. ``first`` (S, F) holds
@@ -1148,190 +1333,23 @@ def _global_scaling(scaler, first, static):
     return SeriesScaler(mean=new_mean, std=new_std)
 
 
-def _fit_local(net, n_series, window_series, train, val, rng, train_on, verbose):
-    """One network per series, fitted in parallel threads (one Numba thread each).
-
-    Every series starts from its own seed, drawn in series order from ``rng``, so
-    series ``s`` gets the model a global fit of that series alone with
-    ``random_state=seeds[s]`` would give. Returns the (n_series, n_params)
-    weights, the list of per-series histories (None where a series has no
-    training window: its weights stay at their initial values) and the seeds.
-    """
-    import numba
-
-    seeds = rng.integers(0, 2**63 - 1, size=n_series)
-    params = np.empty((n_series, net.n_params), dtype=net.dtype)
-    histories = [None] * n_series
-
-    def fit_one(s):
-        numba.set_num_threads(1)  # per thread: the series run side by side
-        local_rng = np.random.default_rng(int(seeds[s]))
-        own = Network(net.input_size, net.hidden_sizes, net.output_size, net.dtype, cell=net.cell).initialize(
-            local_rng)
-        mine = window_series == s
-        if (train & mine).any():
-            histories[s] = train_on(own, train & mine, val & mine, local_rng, 0)
-        params[s] = own.params
-        return s
-
-    progress = _training._Progress(verbose, n_series)
-    try:
-        with ThreadPoolExecutor(max(1, numba.get_num_threads())) as pool:
-            for done, s in enumerate(pool.map(fit_one, range(n_series))):
-                if histories[s]:
-                    progress.update(done, n_series, {"loss": histories[s]["loss"][-1]})
-    finally:
-        progress.close()
-    return params, histories, seeds
+def _model_view(scaled, index, calendar, n_variables, gap_fill):
+    """What the network reads: scaled variables and calendar columns, and with
+    ``gap_fill`` the gaps carried forward plus one indicator column per variable."""
+    features = _with_calendar(scaled, index, calendar)
+    return skill.fill_gaps(features, n_variables) if gap_fill else features
 
 
-def _fit_local_on(client, net, n_series, window_series, train, val, rng, rows, fit_kwargs, verbose):
-    """``_fit_local`` as dask.distributed tasks: one task per group of series, each
-    sent only its own windows; the same seeds, so the same models."""
-    from distributed import as_completed
-
-    seeds = rng.integers(0, 2**63 - 1, size=n_series)
-    params = np.empty((n_series, net.n_params), dtype=net.dtype)
-    histories = [None] * n_series
-    n_threads = sum(w.get("nthreads", 1) for w in client.scheduler_info()["workers"].values())
-    groups = [g for g in np.array_split(np.arange(n_series), max(1, min(n_series, 4 * n_threads))) if g.size]
-    shape = (net.input_size, net.hidden_sizes, net.output_size, net.dtype.name, net.cell)
-    futures = []
-    for group in groups:
-        mine = np.isin(window_series, group)
-        t, v = train & mine, val & mine
-        data = (window_series[t], *rows(t), window_series[v], *(rows(v) if v.any() else (None, None, None)))
-        futures.append(client.submit(_fit_group, group, seeds[group], shape, data, fit_kwargs, pure=False))
-    progress = _training._Progress(verbose, n_series)
-    done = 0
-    try:
-        for future in as_completed(futures):
-            for s, p, history in future.result():
-                params[s], histories[s] = p, history
-                done += 1
-                if history:
-                    progress.update(done - 1, n_series, {"loss": history["loss"][-1]})
-    finally:
-        progress.close()
-        for future in futures:
-            future.release()
-    return params, histories, seeds
+def _known_columns(n_variables, n_future, n_calendar):
+    """Columns of the model's view known in the future: the future covariates, then the calendar."""
+    return np.arange(n_variables - n_future, n_variables + 2 * n_calendar)
 
 
-def _fit_group(group, seeds, shape, data, fit_kwargs):
-    """On a worker: fit one network per series of ``group`` (see ``_fit_local``)."""
-    import numba
-
-    numba.set_num_threads(1)  # a worker's threads each fit their own group, side by side
-    ws_t, Xt, Yt, Mt, ws_v, Xv, Yv, Mv = data
-    out = []
-    for s, seed in zip(group, seeds):
-        local_rng = np.random.default_rng(int(seed))
-        own = Network(*shape).initialize(local_rng)
-        history = None
-        t = ws_t == s
-        if t.any():
-            v = ws_v == s
-            val = (Xv[v], Yv[v], Mv[v]) if Xv is not None and v.any() else (None, None, None)
-            history = _training.fit(own, Xt[t], Yt[t], Mt[t], **fit_kwargs, rng=local_rng, verbose=0,
-                                    X_val=val[0], Y_val=val[1], M_val=val[2])
-        out.append((int(s), own.params, history))
-    return out
+def _observed_enough(X, lookback, n_variables, n_calendar, n_targets):
+    """Windows (rows of ``X`` from a gap-filled view) with at least ``skill.MIN_OBSERVED``
+    of every target's lookback steps observed."""
+    first = n_variables + 2 * n_calendar  # the view is [variables | calendar | indicators] (| flag)
+    indicators = X[:, :lookback, first:first + n_targets]
+    return (1.0 - indicators.mean(axis=1)).min(axis=1) >= skill.MIN_OBSERVED
 
 
-def _memory_bytes():
-    """This machine's physical memory in bytes (8 GiB where the OS does not say)."""
-    try:
-        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
-    except (ValueError, OSError, AttributeError):  # pragma: no cover - not POSIX
-        return 8 * 2**30
-
-
-def _as_label(start, index):
-    """``start`` as something ``index.searchsorted`` compares with its labels."""
-    if isinstance(index, xr.CFTimeIndex) and isinstance(start, str):
-        ts = pd.Timestamp(start)
-        return type(index[0])(ts.year, ts.month, ts.day, ts.hour, ts.minute, ts.second)
-    if isinstance(index, pd.DatetimeIndex):
-        return pd.Timestamp(start)
-    return start
-
-
-# --------------------------------------------------------------- arrays
-
-
-def _stack(ds, variables, dim, series_dims):
-    """(S, T, F) float64 values: series dims flattened in C order, ``dim`` second.
-
-    A variable lacking a series dimension or the time dimension is broadcast.
-    """
-    columns = []
-    for name in variables:
-        da = ds[name]
-        missing = {d: ds.sizes[d] for d in (*series_dims, dim) if d not in da.dims}
-        if missing:
-            da = da.expand_dims(missing)
-        arr = np.asarray(da.transpose(*series_dims, dim).values, dtype=np.float64)  # a new array (dask: loaded)
-        columns.append(arr.reshape(-1, arr.shape[-1]))
-    return np.stack(columns, axis=-1)
-
-
-def _with_calendar(scaled, index, calendar):
-    if not calendar:
-        return scaled
-    cal, _ = timeaxis.calendar_features(index, calendar)
-    cal = np.broadcast_to(cal[None], (scaled.shape[0],) + cal.shape)
-    return np.concatenate([scaled, cal], axis=2)
-
-
-# ------------------------------------------------------- series bookkeeping
-
-
-def _series_index(ds, series_dims):
-    """One index per series dim: its coordinate labels, or positions when it has none."""
-    return [ds.indexes[d] if d in ds.indexes else pd.RangeIndex(ds.sizes[d], name=d) for d in series_dims]
-
-
-def _series_positions(ds, series_dims, fitted_index):
-    """Position of each series of ``ds`` (flattened in C order) among the fitted series."""
-    if not series_dims:
-        return np.zeros(1, dtype=np.intp)
-    theirs = _series_index(ds, series_dims)
-    if all(a.equals(b) for a, b in zip(fitted_index, theirs)):
-        return np.arange(int(np.prod([len(a) for a in theirs])), dtype=np.intp)
-    if len(series_dims) == 1:
-        keys, found = theirs[0], fitted_index[0].get_indexer(theirs[0])
-    else:
-        keys = pd.MultiIndex.from_product(theirs)
-        found = pd.MultiIndex.from_product(fitted_index).get_indexer(keys)
-    if (found < 0).any():
-        unknown = [k for k, f in zip(keys, found) if f < 0]
-        raise ValueError(
-            f"data has {len(unknown)} series the model was not fitted on (along {list(series_dims)}: "
-            f"{unknown[:5]}{' ...' if len(unknown) > 5 else ''}). The scaling is per series, learned at fit: "
-            "forecast only the fitted series, or refit with these included.")
-    return found.astype(np.intp)
-
-
-def _series_frame(coords_from, series_dims, sizes, dim):
-    """A DataArray of zeros on the series dimensions, carrying every coordinate of
-    ``coords_from`` that lives on them (non-index ones like ``lat(station)`` too)."""
-    coords = {k: v.variable for k, v in coords_from.coords.items() if dim not in v.dims and set(v.dims) <= set(
-        series_dims)}
-    return xr.DataArray(np.zeros(tuple(sizes)), dims=series_dims, coords=coords)
-
-
-def _jsonable(attrs):
-    """The attributes that survive JSON (numbers, strings, lists), for model files."""
-    out = {}
-    for k, v in attrs.items():
-        if isinstance(v, np.ndarray):
-            v = v.tolist()
-        elif isinstance(v, np.generic):
-            v = v.item()
-        try:
-            json.dumps(v)
-        except TypeError:
-            continue
-        out[str(k)] = v
-    return out

@@ -148,7 +148,7 @@ def to_dataset(fc):
         "targets": fc.targets_, "covariates": fc.covariates_, "future_covariates": fc.future_covariates_,
         "dim": fc.dim_, "freq": fc.freq_, "series_dims": list(fc.series_dims_),
         "series_shape": list(fc._series_coords.shape), "calendar_features": list(fc.calendar_features_),
-        "quantiles": fc.quantiles_, "relative": fc.relative_,
+        "quantiles": fc.quantiles_, "relative": fc.relative_, "skill": fc._skill_config(),
         "local_seeds": None if fc.local_seeds_ is None else [int(v) for v in fc.local_seeds_], "n_windows": fc.n_windows_, "history": fc.history_,
         "network": network_config(net),
         "variables": {n: {"dims": info["dims"], "attrs": _jsonable(info["attrs"])} for n, info in
@@ -224,9 +224,14 @@ def check_model(ds, cfg):
     horizon = _count(params.get("horizon"), "params.horizon")
     n_features = len(variables)
     n_known = len(cfg["future_covariates"]) + 2 * len(calendar)
-    if input_size != n_features + 2 * len(calendar) + (n_known > 0):
-        raise _damaged("network.input_size", f"is {input_size}, but the variables and calendar features make "
-                       f"{n_features + 2 * len(calendar) + (n_known > 0)} inputs")
+    skill_cfg = cfg.get("skill")
+    if skill_cfg is not None and not isinstance(skill_cfg, dict):
+        raise _damaged("skill", f"in numlstm_config is {skill_cfg!r}, not a dict of the baselines and gate")
+    gap_fill = skill_cfg is not None and skill_cfg.get("gap_fill") is True
+    expected_inputs = n_features * (1 + gap_fill) + 2 * len(calendar) + (n_known > 0)
+    if input_size != expected_inputs:
+        raise _damaged("network.input_size", f"is {input_size}, but the variables, calendar features and gap "
+                       f"indicators make {expected_inputs} inputs")
     quantiles = cfg.get("quantiles")
     if quantiles is not None and (not isinstance(quantiles, list) or not quantiles or not all(
             isinstance(q, (int, float)) and not isinstance(q, bool) and 0 < q < 1 for q in quantiles)):
@@ -344,6 +349,7 @@ def from_dataset(ds):
     fc.calendar_features_ = tuple(cfg["calendar_features"])
     fc.quantiles_ = cfg["quantiles"]
     fc.relative_ = bool(cfg["relative"])
+    _restore_skill(fc, cfg.get("skill"))
     fc.local_params_ = local_params
     fc.local_seeds_ = None if cfg.get("local_seeds") is None else np.array(cfg["local_seeds"], dtype=np.int64)
     fc._series_index = _series_index(frame, series_dims)
@@ -353,6 +359,26 @@ def from_dataset(ds):
     fc._time = {"kind": time["kind"], "calendar": time["calendar"], "attrs": time["attrs"]}
     fc._tail = (tail, tail_time)
     return fc
+
+
+def _restore_skill(fc, config):
+    """The baselines, season, gate, linear stage and calibration, each checked: a damaged one is a
+    ValueError naming it, never a model that forecasts NaN or fails later."""
+    try:
+        fc._restore_skill(config)
+    except (KeyError, IndexError, ValueError, TypeError, AttributeError) as err:
+        raise _damaged("skill", f"in numlstm_config cannot be read ({type(err).__name__}: {err})") from None
+    n_series = fc.scaler_.mean.shape[0]
+    if fc._codes.shape[0] not in (1, n_series) or not np.isin(fc._codes, (0, 1, 2)).all():
+        raise _damaged("skill.baseline", f"holds codes of shape {fc._codes.shape} with values "
+                       f"{sorted(set(np.unique(fc._codes).tolist()))}, not 0-2 per series, lead and target")
+    if fc.season_ is not None and (isinstance(fc.season_, bool) or not isinstance(fc.season_, int)
+                                   or fc.season_ < 1):
+        raise _damaged("skill.season", f"is {fc.season_!r}, not a positive int")
+    for name in ("shrink_", "linear_", "calibration_"):
+        value = getattr(fc, name, None)
+        if value is not None and (value.dtype.kind != "f" or not np.isfinite(value).all()):
+            raise _damaged(f"skill.{name.rstrip('_')}", "holds values that are not finite numbers")
 
 
 def training_checkpoints(fitted, net, *, checkpoint, checkpoint_every, resume, early_stopping):
