@@ -8,6 +8,18 @@ import subprocess
 import time
 
 
+def cpu_model():
+    """The CPU's model name (from /proc/cpuinfo on Linux), else what the platform module says."""
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
 def provenance(repo):
     """The commit benchmarked, the machine and the time, as one line."""
     commit = subprocess.run(["git", "-C", repo, "rev-parse", "--short", "HEAD"], capture_output=True,
@@ -15,7 +27,7 @@ def provenance(repo):
     dirty = subprocess.run(["git", "-C", repo, "status", "--porcelain", "--untracked-files=no"],
                            capture_output=True, text=True).stdout.strip()
     return (f"git {commit}{' with uncommitted changes' if dirty else ''}; "
-            f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores; "
+            f"{cpu_model()}, {os.cpu_count()} cores; "
             f"{datetime.datetime.now(datetime.timezone.utc).isoformat(timespec='seconds')}")
 
 

@@ -39,7 +39,7 @@ REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, REPO)  # benchmark the checkout this file lives in
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from _report import emit, provenance  # noqa: E402
+from _report import cpu_model, emit, provenance  # noqa: E402
 
 IMPORTS = {
     "keras": "from keras.models import Sequential\nfrom keras.layers import LSTM, Dense",
@@ -87,19 +87,6 @@ def run(library, env, data, epochs):
     if done.returncode != 0 or not lines:
         raise RuntimeError(f"the {library} run failed:\n{done.stdout[-2000:]}\n{done.stderr[-4000:]}")
     return json.loads(lines[-1][len("RESULT "):])
-
-
-def cpu_model():
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    import platform
-
-    return platform.processor() or platform.machine()
 
 
 def seconds(value):

@@ -23,7 +23,6 @@ import argparse
 import json
 import os
 import pathlib
-import platform
 import shutil
 import statistics
 import subprocess
@@ -33,6 +32,7 @@ import time
 
 REPO = pathlib.Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO / "benchmarks"))
+from _report import cpu_model  # noqa: E402
 
 WORKLOAD = r"""
 import json, time
@@ -93,16 +93,6 @@ model.predict(X[n:], verbose=0)
 print(json.dumps({"import": t_import, "fit": t_fit, "total": time.perf_counter() - t0,
                   "keras": keras.__version__}))
 """
-
-
-def cpu_model():
-    try:
-        for line in pathlib.Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
 
 
 def fresh_environment(home, package_root):

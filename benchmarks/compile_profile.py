@@ -15,20 +15,12 @@ import argparse
 import collections
 import contextlib
 import os
-import platform
 import sys
 import time
 
 
-def _cpu_model():
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from _report import cpu_model  # noqa: E402
 
 
 def main():
@@ -88,7 +80,7 @@ def main():
 
     numlstm_compiles = sum(count[name] for name in ours)
     print(f"# compile profile: numlstm {numlstm.__version__}, numba {__import__('numba').__version__}, "
-          f"{_cpu_model()}, NUMBA_NUM_THREADS={os.environ.get('NUMBA_NUM_THREADS', '-')}")
+          f"{cpu_model()}, NUMBA_NUM_THREADS={os.environ.get('NUMBA_NUM_THREADS', '-')}")
     print("| stage | CPU s |")
     print("|---|---:|")
     for name, seconds in stages.items():

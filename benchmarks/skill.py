@@ -34,7 +34,6 @@ better of the two naive forecasts on that data set: below 1 beats both.
 
 import argparse
 import os
-import platform
 import sys
 import time
 import warnings
@@ -45,7 +44,7 @@ sys.path.insert(0, REPO)  # benchmark the checkout this file lives in
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 import xarray as xr  # noqa: E402
-from _report import emit, provenance  # noqa: E402
+from _report import cpu_model, emit, provenance  # noqa: E402
 
 import numlstm  # noqa: E402
 
@@ -201,17 +200,6 @@ def run_case(name, load, freq_label, season, lookback, horizon):
             "lead1": lead1, "baselines": getattr(fc, "baseline_", None)}
 
 
-def _cpu():
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
-
-
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--output", help="also write the report to this file")
@@ -220,7 +208,7 @@ def main(argv=None):
     methods = ["numlstm", "AutoETS", "AutoTheta"]
     lines = [
         f"numlstm {numlstm.__version__}, Forecaster(lookback, horizon, random_state={SEED}) otherwise defaults; "
-        f"{provenance(REPO)}; CPU: {_cpu()}",
+        f"{provenance(REPO)}; CPU: {cpu_model()}",
         f"{ORIGINS} origins per data set, horizon steps apart; numlstm fitted once before the first origin, "
         "peers refitted at every origin.",
         "",
