@@ -310,10 +310,6 @@ class Forecaster(LazyForecasts, ParamsMixin):
             the fit ends where the uninterrupted one would have (on the CPU:
             the same numbers).
 
-        Ctrl-C (``KeyboardInterrupt``) propagates and leaves the model fitted
-        with the last completed epoch's weights (the best ones under early
-        stopping) and its ``history_``.
-
         Returns
         -------
         self
@@ -324,6 +320,12 @@ class Forecaster(LazyForecasts, ParamsMixin):
             For a missing or non-numeric variable, a missing time dimension,
             unsorted or duplicate or irregular times, series shorter than
             ``lookback + horizon``, an all-NaN target, or bad parameters.
+
+        Notes
+        -----
+        Ctrl-C (``KeyboardInterrupt``) propagates and leaves the model fitted
+        with the last completed epoch's weights (the best ones under early
+        stopping) and its ``history_``.
         """
         params = self._check_params()
         if client is not None:
