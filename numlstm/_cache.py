@@ -11,18 +11,21 @@ a cache of its own (:class:`KernelCache`, attached by
 - it lives in ``NUMLSTM_CACHE_DIR``, else the user's cache directory
   (``$XDG_CACHE_HOME/numlstm``, ``~/.cache/numlstm``, ``~/Library/Caches/numlstm``
   or ``%LOCALAPPDATA%\\numlstm\\Cache``), never inside the installed package;
-- under a fingerprint directory: a hash of every numlstm source file that
-  imports Numba, the Python, Numba, llvmlite, NumPy (and numba-cuda) versions,
+- under a fingerprint directory: a hash of every numlstm source file compiled
+  code can depend on, the Python, Numba, llvmlite and NumPy versions,
   the CPU's name and features and the compile-relevant settings
-  (``NUMBA_OPT``, the CUDA simulator, ...). Any change misses the cache;
+  (``NUMBA_OPT``, the CUDA simulator, ...). Any change misses the cache (only
+  CPU code is cached, so the CUDA target's own package, numba-cuda, is not part
+  of it);
   fingerprints unused for a month, or beyond the newest few, are pruned;
 - data files are named by a hash of their key and carry the key inside, the
   index is rewritten under a lock and every file is written to a temporary
   name and renamed, so processes starting cold at once neither corrupt the
   cache nor load each other's half-written entries;
-- any failure to read or write (corrupt, unreadable, read-only, foreign) turns
-  the cache off for that function, the code is compiled in memory, and one
-  :class:`CacheWarning` is issued per process.
+- an entry that cannot be read (corrupt, truncated, unreadable) is compiled
+  again and rewritten; a cache that cannot be written (read-only, not
+  creatable, full) is turned off for that function and the code compiled in
+  memory. Either way one :class:`CacheWarning` is issued per process.
 
 ``NUMLSTM_CACHE=0`` (or ``false``/``no``/``off``) turns caching off. This module
 is the ground floor: it imports nothing else from numlstm.
@@ -145,7 +148,7 @@ def fingerprint_parts():
     cpu_name, cpu_features = _cpu()
     parts = [("python", f"{sys.implementation.name} {sys.version} {sys.abiflags if hasattr(sys, 'abiflags') else ''}"),
              ("numba", numba.__version__), ("llvmlite", _version("llvmlite")), ("numpy", _version("numpy")),
-             ("numba-cuda", _version("numba-cuda")), ("numlstm", _version("numlstm")),
+             ("numlstm", _version("numlstm")),
              ("cpu", cpu_name), ("cpu features", cpu_features)]
     parts += [(name, os.environ.get(name, "")) for name in _SETTINGS]
     parts += [(f"source {name}", hashlib.sha256(text).hexdigest()) for name, text in compiled_sources()]
