@@ -270,10 +270,11 @@ def info():
     """The cache as a dict: on/off, location, fingerprint, size and entries (this fingerprint's and all)."""
     root = user_cache_root()
     here = directory()
-    size, entries = _size(here) if here.exists() else (0, 0)
-    total = sum(_size(p)[0] for p in fingerprint_dirs(root))
+    sizes = {path: _size(path) for path in fingerprint_dirs(root)}  # each directory walked once
+    size, entries = sizes[here] if here in sizes else _size(here) if here.exists() else (0, 0)
     return {"enabled": enabled(), "root": str(root), "fingerprint": fingerprint(), "directory": str(here),
-            "entries": entries, "bytes": size, "fingerprints": len(fingerprint_dirs(root)), "total_bytes": total}
+            "entries": entries, "bytes": size, "fingerprints": len(sizes),
+            "total_bytes": sum(total for total, _ in sizes.values())}
 
 
 # --- Numba's cache machinery, made safe ---------------------------------------------------------------

@@ -495,10 +495,14 @@ def kge(obs, pred, dim="time"):
     return _map_pairs(score, obs, pred)
 
 
-def _pinball(dim, quantile_dim, keep_quantiles):
-    """Mean pinball loss per quantile level, reduced over ``dim`` (and the levels unless kept)."""
+def _check_quantile_dim(quantile_dim):
     if not isinstance(quantile_dim, str):
         raise TypeError(f"quantile_dim must be a dimension name (str), got {type(quantile_dim).__name__}.")
+
+
+def _pinball(dim, quantile_dim, keep_quantiles):
+    """Mean pinball loss per quantile level, reduced over ``dim`` (and the levels unless kept)."""
+    _check_quantile_dim(quantile_dim)
 
     def score(o, p, labels):
         o, p = _pair(o, p, labels)
@@ -625,8 +629,7 @@ def crps(obs, pred, dim="time", *, quantile_dim="quantile"):
 
 
 def _quantile_score(dim, quantile_dim, compute):
-    if not isinstance(quantile_dim, str):
-        raise TypeError(f"quantile_dim must be a dimension name (str), got {type(quantile_dim).__name__}.")
+    _check_quantile_dim(quantile_dim)
 
     def score(o, p, labels):
         o, p = _pair(o, p, labels)
