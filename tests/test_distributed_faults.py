@@ -2,6 +2,7 @@
 killed during a client= fit or a lazy forecast, a cluster whose workers do not come back,
 and forecasts from many threads at once."""
 
+import functools
 import os
 import signal
 import time
@@ -61,6 +62,36 @@ def test_a_worker_killed_during_a_client_fit_is_survived(monkeypatch):
         there = numlstm.Forecaster(**KW).fit(ds, "y", covariates="x", client=client)
         assert time.monotonic() - start < 120
     # The lost shard's batch was computed again: the same numbers as a fit without a cluster.
+    np.testing.assert_allclose(there.history_["loss"], here.history_["loss"], rtol=1e-10)
+    np.testing.assert_allclose(there.network_.params, here.network_.params, rtol=1e-9, atol=1e-12)
+
+
+_REAL_SHARD_GRADIENT = data_parallel._shard_gradient
+
+
+def _die_once_mid_batch(marker, *args):
+    """A batch's gradient task: the first worker to run one dies (SIGKILL) while running it,
+    taking its shard with it; every other call computes the gradient."""
+    try:
+        fd = os.open(marker, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
+    except FileExistsError:
+        return _REAL_SHARD_GRADIENT(*args)
+    os.close(fd)
+    os.kill(os.getpid(), signal.SIGKILL)
+
+
+def test_a_worker_dying_mid_batch_costs_seconds_not_the_batch_timeout(monkeypatch, tmp_path):
+    # On a loaded CI machine a worker killed between batches died while its batch ran, and the
+    # client sat out the whole 600 s BATCH_TIMEOUT; the lost shard must be noticed at once.
+    ds = sites()
+    here = numlstm.Forecaster(**KW).fit(ds, "y", covariates="x")
+    marker = tmp_path / "died"
+    monkeypatch.setattr(data_parallel, "_shard_gradient", functools.partial(_die_once_mid_batch, str(marker)))
+    with cluster() as c, distributed.Client(c) as client:
+        start = time.monotonic()
+        there = numlstm.Forecaster(**KW).fit(ds, "y", covariates="x", client=client)
+        assert time.monotonic() - start < 60
+    assert marker.exists()  # a worker did die mid-batch
     np.testing.assert_allclose(there.history_["loss"], here.history_["loss"], rtol=1e-10)
     np.testing.assert_allclose(there.network_.params, here.network_.params, rtol=1e-9, atol=1e-12)
 

@@ -15,8 +15,10 @@ shards are scattered anew, from the client's copy, over the workers still
 there (or new ones, within ``WORKER_WAIT`` seconds), up to ``RETRIES`` times
 per batch. The update is applied only once every shard's gradient is in, so
 a retried batch gives the numbers it would have given. A batch that gets no
-answer within ``BATCH_TIMEOUT`` seconds counts as failed too, and when no
-retry succeeds the fit stops with a :class:`WorkerLostError` saying so:
+answer within ``BATCH_TIMEOUT`` seconds counts as failed too. While it waits,
+the client looks every ``POLL`` seconds whether a shard or a gradient task
+was lost (its data gone with a worker, the task cancelled or failed), so a
+lost worker costs seconds, not the whole timeout. When no retry succeeds the fit stops with a :class:`WorkerLostError` saying so:
 never a hang. (A fit with ``checkpoint=`` can then be resumed.)
 
 Only the mean losses with one count per target (mse, mae, huber, pinball,
@@ -25,6 +27,7 @@ or pinball.
 """
 
 import math
+import time
 
 import numpy as np
 
@@ -36,6 +39,7 @@ from numlstm.core.training import _CpuTrainer, batch_loss_grad
 RETRIES = 3  # attempts per batch after the first, each on freshly scattered shards
 BATCH_TIMEOUT = 600.0  # seconds one batch may take on the cluster before it counts as lost
 WORKER_WAIT = 60.0  # seconds to wait for a worker when none is left
+POLL = 1.0  # seconds between checks for lost shards while a batch runs
 
 
 class WorkerLostError(RuntimeError):
@@ -85,10 +89,15 @@ class DistributedTrainer(_CpuTrainer):
         self.n_threads = kernel_threads()
 
     def _scatter(self, workers):
-        """Send shard ``k`` to ``workers[k % len(workers)]``."""
+        """Send shard ``k`` to ``workers[k % len(workers)]``.
+
+        Each scatter gets new random keys (``hash=False``): scattered again after a lost
+        worker, the same arrays would otherwise get the keys just cancelled, and the
+        scheduler could forget the new copies as it releases the old ones (the batch then
+        waited for data no worker held)."""
         X, Y, M = self.data
         self.shards = [self.client.scatter((X[lo:hi], Y[lo:hi], M[lo:hi]), workers=[workers[k % len(workers)]],
-                                           direct=True)
+                                           direct=True, hash=False)
                        for k, (lo, hi) in enumerate(zip(self.bounds[:-1], self.bounds[1:]))]
 
     def _rescatter(self, failure):
@@ -124,8 +133,6 @@ class DistributedTrainer(_CpuTrainer):
             f"anew each time; the last failure: {failure}. Check the workers' logs (memory, crashes).")
 
     def _batch_once(self, idx):
-        from distributed import wait
-
         net = self.net
         futures = []
         for k, shard in enumerate(self.shards):
@@ -134,7 +141,7 @@ class DistributedTrainer(_CpuTrainer):
             if rows.size:
                 futures.append(self.client.submit(_shard_gradient, shard, rows, net.params, net.table, net.head,
                                                   self.loss_id, self.lparams, pure=False))
-        wait(futures, timeout=BATCH_TIMEOUT)
+        self._wait(futures)
         grads, loss, count = np.zeros(net.n_params), 0.0, 0.0
         for g, l_sum, c in self.client.gather(futures):
             grads += g
@@ -143,6 +150,28 @@ class DistributedTrainer(_CpuTrainer):
         if count == 0.0:
             return 0.0, np.zeros_like(net.params)
         return loss / count, (grads / count).astype(net.dtype)
+
+    def _wait(self, futures):
+        """Wait for a batch's gradient tasks; raise as soon as one of them or a shard is lost."""
+        from distributed import wait
+
+        shards = [future for shard in self.shards for future in shard]
+        deadline = time.monotonic() + BATCH_TIMEOUT
+        while True:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise TimeoutError(f"no answer from the cluster within BATCH_TIMEOUT={BATCH_TIMEOUT:g} s")
+            try:
+                wait(futures, timeout=min(POLL, left))
+                return
+            except TimeoutError:  # dask's is the builtin since Python 3.11
+                pass
+            for future in futures + shards:
+                if future.status in ("lost", "cancelled", "error"):
+                    raise RuntimeError(f"a task of the batch is {future.status} (key {future.key})")
+            missing = [key for key, workers in self.client.who_has(shards).items() if not workers]
+            if missing:
+                raise RuntimeError(f"{len(missing)} shard part(s) no longer held by any worker")
 
     def epoch(self, order, batch_losses):
         n = order.shape[0]
