@@ -8,7 +8,7 @@ Measures, in one process but for the start-up rows (float32 throughout):
 
 * a training step: one full-batch gradient step of LSTM + dense head on the
   last hidden state + MSE + Adam. numlstm is timed on its compiled epoch kernel
-  (``numlstm.core.training.train_epoch`` with one batch = the whole data set),
+  (``numlstm.core.cpu_engine.train_epoch`` with one batch = the whole data set),
   and, for transparency, end to end as ``LSTMRegressor.fit(epochs=20)`` / 20;
   PyTorch as ``nn.LSTM`` + ``nn.Linear`` + ``torch.optim.Adam``;
 * predict: the forward pass of the whole batch, ``model.predict(X)`` on a
@@ -107,7 +107,7 @@ def numlstm_case(X, y, hidden):
     """``(train_step, fit_20, predict)`` callables on numlstm; compiles on the way."""
     import numlstm
     from numlstm.core import losses
-    from numlstm.core import training
+    from numlstm.core import cpu_engine
     from numlstm.core.optimizers import Adam
 
     B = X.shape[0]
@@ -128,7 +128,7 @@ def numlstm_case(X, y, hidden):
     step = [0]
 
     def train_step():
-        failed, step[0] = training.train_epoch(params, grads, net.table, net.head, X, Y, M, order, B,
+        failed, step[0] = cpu_engine.train_epoch(params, grads, net.table, net.head, X, Y, M, order, B,
                                                losses.NAMES["mse"], lparams, optimizer.kind, hp, state,
                                                step[0], 0.0, n_threads, batch_losses)
         if failed >= 0:

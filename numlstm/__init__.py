@@ -20,6 +20,7 @@ from numlstm.core.training import FitInterruptedWarning, NonFiniteLossError
 from numlstm.estimators import LSTMClassifier, LSTMRegressor, NotFittedError
 from numlstm.functional import gru_backward, gru_forward, lstm_backward, lstm_forward
 from numlstm._cache import CacheWarning
+from numlstm._version import __version__
 from numlstm.runtime import cache_clear, cache_info, compile_stats, get_num_threads, info, set_num_threads, warmup
 
 # What needs xarray is imported on first use, so that the array front doors (the
@@ -47,7 +48,6 @@ def __getattr__(name):
 def __dir__():
     return sorted(set(globals()) | set(_LAZY))
 
-__version__ = "0.1.0"
 
 __all__ = [
     "CacheWarning",

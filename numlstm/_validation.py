@@ -40,7 +40,7 @@ def resolve_device(device, name="device"):
     device = device.lower()
     if device == "cpu":
         return "cpu"
-    from numlstm.runtime import cuda_status
+    from numlstm._device import cuda_status
 
     usable, reason = cuda_status()
     if usable:
@@ -121,3 +121,52 @@ def check_finite(arr, name):
 def check_nonempty(arr, name):
     if arr.size == 0:
         raise ValueError(f"{name} is empty (shape {arr.shape}); at least one sample with one time step is needed.")
+
+
+class NotFittedError(ValueError, AttributeError):
+    """The estimator is used before ``fit`` (a ValueError, as in scikit-learn)."""
+
+
+def check_random_state(random_state):
+    """A NumPy Generator from None, an int or a Generator."""
+    if random_state is None or isinstance(random_state, (numbers.Integral, np.random.Generator)):
+        return np.random.default_rng(random_state)
+    raise TypeError(f"random_state must be None, an int or a numpy Generator, got {type(random_state).__name__}.")
+
+
+def check_dropout(model):
+    """``(dropout, recurrent_dropout)`` of ``model`` as a float64 array, each in [0, 1)."""
+    rates = [check_number(getattr(model, name), name, low=0, high=1, high_open=True)
+             for name in ("dropout", "recurrent_dropout")]
+    return np.array(rates, dtype=np.float64)
+
+
+def check_training_params(model):
+    """Validate the training knobs the estimators and the Forecaster share.
+
+    Returns ``(units, dtype, device, rng)``: the hidden sizes per layer, the
+    NumPy dtype, the resolved device and a Generator from ``random_state``.
+    A ``cell`` attribute, where the model has one, is checked too. (The
+    optimizer is checked where it is made: ``core.optimizers.make_optimizer``.)
+    """
+    check_cell(getattr(model, "cell", "lstm"))
+    layers = check_positive_int(model.layers, "layers")
+    if isinstance(model.units, (list, tuple)):
+        units = [check_positive_int(u, "units") for u in model.units]
+        if len(units) != layers:
+            raise ValueError(f"units lists {len(units)} layer sizes but layers={layers}; give one size per "
+                             "layer or a single int.")
+    else:
+        units = [check_positive_int(model.units, "units")] * layers
+    check_positive_int(model.epochs, "epochs")
+    check_positive_int(model.batch_size, "batch_size")
+    check_positive_int(model.patience, "patience")
+    check_number(model.validation_fraction, "validation_fraction", low=0, high=1, high_open=True)
+    check_number(model.clipnorm, "clipnorm", low=0, low_open=True, allow_none=True)
+    check_number(model.learning_rate, "learning_rate", low=0, low_open=True)
+    if model.verbose not in (0, 1, 2) or isinstance(model.verbose, bool):
+        raise ValueError(f"verbose must be 0 (silent), 1 (progress bar) or 2 (one line per epoch), got "
+                         f"{model.verbose!r}.")
+    if not isinstance(model.early_stopping, (bool, np.bool_)):
+        raise TypeError(f"early_stopping must be True or False, got {model.early_stopping!r}.")
+    return units, check_dtype(model.dtype), resolve_device(model.device), check_random_state(model.random_state)

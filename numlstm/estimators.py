@@ -7,35 +7,23 @@ and returns ``self``; fitted state ends in ``_``; ``get_params``/``set_params``
 work, so the estimators drop into scikit-learn tools (clone, grid search).
 """
 
-import numbers
-
 import numpy as np
 
 from numlstm._params import ParamsMixin
-from numlstm._validation import (
-    check_cell,
-    check_dtype,
+from numlstm._validation import (  # noqa: F401 - NotFittedError: also numlstm.estimators.NotFittedError
+    NotFittedError,
+    check_dropout,
     check_finite,
     check_nonempty,
     check_number,
     check_positive_int,
-    resolve_device,
+    check_training_params,
 )
 from numlstm.core import checkpoint as _checkpoint
 from numlstm.core import losses as _losses
 from numlstm.core import training as _training
 from numlstm.core.network import Network
 from numlstm.core.optimizers import LBFGS, make_optimizer
-
-
-class NotFittedError(ValueError, AttributeError):
-    """The estimator is used before ``fit`` (a ValueError, as in scikit-learn)."""
-
-
-def _rng(random_state):
-    if random_state is None or isinstance(random_state, (numbers.Integral, np.random.Generator)):
-        return np.random.default_rng(random_state)
-    raise TypeError(f"random_state must be None, an int or a numpy Generator, got {type(random_state).__name__}.")
 
 
 def _sequences(X, dtype, name="X"):
@@ -92,45 +80,6 @@ def _tokens(X, vocabulary=None, name="X"):
     return np.require(arr, dtype=np.int64, requirements=("C", "W"))
 
 
-def check_dropout(model):
-    """``(dropout, recurrent_dropout)`` of ``model`` as a float64 array, each in [0, 1)."""
-    rates = [check_number(getattr(model, name), name, low=0, high=1, high_open=True)
-             for name in ("dropout", "recurrent_dropout")]
-    return np.array(rates, dtype=np.float64)
-
-
-def check_training_params(model, optimizer):
-    """Validate the training knobs the estimators and the Forecaster share.
-
-    Returns ``(units, optimizer, dtype, device, rng)``: the hidden sizes per
-    layer, the optimizer object (``optimizer`` is a name or an instance), the
-    NumPy dtype, the resolved device and a Generator from ``random_state``.
-    A ``cell`` attribute, where the model has one, is checked too.
-    """
-    check_cell(getattr(model, "cell", "lstm"))
-    layers = check_positive_int(model.layers, "layers")
-    if isinstance(model.units, (list, tuple)):
-        units = [check_positive_int(u, "units") for u in model.units]
-        if len(units) != layers:
-            raise ValueError(f"units lists {len(units)} layer sizes but layers={layers}; give one size per "
-                             "layer or a single int.")
-    else:
-        units = [check_positive_int(model.units, "units")] * layers
-    check_positive_int(model.epochs, "epochs")
-    check_positive_int(model.batch_size, "batch_size")
-    check_positive_int(model.patience, "patience")
-    check_number(model.validation_fraction, "validation_fraction", low=0, high=1, high_open=True)
-    check_number(model.clipnorm, "clipnorm", low=0, low_open=True, allow_none=True)
-    check_number(model.learning_rate, "learning_rate", low=0, low_open=True)
-    if model.verbose not in (0, 1, 2) or isinstance(model.verbose, bool):
-        raise ValueError(f"verbose must be 0 (silent), 1 (progress bar) or 2 (one line per epoch), got "
-                         f"{model.verbose!r}.")
-    if not isinstance(model.early_stopping, (bool, np.bool_)):
-        raise TypeError(f"early_stopping must be True or False, got {model.early_stopping!r}.")
-    optimizer = make_optimizer(optimizer, model.learning_rate)
-    return units, optimizer, check_dtype(model.dtype), resolve_device(model.device), _rng(model.random_state)
-
-
 class _LSTMBase(ParamsMixin):
     """Shared knobs, validation and training of the two estimators."""
 
@@ -162,7 +111,10 @@ class _LSTMBase(ParamsMixin):
 
     # --- validation -----------------------------------------------------------
     def _check_params(self):
-        return check_training_params(self, self.optimizer)
+        """``(units, optimizer, dtype, device, rng)``, checked."""
+        optimizer = make_optimizer(self.optimizer, self.learning_rate)
+        units, dtype, device, rng = check_training_params(self)
+        return units, optimizer, dtype, device, rng
 
     def _check_fitted(self):
         if not hasattr(self, "network_"):

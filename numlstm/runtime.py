@@ -1,6 +1,5 @@
 """Threads, compilation and the environment numlstm runs in."""
 
-import functools
 import importlib.metadata
 import os
 import platform
@@ -11,6 +10,7 @@ import numpy as np
 
 from numlstm._validation import check_positive_int
 from numlstm import _cache
+from numlstm._device import cuda_status  # noqa: F401 - part of numlstm.runtime's interface
 from numlstm.kernels._jit import njit
 
 
@@ -119,53 +119,6 @@ def _touch_threads(n):
     for i in numba.prange(n):
         acc[i] = i
     return acc.sum()
-
-
-def cuda_status():
-    """``(usable, reason)``: whether a CUDA GPU could run kernels, and why not."""
-    try:
-        from numba import cuda
-    except ImportError as err:  # pragma: no cover - numba always has numba.cuda
-        return False, f"numba.cuda cannot be imported ({err})"
-    try:
-        if not cuda.is_available():
-            return False, "no CUDA driver or device found (numba.cuda.is_available() is False)"
-        name = "" if numba.config.ENABLE_CUDASIM else cuda.current_context().device.name
-    except Exception as err:  # the driver reports many kinds of failure
-        return False, f"CUDA is installed but not usable: {err}"
-    failure = _compile_probe()
-    if failure:
-        return False, failure
-    if numba.config.ENABLE_CUDASIM:
-        return True, "Numba's CUDA simulator (NUMBA_ENABLE_CUDASIM=1): correct, not fast"
-    return True, name.decode() if isinstance(name, bytes) else str(name)
-
-
-@functools.cache
-def _compile_probe():
-    """'' when a one-line kernel compiles and runs on the GPU, else why not.
-
-    A driver and a device are not enough: Numba's CUDA compiler needs NVVM and
-    a NumPy it supports (numba-cuda 0.30 fails to compile anything under
-    NumPy 2.5, for one), and a user asking for ``device="auto"`` should get
-    the CPU rather than that error.
-    """
-    from numba import cuda
-
-    try:
-        from numlstm.kernels.cuda import launch
-
-        @cuda.jit
-        def probe(a):
-            a[0] += 1.0
-
-        a = cuda.to_device(np.zeros(1))
-        launch(probe, 1, 1)(a)
-        if a.copy_to_host()[0] != 1.0:
-            return "a probe kernel ran but computed a wrong result"
-    except Exception as err:
-        return f"Numba cannot compile CUDA kernels here ({type(err).__name__}: {err})"
-    return ""
 
 
 def _cache_line():

@@ -148,7 +148,7 @@ def test_other_settings_change_the_fingerprint(monkeypatch):
     assert _cache._compute_fingerprint() != before
     names = dict(_cache.fingerprint_parts())
     assert {"numba", "llvmlite", "numpy", "python", "cpu", "cpu features"} <= set(names)
-    assert "source kernels/cpu.py" in names and "source core/training.py" in names
+    assert "source kernels/cpu.py" in names and "source core/cpu_engine.py" in names
     assert "source forecast/timeaxis.py" not in names  # no compiled code there
 
 

@@ -7,7 +7,8 @@ import reference as ref
 from numlstm.core import losses
 from numlstm.core.network import Network
 from numlstm.core.optimizers import KIND_ADAM, KIND_SGD, Adam, SGD, apply_update
-from numlstm.core.training import batch_loss_grad, predict
+from numlstm.core.cpu_engine import batch_loss_grad
+from numlstm.core.training import predict
 
 LOSS_CASES = [
     ("mse", losses.MSE, np.zeros(1), 2),

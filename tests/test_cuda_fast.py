@@ -133,7 +133,8 @@ def test_float32_batch_uses_dh_T_and_matches_the_cpu(rng):
     from numlstm.core import gpu, losses
     from numlstm.core.network import Network
     from numlstm.core.optimizers import Adam
-    from numlstm.core.training import batch_loss_grad, predict
+    from numlstm.core.cpu_engine import batch_loss_grad
+    from numlstm.core.training import predict
 
     X = rng.standard_normal((6, 4, 3)).astype(np.float32)
     Y = rng.standard_normal((6, 2)).astype(np.float32)

@@ -14,7 +14,7 @@ from conftest import cuda_marks
 from numlstm.core import losses
 from numlstm.core.network import Network
 from numlstm.core.optimizers import Adam
-from numlstm.core.training import batch_loss_grad
+from numlstm.core.cpu_engine import batch_loss_grad
 
 pytestmark = [*cuda_marks(), pytest.mark.usefixtures("small_cuda_launches")]
 

@@ -63,6 +63,20 @@ def test_validation_and_early_stopping_restore_best(sine):
     assert restored == pytest.approx(min(val), rel=1e-4)
 
 
+def test_lbfgs_honours_early_stopping_and_restores_the_best_weights(sine):
+    # L-BFGS once ignored early_stopping; it now goes through the same epoch record as Adam.
+    X, y = sine
+    noisy = y + np.random.default_rng(0).standard_normal(y.shape).astype(np.float32)  # overfits soon
+    model = LSTMRegressor(units=8, epochs=200, optimizer="lbfgs", validation_fraction=0.25, early_stopping=True,
+                          patience=3, random_state=0).fit(X, noisy)
+    val = model.history_["val_loss"]
+    best = int(np.argmin(val))
+    assert len(val) == best + 1 + 3 < 200  # stopped `patience` iterations after the best
+    n_val = int(np.ceil(0.25 * len(X)))
+    restored = np.mean((model.predict(X[-n_val:]) - noisy[-n_val:]) ** 2)
+    assert restored == pytest.approx(val[best], rel=1e-4)
+
+
 @pytest.mark.parametrize("optimizer", ["sgd", numlstm.optimizers.SGD(0.05, momentum=0.9, nesterov=True), "lbfgs"])
 def test_other_optimizers_reduce_the_loss(sine, optimizer):
     X, y = sine

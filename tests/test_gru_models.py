@@ -18,7 +18,8 @@ import reference as ref
 from numlstm import LSTMClassifier, LSTMRegressor
 from numlstm.core import losses
 from numlstm.core.network import Network
-from numlstm.core.training import batch_loss_grad, dataset_loss, predict
+from numlstm.core.cpu_engine import batch_loss_grad, dataset_loss
+from numlstm.core.training import predict
 
 LOSSES = [(losses.MSE, np.zeros(1), 1), (losses.PINBALL, np.array([0.1, 0.5, 0.9]), 3)]
 LOSS_IDS = ["mse", "pinball"]

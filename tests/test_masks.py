@@ -12,7 +12,7 @@ import pytest
 import reference as ref
 from numlstm.core import losses
 from numlstm.core.network import Network
-from numlstm.core.training import batch_loss_grad, network_forward
+from numlstm.core.cpu_engine import batch_loss_grad, network_forward
 from numlstm.kernels import cpu, dropout, gru_cpu
 
 f64 = np.float64

@@ -19,7 +19,7 @@ import numpy as np
 import pytest
 
 import numlstm
-from numlstm.core import checkpoint, training
+from numlstm.core import checkpoint, cpu_engine, training
 from numlstm.core.training import FitInterruptedWarning
 
 
@@ -30,7 +30,7 @@ class Killed(RuntimeError):
 def interrupt_at(monkeypatch, call, exc=KeyboardInterrupt):
     """Raise ``exc`` right after the ``call``-th epoch of the CPU trainer (counting from 1) has
     updated the weights, before the epoch is recorded: its weights must not be kept."""
-    original = training._CpuTrainer.epoch
+    original = cpu_engine._CpuTrainer.epoch
     calls = {"n": 0}
 
     def epoch(self, order, batch_losses):
@@ -40,7 +40,7 @@ def interrupt_at(monkeypatch, call, exc=KeyboardInterrupt):
             raise exc()
         return failed
 
-    monkeypatch.setattr(training._CpuTrainer, "epoch", epoch)
+    monkeypatch.setattr(cpu_engine._CpuTrainer, "epoch", epoch)
     return calls
 
 

@@ -34,7 +34,7 @@ import numpy as np
 from numlstm._threads import kernel_threads
 from numlstm.core import losses as _losses
 from numlstm.core.optimizers import apply_update
-from numlstm.core.training import _CpuTrainer, batch_loss_grad
+from numlstm.core.cpu_engine import _CpuTrainer, batch_loss_grad
 
 RETRIES = 3  # attempts per batch after the first, each on freshly scattered shards
 BATCH_TIMEOUT = 600.0  # seconds one batch may take on the cluster before it counts as lost

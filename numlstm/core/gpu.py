@@ -30,12 +30,12 @@ from numba import cuda
 from numlstm.core import losses as _losses
 from numlstm.core.network import EMBED_DIM, EMBED_OFFSET, VOCABULARY
 from numlstm.core.optimizers import step_size, update_one
-from numlstm.core.training import _drop
+from numlstm.core.cpu_engine import _drop
 from numlstm.kernels import dropout as _dropout
 from numlstm.kernels.gates import gpu_twin
 from numlstm.kernels import cuda as kernels
 from numlstm.kernels import gru_cuda
-from numlstm.kernels.cuda import launch
+from numlstm._device import launch
 
 update_one_gpu = gpu_twin(update_one)
 
@@ -404,7 +404,7 @@ class DeviceNetwork:
     per network in :meth:`_layer_forward` and :meth:`_layer_backward`.
 
     Dropout, token input (an embedding layer) and bidirectional layers follow
-    :func:`numlstm.core.training._network_forward` step for step: the dropout
+    :func:`numlstm.core.cpu_engine._network_forward` step for step: the dropout
     masks are the CPU's (:func:`numlstm.kernels.dropout.keep_scale`, the same
     seed, step and streams), so a batch gives the CPU's loss and gradient. A
     network without them runs exactly the kernels it always did: no mask is
@@ -708,6 +708,9 @@ class Trainer(DeviceNetwork):
     def set_optimizer_state(self, state, step):
         self.state.copy_to_device(np.ascontiguousarray(state, dtype=self.dtype))
         self.step = int(step)
+
+    def close(self):
+        """Nothing to release now: the device arrays go with the trainer."""
 
 
 def predict(net, X, drop=None, seed=0, step=0, row0=0):

@@ -1,18 +1,12 @@
-"""Stacked forward/backward on batches and the training loop, for LSTM and GRU networks.
+"""The epoch loop, one for every engine: history, progress, early stopping, the
+best weights, non-finite losses, Ctrl-C and checkpoints, and L-BFGS.
 
-One call of :func:`train_epoch` runs every batch of an epoch inside compiled
-code (gather, forward, loss, backward, clipping, update), so a fit with
-``batch_size=1`` costs microseconds per step, not a Python round trip.
-
-The loop, the dense head, the loss and the update are written once
-(``_network_forward``, ``_batch_loss_grad``, ``_train_epoch``,
-``_predict_rows``, ``_dataset_loss``); only the pass through the stack of
-recurrent layers differs between cells (``_lstm_forward_stack`` and
-``_gru_forward_stack``, and their backward twins). :func:`_compile_for_cell`
-compiles the shared functions once per cell, each calling that cell's stack,
-so an LSTM fit never compiles or branches on GRU code; the public functions
-read the network's cell from ``table`` and call its kernels, once per call
-(an epoch, a batch), never per step.
+:func:`fit` drives a trainer (the CPU engine's :class:`~numlstm.core.cpu_engine._CpuTrainer`,
+the CUDA one in :mod:`numlstm.core.gpu`, the dask data-parallel one in
+:mod:`numlstm.core.distributed`) through the methods they share: ``epoch``,
+``dataset_loss``, ``get_params``/``set_params`` and
+``get_optimizer_state``/``set_optimizer_state``. :func:`predict` runs a network
+on the device asked for.
 """
 
 import hashlib
@@ -20,510 +14,48 @@ import logging
 import math
 import warnings
 from dataclasses import dataclass, replace
-from types import FunctionType, SimpleNamespace
+from typing import Protocol
 
 import numpy as np
-from numba import types
-from numba.extending import overload
 
 from numlstm._threads import kernel_threads
-from numlstm._validation import CELLS
-from numlstm.core import losses as _losses
-from numlstm.core.network import CELL_COLUMN, DIRECTION_COLUMN, EMBED_DIM, EMBED_OFFSET, VOCABULARY
-from numlstm.core.optimizers import LBFGS, apply_update
-from numlstm.kernels import dropout as _dropout
-from numlstm.kernels import gru_cpu
-from numlstm.kernels._jit import njit
-from numlstm.kernels.cpu import FIRST, add_gram, add_tile, assign, layer_backward, layer_forward, chunk_count
+from numlstm.core.cpu_engine import _CpuTrainer, _drop, batch_loss_grad, dataset_loss, predict_rows
+from numlstm.core.optimizers import LBFGS
 
 log = logging.getLogger("numlstm")
-
-# Plain error model, no fastmath: the loss and the norm must see NaN and inf.
-_CHECKED = dict(error_model="numpy", nogil=True)
-
-PREDICT_ROWS = 4096  # rows per predict pass: bounds the workspace, not the speed
-NO_DROPOUT = np.zeros(2)  # (dropout, recurrent_dropout)
-
 
 class NonFiniteLossError(FloatingPointError):
     """Training produced a NaN or infinite loss or gradient; the model keeps its last good weights."""
 
 
-@njit(**_CHECKED)
-def _views(params, table, layer):
-    I, H, oW, oU, ob = table[layer, 0], table[layer, 1], table[layer, 2], table[layer, 3], table[layer, 4]
-    G = 4 * H
-    return params[oW:oU].reshape((I, G)), params[oU:ob].reshape((H, G)), params[ob:ob + G]
+class Engine(Protocol):
+    """What :func:`fit`'s epoch loop asks of a trainer (an engine): the CPU's
+    :class:`~numlstm.core.cpu_engine._CpuTrainer`, CUDA's
+    :class:`numlstm.core.gpu.Trainer`, dask's
+    :class:`numlstm.core.distributed.DistributedTrainer` and L-BFGS's
+    ``_FullBatch`` implement it."""
 
+    def epoch(self, order, batch_losses):
+        """One epoch over the windows in ``order``, each batch's loss into ``batch_losses``;
+        the index of the first batch with a non-finite loss or gradient, or -1."""
 
-@njit(**_CHECKED)
-def _gru_views(params, table, layer):
-    I, H, oW, oU, ob = table[layer, 0], table[layer, 1], table[layer, 2], table[layer, 3], table[layer, 4]
-    G = 3 * H
-    return params[oW:oU].reshape((I, G)), params[oU:ob].reshape((H, G)), params[ob:ob + 2 * G].reshape((2, G))
+    def dataset_loss(self, X, Y, M):
+        """The loss over a whole data set (the validation loss)."""
 
+    def get_params(self):
+        """A host copy of the weights."""
 
-@njit(**_CHECKED)
-def _head_views(params, head):
-    H, O, oW, ob = head[0], head[1], head[2], head[3]
-    return params[oW:ob].reshape((H, O)), params[ob:ob + O]
+    def set_params(self, params):
+        """Take the weights ``params``."""
 
+    def get_optimizer_state(self):
+        """A copy of the (2, n_params) optimizer moments, and the update count."""
 
-# --- one recurrent layer (one row of ``table``) forward and backward, per cell ----------------
-#
-# ``_<cell>_layer_forward(params, table, row, x, keep, hmask, chunks)`` returns
-# ``(first, second, hs)``: the arrays the backward pass needs (pre-activations
-# and cell states for an LSTM, input and recurrent projections for a GRU) and
-# the hidden states. ``_<cell>_layer_backward(...)`` writes the row's weight
-# gradients into ``grads`` and returns ``dx`` (left empty unless ``need_dx``).
-# Inlined into the stack at the Numba IR level: as functions of their own they
-# would each link and optimize the layer kernels once more.
+    def set_optimizer_state(self, state, step):
+        """Take optimizer moments and an update count (resuming, after an interrupt)."""
 
-
-@njit(inline="always", **_CHECKED)
-def _lstm_layer_forward(params, table, row, x, keep, hmask, chunks):
-    W, U, b = _views(params, table, row)
-    n, T, H = x.shape[0], x.shape[1], U.shape[0]
-    zs = np.empty((n, T, 4 * H), dtype=x.dtype)
-    cs = np.empty((n, T, H), dtype=x.dtype)
-    hs = np.empty((n, T, H), dtype=x.dtype)
-    zeros = np.zeros((n, H), dtype=x.dtype)
-    layer_forward(x, W, U, b, zeros, zeros, zs, cs, hs, chunks, keep, hmask)
-    return zs, cs, hs
-
-
-@njit(inline="always", **_CHECKED)
-def _lstm_layer_backward(params, grads, table, row, x, zs, cs, hs, dhs, keep, hmask, chunks, need_dx):
-    W, U, _ = _views(params, table, row)
-    dW, dU, db = _views(grads, table, row)
-    n, H = x.shape[0], U.shape[0]
-    zeros = np.zeros((n, H), dtype=x.dtype)
-    dx = np.empty(x.shape, dtype=x.dtype)
-    layer_backward(x, W, U, zeros, zeros, zs, cs, hs, dhs, np.zeros((n, H), dtype=x.dtype),
-                   np.zeros((n, H), dtype=x.dtype), dW, dU, db, dx, chunks, need_dx, keep, hmask)
-    return dx
-
-
-@njit(inline="always", **_CHECKED)
-def _gru_layer_forward(params, table, row, x, keep, hmask, chunks):
-    W, U, b = _gru_views(params, table, row)
-    n, T, H = x.shape[0], x.shape[1], U.shape[0]
-    xs = np.empty((n, T, 3 * H), dtype=x.dtype)
-    gs = np.empty((n, T, 3 * H), dtype=x.dtype)
-    hs = np.empty((n, T, H), dtype=x.dtype)
-    gru_cpu.layer_forward(x, W, U, b, np.zeros((n, H), dtype=x.dtype), xs, gs, hs, chunks, keep, hmask)
-    return xs, gs, hs
-
-
-@njit(inline="always", **_CHECKED)
-def _gru_layer_backward(params, grads, table, row, x, xs, gs, hs, dhs, keep, hmask, chunks, need_dx):
-    W, U, _ = _gru_views(params, table, row)
-    dW, dU, db = _gru_views(grads, table, row)
-    n, H = x.shape[0], U.shape[0]
-    dx = np.empty(x.shape, dtype=x.dtype)
-    gru_cpu.layer_backward(x, W, U, np.zeros((n, H), dtype=x.dtype), xs, gs, hs, dhs,
-                           np.zeros((n, H), dtype=x.dtype), dW, dU, db, dx, chunks, need_dx, keep, hmask)
-    return dx
-
-
-# --- what every cell shares: inputs, directions, dropout masks -----------------------------------
-
-
-def embedded(params, head, X):  # pragma: no cover - replaced by the overload inside jitted code
-    """The network's first-layer input: ``X`` itself for float sequences, or for
-    integer token sequences (n, time) their rows of the embedding matrix."""
-
-
-def keep_steps(X):  # pragma: no cover - replaced by the overload inside jitted code
-    """The step mask: for token sequences ``X != 0`` (padding skipped) as int8;
-    for float sequences a (0, 0) array, meaning every step."""
-
-
-def add_embedding_grad(grads, head, X, dX):  # pragma: no cover - replaced by the overload
-    """For token sequences, add ``dX`` (n, time, embedding_dim) to the embedding rows of the tokens."""
-
-
-def _is_tokens(X):
-    return isinstance(X, types.Array) and isinstance(X.dtype, types.Integer) and X.ndim == 2
-
-
-@overload(embedded, jit_options=dict(error_model="numpy"))
-def _embedded(params, head, X):
-    if _is_tokens(X):
-        def gather(params, head, X):
-            n, T, E = X.shape[0], X.shape[1], head[EMBED_DIM]
-            table = params[head[EMBED_OFFSET]:head[EMBED_OFFSET] + head[VOCABULARY] * E].reshape((head[VOCABULARY], E))
-            out = np.empty((n, T, E), dtype=params.dtype)
-            for r in range(n):
-                for t in range(T):
-                    assign(out[r, t], table[X[r, t]])
-            return out
-        return gather
-    return lambda params, head, X: np.ascontiguousarray(X)
-
-
-@overload(keep_steps, jit_options=dict(error_model="numpy"))
-def _keep_steps(X):
-    if _is_tokens(X):
-        def from_tokens(X):
-            keep = np.empty(X.shape, dtype=np.int8)
-            for r in range(X.shape[0]):
-                for t in range(X.shape[1]):
-                    keep[r, t] = 1 if X[r, t] != 0 else 0
-            return keep
-        return from_tokens
-    return lambda X: np.zeros((0, 0), dtype=np.int8)
-
-
-@overload(add_embedding_grad, jit_options=dict(error_model="numpy"))
-def _add_embedding_grad(grads, head, X, dX):
-    if _is_tokens(X):
-        def scatter(grads, head, X, dX):
-            E = head[EMBED_DIM]
-            dE = grads[head[EMBED_OFFSET]:head[EMBED_OFFSET] + head[VOCABULARY] * E].reshape((head[VOCABULARY], E))
-            dE[:, :] = 0
-            for r in range(X.shape[0]):  # in row, then step order: the same sum on every run
-                for t in range(X.shape[1]):
-                    dE[X[r, t]] += dX[r, t]
-        return scatter
-    return lambda grads, head, X, dX: None
-
-
-@njit(**_CHECKED)
-def reverse_time(a):
-    """A C-contiguous copy of ``a`` (rows, time, ...) with time reversed; (0, 0) stays."""
-    out = np.empty_like(a)
-    T = a.shape[1]
-    for t in range(T):
-        assign(out[:, t], a[:, T - 1 - t])
-    return out
-
-
-@njit(**_CHECKED)
-def _directions(table):
-    return 2 if table[table.shape[0] - 1, DIRECTION_COLUMN] == 1 else 1
-
-
-@njit(**_CHECKED)
-def _concat_directions(forward, reverse):
-    """A bidirectional layer's output: at step t the forward states, then the reverse
-    direction's states at the same position of the sequence (as Keras' Bidirectional)."""
-    n, T, H = forward.shape
-    out = np.empty((n, T, 2 * H), dtype=forward.dtype)
-    for t in range(T):
-        assign(out[:, t, :H], forward[:, t])
-        assign(out[:, t, H:], reverse[:, T - 1 - t])
-    return out
-
-
-@njit(**_CHECKED)
-def _mask_or_none(n, units, dtype_of, seed, step, row0, stream, rate):
-    """A dropout mask (n, units), or a (0, 0) array when ``rate`` is 0."""
-    if rate <= 0:
-        return np.zeros((0, 0), dtype=dtype_of.dtype)
-    out = np.empty((n, units), dtype=dtype_of.dtype)
-    _dropout.fill(out, seed, step, stream, rate, row0)
-    return out
-
-
-# Plain loops, not array expressions: Numba compiles a broadcasting expression
-# into a loop nest of its own, which cost seconds of compilation per fit.
-
-
-@njit(**_CHECKED)
-def _scaled(a, mask):
-    """``a * mask[:, None, :]``: every step of a row scaled by the row's dropout mask."""
-    out = np.empty_like(a)
-    for r in range(a.shape[0]):
-        m = mask[r]
-        for t in range(a.shape[1]):
-            assign(out[r, t], a[r, t] * m)
-    return out
-
-
-@njit(**_CHECKED)
-def _add_scaled(out, a, mask):
-    """``out += a * mask[:, None, :]``, or ``out += a`` when ``mask`` is (0, 0)."""
-    for r in range(a.shape[0]):
-        for t in range(a.shape[1]):
-            o, v = out[r, t], a[r, t]
-            if mask.shape[0] > 0:
-                m = mask[r]
-                for j in range(v.shape[0]):
-                    o[j] += v[j] * m[j]
-            else:
-                for j in range(v.shape[0]):
-                    o[j] += v[j]
-
-
-@njit(**_CHECKED)
-def _top_features(top, D):
-    """The head's input (n, 1, features): the last step's states; for a bidirectional
-    top layer, the forward direction's last and the reverse direction's final states."""
-    n, T, F = top.shape
-    last = np.empty((n, 1, F), dtype=top.dtype)
-    Hd = F // D
-    assign(last[:, 0, :Hd], top[:, T - 1, :Hd])
-    if D == 2:
-        assign(last[:, 0, Hd:], top[:, 0, Hd:])
-    return last
-
-
-def _forward_stack(params, table, X, keep, drop, seed, step, row0, chunks):
-    """Every recurrent row forward. ``X`` (n, time, features) float, ``keep`` the
-    step mask, ``drop`` ``[dropout, recurrent_dropout]`` (masks drawn from
-    ``seed`` and ``step``, for rows ``row0, row0 + 1, ...``). Returns the per-row lists ``(inputs, first, second,
-    states, input_masks, state_masks)`` and the top layer's output (n, time,
-    directions * hidden)."""
-    n = X.shape[0]
-    D = _directions(table)
-    keep_rev = reverse_time(keep) if D == 2 and keep.shape[0] > 0 else keep
-    inputs = []
-    firsts = []
-    seconds = []
-    states = []
-    imasks = []
-    hmasks = []
-    inp = np.ascontiguousarray(X)
-    for layer in range(table.shape[0] // D):
-        for d in range(D):
-            row = layer * D + d
-            I, H = table[row, 0], table[row, 1]
-            imask = _mask_or_none(n, I, params, seed, step, row0, _dropout.stream_of(row, _dropout.INPUT_MASK), drop[0])
-            x = inp
-            if imask.shape[0] > 0:
-                x = _scaled(inp, imask)
-            if d == 1:
-                x = reverse_time(x)
-            hmask = _mask_or_none(n, H, params, seed, step, row0, _dropout.stream_of(row, _dropout.STATE_MASK), drop[1])
-            first, second, hs = _layer_forward(params, table, row, x, keep if d == 0 else keep_rev, hmask, chunks)
-            inputs.append(x)
-            firsts.append(first)
-            seconds.append(second)
-            states.append(hs)
-            imasks.append(imask)
-            hmasks.append(hmask)
-        inp = states[-1] if D == 1 else _concat_directions(states[-2], states[-1])
-    return inputs, firsts, seconds, states, imasks, hmasks, inp
-
-
-def _backward_stack(params, grads, table, keep, cache, dtop, chunks, need_dx):
-    """Every recurrent row backward from ``cache`` (the forward stack's lists) and
-    ``dtop``, the gradient reaching the top layer's output; writes the weight
-    gradients into ``grads``. Returns the gradient with respect to the first
-    layer's input when ``need_dx`` (else an empty array)."""
-    inputs, firsts, seconds, states, imasks, hmasks = cache
-    D = _directions(table)
-    keep_rev = reverse_time(keep) if D == 2 and keep.shape[0] > 0 else keep
-    dout = dtop
-    for layer in range(table.shape[0] // D - 1, -1, -1):
-        x0 = inputs[layer * D]
-        n, T, I = x0.shape
-        want_dx = layer > 0 or need_dx
-        dinp = np.zeros((n, T, I) if want_dx else (0, 0, 0), dtype=x0.dtype)
-        H = table[layer * D, 1]
-        for d in range(D):
-            row = layer * D + d
-            if D == 1:
-                dh = dout
-            elif d == 0:
-                dh = np.ascontiguousarray(dout[:, :, :H])
-            else:
-                dh = reverse_time(np.ascontiguousarray(dout[:, :, H:]))
-            dx = _layer_backward(params, grads, table, row, inputs[row], firsts[row], seconds[row], states[row], dh,
-                                 keep if d == 0 else keep_rev, hmasks[row], chunks, want_dx)
-            if want_dx:
-                if d == 1:
-                    dx = reverse_time(dx)
-                _add_scaled(dinp, dx, imasks[row])
-        dout = dinp
-    return dout
-
-
-# --- written once for every cell; compiled per cell by _compile_for_cell -----------------------
-
-
-def _layer_forward(params, table, row, x, keep, hmask, chunks):  # pragma: no cover - each cell's own
-    raise NotImplementedError("replaced by the cell's layer forward in _compile_for_cell")
-
-
-def _layer_backward(params, grads, table, row, x, first, second, hs, dhs, keep, hmask, chunks,
-                    need_dx):  # pragma: no cover - each cell's own
-    raise NotImplementedError("replaced by the cell's layer backward in _compile_for_cell")
-
-
-def _network_forward(params, table, head, X, drop, seed, step, row0, n_threads):
-    """Forward through the embedding (for tokens), every layer and the head.
-    Returns the head's output (n, O), the step mask, the stack's cache (see
-    :func:`_forward_stack`) and the head's input (n, 1, features)."""
-    n = X.shape[0]
-    chunks = chunk_count(n, n_threads)
-    keep = keep_steps(X)
-    inputs, firsts, seconds, states, imasks, hmasks, top = _forward_stack(
-        params, table, embedded(params, head, X), keep, drop, seed, step, row0, chunks)
-    last = _top_features(top, _directions(table))
-    Wd, bd = _head_views(params, head)
-    out = np.empty((n, 1, Wd.shape[1]), dtype=params.dtype)
-    for r in range(n):
-        assign(out[r, 0], bd)
-    add_tile(out, FIRST, last, FIRST, Wd, FIRST, n)
-    # A reshape, not out[:, 0, :]: the loss then sees a C-contiguous array, so the one
-    # compiled specialisation of it serves training, validation and prediction alike.
-    return out.reshape((n, Wd.shape[1])), keep, (inputs, firsts, seconds, states, imasks, hmasks), last
-
-
-def _batch_loss_grad(params, grads, table, head, Xb, Yb, Mb, loss_id, lparams, drop, seed, step, n_threads):
-    """Loss on one batch; writes the gradient of every parameter into ``grads``."""
-    n = Xb.shape[0]
-    chunks = chunk_count(n, n_threads)
-    pred, keep, cache, last = _network_forward(params, table, head, Xb, drop, seed, step, FIRST, n_threads)
-    dpred64 = np.empty(pred.shape, dtype=np.float64)
-    loss = _losses.loss_and_grad(loss_id, lparams, pred, Yb, Mb, dpred64)
-    dpred = dpred64.astype(params.dtype)
-    dWd, dbd = _head_views(grads, head)
-    Wd, _ = _head_views(params, head)
-    dWd[:, :] = 0
-    add_gram(dWd, np.ascontiguousarray(last[:, 0, :].T), dpred)
-    assign(dbd, dpred.sum(axis=0))
-    dlast = np.zeros(last.shape, dtype=params.dtype)
-    add_tile(dlast, FIRST, dpred.reshape((n, 1, dpred.shape[1])), FIRST, np.ascontiguousarray(Wd.T), FIRST, n)
-    top = cache[3][-1]
-    T, F = top.shape[1], last.shape[2]
-    D = _directions(table)
-    Hd = F // D
-    dtop = np.zeros((n, T, F), dtype=params.dtype)
-    assign(dtop[:, T - 1, :Hd], dlast[:, 0, :Hd])
-    if D == 2:
-        assign(dtop[:, 0, Hd:], dlast[:, 0, Hd:])
-    embedding = head[VOCABULARY] > 0
-    dX = _backward_stack(params, grads, table, keep, cache, dtop, chunks, embedding)
-    if embedding:
-        add_embedding_grad(grads, head, Xb, dX)
-    return loss
-
-
-@njit(**_CHECKED)
-def global_norm(v):
-    s = 0.0
-    for i in range(v.shape[0]):
-        s += float(v[i]) * float(v[i])
-    return math.sqrt(s)
-
-
-def _train_epoch(params, grads, table, head, X, Y, M, order, batch_size, loss_id, lparams, drop, seed,
-                 opt_kind, hp, state, step, clipnorm, n_threads, batch_losses):
-    """All batches of one epoch, in the order given. Returns ``(failed_batch, step)``:
-    ``failed_batch`` is -1, or the index of the first batch whose loss or
-    gradient was not finite (its update is not applied). Dropout masks are
-    drawn from ``seed`` and the update step."""
-    n = order.shape[0]
-    n_batches = (n + batch_size - 1) // batch_size
-    for bi in range(n_batches):
-        idx = order[bi * batch_size: min(n, (bi + 1) * batch_size)]
-        loss = _batch_loss_grad(params, grads, table, head, X[idx], Y[idx], M[idx], loss_id, lparams, drop, seed,
-                                step, n_threads)
-        norm = global_norm(grads)
-        if not (math.isfinite(loss) and math.isfinite(norm)):
-            return bi, step
-        if clipnorm > 0 and norm > clipnorm:
-            grads *= clipnorm / norm
-        step += 1
-        apply_update(opt_kind, params, grads, state, step, hp)
-        batch_losses[bi] = loss
-    return -1, step
-
-
-def _predict_rows(params, table, head, X, drop, seed, step, row0, n_threads, out):
-    """Head outputs for every row of ``X`` into ``out``, ``PREDICT_ROWS`` at a time
-    (with dropout on when ``drop`` is not zero: Monte-Carlo dropout)."""
-    n = X.shape[0]
-    for start in range(0, n, PREDICT_ROWS):
-        stop = min(n, start + PREDICT_ROWS)
-        assign(out[start:stop], _network_forward(params, table, head, X[start:stop], drop, seed, step,
-                                                 row0 + start, n_threads)[0])
-
-
-# The stack functions are inlined into their callers at the Numba IR level: as
-# functions of their own, each caller would link and optimize the layer kernels
-# once more (Numba re-optimizes a callee's code in every caller's module), which
-# made compiling a fit twice as slow. The batch gradient is inlined into the epoch
-# loop for the same reason (11% less compile time for a first fit, measured with
-# benchmarks/compile_profile.py); called from Python (L-BFGS, dask) it compiles alone.
-_INLINED = (_forward_stack, _backward_stack, _batch_loss_grad)
-_SHARED = (_forward_stack, _backward_stack, _network_forward, _batch_loss_grad, _train_epoch, _predict_rows)
-
-
-def _compile_for_cell(cell, layer_forward_fn, layer_backward_fn):
-    """The shared functions compiled for one cell: copies of them whose global names
-    ``_layer_forward``/``_layer_backward`` are that cell's, and whose calls to one
-    another stay within the cell (as :func:`numlstm.kernels.gates.gpu_twin` does
-    for the GPU). Each copy has a qualified name of its own, hence its own
-    on-disk cache file under ``NUMLSTM_CACHE=1``. Compiled lazily, on first call."""
-    namespace = dict(globals())
-    namespace.update(_layer_forward=layer_forward_fn, _layer_backward=layer_backward_fn)
-    kernels = {}
-    for fn in _SHARED:
-        twin = FunctionType(fn.__code__, namespace, fn.__name__, fn.__defaults__, fn.__closure__)
-        twin.__qualname__ = f"{fn.__qualname__}_{cell}"
-        twin.__doc__ = fn.__doc__
-        options = dict(_CHECKED, inline="always") if fn in _INLINED else _CHECKED
-        namespace[fn.__name__] = kernels[fn.__name__.lstrip("_")] = njit(**options)(twin)
-    return SimpleNamespace(**kernels)
-
-
-_LAYERS = {"lstm": (_lstm_layer_forward, _lstm_layer_backward), "gru": (_gru_layer_forward, _gru_layer_backward)}
-# Indexed by the cell column of Network.table (the cell's position in CELLS).
-_KERNELS = tuple(_compile_for_cell(cell, *_LAYERS[cell]) for cell in CELLS)
-
-
-def kernels_for(table):
-    """The compiled training functions of the cell of the network described by ``table``."""
-    return _KERNELS[table[0, CELL_COLUMN]]
-
-
-def _drop(drop):
-    return NO_DROPOUT if drop is None else np.asarray(drop, dtype=np.float64)
-
-
-def network_forward(params, table, head, X, n_threads, drop=None, seed=0, step=0, row0=0):
-    """Forward through every layer and the head: ``(out, keep, cache, last)``, the
-    head's output (n, O), the step mask, the stack's per-row arrays and the head's input."""
-    return kernels_for(table).network_forward(params, table, head, X, _drop(drop), seed, step, row0, n_threads)
-
-
-def batch_loss_grad(params, grads, table, head, Xb, Yb, Mb, loss_id, lparams, n_threads, drop=None, seed=0, step=0):
-    """Loss on one batch; writes the gradient of every parameter into ``grads``.
-    ``drop`` is ``(dropout, recurrent_dropout)``, the masks drawn from ``seed`` and ``step``."""
-    return kernels_for(table).batch_loss_grad(params, grads, table, head, Xb, Yb, Mb, loss_id, lparams, _drop(drop),
-                                              seed, step, n_threads)
-
-
-def train_epoch(params, grads, table, head, X, Y, M, order, batch_size, loss_id, lparams,
-                opt_kind, hp, state, step, clipnorm, n_threads, batch_losses, drop=None, seed=0):
-    """All batches of one epoch, in the order given, in one compiled call. Returns
-    ``(failed_batch, step)``: ``failed_batch`` is -1, or the index of the first
-    batch whose loss or gradient was not finite (its update is not applied)."""
-    return kernels_for(table).train_epoch(params, grads, table, head, X, Y, M, order, batch_size, loss_id, lparams,
-                                          _drop(drop), seed, opt_kind, hp, state, step, clipnorm, n_threads,
-                                          batch_losses)
-
-
-def predict_rows(params, table, head, X, n_threads, out, drop=None, seed=0, step=0, row0=0):
-    """Head outputs for every row of ``X`` into ``out``, ``PREDICT_ROWS`` at a time; with
-    ``drop``, row ``i`` draws the masks of row ``row0 + i`` at ``step``."""
-    kernels_for(table).predict_rows(params, table, head, X, _drop(drop), seed, step, row0, n_threads, out)
-
-
-def dataset_loss(params, table, head, X, Y, M, loss_id, lparams, n_threads):
-    """Mean loss over a whole data set (dropout off), evaluated in ``PREDICT_ROWS`` passes.
-
-    Written in Python over the compiled prediction and loss, not compiled as a
-    whole: a compiled version linked and optimized the forward pass once more
-    (and, called with literal arguments, compiled a second specialisation of it).
-    """
-    out = np.empty((X.shape[0], head[1]), dtype=params.dtype)
-    predict_rows(params, table, head, X, n_threads, out)
-    return _losses.loss_and_grad(loss_id, lparams, out, Y, M, np.empty(out.shape, dtype=np.float64))
+    def close(self):
+        """Release what the engine holds (device memory, shards on a cluster)."""
 
 
 def predict(net, X, device="cpu", drop=None, seed=0, step=0, row0=0):
@@ -538,47 +70,6 @@ def predict(net, X, device="cpu", drop=None, seed=0, step=0, row0=0):
     predict_rows(net.params, net.table, net.head, X, kernel_threads(), out, drop=drop, seed=seed, step=step,
                  row0=row0)
     return out
-
-
-class _CpuTrainer:
-    """The epoch loop's view of the CPU: parameters in ``net.params``, one compiled call per epoch."""
-
-    def __init__(self, net, X, Y, M, batch_size, loss_id, lparams, optimizer, clipnorm, drop=None, seed=0):
-        self.net, self.X, self.Y, self.M = net, X, Y, M
-        self.drop, self.seed = _drop(drop), int(seed)
-        self.batch_size, self.loss_id, self.lparams = batch_size, loss_id, lparams
-        self.optimizer, self.clipnorm = optimizer, float(clipnorm or 0.0)
-        self.grads = np.zeros_like(net.params)
-        self.state = np.zeros((2, net.n_params), dtype=net.dtype)
-        self.hp = optimizer.hyperparams()
-        self.step = 0
-        self.n_threads = kernel_threads()
-
-    def epoch(self, order, batch_losses):
-        net = self.net
-        failed, self.step = train_epoch(net.params, self.grads, net.table, net.head, self.X, self.Y, self.M, order,
-                                        self.batch_size, self.loss_id, self.lparams, self.optimizer.kind, self.hp,
-                                        self.state, self.step, self.clipnorm, self.n_threads, batch_losses,
-                                        drop=self.drop, seed=self.seed)
-        return failed
-
-    def dataset_loss(self, X, Y, M):
-        net = self.net
-        return dataset_loss(net.params, net.table, net.head, X, Y, M, self.loss_id, self.lparams, self.n_threads)
-
-    def get_params(self):
-        return self.net.params.copy()
-
-    def set_params(self, params):
-        self.net.params[:] = params
-
-    def get_optimizer_state(self):
-        """A copy of the optimizer's (2, n_params) moments, and the update count."""
-        return self.state.copy(), self.step
-
-    def set_optimizer_state(self, state, step):
-        self.state[:] = state
-        self.step = int(step)
 
 
 class _Progress:
@@ -847,8 +338,15 @@ def fit(net, X, Y, M, *, epochs, batch_size, loss_id, lparams, optimizer, clipno
             if checkpoint is not None or resume is not None:
                 raise ValueError("checkpoint= and resume= work with optimizer='adam' or 'sgd'; L-BFGS keeps its "
                                  "state inside scipy, so it cannot be saved and continued.")
-            _fit_lbfgs(net, X, Y, M, epochs, loss_id, lparams, optimizer, n_threads, history, progress,
-                       (X_val, Y_val, M_val) if validating else None)
+            trainer = _FullBatch(net)
+            try:
+                record.start(trainer)
+                _fit_lbfgs(net, X, Y, M, epochs, loss_id, lparams, optimizer, n_threads, record,
+                           (X_val, Y_val, M_val) if validating else None)
+            except KeyboardInterrupt:
+                record.interrupted(net, trainer)
+                raise
+            record.finish(net, trainer)
             return history
         n = X.shape[0]
         batch_size = min(batch_size, n)
@@ -903,16 +401,52 @@ def fit(net, X, Y, M, *, epochs, batch_size, loss_id, lparams, optimizer, clipno
         return history
     finally:
         progress.close()
-        if trainer is not None and hasattr(trainer, "close"):
+        if trainer is not None:
             trainer.close()
 
 
-def _fit_lbfgs(net, X, Y, M, epochs, loss_id, lparams, optimizer, n_threads, history, progress, validation):
+class _FullBatch:
+    """The epoch loop's view of an L-BFGS fit: the weights live in ``net.params``,
+    and scipy keeps the optimizer's state (none of it is saved or restored)."""
+
+    def __init__(self, net):
+        self.net = net
+
+    def get_params(self):
+        return self.net.params.copy()
+
+    def set_params(self, params):
+        self.net.params[:] = params
+
+    def get_optimizer_state(self):
+        return np.zeros((2, self.net.n_params), dtype=self.net.dtype), 0
+
+    def set_optimizer_state(self, state, step):
+        pass
+
+    def dataset_loss(self, X, Y, M):  # pragma: no cover - _fit_lbfgs computes it itself
+        raise NotImplementedError
+
+    def epoch(self, order, batch_losses):  # pragma: no cover - scipy runs the iterations
+        raise NotImplementedError
+
+    def close(self):
+        pass
+
+
+class _StopEarly(Exception):
+    """Raised from scipy's callback when early stopping ends an L-BFGS fit."""
+
+
+def _fit_lbfgs(net, X, Y, M, epochs, loss_id, lparams, optimizer, n_threads, record, validation):
+    """Full-batch L-BFGS (scipy), one iteration an epoch, recorded by ``record`` like any
+    other epoch: history, progress, early stopping and its best weights, Ctrl-C."""
     from scipy.optimize import minimize
 
     grads = np.zeros_like(net.params)
     iteration = [0]
     last = {"p": None, "loss": None}  # the iterate scipy accepts was evaluated last: reuse its loss
+    trainer = _FullBatch(net)
 
     def fun(p):
         params = p.astype(net.dtype)
@@ -932,12 +466,15 @@ def _fit_lbfgs(net, X, Y, M, epochs, loss_id, lparams, optimizer, n_threads, his
             Xv, Yv, Mv = validation
             logs["val_loss"] = float(dataset_loss(net.params, net.table, net.head, Xv, Yv, Mv, loss_id, lparams,
                                                   n_threads))
-        for key, value in logs.items():
-            history[key].append(value)
-        progress.update(iteration[0], epochs, logs)
+        stop = record.end_epoch(iteration[0], logs, trainer)
         iteration[0] += 1
+        if stop:
+            raise _StopEarly
 
-    result = minimize(fun, net.params.astype(np.float64), jac=True, method="L-BFGS-B", callback=callback,
-                      options={"maxiter": epochs, "maxcor": optimizer.memory, "ftol": optimizer.tol,
-                               "gtol": optimizer.tol})
+    try:
+        result = minimize(fun, net.params.astype(np.float64), jac=True, method="L-BFGS-B", callback=callback,
+                          options={"maxiter": epochs, "maxcor": optimizer.memory, "ftol": optimizer.tol,
+                                   "gtol": optimizer.tol})
+    except _StopEarly:
+        return
     net.params[:] = result.x

@@ -32,20 +32,19 @@ import pandas as pd
 import xarray as xr
 
 from numlstm._params import ParamsMixin
-from numlstm._validation import check_positive_int
+from numlstm._validation import NotFittedError, check_dropout, check_positive_int, check_training_params
 from numlstm.core import losses as _losses
 from numlstm.core import training as _training
 from numlstm.core.network import Network
-from numlstm.estimators import NotFittedError, check_dropout, check_training_params
+from numlstm.core.optimizers import make_optimizer
 from numlstm.forecast import skill, streaming, timeaxis
-from numlstm.forecast.inputs import (  # noqa: F401 - _jsonable: read by modelfile
+from numlstm.forecast.inputs import (
     _as_dataset,
     _as_label,
     _calendar_choice,
     _check_disjoint,
     _check_quantiles,
     _is_lazy,
-    _jsonable,
     _memory_bytes,
     _names,
     _series_dims,
@@ -1029,7 +1028,8 @@ class Forecaster(LazyForecasts, ParamsMixin):
     # ------------------------------------------------------------- helpers
 
     def _check_params(self):
-        units, optimizer, dtype, device, rng = check_training_params(self, "adam")
+        optimizer = make_optimizer("adam", self.learning_rate)
+        units, dtype, device, rng = check_training_params(self)
         lookback = check_positive_int(self.lookback, "lookback")
         horizon = check_positive_int(self.horizon, "horizon")
         if not (isinstance(self.relative, (bool, np.bool_)) or (isinstance(self.relative, str) and
@@ -1314,7 +1314,7 @@ def load(path):
     from numlstm import io
     from numlstm.forecast import modelfile
 
-    return modelfile.from_dataset(io.read_model(path, modelfile.FORMAT_NAME, modelfile.FORMAT_VERSION))
+    return modelfile.from_dataset(io.read_model(path, modelfile.FORMAT_NAME, modelfile.FORMAT_VERSION), Forecaster)
 
 
 # ---------------------------------------------------------------- validation

@@ -40,6 +40,7 @@ import xarray as xr
 from numlstm._validation import resolve_device
 from numlstm.core.network import GATES, Network
 from numlstm.forecast import timeaxis
+from numlstm.forecast.inputs import _jsonable, _series_index
 from numlstm.forecast.windows import SeriesScaler
 
 FORMAT_NAME = "numlstm.Forecaster"
@@ -128,8 +129,7 @@ def network_from_dataset(ds, net_cfg):
 
 def to_dataset(fc):
     """The fitted Forecaster ``fc`` as a model-file Dataset."""
-    from numlstm import __version__
-    from numlstm.forecast.forecaster import _jsonable
+    from numlstm._version import __version__
 
     net = fc.network_
     data_vars = weight_variables(net, fc.local_params_)
@@ -303,9 +303,9 @@ def check_model(ds, cfg):
         raise _damaged("local_seeds", f"in numlstm_config does not hold one seed for each of {n_series} series")
 
 
-def from_dataset(ds):
-    """A fitted Forecaster from a model-file Dataset (checked by :func:`numlstm.io.read_model`)."""
-    from numlstm.forecast.forecaster import Forecaster, _series_index
+def from_dataset(ds, Forecaster):
+    """A fitted ``Forecaster`` (the class, passed in by :func:`numlstm.load`: this module
+    sits below it) from a model-file Dataset (checked by :func:`numlstm.io.read_model`)."""
 
     try:
         cfg = json.loads(ds.attrs["numlstm_config"])

@@ -34,6 +34,7 @@ import math
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
+from numlstm.core import cpu_engine as _engine
 from numlstm.core import training as _training
 from numlstm.forecast.windows import SeriesScaler, window_inputs
 
@@ -238,9 +239,9 @@ def train(net, blocks, cutter, train_origins, val_origins, *, epochs, batch_size
     """The streamed twin of :func:`numlstm.core.training.fit`; returns the history and
     the number of training windows. ``kept``, a dict, gets ``"history"`` (filled epoch
     by epoch) and ``"n_windows"``, so the caller has them after a ``KeyboardInterrupt``."""
-    drop = _training._drop(drop)
+    drop = _engine._drop(drop)
     seed = int(rng.integers(2 ** 62)) if drop.any() else 0  # as training.fit draws it
-    trainer = _training._CpuTrainer(net, None, None, None, batch_size, loss_id, lparams, optimizer, clipnorm,
+    trainer = _engine._CpuTrainer(net, None, None, None, batch_size, loss_id, lparams, optimizer, clipnorm,
                                     drop=drop, seed=seed)
     validating = len(val_origins) > 0
     record = _training.EpochRecord(validating, early_stopping, patience, verbose, epochs, rng=rng, dropout_seed=seed)
@@ -300,7 +301,7 @@ def train(net, blocks, cutter, train_origins, val_origins, *, epochs, batch_size
 def _one_batch(trainer, X, Y, M, losses):
     """One optimizer step on one batch; -1, or 0 when its loss or gradient was not finite."""
     net = trainer.net
-    failed, trainer.step = _training.train_epoch(
+    failed, trainer.step = _engine.train_epoch(
         net.params, trainer.grads, net.table, net.head, X, Y, M, np.arange(len(X), dtype=np.int64), len(X),
         trainer.loss_id, trainer.lparams, trainer.optimizer.kind, trainer.hp, trainer.state, trainer.step,
         trainer.clipnorm, trainer.n_threads, losses, drop=trainer.drop, seed=trainer.seed)

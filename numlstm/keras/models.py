@@ -24,6 +24,7 @@ import numpy as np
 
 from numlstm._threads import kernel_threads
 from numlstm.core import losses as _losses
+from numlstm.core import cpu_engine as _engine
 from numlstm.core import training as _training
 from numlstm.core.network import BIAS_ROWS, GATES, Network
 from numlstm.keras import callbacks as _callbacks
@@ -545,7 +546,7 @@ class Sequential:
     def _evaluate_arrays(self, X, Y, prefix=""):
         compiled, net = self._compiled, self._network
         ones = np.ones_like(Y)
-        logs = {prefix + "loss": float(_training.dataset_loss(net.params, net.table, net.head, X, Y, ones,
+        logs = {prefix + "loss": float(_engine.dataset_loss(net.params, net.table, net.head, X, Y, ones,
                                                              compiled["loss_id"], compiled["lparams"],
                                                              kernel_threads()))}
         if compiled["metrics"]:
@@ -632,7 +633,7 @@ class Sequential:
                         hook.on_epoch_begin(epoch, {})
                     start = time.perf_counter()
                     order = (self._rng.permutation(n) if shuffle else np.arange(n)).astype(np.int64)
-                    failed, self._opt_step = _training.train_epoch(
+                    failed, self._opt_step = _engine.train_epoch(
                         net.params, grads, net.table, net.head, X, Y, M, order, batch_size, compiled["loss_id"],
                         compiled["lparams"], opt.kind, opt.hyperparams(), self._opt_state, self._opt_step,
                         float(getattr(opt, "clipnorm", None) or 0.0), threads, batch_losses, drop=drop, seed=seed)

@@ -52,6 +52,7 @@ import numba
 import numpy as np
 from numba import cuda
 
+from numlstm._device import launch
 from numlstm.kernels import gates
 
 cell_forward = gates.gpu_twin(gates.cell_forward)
@@ -62,7 +63,6 @@ ROWS_PER_BLOCK = 4  # batch rows a block carries through time
 PAIRS_PER_BLOCK = 256  # (row, step) pairs per block of partial weight gradients
 
 
-_LOW_OCCUPANCY = r"(?s).*will likely result in GPU under-utilization"
 SHARED_LIMIT = 48 * 1024  # dynamic shared memory a launch may use without opting in, in bytes
 
 
@@ -946,19 +946,6 @@ def _reduce_parts(parts, out):
         for blk in range(1, parts.shape[0]):
             acc += parts[blk, row, k]
         out[row, k] = acc
-
-
-def launch(kernel, griddim, blockdim, sharedmem=0):
-    """``kernel[griddim, blockdim, 0, sharedmem]``, without Numba's low-occupancy warning.
-
-    Numba warns at every launch of fewer than 128 blocks. A small batch is a
-    legitimate workload here and the user could do nothing about the warning,
-    so it is silenced for our own launches (and only for them). Matched by
-    message: the ``numba-cuda`` package raises a warning class of its own.
-    """
-    with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", message=_LOW_OCCUPANCY)
-        return kernel[griddim, blockdim, 0, sharedmem]
 
 
 def _blocks(n, per_block):
