@@ -103,9 +103,12 @@ def read_model(path, expected_format, supported_version, writer="Forecaster.save
             ds = xr.load_dataset(path)  # netCDF3 as written, or netCDF4 if edited and saved again
         else:
             ds = xr.open_zarr(path, consolidated=False).load()
-    except (OSError, ValueError, TypeError) as err:
-        raise ValueError(f"{str(path)!r} could not be read as a {path.suffix} dataset ({err}). Model files are "
-                         f"written by {writer}.") from None
+    except MemoryError:
+        raise
+    except Exception as err:  # noqa: BLE001 - a damaged file fails inside the readers in many ways
+        # (OSError, ValueError, an unknown string _Encoding's LookupError, ...): each is a refusal.
+        raise ValueError(f"{str(path)!r} could not be read as a {path.suffix} dataset ({type(err).__name__}: "
+                         f"{err}). Model files are written by {writer}.") from None
     kind = ds.attrs.get(FORMAT_ATTR)
     if kind != expected_format:
         raise ValueError(

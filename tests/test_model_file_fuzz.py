@@ -157,3 +157,34 @@ def test_damage_is_refused_naming_the_variable(saved, name, damage, message):
     ds.to_netcdf(path, engine="scipy")
     with pytest.raises(ValueError, match=message):
         numlstm.load(path)
+
+
+def _with_config(saved, change):
+    ds = saved["ds"].copy(deep=True)
+    cfg = json.loads(ds.attrs["numlstm_config"])
+    change(cfg)
+    ds.attrs["numlstm_config"] = json.dumps(cfg)
+    return ds
+
+
+# Damage the fuzzer above found once (its examples are drawn anew each run), kept as fixed cases.
+@pytest.mark.parametrize("damage, message", [
+    (lambda cfg: cfg.update(dim="uime"), r"'variables' in numlstm_config gives 'flow' the dims \['time', 'station'\]"),
+    (lambda cfg: cfg.pop("history"), r"has no 'history' entry"),
+    (lambda cfg: cfg.update(history={"loss": "0.4"}), r"'history' in numlstm_config is not a mapping"),
+    (lambda cfg: cfg["skill"].update(baseline=[[[128], [1]], [[1], [1]]]), r"'skill' in numlstm_config cannot be read"),
+])
+def test_inconsistent_config_found_by_the_fuzzer_is_refused(saved, damage, message):
+    path = saved["folder"] / "bad-config.nc"
+    _with_config(saved, damage).to_netcdf(path, engine="scipy")
+    with pytest.raises(ValueError, match=message):
+        numlstm.load(path)
+
+
+def test_an_unknown_string_encoding_is_refused(saved):
+    raw = saved["bytes"]
+    assert raw.count(b"utf-8") >= 1
+    path = saved["folder"] / "bad-encoding.nc"
+    path.write_bytes(raw.replace(b"utf-8", b"ttf-8", 1))
+    with pytest.raises(ValueError, match=r"could not be read as a \.nc dataset \(LookupError"):
+        numlstm.load(path)

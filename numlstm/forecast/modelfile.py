@@ -193,9 +193,20 @@ def check_model(ds, cfg):
     if not isinstance(cfg, dict):
         raise _damaged("numlstm_config", "is not a JSON object")
     for key in ("params", "network", "targets", "covariates", "future_covariates", "series_dims", "series_shape",
-                "calendar_features", "time", "variables"):
+                "calendar_features", "time", "variables", "history", "quantiles"):
         if key not in cfg:
             raise _damaged("numlstm_config", f"has no {key!r} entry")
+    def logs(h):
+        return isinstance(h, dict) and all(
+            isinstance(k, str) and isinstance(v, list) and all(isinstance(x, (int, float)) and not isinstance(x, bool)
+                                                               for x in v) for k, v in h.items())
+
+    history = cfg["history"]  # one fit's logs, or (mode="local") each series' logs or None
+    if not (logs(history) or (isinstance(history, list) and all(h is None or logs(h) for h in history))):
+        raise _damaged("history", "in numlstm_config is not a mapping of names to lists of numbers (or, for "
+                       "mode='local', a list of them)")
+    if not isinstance(cfg["variables"], dict):
+        raise _damaged("variables", "in numlstm_config is not a mapping")
     net_cfg, params = cfg["network"], cfg["params"]
     if not isinstance(net_cfg, dict) or not isinstance(params, dict):
         raise _damaged("numlstm_config", "has a 'network' or 'params' entry that is not an object")
@@ -297,6 +308,13 @@ def check_model(ds, cfg):
             raise _damaged(key, f"in numlstm_config is {cfg.get(key)!r}, not a {kind.__name__}")
     if not isinstance(cfg.get("freq"), (str, int)) or isinstance(cfg.get("freq"), bool):
         raise _damaged("freq", f"in numlstm_config is {cfg.get('freq')!r}, not a time step")
+    known = {cfg["dim"], *cfg["series_dims"]}
+    for name, info in cfg["variables"].items():
+        dims = info.get("dims") if isinstance(info, dict) else None
+        if (not isinstance(dims, list) or not set(dims) <= known
+                or (name in cfg["targets"] and cfg["dim"] not in dims)):
+            raise _damaged("variables", f"in numlstm_config gives {name!r} the dims {dims!r}, which do not fit the "
+                           f"time dimension {cfg['dim']!r} and the series dimensions {cfg['series_dims']!r}")
     seeds = cfg.get("local_seeds")
     if local and (not isinstance(seeds, list) or len(seeds) != n_series or not all(
             isinstance(v, int) and not isinstance(v, bool) for v in seeds)):
@@ -366,7 +384,7 @@ def _restore_skill(fc, config):
     ValueError naming it, never a model that forecasts NaN or fails later."""
     try:
         fc._restore_skill(config)
-    except (KeyError, IndexError, ValueError, TypeError, AttributeError) as err:
+    except (KeyError, IndexError, ValueError, TypeError, AttributeError, OverflowError) as err:
         raise _damaged("skill", f"in numlstm_config cannot be read ({type(err).__name__}: {err})") from None
     n_series = fc.scaler_.mean.shape[0]
     if fc._codes.shape[0] not in (1, n_series) or not np.isin(fc._codes, (0, 1, 2)).all():
