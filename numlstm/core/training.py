@@ -341,7 +341,7 @@ def fit(net, X, Y, M, *, epochs, batch_size, loss_id, lparams, optimizer, clipno
             trainer = _FullBatch(net)
             try:
                 record.start(trainer)
-                _fit_lbfgs(net, X, Y, M, epochs, loss_id, lparams, optimizer, n_threads, record,
+                _fit_lbfgs(net, X, Y, M, epochs, loss_id, lparams, optimizer, n_threads, record, trainer,
                            (X_val, Y_val, M_val) if validating else None)
             except KeyboardInterrupt:
                 record.interrupted(net, trainer)
@@ -438,15 +438,15 @@ class _StopEarly(Exception):
     """Raised from scipy's callback when early stopping ends an L-BFGS fit."""
 
 
-def _fit_lbfgs(net, X, Y, M, epochs, loss_id, lparams, optimizer, n_threads, record, validation):
-    """Full-batch L-BFGS (scipy), one iteration an epoch, recorded by ``record`` like any
-    other epoch: history, progress, early stopping and its best weights, Ctrl-C."""
+def _fit_lbfgs(net, X, Y, M, epochs, loss_id, lparams, optimizer, n_threads, record, trainer, validation):
+    """Full-batch L-BFGS (scipy), one iteration an epoch, recorded by ``record`` (through
+    ``trainer``, the fit's ``_FullBatch`` view of ``net``) like any other epoch: history,
+    progress, early stopping and its best weights, Ctrl-C."""
     from scipy.optimize import minimize
 
     grads = np.zeros_like(net.params)
     iteration = [0]
     last = {"p": None, "loss": None}  # the iterate scipy accepts was evaluated last: reuse its loss
-    trainer = _FullBatch(net)
 
     def fun(p):
         params = p.astype(net.dtype)
