@@ -14,7 +14,11 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
-from numlstm.forecast import timeaxis
+from numlstm.forecast import skill, timeaxis
+
+
+class MissingInputWarning(UserWarning):
+    """Some series have missing values where a forecast needs inputs; their forecasts are NaN."""
 
 
 def _is_lazy(ds, variables):
@@ -199,3 +203,26 @@ def _jsonable(attrs):
             continue
         out[str(k)] = v
     return out
+
+
+# ------------------------------------------------------ the model's view
+
+
+def model_view(scaled, index, calendar, n_variables, gap_fill):
+    """What the network reads: scaled variables and calendar columns, and with
+    ``gap_fill`` the gaps carried forward plus one indicator column per variable."""
+    features = _with_calendar(scaled, index, calendar)
+    return skill.fill_gaps(features, n_variables) if gap_fill else features
+
+
+def known_columns(n_variables, n_future, n_calendar):
+    """Columns of the model's view known in the future: the future covariates, then the calendar."""
+    return np.arange(n_variables - n_future, n_variables + 2 * n_calendar)
+
+
+def observed_enough(X, lookback, n_variables, n_calendar, n_targets):
+    """Windows (rows of ``X`` from a gap-filled view) with at least ``skill.MIN_OBSERVED``
+    of every target's lookback steps observed."""
+    first = n_variables + 2 * n_calendar  # the view is [variables | calendar | indicators] (| flag)
+    indicators = X[:, :lookback, first:first + n_targets]
+    return (1.0 - indicators.mean(axis=1)).min(axis=1) >= skill.MIN_OBSERVED

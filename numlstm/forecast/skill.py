@@ -227,3 +227,22 @@ def start_at_baseline(net, Y, M, n_quantiles):
     count = M.sum(axis=0)
     mean = np.where(count > 0, (Y * M).sum(axis=0) / np.maximum(count, 1), 0.0)
     bd[...] = np.repeat(mean, n_quantiles)
+
+
+def conformal_shifts(errors, levels):
+    """Split-conformal shifts (n_leads, n_levels) of quantile forecasts from their
+    residuals ``errors`` (n_leads, n, n_levels: truth minus forecast, NaN where
+    unknown): at a level q >= 0.5 the ceil((n + 1) q)-th smallest residual, its
+    mirror below the median."""
+    shifts = np.zeros((errors.shape[0], len(levels)))
+    for h in range(errors.shape[0]):
+        for j, level in enumerate(levels):
+            e = np.sort(errors[h, :, j][np.isfinite(errors[h, :, j])])
+            if e.size == 0:
+                continue
+            if level >= 0.5:
+                rank = min(e.size, int(np.ceil((e.size + 1) * level))) - 1
+            else:
+                rank = max(1, int(np.floor((e.size + 1) * level))) - 1
+            shifts[h, j] = e[rank]
+    return shifts

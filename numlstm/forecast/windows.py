@@ -394,3 +394,18 @@ def absolute_targets(X, Yrel, target_index):
     if Yrel.ndim != 3 or Yrel.shape[0] != last.shape[0] or Yrel.shape[2] != last.shape[2]:
         raise ValueError(f"Yrel has shape {Yrel.shape}; expected ({last.shape[0]}, horizon, {last.shape[2]}).")
     return Yrel + last
+
+
+def scale_static_across_series(scaler, first, static):
+    """``scaler`` with the ``static`` features (no time dimension) scaled across series:
+    per series they are constant, and would all scale to 0. ``first`` (S, F) holds
+    each feature's first value."""
+    if not static:
+        return scaler
+    column = first[:, static]
+    mean, std = np.nanmean(column, axis=0), np.nanstd(column, axis=0)
+    std = np.where(np.isfinite(std) & (std > 0), std, 1.0)
+    mean = np.where(np.isfinite(mean), mean, 0.0)
+    new_mean, new_std = scaler.mean.copy(), scaler.std.copy()
+    new_mean[:, static], new_std[:, static] = mean, std
+    return SeriesScaler(mean=new_mean, std=new_std)
