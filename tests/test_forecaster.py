@@ -282,8 +282,9 @@ def test_nan_targets_masked_and_nan_series_warned():
     ds = stations(n_time=60)
     ds["flow"][0, 10:15] = np.nan  # a gap: windows across it are skipped, targets masked
     ds["flow"][2, :] = np.nan  # a dead station
-    with pytest.warns(MissingInputWarning, match="1 of 3 series have no observed target"):
+    with pytest.warns(MissingInputWarning, match="1 of 3 series have no observed target") as warned:
         fc = numlstm.Forecaster(**TINY).fit(ds, "flow")
+    assert warned[0].filename == __file__  # the warning points at the user's line
     with pytest.warns(MissingInputWarning, match="1 of 3 forecast"):
         out = fc.predict()
     assert np.isnan(out["flow"].sel(station="st2")).all()

@@ -85,13 +85,12 @@ class Fitting:
             scaled = SeriesScaler(mean=tables["mean"], std=tables["std"]).transform(values)
         else:
             scaler = scale_static_across_series(SeriesScaler.fit(values, slice(0, cut)), values[:, 0],
-                                     [k for k, n in enumerate(variables) if dim not in ds[n].dims])
+                                                [k for k, n in enumerate(variables) if dim not in ds[n].dims])
             scaled = scaler.transform(values)
         rng = params["rng"]
         # The model's view: gaps carried forward with an indicator per variable; training
         # hides a few more inputs the same way so that gaps are no surprise.
-        features = model_view(skill.hide_inputs(scaled, len(variables)), axis.index, calendar, len(variables),
-                               True)
+        features = model_view(skill.hide_inputs(scaled, len(variables)), axis.index, calendar, len(variables), True)
         known = known_columns(len(variables), len(future), len(calendar))
 
         dtype = params["dtype"]
@@ -416,4 +415,4 @@ class Fitting:
         if empty.any():
             warnings.warn(
                 f"{int(empty.sum())} of {empty.size} series have no observed target value; they are left out "
-                "of training and their forecasts will be NaN.", MissingInputWarning, stacklevel=3)
+                "of training and their forecasts will be NaN.", MissingInputWarning, stacklevel=4)  # user -> fit -> _fit_* -> here

@@ -1,5 +1,7 @@
 """The Forecaster's inputs: checks of the data and arguments, stacking variables into
-arrays, and the bookkeeping of series (their labels, positions and coordinates).
+arrays, the bookkeeping of series (their labels, positions and coordinates), and the
+model's view of them (calendar columns, gaps filled and flagged; ``model_view``).
+``MissingInputWarning`` lives here because fitting and forecasting both raise it.
 
 Everything here reads the user's data and never modifies it; messages say what was
 expected, what came and the fix.

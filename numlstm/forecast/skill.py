@@ -1,4 +1,5 @@
-"""Skill by design: the naive forecast the network corrects, gaps in the inputs, a shrinkage gate.
+"""Skill by design: the naive forecast the network corrects, gaps in the inputs, a shrinkage gate
+(and the conformal shifts that calibrate quantile bands).
 
 The Forecaster does not ask its network for the forecast itself but for the
 *correction* to a naive forecast chosen per series and target on the training
@@ -34,8 +35,8 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-__all__ = ["BASELINES", "baseline_values", "choose_baselines", "fill_gaps", "fit_linear", "hide_inputs",
-           "linear_inputs", "season_of", "shrink", "start_at_baseline", "target_windows"]
+__all__ = ["BASELINES", "baseline_values", "choose_baselines", "conformal_shifts", "fill_gaps", "fit_linear",
+           "hide_inputs", "linear_inputs", "season_of", "shrink", "start_at_baseline", "target_windows"]
 
 BASELINES = {"none": 0, "persistence": 1, "seasonal": 2}
 NAMES = {v: k for k, v in BASELINES.items()}
@@ -232,8 +233,9 @@ def start_at_baseline(net, Y, M, n_quantiles):
 def conformal_shifts(errors, levels):
     """Split-conformal shifts (n_leads, n_levels) of quantile forecasts from their
     residuals ``errors`` (n_leads, n, n_levels: truth minus forecast, NaN where
-    unknown): at a level q >= 0.5 the ceil((n + 1) q)-th smallest residual, its
-    mirror below the median."""
+    unknown): at a level q >= 0.5 the ceil((n + 1) q)-th smallest of the n finite
+    residuals (at most the largest), its mirror below the median; 0 where a lead has
+    no finite residual."""
     shifts = np.zeros((errors.shape[0], len(levels)))
     for h in range(errors.shape[0]):
         for j, level in enumerate(levels):

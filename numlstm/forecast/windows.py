@@ -16,7 +16,8 @@ its last input step, so its targets start at ``origin + 1``.
   the same for any (series, origin) pairs, with steps of known future
   features, in a chosen dtype and bounded memory;
 - :class:`SeriesScaler` standardises each (series, feature) with statistics
-  of a training slice only;
+  of a training slice only; :func:`scale_static_across_series` scales the
+  static features (constant per series) across series instead;
 - :func:`relative_targets` / :func:`absolute_targets` turn targets into
   changes since the last observed value and back.
 
@@ -48,6 +49,7 @@ __all__ = [
     "input_windows",
     "make_windows",
     "relative_targets",
+    "scale_static_across_series",
     "window_inputs",
 ]
 
