@@ -69,6 +69,21 @@ def test_interrupted_regressor_keeps_the_completed_epochs(monkeypatch, early_sto
     np.testing.assert_array_equal(model.predict(X), reference.predict(X))
 
 
+def test_interrupted_fit_keeps_the_best_epoch_when_a_later_one_was_worse(monkeypatch):
+    # The CPU trainer trains net.params in place: restoring the trainer after the best
+    # weights were put back used to overwrite them with the last completed epoch's.
+    X, y = windows()
+    kw = dict(KW, early_stopping=True, validation_fraction=0.25, patience=50, learning_rate=0.3)
+    reference = numlstm.LSTMRegressor(epochs=3, **kw).fit(X, y)
+    assert int(np.argmin(reference.history_["val_loss"])) == 1  # epoch 2 is the best, epoch 3 worse
+    interrupt_at(monkeypatch, 4)
+    model = numlstm.LSTMRegressor(epochs=10, **kw)
+    with pytest.warns(FitInterruptedWarning, match="best epoch's weights"), pytest.raises(KeyboardInterrupt):
+        model.fit(X, y)
+    assert model.history_ == reference.history_
+    np.testing.assert_array_equal(model.network_.params, reference.network_.params)
+
+
 def test_interrupted_classifier_keeps_the_completed_epochs(monkeypatch):
     X, y = windows()
     labels = np.where(y > 0, "up", "down")

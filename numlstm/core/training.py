@@ -258,12 +258,13 @@ class EpochRecord:
         for values in self.history.values():
             del values[snapshot.epoch:]
         best = self.best_params() if snapshot.epoch > 0 else None
-        net.params[:] = best if best is not None else snapshot.params
         try:
             trainer.set_params(snapshot.params)
             trainer.set_optimizer_state(snapshot.optimizer_state, snapshot.step)
         except Exception:  # noqa: BLE001 - a trainer on a broken device or cluster: the host copy is enough
             pass
+        # After the trainer: the CPU trainer's weights are net.params itself.
+        net.params[:] = best if best is not None else snapshot.params
         where = ""
         if self.checkpoint is not None and self.written != snapshot.epoch:
             self._write()
