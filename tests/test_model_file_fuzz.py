@@ -173,6 +173,7 @@ def _with_config(saved, change):
     (lambda cfg: cfg.pop("history"), r"has no 'history' entry"),
     (lambda cfg: cfg.update(history={"loss": "0.4"}), r"'history' in numlstm_config is not a mapping"),
     (lambda cfg: cfg["skill"].update(baseline=[[[128], [1]], [[1], [1]]]), r"'skill' in numlstm_config cannot be read"),
+    (lambda cfg: cfg.update(calendar_features=["", "doy"]), r"'calendar_features' in numlstm_config names \[''\]"),
 ])
 def test_inconsistent_config_found_by_the_fuzzer_is_refused(saved, damage, message):
     path = saved["folder"] / "bad-config.nc"

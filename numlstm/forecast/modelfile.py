@@ -226,6 +226,10 @@ def check_model(ds, cfg):
     if not cfg["targets"]:
         raise _damaged("targets", "in numlstm_config is empty")
     calendar = _str_list(cfg["calendar_features"], "calendar_features")
+    unknown = [c for c in calendar if c not in timeaxis.CALENDAR_FEATURES]
+    if unknown:
+        raise _damaged("calendar_features", f"in numlstm_config names {unknown!r}, not calendar features "
+                                            f"{timeaxis.CALENDAR_FEATURES}")
     series_dims = _str_list(cfg["series_dims"], "series_dims")
     shape = cfg["series_shape"]
     if not isinstance(shape, list) or len(shape) != len(series_dims):
