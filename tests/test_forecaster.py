@@ -130,6 +130,22 @@ def test_predict_time_round_trips(kind, freq, n_time):
     assert list(out["time"].values) == list(np.asarray(expected))
 
 
+@pytest.mark.parametrize("freq, calendar, expected", [
+    ("h", None, ("hour", "dow", "doy")),
+    ("D", None, ("dow", "doy")),
+    ("D", "360_day", ("doy",)),          # no weeks on the 360_day calendar
+    ("7D", None, ("doy",)),              # a weekly step: the day of week never changes
+    ("MS", None, ("month",)),
+])
+def test_auto_calendar_features_follow_the_step(freq, calendar, expected):
+    if calendar:
+        times = xr.date_range("2000-01-01", periods=30, freq=freq, calendar=calendar, use_cftime=True)
+    else:
+        times = pd.date_range("2000-01-01", periods=30, freq=freq)
+    fc = numlstm.Forecaster(**TINY).fit(stations(n_time=30, n_series=1, times=times), "flow")
+    assert fc.calendar_features_ == expected
+
+
 def test_integer_time_axis_and_named_dataarray():
     da = xr.DataArray(np.sin(np.arange(60) / 3.0), dims="step", coords={"step": np.arange(0, 120, 2)}, name="y")
     fc = numlstm.Forecaster(**TINY).fit(da, "y", dim="step")
@@ -372,8 +388,9 @@ def test_model_file_is_plain_netcdf(tmp_path, fitted):
     config = json.loads(ds.attrs["numlstm_config"])
     assert config["targets"] == ["flow"] and config["covariates"] == ["rain"]
     H = 4
-    # inputs: flow and rain, 2 calendar columns, a missing-value indicator per variable, the past/future flag
-    assert ds["lstm0_W"].dims == ("lstm0_input", "lstm0_gate") and ds["lstm0_W"].shape == (2 + 2 + 2 + 1, 4 * H)
+    # inputs: flow and rain, 4 calendar columns (day of week and of year), a missing-value indicator per
+    # variable, the past/future flag
+    assert ds["lstm0_W"].dims == ("lstm0_input", "lstm0_gate") and ds["lstm0_W"].shape == (2 + 4 + 2 + 1, 4 * H)
     assert ds["lstm0_U"].shape == (H, 4 * H)
     np.testing.assert_array_equal(ds["lstm0_U"].values, fitted.network_.get_weights()["layers"][0]["U"])
     assert ds["scale_mean"].dims == ("numlstm_series", "numlstm_feature")

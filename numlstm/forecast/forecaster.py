@@ -101,9 +101,11 @@ class Forecaster(Fitting, Forecasting, LazyForecasts, ParamsMixin):
     calendar : "auto", None or sequence of str, default "auto"
         Cyclic calendar features from the time labels, known in the future
         too (see :func:`numlstm.forecast.timeaxis.calendar_features`):
-        ``"auto"`` picks ``("hour", "doy")`` for sub-daily steps, ``("doy",)``
-        for daily to weekly, ``("month",)`` for monthly to quarterly, and
-        none for yearly or integer time axes.
+        ``"auto"`` picks ``("hour", "dow", "doy")`` for sub-daily steps,
+        ``("dow", "doy")`` for steps of one to six days, ``("doy",)`` for
+        weekly to 27 days, ``("month",)`` for monthly to quarterly, and none
+        for yearly or integer time axes (no ``"dow"`` on the 360_day
+        calendar, which has no weeks).
     validation_fraction : float, default 0.2
         The last fraction of the forecast origins (in time, not at random)
         held out for ``val_loss``; the scaling is fitted on the time before.

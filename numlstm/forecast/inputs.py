@@ -109,10 +109,14 @@ def _calendar_choice(calendar, axis, dim):
         if axis.kind == "integer" or len(axis) < 2:
             return ()
         days = pd.Timedelta(axis.index[1] - axis.index[0]) / pd.Timedelta(days=1)
+        # The day of week for steps under a week: electricity, traffic, web visits and river
+        # regulation follow the working week, which a lookback of a day or two cannot see.
+        # (The 360_day calendar has no weeks.)
+        week = ("dow",) if days < 7 and axis.calendar != "360_day" else ()
         if days < 1:
-            return ("hour", "doy")
+            return ("hour",) + week + ("doy",)
         if days < 28:
-            return ("doy",)
+            return week + ("doy",)
         if days < 360:
             return ("month",)
         return ()
