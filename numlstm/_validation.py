@@ -8,9 +8,10 @@ import numbers
 
 import numpy as np
 
+from numlstm._cells import NAMES as CELLS
+
 FLOAT_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
 DEVICES = ("cpu", "cuda", "auto")
-CELLS = ("lstm", "gru")
 
 
 def check_dtype(dtype, name="dtype"):
@@ -25,10 +26,11 @@ def check_dtype(dtype, name="dtype"):
 
 
 def check_cell(cell, name="cell"):
-    """``"lstm"`` or ``"gru"`` (any case) -> the lower-case name."""
+    """A cell name of :data:`numlstm._cells.CELLS` (any case) -> the lower-case name."""
     if not isinstance(cell, str) or cell.lower() not in CELLS:
-        raise ValueError(f"{name} must be 'lstm' or 'gru' (the recurrent layer type), got {cell!r}. "
-                         f"Pass {name}='lstm' (the default) or {name}='gru'.")
+        choices = " or ".join(repr(c) for c in CELLS)
+        raise ValueError(f"{name} must be {choices} (the recurrent layer type), got {cell!r}. "
+                         f"Pass {name}={CELLS[0]!r} (the default) or {name}={CELLS[1]!r}.")
     return cell.lower()
 
 

@@ -2,12 +2,10 @@
 
 import numpy as np
 
+from numlstm._cells import cell_spec
 from numlstm._threads import kernel_threads
 from numlstm._validation import check_nonempty, check_shape, float_array, resolve_device
 from numlstm.kernels import cpu, gru_cpu
-
-# Gate blocks per cell, in the order W, U and b hold them.
-_GATES = {"lstm": (4, "[i|f|g|o]"), "gru": (3, "[z|r|n]")}
 
 
 def _layer_arrays(x, W, U, b, states, cell="lstm"):
@@ -24,20 +22,21 @@ def _layer_arrays(x, W, U, b, states, cell="lstm"):
     W = float_array(W, "W", dtype=dtype)
     U = float_array(U, "U", dtype=dtype)
     b = float_array(b, "b", dtype=dtype)
-    gates, order = _GATES[cell]
+    spec = cell_spec(cell)
+    gates, order = spec.gates, spec.gate_order
     if U.ndim != 2 or U.shape[0] == 0 or U.shape[1] != gates * U.shape[0]:
         raise ValueError(f"U has shape {U.shape}; expected (hidden, {gates}*hidden) with hidden >= 1, "
                          f"gate blocks {order}.")
     H = U.shape[0]
     check_shape(W, "W", (I, gates * H), f"(input, {gates}*hidden) for x with {I} feature(s) and hidden={H}")
-    if cell == "gru":
+    if spec.bias_rows == 2:
         single = ("; one bias vector goes in as the input bias, np.stack([b, np.zeros_like(b)]) (but a "
-                  "Keras GRU with reset_after=False, which has one, is a different model that numlstm "
-                  "does not run)" if b.shape == (3 * H,) else "")
-        check_shape(b, "b", (2, 3 * H), f"(2, 3*hidden) for hidden={H}: row 0 the input bias, "
-                                        f"row 1 the recurrent bias{single}")
+                  f"Keras {spec.name} with reset_after=False, which has one, is a different model that numlstm "
+                  "does not run)" if b.shape == (gates * H,) else "")
+        check_shape(b, "b", spec.bias_shape(H), f"{spec.bias_formula} for hidden={H}: row 0 the input bias, "
+                                                f"row 1 the recurrent bias{single}")
     else:
-        check_shape(b, "b", (4 * H,), f"(4*hidden,) for hidden={H}")
+        check_shape(b, "b", spec.bias_shape(H), f"{spec.bias_formula} for hidden={H}")
     return (np.ascontiguousarray(x), np.ascontiguousarray(W), np.ascontiguousarray(U),
             np.ascontiguousarray(b), *_batch_states(states, B, H, dtype))
 

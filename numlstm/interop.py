@@ -59,10 +59,10 @@ True
 
 import re
 from collections.abc import Mapping
-from typing import NamedTuple
 
 import numpy as np
 
+from numlstm._cells import CELLS, NAMES
 from numlstm._validation import FLOAT_DTYPES, check_dtype
 
 __all__ = ["from_keras", "from_torch", "to_keras", "to_torch"]
@@ -70,27 +70,10 @@ __all__ = ["from_keras", "from_torch", "to_keras", "to_torch"]
 _TORCH_KEY = re.compile(r"^(weight_ih|weight_hh|bias_ih|bias_hh|weight_hr)_l(\d+)(_reverse)?$")
 
 
-class _Cell(NamedTuple):
-    """What differs between the recurrent layers numlstm converts."""
-
-    key: str  # the ``cell=`` value
-    name: str  # as PyTorch and Keras spell the layer
-    gates: int  # gate blocks along the gates axis of W, U and b
-    bias: str  # the shape of numlstm's b, as a formula
-
-    def bias_shape(self, hidden):
-        return (2, 3 * hidden) if self.key == "gru" else (4 * hidden,)
-
-
-_LSTM = _Cell("lstm", "LSTM", 4, "(4*hidden,)")
-_GRU = _Cell("gru", "GRU", 3, "(2, 3*hidden)")
-_CELLS = {"lstm": _LSTM, "gru": _GRU}
-
-
 def _cell(cell):
-    if not isinstance(cell, str) or cell not in _CELLS:
-        raise ValueError(f"cell must be 'lstm' or 'gru', got {cell!r}.")
-    return _CELLS[cell]
+    if not isinstance(cell, str) or cell not in CELLS:
+        raise ValueError(f"cell must be {' or '.join(repr(c) for c in NAMES)}, got {cell!r}.")
+    return CELLS[cell]
 
 
 def _torch_fix(cell):
@@ -99,7 +82,7 @@ def _torch_fix(cell):
 
 
 def _keras_fix(cell):
-    layer = "GRU layers (reset_after=True)" if cell is _GRU else f"{cell.name} layers"
+    layer = f"{cell.name} layers" + (" (reset_after=True)" if cell.bias_rows == 2 else "")
     return (f"weight_list should be model.get_weights() of a Keras Sequential of {layer} followed "
             f"by at most one Dense layer: [kernel, recurrent_kernel, bias] per {cell.name} layer, then "
             "[kernel, bias] for the Dense layer.")
@@ -177,7 +160,7 @@ def _hidden_from(arr, gates_axis, gates=4):
 def _recurrent_fix(arr, gates_axis, cell, fix):
     """``fix``, saying which ``cell=`` to pass when ``arr`` is shaped as the other
     cell's recurrent weights."""
-    for other in _CELLS.values():
+    for other in CELLS.values():
         if (other is not cell and arr.ndim == 2 and arr.shape[1 - gates_axis] > 0
                 and arr.shape[gates_axis] == other.gates * arr.shape[1 - gates_axis]):
             return f"{fix} Its shape is that of {other.name} weights: pass cell={other.key!r}."
@@ -186,18 +169,20 @@ def _recurrent_fix(arr, gates_axis, cell, fix):
 
 def _bias_fix(b, H, cell, fix):
     """``fix``, explaining a GRU bias of one row: Keras's ``reset_after=False``."""
-    if cell is _GRU and b.shape == (3 * H,):
-        return (f"A GRU bias of one row (3*hidden,) is that of a Keras GRU with reset_after=False, a different "
+    if cell.bias_rows == 2 and b.shape == (cell.gates * H,):
+        return (f"A {cell.name} bias of one row ({cell.gates}*hidden,) is that of a Keras {cell.name} with "
+                f"reset_after=False, a different "
                 f"model that numlstm does not run: rebuild the layer with reset_after=True (the Keras default). "
                 f"{fix}")
     return fix
 
 
-def _torch_gru_order(a):
-    """GRU gate blocks along axis 0 from PyTorch's ``[r|z|n]`` to ``[z|r|n]`` (Keras,
-    numlstm), or back: the first two blocks swap places. A new C-contiguous array."""
-    H = a.shape[0] // 3
-    return np.ascontiguousarray(np.concatenate([a[H:2 * H], a[:H], a[2 * H:]]))
+def _torch_order(a, cell):
+    """Gate blocks along axis 0 between PyTorch's order and numlstm's (Keras'): for a GRU,
+    ``[r|z|n]`` <-> ``[z|r|n]``, the first two blocks swap places (the permutation is its own
+    inverse). A new C-contiguous array."""
+    H = a.shape[0] // cell.gates
+    return np.ascontiguousarray(np.concatenate([a[k * H:(k + 1) * H] for k in cell.torch_blocks]))
 
 
 def _resolve(obj, method):
@@ -207,7 +192,7 @@ def _resolve(obj, method):
     return obj
 
 
-def _check_weights(weights, name="weights", cell=_LSTM):
+def _check_weights(weights, name="weights", cell=CELLS["lstm"]):
     """Validate the numlstm weights dict of ``cell`` layers; return ``{label: ndarray}``
     in order, the layer count and whether there is a head."""
     weights = _resolve(weights, "get_weights")
@@ -239,7 +224,7 @@ def _check_weights(weights, name="weights", cell=_LSTM):
         previous = "any" if hidden is None else f"{hidden} (hidden of layer {index - 1})"
         _check_shape(W, f"{where}['W']", (hidden, g * H), f"(input, {g}*hidden) with input={previous}",
                      _WEIGHTS_FIX)
-        _check_shape(b, f"{where}['b']", cell.bias_shape(H), cell.bias,
+        _check_shape(b, f"{where}['b']", cell.bias_shape(H), cell.bias_formula,
                      _bias_fix(b, H, cell, _WEIGHTS_FIX))
         arrays.update({f"{where}['W']": W, f"{where}['U']": U, f"{where}['b']": b})
         hidden = H
@@ -428,11 +413,8 @@ def from_torch(lstm_state_dict, linear_state_dict=None, *, prefix="", linear_pre
         w_ih, w_hh = out[(k, "W")], out[(k, "U")]
         zeros = np.zeros(w_hh.shape[0], dtype=target)  # nn.LSTM/nn.GRU(bias=False)
         b_ih, b_hh = out.get((k, "b_ih"), zeros), out.get((k, "b_hh"), zeros)
-        if cell is _GRU:
-            w_ih, w_hh, b_ih, b_hh = (_torch_gru_order(a) for a in (w_ih, w_hh, b_ih, b_hh))
-            b = np.stack([b_ih, b_hh])
-        else:
-            b = b_ih + b_hh
+        w_ih, w_hh, b_ih, b_hh = (_torch_order(a, cell) for a in (w_ih, w_hh, b_ih, b_hh))
+        b = np.stack([b_ih, b_hh]) if cell.bias_rows == 2 else b_ih + b_hh  # PyTorch's two biases, or their sum
         layers.append((np.ascontiguousarray(w_ih.T), np.ascontiguousarray(w_hh.T), b))
     head = None
     if linear_state_dict is not None:
@@ -525,10 +507,8 @@ def to_torch(weights, *, prefix="", linear_prefix="", dtype=None, cell="lstm"):
     layers, head = _split_weights(_cast_all(arrays, dtype), n_layers, has_head)
     lstm_sd = {}
     for k, (W, U, b) in enumerate(layers):
-        if cell is _GRU:
-            w_ih, w_hh, b_ih, b_hh = (_torch_gru_order(a) for a in (W.T, U.T, b[0], b[1]))
-        else:
-            w_ih, w_hh, b_ih, b_hh = np.ascontiguousarray(W.T), np.ascontiguousarray(U.T), b, np.zeros_like(b)
+        b_ih, b_hh = (b[0], b[1]) if cell.bias_rows == 2 else (b, np.zeros_like(b))
+        w_ih, w_hh, b_ih, b_hh = (_torch_order(a, cell) for a in (W.T, U.T, b_ih, b_hh))
         lstm_sd[f"{prefix}weight_ih_l{k}"] = w_ih
         lstm_sd[f"{prefix}weight_hh_l{k}"] = w_hh
         lstm_sd[f"{prefix}bias_ih_l{k}"] = b_ih
@@ -614,7 +594,7 @@ def from_keras(weight_list, *, layers=None, dtype=None, cell="lstm"):
         _check_shape(U, labels[1], (H, g * H), f"(hidden, {g}*hidden)", _recurrent_fix(U, 1, cell, fix))
         previous = "input" if hidden is None else f"hidden of layer {k - 1}"
         _check_shape(W, labels[0], (hidden, g * H), f"({previous}, {g}*hidden)", fix)
-        _check_shape(b, labels[2], cell.bias_shape(H), cell.bias, _bias_fix(b, H, cell, fix))
+        _check_shape(b, labels[2], cell.bias_shape(H), cell.bias_formula, _bias_fix(b, H, cell, fix))
         arrays.update(zip(labels, (W, U, b)))
         hidden = H
     has_head = n == 3 * n_layers + 2

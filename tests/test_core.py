@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 
 import reference as ref
+import numlstm._cells
 from numlstm.core import losses
 from numlstm.core.network import Network
 from numlstm.core.optimizers import KIND_ADAM, KIND_SGD, Adam, SGD, apply_update
@@ -157,3 +158,17 @@ def test_plain_sgd_step():
     p = np.array([1.0, 2.0])
     apply_update(KIND_SGD, p, np.array([1.0, -1.0]), np.zeros((2, 2)), 1, SGD(0.5).hyperparams())
     np.testing.assert_array_equal(p, [0.5, 2.5])
+
+
+@pytest.mark.parametrize("cell", sorted(numlstm._cells.CELLS))
+def test_the_network_layout_and_initialisation_follow_the_cell_spec(cell):
+    spec = numlstm._cells.cell_spec(cell)
+    net = Network(3, [5], 2, np.float64, cell=cell).initialize(np.random.default_rng(0))
+    W, U, b = net.layer(net.params, 0)
+    assert W.shape == (3, spec.gates * 5) and U.shape == (5, spec.gates * 5) and b.shape == spec.bias_shape(5)
+    first = b.reshape(-1, b.shape[-1])[0]  # the (input) bias
+    for block in range(spec.gates):
+        expected = 1.0 if block in spec.unit_bias_blocks else 0.0
+        assert (first[block * 5:(block + 1) * 5] == expected).all()
+    assert (b.reshape(-1, b.shape[-1])[1:] == 0).all()
+    assert net.n_params == spec.gates * 5 * (3 + 5 + spec.bias_rows) + 5 * 2 + 2

@@ -22,15 +22,15 @@ import numpy as np
 from numba import types
 from numba.extending import overload
 
+from numlstm._cells import NAMES
 from numlstm._threads import kernel_threads
-from numlstm._validation import CELLS
 from numlstm.core import losses as _losses
 from numlstm.core.network import CELL_COLUMN, DIRECTION_COLUMN, EMBED_DIM, EMBED_OFFSET, VOCABULARY
 from numlstm.core.optimizers import apply_update
 from numlstm.kernels import dropout as _dropout
 from numlstm.kernels import gru_cpu
 from numlstm.kernels._jit import njit
-from numlstm.kernels.cpu import FIRST, add_gram, add_tile, assign, layer_backward, layer_forward, chunk_count
+from numlstm.kernels.cpu import FIRST, add_gram, add_tile, assign, chunk_count, layer_backward, layer_forward
 
 # Plain error model, no fastmath: the loss and the norm must see NaN and inf.
 
@@ -463,8 +463,8 @@ def _compile_for_cell(cell, layer_forward_fn, layer_backward_fn):
 
 
 _LAYERS = {"lstm": (_lstm_layer_forward, _lstm_layer_backward), "gru": (_gru_layer_forward, _gru_layer_backward)}
-# Indexed by the cell column of Network.table (the cell's position in CELLS).
-_KERNELS = tuple(_compile_for_cell(cell, *_LAYERS[cell]) for cell in CELLS)
+# Indexed by the cell column of Network.table (the cell's position in numlstm._cells.NAMES).
+_KERNELS = tuple(_compile_for_cell(cell, *_LAYERS[cell]) for cell in NAMES)
 
 
 def kernels_for(table):

@@ -15,7 +15,7 @@ the buffer). Each layer's ``W``, ``U`` and ``b`` follow one another:
 - GRU: ``W`` (input, 3H), ``U`` (H, 3H), ``b`` (2, 3H) (input bias, then
   recurrent bias), gate blocks ``[z|r|n]``, as a Keras ``GRU(reset_after=True)``.
 
-The ``cell`` column (an index into :data:`CELLS`, the same in every row) tells
+The ``cell`` column (an index into :data:`numlstm._cells.NAMES`, the same in every row) tells
 :mod:`numlstm.core.training` and :mod:`numlstm.core.gpu` which compiled
 kernels a network runs on: the choice is made once per call on a network,
 never per step.
@@ -23,12 +23,11 @@ never per step.
 
 import numpy as np
 
-from numlstm._validation import CELLS, check_cell
+from numlstm._cells import CELLS, NAMES, cell_spec
+from numlstm._validation import check_cell
 
 # Gate blocks per layer, and the rows of its bias, for each cell.
-GATES = {"lstm": 4, "gru": 3}
-BIAS_ROWS = {"lstm": 1, "gru": 2}
-CELL_COLUMN = 5  # the column of ``table`` holding the cell's index in CELLS
+CELL_COLUMN = 5  # the column of ``table`` holding the cell's index in NAMES
 # Entries of ``head`` after the dense head's four: the embedding layer.
 VOCABULARY, EMBED_DIM, EMBED_OFFSET = 4, 5, 6
 DIRECTION_COLUMN = 6  # 0 forward, 1 reverse (the second row of a bidirectional layer)
@@ -68,7 +67,8 @@ class Network:
         self.bidirectional = bool(bidirectional)
         self.vocabulary = int(vocabulary)
         self.directions = 2 if self.bidirectional else 1
-        gates, bias_rows = GATES[self.cell], BIAS_ROWS[self.cell]
+        self.spec = cell_spec(self.cell)
+        gates, bias_rows = self.spec.gates, self.spec.bias_rows
         rows = []
         offset = self.vocabulary * self.input_size
         fan_in = self.input_size
@@ -78,7 +78,7 @@ class Network:
                 oU = oW + fan_in * gates * H
                 ob = oU + H * gates * H
                 offset = ob + bias_rows * gates * H
-                rows.append((fan_in, H, oW, oU, ob, CELLS.index(self.cell), direction))
+                rows.append((fan_in, H, oW, oU, ob, NAMES.index(self.cell), direction))
             fan_in = self.directions * H
         self.table = np.array(rows, dtype=np.int64).reshape(len(rows), 7)
         self.head = np.array([fan_in, self.output_size, offset, offset + fan_in * self.output_size,
@@ -96,8 +96,9 @@ class Network:
         """Views ``(W, U, b)`` of layer ``index`` (its reverse direction with
         ``direction=1``) in ``params`` (``b`` is (2, 3H) for a GRU)."""
         I, H, oW, oU, ob = (int(v) for v in self.table[index * self.directions + direction, :5])
-        G = GATES[self.cell] * H
-        b = params[ob:ob + G] if self.cell == "lstm" else params[ob:ob + 2 * G].reshape(2, G)
+        G = self.spec.gates * H
+        rows = self.spec.bias_rows
+        b = params[ob:ob + G] if rows == 1 else params[ob:ob + rows * G].reshape(rows, G)
         return params[oW:oU].reshape(I, G), params[oU:ob].reshape(H, G), b
 
     def head_views(self, params):
@@ -115,9 +116,9 @@ class Network:
                 W, U, b = self.layer(p, index, direction)
                 W[:] = glorot_uniform(rng, W.shape)
                 U[:] = orthogonal(rng, U.shape)
-                if self.cell == "lstm":
-                    H = U.shape[0]
-                    b[H:2 * H] = 1.0
+                H = U.shape[0]
+                for block in self.spec.unit_bias_blocks:
+                    b.reshape(-1, b.shape[-1])[0, block * H:(block + 1) * H] = 1.0  # the (input) bias
         Wd, _ = self.head_views(p)
         Wd[:] = glorot_uniform(rng, Wd.shape)
         self.params = p.astype(self.dtype)
@@ -186,11 +187,11 @@ class Network:
 
     def _cell_hint(self, layers):
         """A hint for weights of the wrong shape that look like those of the other cell."""
-        other = "gru" if self.cell == "lstm" else "lstm"
         U = np.asarray(layers[0].get("U", ())) if isinstance(layers[0], dict) else np.empty(0)
-        if U.ndim == 2 and U.shape[0] > 0 and U.shape[1] == GATES[other] * U.shape[0]:
-            return (f" These look like the weights of {other.upper()} layers ({GATES[other]} gate blocks); this "
-                    f"model has {self.cell.upper()} layers: build it with cell={other!r} to load them.")
+        for other in CELLS.values():
+            if other.key != self.cell and U.ndim == 2 and U.shape[0] > 0 and U.shape[1] == other.gates * U.shape[0]:
+                return (f" These look like the weights of {other.name} layers ({other.gates} gate blocks); this "
+                        f"model has {self.spec.name} layers: build it with cell={other.key!r} to load them.")
         return ""
 
 

@@ -37,15 +37,15 @@ import json
 import numpy as np
 import xarray as xr
 
+from numlstm._cells import CELLS, cell_spec
 from numlstm._validation import resolve_device
-from numlstm.core.network import GATES, Network
+from numlstm.core.network import Network
 from numlstm.forecast import timeaxis
 from numlstm.forecast.inputs import _jsonable, _series_index
 from numlstm.forecast.windows import SeriesScaler
 
 FORMAT_NAME = "numlstm.Forecaster"
 FORMAT_VERSION = 2  # the newest version this numlstm reads and writes
-CELL_FORMAT_VERSION = {"lstm": 1, "gru": 2}  # the version a file of each cell is written with
 
 SERIES, FEATURE, STEP = "numlstm_series", "numlstm_feature", "numlstm_step"
 
@@ -92,11 +92,12 @@ def weight_variables(net, local_params=None):
     data_vars = {}
     for k in range(len(net.hidden_sizes)):
         name = f"{net.cell}{k}"
-        bias_dims = (f"{name}_bias", f"{name}_gate") if net.cell == "gru" else (f"{name}_gate",)
+        two_rows = net.spec.bias_rows == 2
+        bias_dims = (f"{name}_bias", f"{name}_gate") if two_rows else (f"{name}_gate",)
         data_vars[f"{name}_W"] = (lead + (f"{name}_input", f"{name}_gate"), stacked(lambda w: w["layers"][k]["W"]))
         data_vars[f"{name}_U"] = (lead + (f"{name}_unit", f"{name}_gate"), stacked(lambda w: w["layers"][k]["U"]))
         data_vars[f"{name}_b"] = (lead + bias_dims, stacked(lambda w: w["layers"][k]["b"]))
-        if net.cell == "gru":
+        if two_rows:
             data_vars[f"{name}_b"] += ({"comment": "row 0 the input bias, row 1 the recurrent bias"},)
     data_vars["head_W"] = (lead + ("head_input", "head_output"), stacked(lambda w: w["head"]["W"]))
     data_vars["head_b"] = (lead + ("head_output",), stacked(lambda w: w["head"]["b"]))
@@ -161,7 +162,7 @@ def to_dataset(fc):
     coords.update({k: v.variable for k, v in fc._series_coords.coords.items()})
     return xr.Dataset(data_vars, coords=coords, attrs={
         "numlstm_format": FORMAT_NAME,
-        "numlstm_format_version": CELL_FORMAT_VERSION[net.cell],
+        "numlstm_format_version": net.spec.format_version,
         "numlstm_version": __version__,
         "numlstm_config": json.dumps(config),
         "title": f"numlstm Forecaster of {', '.join(fc.targets_)}",
@@ -211,8 +212,8 @@ def check_model(ds, cfg):
     if not isinstance(net_cfg, dict) or not isinstance(params, dict):
         raise _damaged("numlstm_config", "has a 'network' or 'params' entry that is not an object")
     cell = net_cfg.get("cell", "lstm")
-    if cell not in GATES:
-        raise _damaged("network.cell", f"is {cell!r}, not one of {sorted(GATES)}")
+    if not isinstance(cell, str) or cell not in CELLS:
+        raise _damaged("network.cell", f"is {cell!r}, not one of {sorted(CELLS)}")
     dtype = net_cfg.get("dtype")
     if dtype not in ("float32", "float64"):
         raise _damaged("network.dtype", f"is {dtype!r}, not 'float32' or 'float64'")
@@ -257,14 +258,14 @@ def check_model(ds, cfg):
 
     local = "head_W" in ds.variables and SERIES in ds["head_W"].dims
     lead = (n_series,) if local else ()
-    gates = GATES[cell] * np.array(hidden)
+    gates = cell_spec(cell).gates * np.array(hidden)
     expected = {}
     fan_in = input_size
     for k, (H, G) in enumerate(zip(hidden, gates)):
         name = f"{cell}{k}"
         expected[f"{name}_W"] = (fan_in, G)
         expected[f"{name}_U"] = (H, G)
-        expected[f"{name}_b"] = (2, G) if cell == "gru" else (G,)
+        expected[f"{name}_b"] = cell_spec(cell).bias_shape(H)
         fan_in = H
     expected["head_W"] = (hidden[-1], output_size)
     expected["head_b"] = (output_size,)

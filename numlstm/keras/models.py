@@ -22,11 +22,12 @@ from pathlib import Path
 
 import numpy as np
 
+from numlstm._cells import cell_spec
 from numlstm._threads import kernel_threads
-from numlstm.core import losses as _losses
 from numlstm.core import cpu_engine as _engine
+from numlstm.core import losses as _losses
 from numlstm.core import training as _training
-from numlstm.core.network import BIAS_ROWS, GATES, Network
+from numlstm.core.network import Network
 from numlstm.keras import callbacks as _callbacks
 from numlstm.keras import layers as _layers
 from numlstm.keras import optimizers as _optimizers
@@ -278,7 +279,7 @@ class Sequential:
 
     # --- weights ------------------------------------------------------------------
     def _weight_labels(self):
-        plan, net = self._plan_, self._network
+        plan = self._plan_
         labels = []
         if plan.embedding is not None:
             labels.append(f"embeddings of {_describe(plan.embedding)}")
@@ -719,7 +720,8 @@ class Sequential:
                 rows.append((layer, rows[-1][1] if rows else None, 0))
             elif layer.kind == "recurrent":
                 H, D = layer.units, plan.directions
-                count = None if size is None else D * GATES[layer.cell] * H * (size + H + BIAS_ROWS[layer.cell])
+                spec = cell_spec(layer.cell)
+                count = None if size is None else D * spec.gates * H * (size + H + spec.bias_rows)
                 rows.append((layer, (None, time_steps, D * H) if layer.return_sequences else (None, D * H), count))
                 size = D * H
             else:
