@@ -456,8 +456,8 @@ def main(argv=None):
           f"torch {[round(s, 3) for s in wf['torch_fit_all_s']]} s")
     print()
 
-    print(f"| case | forward GFLOP | numlstm predict GFLOP/s | numlstm train GFLOP/s | torch predict GFLOP/s "
-          f"| torch train GFLOP/s | float32 GEMM GFLOP/s |")
+    print("| case | forward GFLOP | numlstm predict GFLOP/s | numlstm train GFLOP/s | torch predict GFLOP/s "
+          "| torch train GFLOP/s | float32 GEMM GFLOP/s |")
     print("|---|---:|---:|---:|---:|---:|---:|")
     for c in cases:
         label = f"{c['batch']}, {c['time']}, {c['features']}, {c['hidden']}"

@@ -23,6 +23,7 @@ features launches exactly the kernels it did before they existed.
 """
 
 import math
+from typing import NamedTuple
 
 import numpy as np
 from numba import cuda
@@ -396,6 +397,19 @@ def _zeros(shape, dtype):
     return a
 
 
+class LayerCache(NamedTuple):
+    """What one recurrent row's forward pass leaves for its backward pass (device arrays)."""
+
+    x: object  # the layer's input as it ran (dropped out, time-reversed for a reverse direction)
+    first: object  # the kernels' saved gate values (see DeviceNetwork._layer_forward), None when predicting
+    second: object
+    hs: object  # the hidden states, (n, T, H), or (n, 1, H) when only the last step was kept
+    zeros: object  # the zero initial state, (n, H)
+    keep: object  # the step mask, or None
+    hmask: object  # the recurrent dropout mask, or None
+    imask: object  # the input dropout mask, or None
+
+
 class DeviceNetwork:
     """A network's parameters on the GPU, and the forward pass through them.
 
@@ -463,7 +477,8 @@ class DeviceNetwork:
         """One layer backward from its cache entry (see :meth:`forward`); weight gradients
         into ``block``; returns ``dx``. ``dhs`` None: the gradient enters as ``dh_T`` alone
         (an LSTM layer under the head)."""
-        inp, first, second, hs, zeros, keep, hmask, _ = entry
+        inp, first, second, hs, zeros, keep, hmask = (entry.x, entry.first, entry.second, entry.hs, entry.zeros,
+                                                     entry.keep, entry.hmask)
         n, H = zeros.shape
         if self.gru:
             U_T = self.ws.get(tag + "U_T", (U.shape[1], U.shape[0]), self.dtype)
@@ -485,9 +500,7 @@ class DeviceNetwork:
 
     def forward(self, X, drop=None, seed=0, step=0, row0=0, train=True):
         """Head outputs (device) and the pass's cache: ``(out, cache, top, last)``, ``cache``
-        one entry ``(input, first, second, hs, zero state, keep, hmask, input mask)`` per
-        ``table`` row (``first, second`` as in :meth:`_layer_forward`; the masks None
-        where unused), ``top`` the top layer's output and ``last`` the head's input (``top``
+        one :class:`LayerCache` per ``table`` row, ``top`` the top layer's output and ``last`` the head's input (``top``
         itself for one direction, whose head reads its last step). ``X`` (device) is
         (n, T, features) float, or (n, T) token ids for a network with an embedding.
         Without ``train`` (prediction), the layers may skip what only a backward pass reads,
@@ -523,7 +536,7 @@ class DeviceNetwork:
                 top = layer == len(self.net.hidden_sizes) - 1 and self.D == 1
                 first, second, hs = self._layer_forward(x, W, U, b, zeros, keep=k, hmask=hmask, tag=f"{row}/",
                                                         train=train, all_h=train or not top)
-                cache.append((x, first, second, hs, zeros, k, hmask, imask))
+                cache.append(LayerCache(x, first, second, hs, zeros, k, hmask, imask))
                 states.append(hs)
             if self.D == 1:
                 inp = states[0]
@@ -637,7 +650,7 @@ class Trainer(DeviceNetwork):
                                           dh_T if dout is None else None)
                 if not want_dx:
                     continue
-                imask = entry[7]
+                imask = entry.imask
                 if self.D == 1 and imask is None:
                     dinp = dx
                     continue
