@@ -16,6 +16,7 @@ kernels, once per call (an epoch, a batch), never per step.
 """
 
 import math
+from collections import namedtuple
 from types import FunctionType, SimpleNamespace
 
 import numpy as np
@@ -260,6 +261,12 @@ def _top_features(top, D):
     return last
 
 
+# What the forward pass over the stack leaves for the backward pass: per table row, the
+# layer's input (dropped out, time-reversed for a reverse direction), the kernels' saved
+# gate values (first, second), the hidden states, and the input and state dropout masks.
+StackCache = namedtuple("StackCache", ["inputs", "firsts", "seconds", "states", "imasks", "hmasks"])
+
+
 def _forward_stack(params, table, X, keep, drop, seed, step, row0, chunks):
     """Every recurrent row forward. ``X`` (n, time, features) float, ``keep`` the
     step mask, ``drop`` ``[dropout, recurrent_dropout]`` (masks drawn from
@@ -303,7 +310,8 @@ def _backward_stack(params, grads, table, keep, cache, dtop, chunks, need_dx):
     ``dtop``, the gradient reaching the top layer's output; writes the weight
     gradients into ``grads``. Returns the gradient with respect to the first
     layer's input when ``need_dx`` (else an empty array)."""
-    inputs, firsts, seconds, states, imasks, hmasks = cache
+    inputs, firsts, seconds, states = cache.inputs, cache.firsts, cache.seconds, cache.states
+    imasks, hmasks = cache.imasks, cache.hmasks
     D = _directions(table)
     keep_rev = reverse_time(keep) if D == 2 and keep.shape[0] > 0 else keep
     dout = dtop
@@ -345,8 +353,9 @@ def _layer_backward(params, grads, table, row, x, first, second, hs, dhs, keep, 
 
 def _network_forward(params, table, head, X, drop, seed, step, row0, n_threads):
     """Forward through the embedding (for tokens), every layer and the head.
-    Returns the head's output (n, O), the step mask, the stack's cache (see
-    :func:`_forward_stack`) and the head's input (n, 1, features)."""
+    Returns the head's output (n, O), the step mask, the stack's cache (a
+    :data:`StackCache` of :func:`_forward_stack`'s lists) and the head's input
+    (n, 1, features)."""
     n = X.shape[0]
     chunks = chunk_count(n, n_threads)
     keep = keep_steps(X)
@@ -360,7 +369,7 @@ def _network_forward(params, table, head, X, drop, seed, step, row0, n_threads):
     add_tile(out, FIRST, last, FIRST, Wd, FIRST, n)
     # A reshape, not out[:, 0, :]: the loss then sees a C-contiguous array, so the one
     # compiled specialisation of it serves training, validation and prediction alike.
-    return out.reshape((n, Wd.shape[1])), keep, (inputs, firsts, seconds, states, imasks, hmasks), last
+    return out.reshape((n, Wd.shape[1])), keep, StackCache(inputs, firsts, seconds, states, imasks, hmasks), last
 
 
 def _batch_loss_grad(params, grads, table, head, Xb, Yb, Mb, loss_id, lparams, drop, seed, step, n_threads):
@@ -378,7 +387,7 @@ def _batch_loss_grad(params, grads, table, head, Xb, Yb, Mb, loss_id, lparams, d
     assign(dbd, dpred.sum(axis=0))
     dlast = np.zeros(last.shape, dtype=params.dtype)
     add_tile(dlast, FIRST, dpred.reshape((n, 1, dpred.shape[1])), FIRST, np.ascontiguousarray(Wd.T), FIRST, n)
-    top = cache[3][-1]
+    top = cache.states[-1]
     T, F = top.shape[1], last.shape[2]
     D = _directions(table)
     Hd = F // D
