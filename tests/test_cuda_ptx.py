@@ -73,7 +73,7 @@ def compile_ptx():
 def _signatures(dt):
     from numba import types
 
-    from numlstm.core import gpu as g
+    from numlstm.core import gpu_kernels as g
     from numlstm.kernels import cuda as k
     from numlstm.kernels import gru_cuda as gk
 
@@ -109,31 +109,31 @@ def _signatures(dt):
         })
     return {
         **kernels,
-        g._gather3: (A(dt, 3), A(i64, 1), i64, A(dt, 3)),
-        g._gather2: (A(dt, 2), A(i64, 1), i64, A(dt, 2)),
-        g._zero2: (A(dt, 2),),
-        g._transpose: (A(dt, 2), A(dt, 2)),
-        g._head_forward: (A(dt, 3), A(dt, 2), A(dt, 1), A(dt, 2)),
-        g._loss: (i64, A(f64, 1), A(dt, 2), A(dt, 2), A(dt, 2), A(f64, 2), A(f64, 1), i64, A(i64, 1)),
-        g._head_backward: (A(dt, 3), A(dt, 2), A(f64, 2), A(dt, 2), A(dt, 1), A(dt, 3)),
-        g._head_backward_last: (A(dt, 3), A(dt, 2), A(f64, 2), A(dt, 2), A(dt, 1), A(dt, 2)),
+        g.gather3: (A(dt, 3), A(i64, 1), i64, A(dt, 3)),
+        g.gather2: (A(dt, 2), A(i64, 1), i64, A(dt, 2)),
+        g.zero2: (A(dt, 2),),
+        g.transpose: (A(dt, 2), A(dt, 2)),
+        g.head_forward: (A(dt, 3), A(dt, 2), A(dt, 1), A(dt, 2)),
+        g.loss: (i64, A(f64, 1), A(dt, 2), A(dt, 2), A(dt, 2), A(f64, 2), A(f64, 1), i64, A(i64, 1)),
+        g.head_backward: (A(dt, 3), A(dt, 2), A(f64, 2), A(dt, 2), A(dt, 1), A(dt, 3)),
+        g.head_backward_last: (A(dt, 3), A(dt, 2), A(f64, 2), A(dt, 2), A(dt, 1), A(dt, 2)),
         k._transpose: (A(dt, 2), A(dt, 2)),
-        g._sum_squares: (A(dt, 1), A(f64, 1)),
-        g._check_and_scale: (A(f64, 1), A(f64, 1), i64, f64, A(i64, 1), A(f64, 1)),
-        g._update: (i64, A(dt, 1), A(dt, 1), A(dt, 2), f64, A(f64, 1), A(i64, 1), A(f64, 1)),
+        g.sum_squares: (A(dt, 1), A(f64, 1)),
+        g.check_and_scale: (A(f64, 1), A(f64, 1), i64, f64, A(i64, 1), A(f64, 1)),
+        g.update: (i64, A(dt, 1), A(dt, 1), A(dt, 2), f64, A(f64, 1), A(i64, 1), A(f64, 1)),
         # dropout, bidirectional layers, token input
-        g._dropout_mask: (i64, i64, i64, f64, i64, A(dt, 2)),
-        g._layer_input: (A(dt, 3), A(dt, 2), types.boolean, A(dt, 3)),
-        g._reverse_steps: (A(types.int8, 2), A(types.int8, 2)),
-        g._concat_directions: (A(dt, 3), A(dt, 3), A(dt, 3)),
-        g._top_features: (A(dt, 3), A(dt, 3)),
-        g._spread_top: (A(dt, 3), A(dt, 3)),
-        g._direction_grad: (A(dt, 3), i64, A(dt, 3)),
-        g._add_input_grad: (A(dt, 3), A(dt, 3), A(dt, 2), types.boolean, types.boolean),
-        g._embed: (A(dt, 1), i64, A(i64, 2), A(dt, 3)),
-        g._keep_of: (A(i64, 2), A(types.int8, 2)),
-        g._zero1: (A(dt, 1), i64, i64),
-        g._embedding_grad: (A(dt, 3), A(i64, 1), A(i64, 1), A(i64, 1), i64, i64, A(dt, 1), i64),
+        g.dropout_mask: (i64, i64, i64, f64, i64, A(dt, 2)),
+        g.layer_input: (A(dt, 3), A(dt, 2), types.boolean, A(dt, 3)),
+        g.reverse_steps: (A(types.int8, 2), A(types.int8, 2)),
+        g.concat_directions: (A(dt, 3), A(dt, 3), A(dt, 3)),
+        g.top_features: (A(dt, 3), A(dt, 3)),
+        g.spread_top: (A(dt, 3), A(dt, 3)),
+        g.direction_grad: (A(dt, 3), i64, A(dt, 3)),
+        g.add_input_grad: (A(dt, 3), A(dt, 3), A(dt, 2), types.boolean, types.boolean),
+        g.embed: (A(dt, 1), i64, A(i64, 2), A(dt, 3)),
+        g.keep_of: (A(i64, 2), A(types.int8, 2)),
+        g.zero1: (A(dt, 1), i64, i64),
+        g.embedding_grad: (A(dt, 3), A(i64, 1), A(i64, 1), A(i64, 1), i64, i64, A(dt, 1), i64),
     }
 
 

@@ -10,7 +10,8 @@ CPU loop stops there).
 
 The loss and the optimizer rule are the CPU's own code
 (:func:`numlstm.core.losses.loss_and_grad_impl`,
-:func:`numlstm.core.optimizers.update_one`), compiled for the GPU. Every
+:func:`numlstm.core.optimizers.update_one`), compiled for the GPU with the
+other small kernels of this engine in :mod:`numlstm.core.gpu_kernels`. Every
 reduction is done in a fixed order (per-block partial sums, then one pass
 over them), so a fit gives the same result on every run.
 
@@ -22,313 +23,22 @@ token without atomics (see :class:`Trainer`). A network without these
 features launches exactly the kernels it did before they existed.
 """
 
-import math
 from typing import NamedTuple
 
 import numpy as np
 from numba import cuda
 
-from numlstm.core import losses as _losses
+from numlstm.core import gpu_kernels as gk
 from numlstm.core.network import EMBED_DIM, EMBED_OFFSET, VOCABULARY
-from numlstm.core.optimizers import step_size, update_one
+from numlstm.core.optimizers import step_size
 from numlstm.core.cpu_engine import _drop
 from numlstm.kernels import dropout as _dropout
-from numlstm.kernels.gates import gpu_twin
 from numlstm.kernels import cuda as kernels
 from numlstm.kernels import gru_cuda
 from numlstm._device import launch
 
-update_one_gpu = gpu_twin(update_one)
-
 THREADS = 256
 NORM_BLOCKS = 64  # partial sums of squares for the global gradient norm
-
-
-@cuda.jit
-def _gather3(src, order, start, out):
-    """``out[i] = src[order[start + i]]`` for (n, T, F) arrays."""
-    n, T, F = out.shape
-    e = cuda.grid(1)
-    if e < n * T * F:
-        f = e % F
-        t = (e // F) % T
-        i = e // (F * T)
-        out[i, t, f] = src[order[start + i], t, f]
-
-
-@cuda.jit
-def _gather2(src, order, start, out):
-    n, F = out.shape
-    e = cuda.grid(1)
-    if e < n * F:
-        out[e // F, e % F] = src[order[start + e // F], e % F]
-
-
-@cuda.jit
-def _zero2(a):
-    e = cuda.grid(1)
-    if e < a.shape[0] * a.shape[1]:
-        a[e // a.shape[1], e % a.shape[1]] = 0
-
-
-@cuda.jit
-def _transpose(src, dst):
-    rows, cols = src.shape
-    e = cuda.grid(1)
-    if e < rows * cols:
-        dst[e % cols, e // cols] = src[e // cols, e % cols]
-
-
-@cuda.jit
-def _head_forward(hs, Wd, bd, out):
-    n, O = out.shape
-    T, H = hs.shape[1], hs.shape[2]
-    e = cuda.grid(1)
-    if e < n * O:
-        r = e // O
-        o = e % O
-        acc = bd[o]
-        for j in range(H):
-            acc += hs[r, T - 1, j] * Wd[j, o]
-        out[r, o] = acc
-
-
-@cuda.jit
-def _loss(loss_id, lparams, pred, Y, M, dpred, losses, slot, flag):
-    """One thread: the batch's loss into ``losses[slot]`` and its gradient into ``dpred``."""
-    if cuda.grid(1) == 0 and flag[0] < 0:
-        losses[slot] = _losses.loss_and_grad_impl(loss_id, lparams, pred, Y, M, dpred)
-
-
-@cuda.jit
-def _head_backward(hs, Wd, dpred, dWd, dbd, dhs):
-    """Head gradients (one thread per weight, rows summed in order) and the gradient
-    reaching the top layer's last hidden state; ``dhs`` is zero elsewhere."""
-    n, T, H = dhs.shape
-    O = dpred.shape[1]
-    e = cuda.grid(1)
-    if e < H * O:
-        j = e // O
-        o = e % O
-        acc = dpred[0, o] * 0
-        for r in range(n):
-            acc += hs[r, T - 1, j] * dpred[r, o]
-        dWd[j, o] = acc
-        if j == 0:
-            acc = dpred[0, o] * 0
-            for r in range(n):
-                acc += dpred[r, o]
-            dbd[o] = acc
-    if e < n * T * H:
-        j = e % H
-        rt = e // H
-        r = rt // T
-        t = rt % T
-        acc = dpred[0, 0] * 0
-        if t == T - 1:
-            for o in range(O):
-                acc += dpred[r, o] * Wd[j, o]
-        dhs[r, t, j] = acc
-
-
-@cuda.jit
-def _head_backward_last(hs, Wd, dpred, dWd, dbd, dh_T):
-    """As :func:`_head_backward` for a one-direction top layer: the gradient reaching its
-    last hidden state goes into ``dh_T`` (n, H), the backward pass's carried gradient,
-    instead of a (n, T, H) array that is zero but at the last step."""
-    n, H = dh_T.shape
-    T = hs.shape[1]
-    O = dpred.shape[1]
-    e = cuda.grid(1)
-    if e < H * O:
-        j = e // O
-        o = e - j * O
-        acc = dpred[0, o] * 0.0
-        for r in range(n):
-            acc += hs[r, T - 1, j] * dpred[r, o]
-        dWd[j, o] = acc
-        if j == 0:
-            acc = dpred[0, o] * 0.0
-            for r in range(n):
-                acc += dpred[r, o]
-            dbd[o] = acc
-    if e < n * H:
-        r = e // H
-        j = e - r * H
-        acc = dpred[0, 0] * 0.0
-        for o in range(O):
-            acc += dpred[r, o] * Wd[j, o]
-        dh_T[r, j] = acc
-
-
-# --- dropout, embedding and bidirectional layers: small element-wise kernels ----------------------
-
-
-@cuda.jit
-def _dropout_mask(seed, step, stream, rate, row0, out):
-    """``out[r, j]``: the dropout mask entry of the CPU's :func:`numlstm.kernels.dropout.fill`."""
-    rows, units = out.shape
-    e = cuda.grid(1)
-    if e < rows * units:
-        r = e // units
-        j = e % units
-        out[r, j] = _dropout.keep_scale(seed, step, stream, row0 + r, j, rate)
-
-
-@cuda.jit
-def _layer_input(inp, imask, reverse, out):
-    """``out[r, t] = inp[r, t'] * imask[r]``, ``t'`` being ``t`` or, with ``reverse``,
-    ``T - 1 - t``; a (0, 0) ``imask`` means no mask."""
-    n, T, F = out.shape
-    e = cuda.grid(1)
-    if e < n * T * F:
-        j = e % F
-        t = (e // F) % T
-        r = e // (F * T)
-        src = T - 1 - t if reverse else t
-        v = inp[r, src, j]
-        if imask.shape[0] > 0:
-            v = v * imask[r, j]
-        out[r, t, j] = v
-
-
-@cuda.jit
-def _reverse_steps(a, out):
-    """``out[r, t] = a[r, T - 1 - t]`` for (n, T) arrays (the step mask of the reverse direction)."""
-    n, T = out.shape
-    e = cuda.grid(1)
-    if e < n * T:
-        r = e // T
-        t = e % T
-        out[r, t] = a[r, T - 1 - t]
-
-
-@cuda.jit
-def _concat_directions(forward, reverse, out):
-    """A bidirectional layer's output, as the CPU's ``_concat_directions``: the forward
-    states at step t, then the reverse direction's states at the same position."""
-    n, T, H = forward.shape
-    e = cuda.grid(1)
-    if e < n * T * 2 * H:
-        j = e % (2 * H)
-        t = (e // (2 * H)) % T
-        r = e // (2 * H * T)
-        if j < H:
-            out[r, t, j] = forward[r, t, j]
-        else:
-            out[r, t, j] = reverse[r, T - 1 - t, j - H]
-
-
-@cuda.jit
-def _top_features(top, out):
-    """The head's input (n, 1, 2H) of a bidirectional top layer: the forward direction's
-    last step, the reverse direction's final state (at position 0)."""
-    n, T, F = top.shape
-    Hd = F // 2
-    e = cuda.grid(1)
-    if e < n * F:
-        r = e // F
-        j = e % F
-        out[r, 0, j] = top[r, T - 1, j] if j < Hd else top[r, 0, j]
-
-
-@cuda.jit
-def _spread_top(dlast, dtop):
-    """The gradient reaching a bidirectional top layer's output from ``dlast`` (n, 1, 2H),
-    the gradient of :func:`_top_features`'s output; zero elsewhere."""
-    n, T, F = dtop.shape
-    Hd = F // 2
-    e = cuda.grid(1)
-    if e < n * T * F:
-        j = e % F
-        t = (e // F) % T
-        r = e // (F * T)
-        v = dlast[r, 0, j] * 0
-        if (j < Hd and t == T - 1) or (j >= Hd and t == 0):
-            v = dlast[r, 0, j]
-        dtop[r, t, j] = v
-
-
-@cuda.jit
-def _direction_grad(dout, direction, out):
-    """The part of ``dout`` (n, T, 2H) of one direction, (n, T, H): the forward units,
-    or the reverse units in the reverse direction's own step order."""
-    n, T, H = out.shape
-    e = cuda.grid(1)
-    if e < n * T * H:
-        j = e % H
-        t = (e // H) % T
-        r = e // (H * T)
-        if direction == 0:
-            out[r, t, j] = dout[r, t, j]
-        else:
-            out[r, t, j] = dout[r, T - 1 - t, H + j]
-
-
-@cuda.jit
-def _add_input_grad(dinp, dx, imask, reverse, first):
-    """``dinp (+)= dx' * imask`` as the CPU's ``_add_scaled`` (``dinp`` starting at zero
-    when ``first``), ``dx'`` being ``dx`` or, with ``reverse``, ``dx`` reversed in time;
-    a (0, 0) ``imask`` means no mask."""
-    n, T, F = dinp.shape
-    e = cuda.grid(1)
-    if e < n * T * F:
-        j = e % F
-        t = (e // F) % T
-        r = e // (F * T)
-        v = dx[r, T - 1 - t if reverse else t, j]
-        acc = v * 0 if first else dinp[r, t, j]
-        if imask.shape[0] > 0:
-            acc += v * imask[r, j]
-        else:
-            acc += v
-        dinp[r, t, j] = acc
-
-
-@cuda.jit
-def _embed(params, offset, X, out):
-    """``out[r, t] = E[X[r, t]]``, ``E`` the (vocabulary, dim) matrix at ``offset`` of ``params``."""
-    n, T, E = out.shape
-    e = cuda.grid(1)
-    if e < n * T * E:
-        j = e % E
-        t = (e // E) % T
-        r = e // (E * T)
-        out[r, t, j] = params[offset + X[r, t] * E + j]
-
-
-@cuda.jit
-def _keep_of(X, keep):
-    """The step mask of token sequences: 1 where the token is not padding (0)."""
-    n, T = X.shape
-    e = cuda.grid(1)
-    if e < n * T:
-        keep[e // T, e % T] = 1 if X[e // T, e % T] != 0 else 0
-
-
-@cuda.jit
-def _zero1(a, start, stop):
-    i = start + cuda.grid(1)
-    if i < stop:
-        a[i] = 0
-
-
-@cuda.jit
-def _embedding_grad(dX, perm, tokens, starts, begin, n_tokens, grads, offset):
-    """One thread per (distinct token of the batch, unit): the token's embedding row of
-    ``grads`` is the sum of ``dX`` over the batch's (row, step) positions holding it,
-    added in row, then step order (the CPU's order). ``perm[starts[begin + u]:starts[begin
-    + u + 1]]`` are those positions (flat ``r * T + t``) of token ``tokens[begin + u]``."""
-    n, T, E = dX.shape
-    e = cuda.grid(1)
-    if e < n_tokens * E:
-        u = begin + e // E
-        j = e % E
-        acc = dX[0, 0, j] * 0
-        for p in range(starts[u], starts[u + 1]):
-            q = perm[p]
-            acc += dX[q // T, q % T, j]
-        grads[offset + tokens[u] * E + j] = acc
 
 
 def token_groups(batches):
@@ -355,45 +65,13 @@ def token_groups(batches):
             np.concatenate(starts).astype(np.int64), spans)
 
 
-@cuda.jit
-def _sum_squares(v, parts):
-    acc = 0.0
-    i = cuda.grid(1)
-    stride = cuda.gridsize(1)
-    while i < v.shape[0]:
-        acc += float(v[i]) * float(v[i])
-        i += stride
-    parts[cuda.grid(1)] = acc
-
-
-@cuda.jit
-def _check_and_scale(parts, losses, slot, clipnorm, flag, scale):
-    """One thread: the global norm from the partial sums (in order); mark the batch as
-    failed when its loss or norm is not finite; the clipping factor into ``scale[0]``."""
-    if cuda.grid(1) == 0 and flag[0] < 0:
-        s = 0.0
-        for k in range(parts.shape[0]):
-            s += parts[k]
-        norm = math.sqrt(s)
-        if not (math.isfinite(losses[slot]) and math.isfinite(norm)):
-            flag[0] = slot
-        scale[0] = clipnorm / norm if clipnorm > 0 and norm > clipnorm else 1.0
-
-
-@cuda.jit
-def _update(kind, params, grads, state, alpha, hp, flag, scale):
-    i = cuda.grid(1)
-    if i < params.shape[0] and flag[0] < 0:
-        update_one_gpu(kind, params, state, i, grads[i] * scale[0], alpha, hp)
-
-
 def _blocks(n):
     return max(1, (n + THREADS - 1) // THREADS)
 
 
 def _zeros(shape, dtype):
     a = cuda.device_array(shape, dtype=dtype)
-    launch(_zero2, _blocks(a.size), THREADS)(a)
+    launch(gk.zero2, _blocks(a.size), THREADS)(a)
     return a
 
 
@@ -458,7 +136,7 @@ class DeviceNetwork:
         if rate <= 0:
             return None
         out = self.ws.get(f"{row}/mask{kind}", (n, units), self.dtype)
-        launch(_dropout_mask, _blocks(out.size), THREADS)(np.int64(seed), np.int64(step),
+        launch(gk.dropout_mask, _blocks(out.size), THREADS)(np.int64(seed), np.int64(step),
                                                            np.int64(_dropout.stream(row, kind)), float(rate),
                                                            np.int64(row0), out)
         return out
@@ -482,7 +160,7 @@ class DeviceNetwork:
         n, H = zeros.shape
         if self.gru:
             U_T = self.ws.get(tag + "U_T", (U.shape[1], U.shape[0]), self.dtype)
-            launch(_transpose, _blocks(U.size), THREADS)(U, U_T)
+            launch(gk.transpose, _blocks(U.size), THREADS)(U, U_T)
             dx, _, _, _ = gru_cuda.layer_backward(inp, W, U_T, zeros, first, second, hs, dhs,
                                                   _zeros((n, H), self.dtype), need_dx=need_dx, out=block, keep=keep,
                                                   hmask=hmask)
@@ -490,9 +168,9 @@ class DeviceNetwork:
         dh_carry = dh_T
         if dh_carry is None:
             dh_carry = self.ws.get(tag + "dh", (n, H), self.dtype)
-            launch(_zero2, _blocks(dh_carry.size), THREADS)(dh_carry)
+            launch(gk.zero2, _blocks(dh_carry.size), THREADS)(dh_carry)
         dc_carry = self.ws.get(tag + "dc", (n, H), self.dtype)
-        launch(_zero2, _blocks(dc_carry.size), THREADS)(dc_carry)
+        launch(gk.zero2, _blocks(dc_carry.size), THREADS)(dc_carry)
         dx, _, _, _ = kernels.layer_backward(inp, W, None, zeros, zeros, first, second, hs, dhs, dh_carry, dc_carry,
                                              need_dx=need_dx, out=block, keep=keep, hmask=hmask, U=U, ws=self.ws,
                                              tag=tag)
@@ -512,12 +190,12 @@ class DeviceNetwork:
         if self.tokens:
             E, oE = int(self.net.head[EMBED_DIM]), int(self.net.head[EMBED_OFFSET])
             inp = self.ws.get("embedded", (n, T, E), self.dtype)
-            launch(_embed, _blocks(inp.size), THREADS)(self.params, oE, X, inp)
+            launch(gk.embed, _blocks(inp.size), THREADS)(self.params, oE, X, inp)
             keep = self.ws.get("keep", (n, T), np.int8)
-            launch(_keep_of, _blocks(keep.size), THREADS)(X, keep)
+            launch(gk.keep_of, _blocks(keep.size), THREADS)(X, keep)
             if self.D == 2:
                 keep_rev = self.ws.get("keep-reversed", (n, T), np.int8)
-                launch(_reverse_steps, _blocks(keep.size), THREADS)(keep, keep_rev)
+                launch(gk.reverse_steps, _blocks(keep.size), THREADS)(keep, keep_rev)
         cache = []
         for layer in range(len(self.net.hidden_sizes)):
             states = []
@@ -528,7 +206,7 @@ class DeviceNetwork:
                 x = inp
                 if imask is not None or d == 1:
                     x = self.ws.get(f"{row}/x", inp.shape, self.dtype)
-                    launch(_layer_input, _blocks(x.size), THREADS)(
+                    launch(gk.layer_input, _blocks(x.size), THREADS)(
                         inp, kernels._empty(self.dtype) if imask is None else imask, d == 1, x)
                 hmask = self._mask(n, U.shape[0], seed, step, row0, row, _dropout.STATE_MASK, drop[1])
                 zeros = self.ws.get("zeros", (n, U.shape[0]), self.dtype, zero=True)  # only ever read
@@ -543,14 +221,14 @@ class DeviceNetwork:
             else:
                 fwd, rev = states
                 inp = self.ws.get(f"{layer}/both", (n, T, 2 * fwd.shape[2]), self.dtype)
-                launch(_concat_directions, _blocks(inp.size), THREADS)(fwd, rev, inp)
+                launch(gk.concat_directions, _blocks(inp.size), THREADS)(fwd, rev, inp)
         last = inp
         if self.D == 2:
             last = self.ws.get("last", (n, 1, inp.shape[2]), self.dtype)
-            launch(_top_features, _blocks(last.size), THREADS)(inp, last)
+            launch(gk.top_features, _blocks(last.size), THREADS)(inp, last)
         Wd, bd = self._head(self.params)
         out = self.ws.get("out", (n, Wd.shape[1]), self.dtype)
-        launch(_head_forward, _blocks(out.size), THREADS)(last, Wd, bd, out)
+        launch(gk.head_forward, _blocks(out.size), THREADS)(last, Wd, bd, out)
         return out, cache, inp, last
 
     def predict(self, X, rows=4096, drop=None, seed=0, step=0, row0=0):
@@ -605,12 +283,12 @@ class Trainer(DeviceNetwork):
 
     def _embedding_grad(self, dX, groups, bi):
         """The embedding rows of ``self.grads``: zero, then each of batch ``bi``'s tokens'
-        sum of ``dX`` (see :func:`_embedding_grad`)."""
+        sum of ``dX`` (see :func:`numlstm.core.gpu_kernels.embedding_grad`)."""
         perm, tokens, starts, spans = groups
         begin, count = spans[bi]
         V, E, oE = (int(self.net.head[k]) for k in (VOCABULARY, EMBED_DIM, EMBED_OFFSET))
-        launch(_zero1, _blocks(V * E), THREADS)(self.grads, oE, oE + V * E)
-        launch(_embedding_grad, _blocks(count * E), THREADS)(dX, perm, tokens, starts, begin, count, self.grads, oE)
+        launch(gk.zero1, _blocks(V * E), THREADS)(self.grads, oE, oE + V * E)
+        launch(gk.embedding_grad, _blocks(count * E), THREADS)(dX, perm, tokens, starts, begin, count, self.grads, oE)
 
     def _batch(self, X, Y, M, losses, slot, groups=None, bi=0):
         """One batch: forward, loss, backward, clipping, update. For token input,
@@ -619,21 +297,21 @@ class Trainer(DeviceNetwork):
         pred, cache, top, last = self.forward(X, self.drop, self.seed, self.step)
         n = X.shape[0]
         dpred = self.ws.get("dpred", pred.shape, np.float64)
-        launch(_loss, 1, 1)(self.loss_id, self.lparams, pred, Y, M, dpred, losses, slot, self.flag)
+        launch(gk.loss, 1, 1)(self.loss_id, self.lparams, pred, Y, M, dpred, losses, slot, self.flag)
         Wd, _ = self._head(self.params)
         dWd, dbd = self._head(self.grads)
         dh_T = None
         if self.D == 1 and not self.gru:  # the head's gradient enters the top layer as dh_T
             dh_T = self.ws.get(f"{len(self.net.hidden_sizes) - 1}/dh", (n, Wd.shape[0]), self.dtype)
-            launch(_head_backward_last, _blocks(max(Wd.size, dh_T.size)), THREADS)(last, Wd, dpred, dWd, dbd, dh_T)
+            launch(gk.head_backward_last, _blocks(max(Wd.size, dh_T.size)), THREADS)(last, Wd, dpred, dWd, dbd, dh_T)
             dout = None
         else:
             dlast = self.ws.get("dlast", last.shape, self.dtype)
-            launch(_head_backward, _blocks(max(Wd.size, last.size)), THREADS)(last, Wd, dpred, dWd, dbd, dlast)
+            launch(gk.head_backward, _blocks(max(Wd.size, last.size)), THREADS)(last, Wd, dpred, dWd, dbd, dlast)
             dout = dlast
         if self.D == 2:
             dout = self.ws.get("dtop", top.shape, self.dtype)
-            launch(_spread_top, _blocks(top.size), THREADS)(dlast, dout)
+            launch(gk.spread_top, _blocks(top.size), THREADS)(dlast, dout)
         for layer in range(len(self.net.hidden_sizes) - 1, -1, -1):
             want_dx = layer > 0 or self.tokens
             dinp = None
@@ -645,7 +323,7 @@ class Trainer(DeviceNetwork):
                 dh = dout
                 if self.D == 2:
                     dh = self.ws.get(f"{row}/dhs", (n, dout.shape[1], U.shape[0]), self.dtype)
-                    launch(_direction_grad, _blocks(dh.size), THREADS)(dout, d, dh)
+                    launch(gk.direction_grad, _blocks(dh.size), THREADS)(dout, d, dh)
                 dx = self._layer_backward(entry, W, U, dh, block, want_dx, f"{row}/",
                                           dh_T if dout is None else None)
                 if not want_dx:
@@ -656,17 +334,17 @@ class Trainer(DeviceNetwork):
                     continue
                 if dinp is None:
                     dinp = self.ws.get(f"{layer}/dinp", dx.shape, self.dtype)
-                launch(_add_input_grad, _blocks(dx.size), THREADS)(
+                launch(gk.add_input_grad, _blocks(dx.size), THREADS)(
                     dinp, dx, kernels._empty(self.dtype) if imask is None else imask, d == 1, d == 0)
             dout = dinp
         if self.tokens:
             if groups is None:
                 groups, bi = self._token_groups([X.copy_to_host()]), 0
             self._embedding_grad(dout, groups, bi)
-        launch(_sum_squares, NORM_BLOCKS, THREADS)(self.grads, self.parts)
-        launch(_check_and_scale, 1, 1)(self.parts, losses, slot, self.clipnorm, self.flag, self.scale)
+        launch(gk.sum_squares, NORM_BLOCKS, THREADS)(self.grads, self.parts)
+        launch(gk.check_and_scale, 1, 1)(self.parts, losses, slot, self.clipnorm, self.flag, self.scale)
         alpha = step_size(self.kind, self.step + 1, self.hp)
-        launch(_update, _blocks(self.net.n_params), THREADS)(self.kind, self.params, self.grads, self.state,
+        launch(gk.update, _blocks(self.net.n_params), THREADS)(self.kind, self.params, self.grads, self.state,
                                                              alpha, self.d_hp, self.flag, self.scale)
         self.step += 1
 
@@ -685,7 +363,7 @@ class Trainer(DeviceNetwork):
             batch = []
             for name, src in (("X", self.X), ("Y", self.Y), ("M", self.M)):
                 out = self.ws.get("batch-" + name, (size,) + src.shape[1:], src.dtype)
-                gather = _gather3 if src.ndim == 3 else _gather2
+                gather = gk.gather3 if src.ndim == 3 else gk.gather2
                 launch(gather, _blocks(out.size), THREADS)(src, d_order, start, out)
                 batch.append(out)
             self._batch(*batch, losses, bi, groups, bi)
@@ -705,7 +383,7 @@ class Trainer(DeviceNetwork):
         dpred = cuda.device_array(pred.shape, dtype=np.float64)
         loss = cuda.device_array(1, dtype=np.float64)
         no_failure = cuda.to_device(np.array([-1]))
-        launch(_loss, 1, 1)(self.loss_id, self.lparams, pred, d_Y, d_M, dpred, loss, 0, no_failure)
+        launch(gk.loss, 1, 1)(self.loss_id, self.lparams, pred, d_Y, d_M, dpred, loss, 0, no_failure)
         return float(loss.copy_to_host()[0])
 
     def get_params(self):
