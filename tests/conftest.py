@@ -7,6 +7,54 @@ import pytest
 sys.path.insert(0, str(Path(__file__).parent))  # the NumPy reference lives beside the tests
 
 
+def _thread_safe_simulator():
+    """Numba's own CUDA simulator (numba <= 0.68, without numba-cuda) swaps ``numba.cuda`` for
+    its fake module in a device function's module globals on every call and puts it back on
+    return, with no lock: when two simulated threads run device functions of one module (our
+    GRU kernels call helpers of ``kernels/cuda.py``), the first to return restores the real
+    module under the second, which then fails now and then with "module 'numba.cuda' has no
+    attribute 'threadIdx'". numba-cuda fixed it by counting the threads inside
+    (NVIDIA/numba-cuda#690); the same here, for the simulator that lacks the fix."""
+    import collections
+    import contextlib
+    import os
+    import threading
+
+    if os.environ.get("NUMBA_ENABLE_CUDASIM") != "1":
+        return
+    from numba.cuda.simulator import kernel, kernelapi
+
+    if hasattr(kernelapi, "_swap_refcount"):  # this simulator counts already
+        return
+    lock = threading.Lock()
+    inside = collections.Counter()
+    saved = {}
+
+    @contextlib.contextmanager
+    def swapped_cuda_module(fn, fake_cuda_module):
+        from numba import cuda
+
+        module_globals = fn.__globals__
+        key = id(module_globals)
+        with lock:
+            if inside[key] == 0:
+                saved[key] = {k: v for k, v in module_globals.items() if v is cuda}
+                module_globals.update(dict.fromkeys(saved[key], fake_cuda_module))
+            inside[key] += 1
+        try:
+            yield
+        finally:
+            with lock:
+                inside[key] -= 1
+                if inside[key] == 0:
+                    module_globals.update(saved.pop(key))
+
+    kernel.swapped_cuda_module = swapped_cuda_module
+
+
+_thread_safe_simulator()
+
+
 @pytest.fixture
 def rng():
     return np.random.default_rng(12345)

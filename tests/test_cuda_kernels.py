@@ -102,3 +102,46 @@ def test_auto_picks_the_gpu(rng):
     (x, W, U, b, h0, c0), _ = _layer(rng, 2, 3, 2, 2, np.float64)
     np.testing.assert_array_equal(numlstm.lstm_forward(x, W, U, b, device="auto")[0],
                                   numlstm.lstm_forward(x, W, U, b, device="cuda")[0])
+
+
+def test_the_simulator_keeps_a_module_swapped_while_any_simulated_thread_is_inside(monkeypatch):
+    """The simulator's swap of ``numba.cuda`` in a device function's module (see
+    ``conftest._thread_safe_simulator``): a thread that leaves must not put the real module
+    back under another still inside. On a real GPU there is nothing to swap."""
+    import os
+    import threading
+    import types
+
+    from numba import cuda
+
+    if os.environ.get("NUMBA_ENABLE_CUDASIM") != "1":
+        pytest.skip("a check of the CUDA simulator")
+    from numba.cuda.simulator import kernel
+
+    module = types.ModuleType("device_helpers")
+    exec("def helper():\n    return cuda\n", module.__dict__)
+    module.cuda = cuda
+    fake = object()
+    first_in, second_in, first_out = threading.Event(), threading.Event(), threading.Event()
+    seen = []
+
+    def first():
+        with kernel.swapped_cuda_module(module.helper, fake):
+            first_in.set()
+            second_in.wait(5)
+        first_out.set()
+
+    def second():
+        first_in.wait(5)
+        with kernel.swapped_cuda_module(module.helper, fake):
+            second_in.set()
+            first_out.wait(5)
+            seen.append(module.helper())
+
+    threads = [threading.Thread(target=first), threading.Thread(target=second)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(10)
+    assert seen == [fake]  # still the fake module after the first thread left
+    assert module.cuda is cuda  # the real one back once both have left
