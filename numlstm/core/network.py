@@ -97,8 +97,7 @@ class Network:
         ``direction=1``) in ``params`` (``b`` is (2, 3H) for a GRU)."""
         I, H, oW, oU, ob = (int(v) for v in self.table[index * self.directions + direction, :5])
         G = self.spec.gates * H
-        rows = self.spec.bias_rows
-        b = params[ob:ob + G] if rows == 1 else params[ob:ob + rows * G].reshape(rows, G)
+        b = params[ob:ob + self.spec.bias_rows * G].reshape(self.spec.bias_shape(H))
         return params[oW:oU].reshape(I, G), params[oU:ob].reshape(H, G), b
 
     def head_views(self, params):
