@@ -71,6 +71,28 @@ def test_dropout_batch_matches_cpu(rng, cell, drop):
 
 
 @pytest.mark.parametrize("cell", ["lstm", "gru"])
+def test_per_layer_dropout_rates_match_cpu(rng, cell):
+    X = rng.standard_normal((N, T, I))
+    Y, M = _targets(rng)
+    net = Network(I, [3, 2], 2, np.float64, cell=cell).initialize(rng)
+    net.params += 0.2 * rng.standard_normal(net.n_params)
+    plan = np.array([[0.3, 0.0, 0], [0.0, 0.4, 0], [0.0, 0.0, 0]])  # a rate per layer, as numlstm.keras builds
+    _batch_matches_cpu(net, X, Y, M, drop=plan, seed=5, step=1)
+
+
+@pytest.mark.parametrize("plan", [[[0.3, 0, 1], [0, 0, 0], [0, 0, 0]], [[0, 0, 0], [0, 0, 0], [0.5, 0, 0]]],
+                         ids=["per-step", "head"])
+def test_keras_dropout_layer_plans_are_refused_on_the_gpu(rng, plan):
+    from numlstm.core import gpu
+
+    net = Network(I, [3, 2], 2, np.float64).initialize(rng)
+    X = rng.standard_normal((N, T, I))
+    Y, M = _targets(rng)
+    with pytest.raises(ValueError, match=r"per-step input masks or dropout on the head's input .*device='cpu'"):
+        gpu.Trainer(net, X, Y, M, N, losses.MSE, np.zeros(1), Adam(), None, drop=np.array(plan), seed=1)
+
+
+@pytest.mark.parametrize("cell", ["lstm", "gru"])
 def test_bidirectional_batch_matches_cpu(rng, cell):
     X = rng.standard_normal((N, T, I))
     Y, M = _targets(rng)

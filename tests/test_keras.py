@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from numlstm import datasets
-from numlstm.keras import callbacks, layers, optimizers
+from numlstm.keras import callbacks, layers, optimizers, utils
 from numlstm.keras.callbacks import EarlyStopping
 from numlstm.keras.layers import (GRU, LSTM, Bidirectional, Dense, Dropout, Embedding, Input,
                                   TextVectorization)
@@ -302,13 +302,69 @@ def test_custom_layers_and_foreign_objects_are_refused():
         Sequential([FakeKerasLayer()])
 
 
-def test_dropout_layers_are_refused_with_the_fix():
-    with pytest.raises(ValueError, match=r"Dropout 'dropout.*' \(rate=0.2\) is not supported: numlstm's network "
-                                         r"has no dropout between layers.*"
-                                         r"LSTM\(units, dropout=0.2, recurrent_dropout=0.2\)"):
-        Sequential([LSTM(4, return_sequences=True, input_shape=(3, 1)), Dropout(0.2), LSTM(4), Dense(1)])
-    model = Sequential([LSTM(4, input_shape=(3, 1)), Dropout(0.0), Dense(1)])  # a no-op is fine
-    assert model.count_params() == 4 * 4 * (1 + 4 + 1) + 5
+def test_dropout_layers_become_the_networks_dropout_plan():
+    """Dropout before a recurrent layer: its input rate, a new mask at every step; before
+    Dense: the head's input rate; consecutive ones combine; a layer's own dropout= stays
+    one mask per sequence, and the rates may differ from layer to layer."""
+    model = Sequential([Input(shape=(6,)), Embedding(10, 3), Dropout(0.2),
+                        LSTM(4, return_sequences=True, recurrent_dropout=0.1), Dropout(0.3), Dropout(0.5),
+                        LSTM(4, recurrent_dropout=0.2, return_sequences=True), LSTM(3, dropout=0.25),
+                        Dropout(0.4), Dense(1)])
+    np.testing.assert_allclose(model._plan_.drop, [[0.2, 0.1, 1], [0.65, 0.2, 1], [0.25, 0.0, 0], [0.4, 0, 0]])
+    assert model.count_params() == 30 + 4 * 4 * (3 + 4 + 1) + 4 * 4 * (4 + 4 + 1) + 4 * 3 * (4 + 3 + 1) + 4
+    two = Sequential([Bidirectional(GRU(3, return_sequences=True), input_shape=(5, 2)), Dropout(0.5),
+                      Bidirectional(GRU(2)), Dense(1)])
+    np.testing.assert_allclose(two._plan_.drop, [[0, 0, 0]] * 2 + [[0.5, 0, 1]] * 2 + [[0, 0, 0]])
+    none = Sequential([LSTM(4, input_shape=(3, 1)), Dropout(0.0), Dense(1)])  # a no-op is fine
+    assert not none._plan_.drop.any()
+
+
+@pytest.mark.parametrize("cell", [LSTM, GRU])
+def test_dropout_layers_train_and_are_off_in_predict(cell):
+    rng = np.random.default_rng(5)
+    X = rng.standard_normal((32, 5, 2)).astype("float32")
+    y = X[:, -3:, 0].sum(axis=1)
+
+    def model(rate):
+        utils.set_random_seed(0)
+        m = Sequential([Input(shape=(5, 2)), Dropout(rate), cell(6, return_sequences=True), Dropout(rate), cell(5),
+                        Dropout(rate), Dense(1)])
+        m.compile(optimizer="adam", loss="mse")
+        return m
+
+    dropped, plain = model(0.3), model(0.0)
+    np.testing.assert_array_equal(dropped.get_weights()[0], plain.get_weights()[0])  # same start
+    history = dropped.fit(X, y, epochs=3, batch_size=8, verbose=0).history
+    plain.fit(X, y, epochs=3, batch_size=8, verbose=0)
+    assert np.isfinite(history["loss"]).all()
+    assert not np.allclose(dropped.get_weights()[0], plain.get_weights()[0])  # the masks took part
+    # prediction has dropout off: the same weights without the Dropout layers predict the same
+    bare = Sequential([Input(shape=(5, 2)), cell(6, return_sequences=True), cell(5), Dense(1)])
+    bare.set_weights(dropped.get_weights())
+    np.testing.assert_array_equal(dropped.predict(X, verbose=0), bare.predict(X, verbose=0))
+    again = model(0.3)
+    again.fit(X, y, epochs=3, batch_size=8, verbose=0)
+    np.testing.assert_array_equal(again.get_weights()[0], dropped.get_weights()[0])  # seeded
+
+
+@pytest.mark.parametrize("stack, message", [
+    (lambda: [Input(shape=(4,)), Dropout(0.2), Embedding(9, 3), LSTM(4), Dense(1)],
+     r"Dropout 'dropout.*' comes before Embedding 'embedding.*': numlstm.keras applies Dropout to the inputs of a "
+     r"recurrent layer or of the Dense layer"),
+    (lambda: [LSTM(4, return_sequences=True, input_shape=(3, 1)), Dropout(0.2), LSTM(4, dropout=0.1), Dense(1)],
+     r"comes right before LSTM 'lstm.*', which has dropout=0.1 of its own: .*not both"),
+    (lambda: [LSTM(4, input_shape=(3, 1)), Dense(1), Dropout(0.5)],
+     r"Dropout 'dropout.*' comes after the Dense layer, which gives the model's outputs"),
+])
+def test_misplaced_dropout_layers_are_refused_with_the_fix(stack, message):
+    with pytest.raises(ValueError, match=message):
+        Sequential(stack())
+
+
+def test_dropout_noise_shape_is_refused_with_the_fix():
+    with pytest.raises(ValueError, match=r"Dropout\(noise_shape=\(None, 1, 4\)\) is not supported.*"
+                                         r"LSTM\(units, dropout=0.2\)"):
+        Dropout(0.2, noise_shape=(None, 1, 4))
 
 
 @pytest.mark.parametrize("stack, message", [
@@ -325,8 +381,6 @@ def test_dropout_layers_are_refused_with_the_fix():
      r"GRU 'gru.*' is GRU but LSTM 'lstm.*' is LSTM: .* use LSTM or GRU throughout"),
     (lambda: [Bidirectional(LSTM(4, return_sequences=True), input_shape=(3, 1)), LSTM(4), Dense(1)],
      r"wrapped in Bidirectional, or none"),
-    (lambda: [LSTM(4, dropout=0.1, return_sequences=True, input_shape=(3, 1)), LSTM(4), Dense(1)],
-     r"numlstm applies one rate of each to every recurrent layer"),
     (lambda: [LSTM(4, go_backwards=True, return_sequences=True, input_shape=(3, 1)), LSTM(4), Dense(1)],
      r"go_backwards=True in a stack of 2 recurrent layers"),
     (lambda: [LSTM(4, input_shape=(3, 1)), Embedding(10, 2)],

@@ -125,13 +125,16 @@ def test_a_keras_file_of_stacked_float_layers(tmp_path):
     assert model._compiled is None  # Keras saved no compile settings
 
 
-def test_a_keras_file_with_dropout_layers_is_refused_by_name(tmp_path):
+def test_a_keras_file_with_dropout_layers_loads_and_predicts_the_same(tmp_path):
     pytest.importorskip("h5py", reason="h5py is not installed; reading .keras files needs it")
-    peer = keras_model([kl.LSTM(3), kl.Dropout(0.2), kl.Dense(1)], (T, F))
+    peer = keras_model([kl.Dropout(0.1), kl.LSTM(3, return_sequences=True), kl.Dropout(0.2), kl.LSTM(3),
+                        kl.Dropout(0.3), kl.Dense(1)], (T, F))
     peer.save(tmp_path / "dropout.keras")
-    with pytest.raises(ValueError, match=r"dropout.keras holds a model numlstm.keras cannot run: Dropout 'dropout.*' "
-                                         r"\(rate=0.2\) is not supported"):
-        load_model(tmp_path / "dropout.keras")
+    model = load_model(tmp_path / "dropout.keras")
+    assert [type(layer).__name__ for layer in model.layers].count("Dropout") == 3
+    np.testing.assert_allclose(model._plan_.drop, [[0.1, 0, 1], [0.2, 0, 1], [0.3, 0, 0]], rtol=1e-6)
+    x = np.random.default_rng(2).standard_normal((9, T, F)).astype("float32")
+    np.testing.assert_allclose(model.predict(x, verbose=0), keras_predict(peer, x), atol=1e-5, rtol=0)
 
 
 def test_adam_training_follows_keras():

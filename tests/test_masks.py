@@ -160,8 +160,9 @@ def test_dropout_mask_reproducible_and_distinct():
     for other in others:
         assert (other != m).mean() > 0.3
     # streams never collide between rows and kinds
-    streams = {dropout.stream(r, k) for r in range(6) for k in (dropout.INPUT_MASK, dropout.STATE_MASK)}
-    assert len(streams) == 12
+    kinds = (dropout.INPUT_MASK, dropout.STATE_MASK, dropout.STEP_MASK, dropout.HEAD_MASK)
+    streams = {dropout.stream(r, k) for r in range(1000) for k in kinds}
+    assert len(streams) == 4000
     # a row of the mask does not depend on how many rows are drawn
     np.testing.assert_array_equal(dropout.mask(5, 30, 7, 3, s0, 0.5), m[:5])
 
@@ -259,6 +260,99 @@ def test_network_gradient_with_dropout_by_finite_differences(rng, cell):
     again = np.zeros_like(grads)
     batch_loss_grad(net.params, again, net.table, net.head, X, Y, np.ones_like(Y), *MSE, 2, **kw)
     np.testing.assert_array_equal(again, grads)  # fixed seed and step: deterministic
+
+
+# --- 4b. the dropout plan: rates per layer, per-step input masks, dropout on the head's input --------
+
+
+def _plan(net, rows, head=0.0):
+    """A dropout plan from ``rows`` (per table row: rate, recurrent rate, per step) and ``head``."""
+    plan = np.zeros((net.table.shape[0] + 1, 3))
+    plan[:-1] = rows
+    plan[-1, 0] = head
+    return plan
+
+
+def _step_mask(n, t_, units, seed, step, row, rate):
+    """A per-step input mask as the network draws it, (n, time, units)."""
+    return dropout.mask(n, t_ * units, seed, step, dropout.stream(row, dropout.STEP_MASK), rate).reshape(n, t_, units)
+
+
+@pytest.mark.parametrize("cell", ["lstm", "gru"])
+def test_dropout_plan_matches_masks_composed_by_hand(rng, cell):
+    n, t_ = 6, 4
+    net = _network(rng, cell)
+    X, Y = rng.standard_normal((n, t_, I)), rng.standard_normal((n, 1))
+    seed, step = 11, 5
+    plan = _plan(net, [[0.3, 0.0, 1], [0.2, 0.4, 0]], head=0.5)
+    W, U, b = net.layer(net.params, 0)
+    h = _ref_layer(cell, X * _step_mask(n, t_, I, seed, step, 0, 0.3), W, U, b)  # a new mask at every step
+    W, U, b = net.layer(net.params, 1)
+    imask = dropout.mask(n, h.shape[2], seed, step, dropout.stream(1, dropout.INPUT_MASK), 0.2)
+    hmask = dropout.mask(n, U.shape[0], seed, step, dropout.stream(1, dropout.STATE_MASK), 0.4)
+    h = _ref_layer(cell, h * imask[:, None, :], W, U, b, hmask=hmask)
+    head_mask = dropout.mask(n, h.shape[2], seed, step, dropout.stream(0, dropout.HEAD_MASK), 0.5)
+    assert 0 < (head_mask == 0).sum() < head_mask.size
+    Wd, bd = net.head_views(net.params)
+    pred = (h[:, -1] * head_mask) @ Wd + bd
+    out, _, cache, last = network_forward(net.params, net.table, net.head, X, 2, drop=plan, seed=seed, step=step)
+    np.testing.assert_allclose(out, pred, rtol=1e-12, atol=1e-13)
+    np.testing.assert_allclose(last[:, 0], h[:, -1] * head_mask, rtol=1e-12, atol=1e-13)
+    assert cache.imasks[0].shape == (n, t_ * I) and cache.head_mask.shape == (n, 2)
+    grads = np.zeros_like(net.params)
+    loss = batch_loss_grad(net.params, grads, net.table, net.head, X, Y, np.ones_like(Y), *MSE, 2,
+                           drop=plan, seed=seed, step=step)
+    assert loss == pytest.approx(np.mean((pred - Y) ** 2), rel=1e-12)
+    # the legacy pair is the plan with those rates on every row
+    pair = network_forward(net.params, net.table, net.head, X, 2, drop=(0.3, 0.4), seed=seed, step=step)[0]
+    same = network_forward(net.params, net.table, net.head, X, 2, drop=_plan(net, [[0.3, 0.4, 0]] * 2), seed=seed,
+                           step=step)[0]
+    np.testing.assert_array_equal(pair, same)
+
+
+@pytest.mark.parametrize("cell", ["lstm", "gru"])
+def test_dropout_plan_gradient_by_finite_differences(rng, cell):
+    net = _network(rng, cell)
+    X, Y = rng.standard_normal((5, 4, I)), rng.standard_normal((5, 1))
+    plan = _plan(net, [[0.3, 0.2, 1], [0.4, 0.0, 1]], head=0.3)
+    grads = _check_gradient(rng, net, X, Y, n_checks=60, drop=plan, seed=3, step=2)
+    plain = np.zeros_like(grads)
+    batch_loss_grad(net.params, plain, net.table, net.head, X, Y, np.ones_like(Y), *MSE, 2)
+    assert not np.allclose(grads, plain)  # the masks took part
+
+
+@pytest.mark.parametrize("cell", ["lstm", "gru"])
+def test_bidirectional_layers_share_their_per_step_mask(rng, cell):
+    n, t_ = 4, 5
+    net = _network(rng, cell, units=(3, 2), n_out=2, bidirectional=True)
+    X, Y = rng.standard_normal((n, t_, I)), rng.standard_normal((n, 2))
+    seed, step = 4, 7
+    plan = _plan(net, [[0.0, 0.0, 0]] * 2 + [[0.5, 0.0, 1]] * 2, head=0.25)
+    h = X
+    for layer in range(2):
+        if layer == 1:  # one mask on the layer's input, which the reverse direction reads reversed
+            h = h * _step_mask(n, t_, h.shape[2], seed, step, 2, 0.5)
+        fwd = _ref_layer(cell, h, *net.layer(net.params, layer, 0))
+        rev = _ref_layer(cell, h[:, ::-1], *net.layer(net.params, layer, 1))
+        last = np.concatenate([fwd[:, -1], rev[:, -1]], axis=1)
+        h = np.concatenate([fwd, rev[:, ::-1]], axis=2)
+    last = last * dropout.mask(n, last.shape[1], seed, step, dropout.stream(0, dropout.HEAD_MASK), 0.25)
+    Wd, bd = net.head_views(net.params)
+    out = network_forward(net.params, net.table, net.head, X, 2, drop=plan, seed=seed, step=step)[0]
+    np.testing.assert_allclose(out, last @ Wd + bd, rtol=1e-12, atol=1e-13)
+    _check_gradient(rng, net, X, Y, n_checks=60, drop=plan, seed=seed, step=step)
+
+
+def test_bad_dropout_plans_are_refused(rng):
+    net = _network(rng, "lstm")
+    X = rng.standard_normal((2, 3, I))
+    with pytest.raises(ValueError, match=r"dropout plan of shape \(3, 3\).*got shape \(2, 3\)"):
+        network_forward(net.params, net.table, net.head, X, 2, drop=np.zeros((2, 3)))
+    with pytest.raises(ValueError, match=r"rates must be in \[0, 1\)"):
+        network_forward(net.params, net.table, net.head, X, 2, drop=_plan(net, [[1.0, 0, 0]] * 2))
+    two = _network(rng, "lstm", bidirectional=True)
+    with pytest.raises(ValueError, match="shared by its two directions"):
+        network_forward(two.params, two.table, two.head, X, 2, drop=_plan(two, [[0.2, 0, 1], [0.2, 0, 0]] * 2))
 
 
 # --- 5. bidirectional layers ----------------------------------------------------------------

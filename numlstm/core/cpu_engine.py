@@ -40,6 +40,11 @@ _CHECKED = dict(error_model="numpy", nogil=True)
 PREDICT_ROWS = 4096  # rows per predict pass: bounds the workspace, not the speed
 NO_DROPOUT = np.zeros(2)  # (dropout, recurrent_dropout)
 
+# The dropout plan the compiled functions read, a (rows + 1, 3) float array: for each
+# row of the network's table [input rate, recurrent rate, 1 if the input masks are
+# drawn anew at every step else 0], and a last row [rate on the head's input, 0, 0].
+RATE, RECURRENT_RATE, PER_STEP = 0, 1, 2
+
 
 @njit(**_CHECKED)
 def _views(params, table, layer):
@@ -224,27 +229,35 @@ def _mask_or_none(n, units, dtype_of, seed, step, row0, stream, rate):
 
 @njit(**_CHECKED)
 def _scaled(a, mask):
-    """``a * mask[:, None, :]``: every step of a row scaled by the row's dropout mask."""
+    """``a`` (n, T, F) scaled by a dropout mask: ``mask`` (n, F) scales every step of a
+    row alike, ``mask`` (n, T * F) each step by its own mask (step ``t`` at columns
+    ``t * F`` to ``(t + 1) * F``)."""
+    n, T, F = a.shape
+    per_step = mask.shape[1] != F
     out = np.empty_like(a)
-    for r in range(a.shape[0]):
-        m = mask[r]
-        for t in range(a.shape[1]):
-            assign(out[r, t], a[r, t] * m)
+    for r in range(n):
+        for t in range(T):
+            o, v = out[r, t], a[r, t]
+            base = t * F if per_step else 0
+            for j in range(F):
+                o[j] = v[j] * mask[r, base + j]
     return out
 
 
 @njit(**_CHECKED)
 def _add_scaled(out, a, mask):
-    """``out += a * mask[:, None, :]``, or ``out += a`` when ``mask`` is (0, 0)."""
-    for r in range(a.shape[0]):
-        for t in range(a.shape[1]):
+    """``out += a`` scaled by ``mask`` as in :func:`_scaled`, or ``out += a`` when ``mask`` is (0, 0)."""
+    n, T, F = a.shape
+    per_step = mask.shape[1] != F
+    for r in range(n):
+        for t in range(T):
             o, v = out[r, t], a[r, t]
             if mask.shape[0] > 0:
-                m = mask[r]
-                for j in range(v.shape[0]):
-                    o[j] += v[j] * m[j]
+                base = t * F if per_step else 0
+                for j in range(F):
+                    o[j] += v[j] * mask[r, base + j]
             else:
-                for j in range(v.shape[0]):
+                for j in range(F):
                     o[j] += v[j]
 
 
@@ -264,15 +277,18 @@ def _top_features(top, D):
 # What the forward pass over the stack leaves for the backward pass: per table row, the
 # layer's input (dropped out, time-reversed for a reverse direction), the kernels' saved
 # gate values (first, second), the hidden states, and the input and state dropout masks.
-StackCache = namedtuple("StackCache", ["inputs", "firsts", "seconds", "states", "imasks", "hmasks"])
+# The head's input dropout mask, (n, features) or (0, 0), closes it.
+StackCache = namedtuple("StackCache", ["inputs", "firsts", "seconds", "states", "imasks", "hmasks", "head_mask"])
 
 
 def _forward_stack(params, table, X, keep, drop, seed, step, row0, chunks):
     """Every recurrent row forward. ``X`` (n, time, features) float, ``keep`` the
-    step mask, ``drop`` ``[dropout, recurrent_dropout]`` (masks drawn from
-    ``seed`` and ``step``, for rows ``row0, row0 + 1, ...``). Returns the per-row lists ``(inputs, first, second,
-    states, input_masks, state_masks)`` and the top layer's output (n, time,
-    directions * hidden)."""
+    step mask, ``drop`` the dropout plan (see ``RATE``; masks drawn from
+    ``seed`` and ``step``, for rows ``row0, row0 + 1, ...``). A layer's per-step
+    input mask is drawn once for both its directions, on its input before the
+    reverse direction reverses it (as a Keras Dropout layer below a Bidirectional
+    one). Returns the per-row lists ``(inputs, first, second, states, input_masks,
+    state_masks)`` and the top layer's output (n, time, directions * hidden)."""
     n = X.shape[0]
     D = _directions(table)
     keep_rev = reverse_time(keep) if D == 2 and keep.shape[0] > 0 else keep
@@ -284,16 +300,25 @@ def _forward_stack(params, table, X, keep, drop, seed, step, row0, chunks):
     hmasks = []
     inp = np.ascontiguousarray(X)
     for layer in range(table.shape[0] // D):
+        step_mask = np.zeros((0, 0), dtype=params.dtype)
         for d in range(D):
             row = layer * D + d
             I, H = table[row, 0], table[row, 1]
-            imask = _mask_or_none(n, I, params, seed, step, row0, _dropout.stream_of(row, _dropout.INPUT_MASK), drop[0])
+            if drop[row, PER_STEP] > 0:
+                if d == 0:
+                    step_mask = _mask_or_none(n, inp.shape[1] * I, params, seed, step, row0,
+                                              _dropout.stream_of(row, _dropout.STEP_MASK), drop[row, RATE])
+                imask = step_mask
+            else:
+                imask = _mask_or_none(n, I, params, seed, step, row0, _dropout.stream_of(row, _dropout.INPUT_MASK),
+                                      drop[row, RATE])
             x = inp
             if imask.shape[0] > 0:
                 x = _scaled(inp, imask)
             if d == 1:
                 x = reverse_time(x)
-            hmask = _mask_or_none(n, H, params, seed, step, row0, _dropout.stream_of(row, _dropout.STATE_MASK), drop[1])
+            hmask = _mask_or_none(n, H, params, seed, step, row0, _dropout.stream_of(row, _dropout.STATE_MASK),
+                                  drop[row, RECURRENT_RATE])
             first, second, hs = _layer_forward(params, table, row, x, keep if d == 0 else keep_rev, hmask, chunks)
             inputs.append(x)
             firsts.append(first)
@@ -362,6 +387,10 @@ def _network_forward(params, table, head, X, drop, seed, step, row0, n_threads):
     inputs, firsts, seconds, states, imasks, hmasks, top = _forward_stack(
         params, table, embedded(params, head, X), keep, drop, seed, step, row0, chunks)
     last = _top_features(top, _directions(table))
+    head_mask = _mask_or_none(n, last.shape[2], params, seed, step, row0,
+                              _dropout.stream_of(0, _dropout.HEAD_MASK), drop[table.shape[0], RATE])
+    if head_mask.shape[0] > 0:
+        last = _scaled(last, head_mask)
     Wd, bd = _head_views(params, head)
     out = np.empty((n, 1, Wd.shape[1]), dtype=params.dtype)
     for r in range(n):
@@ -369,7 +398,8 @@ def _network_forward(params, table, head, X, drop, seed, step, row0, n_threads):
     add_tile(out, FIRST, last, FIRST, Wd, FIRST, n)
     # A reshape, not out[:, 0, :]: the loss then sees a C-contiguous array, so the one
     # compiled specialisation of it serves training, validation and prediction alike.
-    return out.reshape((n, Wd.shape[1])), keep, StackCache(inputs, firsts, seconds, states, imasks, hmasks), last
+    cache = StackCache(inputs, firsts, seconds, states, imasks, hmasks, head_mask)
+    return out.reshape((n, Wd.shape[1])), keep, cache, last
 
 
 def _batch_loss_grad(params, grads, table, head, Xb, Yb, Mb, loss_id, lparams, drop, seed, step, n_threads):
@@ -387,6 +417,8 @@ def _batch_loss_grad(params, grads, table, head, Xb, Yb, Mb, loss_id, lparams, d
     assign(dbd, dpred.sum(axis=0))
     dlast = np.zeros(last.shape, dtype=params.dtype)
     add_tile(dlast, FIRST, dpred.reshape((n, 1, dpred.shape[1])), FIRST, np.ascontiguousarray(Wd.T), FIRST, n)
+    if cache.head_mask.shape[0] > 0:
+        dlast = _scaled(dlast, cache.head_mask)
     top = cache.states[-1]
     T, F = top.shape[1], last.shape[2]
     D = _directions(table)
@@ -485,17 +517,43 @@ def _drop(drop):
     return NO_DROPOUT if drop is None else np.asarray(drop, dtype=np.float64)
 
 
+def dropout_plan(drop, table):
+    """The dropout plan (see ``RATE``) of a network with ``table``: from ``None`` (no
+    dropout), ``(dropout, recurrent_dropout)`` (those rates on every layer, one mask
+    per sequence), or a plan of its own shape (checked and returned contiguous)."""
+    rows = table.shape[0]
+    d = _drop(drop)
+    if d.ndim == 1 and d.shape[0] == 2:
+        plan = np.zeros((rows + 1, 3))
+        plan[:rows, RATE], plan[:rows, RECURRENT_RATE] = d
+        return plan
+    if d.shape != (rows + 1, 3):
+        raise ValueError(f"drop must be (dropout, recurrent_dropout) or a dropout plan of shape ({rows + 1}, 3) "
+                         f"for this network of {rows} recurrent rows; got shape {d.shape}.")
+    if not ((d[:, :2] >= 0) & (d[:, :2] < 1)).all():
+        raise ValueError(f"drop's rates must be in [0, 1); got {d[:, :2].tolist()}.")
+    if _directions(table) == 2:
+        fwd, rev = d[0:rows:2], d[1:rows:2]
+        per_step = (fwd[:, PER_STEP] > 0) | (rev[:, PER_STEP] > 0)
+        if (per_step & ((fwd[:, PER_STEP] != rev[:, PER_STEP]) | (fwd[:, RATE] != rev[:, RATE]))).any():
+            raise ValueError("drop: a bidirectional layer's per-step input mask is shared by its two directions; "
+                             "give both rows of the layer the same rate and per-step flag.")
+    return np.ascontiguousarray(d)
+
+
 def network_forward(params, table, head, X, n_threads, drop=None, seed=0, step=0, row0=0):
     """Forward through every layer and the head: ``(out, keep, cache, last)``, the
     head's output (n, O), the step mask, the stack's per-row arrays and the head's input."""
-    return kernels_for(table).network_forward(params, table, head, X, _drop(drop), seed, step, row0, n_threads)
+    return kernels_for(table).network_forward(params, table, head, X, dropout_plan(drop, table), seed, step, row0,
+                                              n_threads)
 
 
 def batch_loss_grad(params, grads, table, head, Xb, Yb, Mb, loss_id, lparams, n_threads, drop=None, seed=0, step=0):
     """Loss on one batch; writes the gradient of every parameter into ``grads``.
-    ``drop`` is ``(dropout, recurrent_dropout)``, the masks drawn from ``seed`` and ``step``."""
-    return kernels_for(table).batch_loss_grad(params, grads, table, head, Xb, Yb, Mb, loss_id, lparams, _drop(drop),
-                                              seed, step, n_threads)
+    ``drop`` is ``(dropout, recurrent_dropout)`` or a dropout plan (:func:`dropout_plan`),
+    the masks drawn from ``seed`` and ``step``."""
+    return kernels_for(table).batch_loss_grad(params, grads, table, head, Xb, Yb, Mb, loss_id, lparams,
+                                              dropout_plan(drop, table), seed, step, n_threads)
 
 
 def train_epoch(params, grads, table, head, X, Y, M, order, batch_size, loss_id, lparams,
@@ -504,14 +562,16 @@ def train_epoch(params, grads, table, head, X, Y, M, order, batch_size, loss_id,
     ``(failed_batch, step)``: ``failed_batch`` is -1, or the index of the first
     batch whose loss or gradient was not finite (its update is not applied)."""
     return kernels_for(table).train_epoch(params, grads, table, head, X, Y, M, order, batch_size, loss_id, lparams,
-                                          _drop(drop), seed, opt_kind, hp, state, step, clipnorm, n_threads,
+                                          dropout_plan(drop, table), seed, opt_kind, hp, state, step, clipnorm,
+                                          n_threads,
                                           batch_losses)
 
 
 def predict_rows(params, table, head, X, n_threads, out, drop=None, seed=0, step=0, row0=0):
     """Head outputs for every row of ``X`` into ``out``, ``PREDICT_ROWS`` at a time; with
     ``drop``, row ``i`` draws the masks of row ``row0 + i`` at ``step``."""
-    kernels_for(table).predict_rows(params, table, head, X, _drop(drop), seed, step, row0, n_threads, out)
+    kernels_for(table).predict_rows(params, table, head, X, dropout_plan(drop, table), seed, step, row0, n_threads,
+                                    out)
 
 
 def dataset_loss(params, table, head, X, Y, M, loss_id, lparams, n_threads):
@@ -531,7 +591,7 @@ class _CpuTrainer:
 
     def __init__(self, net, X, Y, M, batch_size, loss_id, lparams, optimizer, clipnorm, drop=None, seed=0):
         self.net, self.X, self.Y, self.M = net, X, Y, M
-        self.drop, self.seed = _drop(drop), int(seed)
+        self.drop, self.seed = dropout_plan(drop, net.table), int(seed)
         self.batch_size, self.loss_id, self.lparams = batch_size, loss_id, lparams
         self.optimizer, self.clipnorm = optimizer, float(clipnorm or 0.0)
         self.grads = np.zeros_like(net.params)

@@ -31,7 +31,7 @@ from numba import cuda
 from numlstm.core import gpu_kernels as gk
 from numlstm.core.network import EMBED_DIM, EMBED_OFFSET, VOCABULARY
 from numlstm.core.optimizers import step_size
-from numlstm.core.cpu_engine import _drop
+from numlstm.core.cpu_engine import PER_STEP, RATE, RECURRENT_RATE, dropout_plan
 from numlstm.kernels import dropout as _dropout
 from numlstm.kernels import cuda as kernels
 from numlstm.kernels import gru_cuda
@@ -73,6 +73,19 @@ def _zeros(shape, dtype):
     a = cuda.device_array(shape, dtype=dtype)
     launch(gk.zero2, _blocks(a.size), THREADS)(a)
     return a
+
+
+def _device_plan(drop, table):
+    """The CPU's dropout plan, limited to what the GPU engine draws: per-sequence input
+    and recurrent masks per layer. Per-step input masks and dropout on the head's
+    input (the plans of numlstm.keras' Dropout layers, which train on the CPU) are
+    refused with a ValueError."""
+    plan = dropout_plan(drop, table)
+    if (plan[:, PER_STEP] > 0).any() or plan[-1, RATE] > 0:
+        raise ValueError("the GPU engine draws one dropout mask per sequence on each layer's inputs and states; "
+                         "this plan also has per-step input masks or dropout on the head's input (Keras Dropout "
+                         "layers). Train it on the CPU (device='cpu').")
+    return plan
 
 
 class LayerCache(NamedTuple):
@@ -184,7 +197,7 @@ class DeviceNetwork:
         Without ``train`` (prediction), the layers may skip what only a backward pass reads,
         and the arrays returned are those of the next call too."""
         n, T = X.shape[0], X.shape[1]
-        drop = _drop(drop)
+        drop = _device_plan(drop, self.net.table)
         keep = keep_rev = None
         inp = X
         if self.tokens:
@@ -202,13 +215,14 @@ class DeviceNetwork:
             for d in range(self.D):
                 row = layer * self.D + d
                 W, U, b, _ = self._layer(self.params, row)
-                imask = self._mask(n, W.shape[0], seed, step, row0, row, _dropout.INPUT_MASK, drop[0])
+                imask = self._mask(n, W.shape[0], seed, step, row0, row, _dropout.INPUT_MASK, drop[row, RATE])
                 x = inp
                 if imask is not None or d == 1:
                     x = self.ws.get(f"{row}/x", inp.shape, self.dtype)
                     launch(gk.layer_input, _blocks(x.size), THREADS)(
                         inp, kernels._empty(self.dtype) if imask is None else imask, d == 1, x)
-                hmask = self._mask(n, U.shape[0], seed, step, row0, row, _dropout.STATE_MASK, drop[1])
+                hmask = self._mask(n, U.shape[0], seed, step, row0, row, _dropout.STATE_MASK,
+                                   drop[row, RECURRENT_RATE])
                 zeros = self.ws.get("zeros", (n, U.shape[0]), self.dtype, zero=True)  # only ever read
                 k = keep if d == 0 else keep_rev
                 top = layer == len(self.net.hidden_sizes) - 1 and self.D == 1
@@ -258,7 +272,7 @@ class Trainer(DeviceNetwork):
 
     def __init__(self, net, X, Y, M, batch_size, loss_id, lparams, optimizer, clipnorm, drop=None, seed=0):
         super().__init__(net)
-        self.drop = _drop(drop)
+        self.drop = _device_plan(drop, net.table)
         self.seed = int(seed)
         self.grads = cuda.device_array_like(net.params)
         self.state = cuda.to_device(np.zeros((2, net.n_params), dtype=net.dtype))

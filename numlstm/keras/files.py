@@ -86,7 +86,7 @@ def _translate(entry, where):
                          "cannot run (it runs no code from a model file).")
     pick = {"LSTM": _RECURRENT_KEYS, "GRU": _RECURRENT_KEYS + ("reset_after",),
             "Dense": ("name", "units", "activation", "use_bias"),
-            "Embedding": ("name", "input_dim", "output_dim", "mask_zero"), "Dropout": ("name", "rate")}
+            "Embedding": ("name", "input_dim", "output_dim", "mask_zero"), "Dropout": ("name", "rate", "noise_shape")}
     if name == "InputLayer":
         shape = config.get("batch_shape") or config.get("batch_input_shape")
         return {"class_name": "InputLayer", "config": {"name": config.get("name"), "shape": list(shape[1:]),

@@ -278,15 +278,24 @@ class Dense(Layer):
 
 
 class Dropout(Layer):
-    """``keras.layers.Dropout``: numlstm's network has no dropout between layers, so a
-    model refuses it with the fix (LSTM/GRU's own ``dropout=`` and
-    ``recurrent_dropout=``). ``Dropout(0.0)`` is accepted and does nothing."""
+    """``keras.layers.Dropout(rate)``, in training only: every element of its input is
+    zeroed with probability ``rate`` and the rest scaled by ``1 / (1 - rate)``.
+
+    It may stand before a recurrent layer (after Embedding, or between recurrent
+    layers; a new mask at every step, as Keras, shared by a Bidirectional layer's
+    two directions) or before the Dense layer. Consecutive Dropout layers combine.
+    ``noise_shape`` must be None (Keras' default); ``seed`` is accepted and not
+    used: masks come from the model's own seeded generator."""
 
     kind = "dropout"
 
     def __init__(self, rate, noise_shape=None, seed=None, **kwargs):
         _check_kwargs("Dropout", kwargs)
         self.rate = check_number(rate, "Dropout rate", low=0, high=1, high_open=True)
+        if noise_shape is not None:
+            raise ValueError(f"Dropout(noise_shape={noise_shape!r}) is not supported by numlstm.keras: a Dropout "
+                             "layer draws a mask per element (noise_shape=None). For one mask per sequence on a "
+                             "recurrent layer's inputs use its own dropout= argument, e.g. LSTM(units, dropout=0.2).")
         super().__init__(**kwargs)
 
     def _config(self):

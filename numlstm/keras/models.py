@@ -76,15 +76,35 @@ def _check_layer(layer):
     if type(layer).__module__ != _layers.__name__:
         raise ValueError(f"{_describe(layer)} is a custom layer, which numlstm.keras cannot run: its network is "
                          f"{_layers.STACK}.")
-    if isinstance(layer, _layers.Dropout) and layer.rate > 0:
-        raise ValueError(f"{_describe(layer)} (rate={layer.rate}) is not supported: numlstm's network has no "
-                         "dropout between layers. Use the recurrent layers' own dropout instead, e.g. "
-                         f"LSTM(units, dropout={layer.rate}, recurrent_dropout={layer.rate}) (Keras' arguments, "
-                         "one rate for every recurrent layer), and remove the Dropout layer.")
+
+
+def _check_dropout_layers(layers):
+    """Where a Dropout layer (rate above 0) may stand: on the input of a recurrent layer
+    (numlstm draws its mask anew at every step, as Keras) or of the Dense layer."""
+    waiting = []
+    for layer in layers:
+        if isinstance(layer, _layers.Dropout):
+            if layer.rate > 0:
+                waiting.append(layer)
+            continue
+        if waiting and layer.kind in ("input", "text", "embedding"):
+            raise ValueError(f"{_describe(waiting[0])} comes before {_describe(layer)}: numlstm.keras applies Dropout "
+                             "to the inputs of a recurrent layer or of the Dense layer (between Embedding and LSTM, "
+                             "between recurrent layers, before Dense); move it there.")
+        if waiting and layer.kind == "recurrent" and layer.dropout > 0:
+            raise ValueError(f"{_describe(waiting[0])} comes right before {_describe(layer)}, which has dropout="
+                             f"{layer.dropout} of its own: numlstm draws one kind of input mask per layer. Keep the "
+                             "Dropout layer (a new mask at every step) or the layer's dropout= (one mask per "
+                             "sequence), not both.")
+        waiting = []
+    if waiting and any(layer.kind == "dense" for layer in layers):
+        raise ValueError(f"{_describe(waiting[0])} comes after the Dense layer, which gives the model's outputs; "
+                         "numlstm.keras does not drop outputs. Put it before the Dense layer, or remove it.")
 
 
 def _check_stack(layers, complete):
     """Check the order and the agreement of ``layers`` (``complete``: nothing more will be added)."""
+    _check_dropout_layers(layers)
     kept = [layer for layer in layers if not isinstance(layer, _layers.Dropout)]
     recurrent = [layer for layer in kept if layer.kind == "recurrent"]
     previous = None
@@ -118,11 +138,6 @@ def _check_stack(layers, complete):
             if isinstance(layer, _layers.Bidirectional) != isinstance(first, _layers.Bidirectional):
                 raise ValueError(f"{_describe(layer)} and {_describe(first)}: numlstm's network has every recurrent "
                                  "layer wrapped in Bidirectional, or none; wrap all of them or none.")
-            if (layer.dropout, layer.recurrent_dropout) != (first.dropout, first.recurrent_dropout):
-                raise ValueError(f"{_describe(layer)} has dropout={layer.dropout}, recurrent_dropout="
-                                 f"{layer.recurrent_dropout} but {_describe(first)} has dropout={first.dropout}, "
-                                 f"recurrent_dropout={first.recurrent_dropout}: numlstm applies one rate of each "
-                                 "to every recurrent layer; give them all the same.")
         backwards = [layer for layer in recurrent if layer.go_backwards]
         if backwards and len(recurrent) > 1:
             raise ValueError(f"{_describe(backwards[0])} has go_backwards=True in a stack of {len(recurrent)} "
@@ -157,11 +172,33 @@ class _Plan:
         self.cell = first.cell
         self.bidirectional = isinstance(first, _layers.Bidirectional)
         self.directions = 2 if self.bidirectional else 1
-        self.drop = np.array([first.dropout, first.recurrent_dropout], dtype=np.float64)
+        self.drop = self._dropout_plan(layers)
         self.go_backwards = first.go_backwards
         self.first = kept[0]
         shape = next((layer.input_shape for layer in kept if layer.input_shape is not None), None)
         self.input_shape = shape
+
+    def _dropout_plan(self, layers):
+        """The network's dropout plan (``numlstm.core.cpu_engine.dropout_plan``): each
+        recurrent layer's own ``dropout`` (one mask per sequence) and
+        ``recurrent_dropout``; the Dropout layers before a recurrent layer as its input
+        rate with a new mask at every step, before Dense as the head's input rate.
+        Consecutive Dropout layers combine: the kept fraction is the product of theirs."""
+        D = self.directions
+        plan = np.zeros((len(self.recurrent) * D + 1, 3))
+        kept, index = 1.0, 0
+        for layer in layers:
+            if isinstance(layer, _layers.Dropout):
+                kept *= 1.0 - layer.rate
+            elif layer.kind == "recurrent":
+                between = 1.0 - kept
+                rows = plan[index * D:(index + 1) * D]
+                rows[:] = [between, layer.recurrent_dropout, 1.0] if between > 0 else [layer.dropout,
+                                                                                      layer.recurrent_dropout, 0.0]
+                kept, index = 1.0, index + 1
+            elif layer.kind == "dense":
+                plan[-1, 0], kept = 1.0 - kept, 1.0
+        return plan
 
     def features(self):
         """Features per step from the declared input shape, or None when not declared."""

@@ -20,8 +20,11 @@ from numlstm.kernels._jit import CPU_OPTIONS, njit
 _LOW32 = 0xFFFFFFFF
 
 # Streams: per recurrent row of the network (layer * directions + direction), two kinds.
-INPUT_MASK = 0  # dropout on the layer's inputs
+INPUT_MASK = 0  # dropout on the layer's inputs, one mask per sequence (Keras' LSTM(dropout=))
 STATE_MASK = 1  # recurrent dropout on the state entering the recurrent product
+# Two more kinds, numbered apart from the per-row streams (whose numbers they must not reuse):
+STEP_MASK = 2  # dropout on a layer's inputs drawn anew at every step (a Keras Dropout layer below it)
+HEAD_MASK = 3  # dropout on the head's input (a Keras Dropout layer before the Dense layer)
 
 
 @register_jitable
@@ -57,8 +60,11 @@ def keep_scale(seed, step, stream, row, col, rate):
 
 
 def stream(row, kind):
-    """The stream of mask ``kind`` (INPUT_MASK or STATE_MASK) of recurrent row ``row``."""
-    return 2 * row + kind
+    """The stream of mask ``kind`` of recurrent row ``row``: ``2 * row + kind`` for
+    INPUT_MASK and STATE_MASK; ``kind * 2**24 + row`` for STEP_MASK and HEAD_MASK."""
+    if kind < STEP_MASK:
+        return 2 * row + kind
+    return kind * 16777216 + row
 
 
 stream_of = register_jitable(stream)
