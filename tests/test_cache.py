@@ -14,7 +14,6 @@ import sys
 import time
 
 import numpy as np
-import pytest
 
 import numlstm
 from numlstm import _cache

@@ -19,7 +19,7 @@ import numpy as np
 import pytest
 
 import numlstm
-from numlstm.core import checkpoint, cpu_engine, training
+from numlstm.core import checkpoint, cpu_engine
 from numlstm.core.training import FitInterruptedWarning
 
 

@@ -1,12 +1,5 @@
 """Threads, warm-up, on-disk caching and the environment report."""
 
-import os
-import subprocess
-import sys
-
-import numpy as np
-import pytest
-
 import numlstm
 
 SNIPPET = (
