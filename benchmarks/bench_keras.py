@@ -120,7 +120,8 @@ def main():
 
     results = {}
     with tempfile.TemporaryDirectory() as cache:
-        numlstm_env = dict(base, NUMLSTM_CACHE="1", NUMBA_CACHE_DIR=cache)
+        # numlstm keeps its compiled kernels in its own cache directory (NUMLSTM_CACHE_DIR), not Numba's.
+        numlstm_env = dict(base, NUMLSTM_CACHE="1", NUMLSTM_CACHE_DIR=cache)
         print("numlstm.keras, empty compile cache ...", flush=True)
         results["numlstm cold"] = run("numlstm", numlstm_env, data, args.epochs)
         print("numlstm.keras, compiled kernels in the disk cache ...", flush=True)
