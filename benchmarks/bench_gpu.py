@@ -45,6 +45,7 @@ def check_layers(lines):
     import numlstm
     import reference as ref
     from numlstm.kernels import cuda as k
+    from numlstm.kernels import cuda_fast as fast
 
     rng = np.random.default_rng(1)
     for (B, T, F, H), dtype in (((300, 40, 8, 64), np.float32), ((300, 40, 8, 37), np.float32),
@@ -67,8 +68,8 @@ def check_layers(lines):
             want["h"] = ref.lstm_forward(x, W, U, b)[0]
         worst = max(np.abs(got[key] - want[key]).max() / max(np.abs(want[key]).max(), 1e-30) for key in got)
         limit = 1e-10 if dtype == np.float64 else 1e-4
-        path = ("register-resident" if k.fast_path(dtype, H, F) else
-                "per-step" if k.step_path(dtype, H) else "generic")
+        path = ("register-resident" if fast.fast_path(dtype, H, F) else
+                "per-step" if fast.step_path(dtype, H) else "generic")
         lines.append(f"check {np.dtype(dtype).name} ({B}, {T}, {F}, {H}) {path} kernels vs "
                      f"{'CPU' if dtype == np.float64 else 'NumPy float64'}: worst max|diff|/max|ref| "
                      f"{worst:.2e} ({'ok' if worst <= limit else 'FAILED'}, limit {limit:g})")
@@ -102,13 +103,17 @@ def phases(trainer, d_X):
 
     from numlstm.kernels import cuda as k
 
+    from numlstm.kernels import cuda_common as common
+
+
+
     _, cache, _, _ = trainer.forward(d_X)
     x, zs, cs, hs, zeros = cache[0].x, cache[0].first, cache[0].second, cache[0].hs, cache[0].zeros
     W, U, _, _ = trainer._layer(trainer.params, 0)
     _, _, _, block = trainer._layer(trainer.grads, 0)
     n, H = zeros.shape
     dh, dc = cuda.to_device(np.zeros((n, H), np.float32)), cuda.to_device(np.zeros((n, H), np.float32))
-    keep, hmask, use_keep, use_hmask = k._mask_args(None, None, np.float32)
+    keep, hmask, use_keep, use_hmask = common.mask_args(None, None, np.float32)
     parts = {
         "forward (train)": lambda: trainer.forward(d_X),
         "forward (predict)": lambda: trainer.forward(d_X, train=False),
@@ -121,7 +126,7 @@ def phases(trainer, d_X):
     }
     out = [f"{name} {event_ms(fn):.3f} ms" for name, fn in parts.items()]
     tiny = cuda.device_array((1, 1), np.float32)
-    launch = k.launch(k._transpose, 1, 1)
+    launch = k.launch(common.transpose_kernel, 1, 1)
     launch(tiny, tiny)
     cuda.synchronize()
     start = time.perf_counter()
@@ -154,7 +159,8 @@ def main(argv=None):
     from numlstm.core import gpu, losses
     from numlstm.core.network import Network
     from numlstm.core.optimizers import Adam
-    from numlstm.kernels import cuda as k
+    from numlstm.kernels import cuda_fast as fast
+    from numlstm.kernels import cuda_sizes as sizes
 
     try:
         import numba_cuda
@@ -233,17 +239,17 @@ def main(argv=None):
 
         phase_lines.append(f"({B}, {T}, {F}, {H}) device times: {phases(trainer, d_X)}")
         print(phase_lines[-1], flush=True)
-        default_rows = k.FAST_ROWS
-        variants = [(None, "")] + [(r, f" (FAST_ROWS={r})") for r in args.rows if H <= k.FAST_HIDDEN]
-        if k.step_path(np.float32, H):
+        default_rows = sizes.FAST_ROWS
+        variants = [(None, "")] + [(r, f" (FAST_ROWS={r})") for r in args.rows if H <= sizes.FAST_HIDDEN]
+        if fast.step_path(np.float32, H):
             variants.append(("per-step", " (a launch per step)"))
-        elif k.fast_path(np.float32, H, F):
+        elif fast.fast_path(np.float32, H, F):
             variants += [("split-K", " (split-K weight gradients)"), ("cap", " (forward capped at 128 registers)")]
         for rows, label in variants:
-            k.FAST_ROWS = rows if isinstance(rows, int) else default_rows
-            k.STEP_GRID = rows != "per-step"
-            k.FAST_FUSED_GRADS = rows != "split-K"
-            k.FAST_MAX_REGISTERS = 128 if rows == "cap" else None
+            sizes.FAST_ROWS = rows if isinstance(rows, int) else default_rows
+            sizes.STEP_GRID = rows != "per-step"
+            sizes.FAST_FUSED_GRADS = rows != "split-K"
+            sizes.FAST_MAX_REGISTERS = 128 if rows == "cap" else None
             measures = [("training step" + label, numlstm_step, torch_step, train_target)]
             if rows != "split-K":  # (prediction does not compute gradients)
                 measures.append(("predict" + label, numlstm_predict, torch_predict, predict_target))
@@ -264,13 +270,13 @@ def main(argv=None):
                 lines.append(f"| {B}, {T}, {F}, {H} | {measure} | {' | '.join(cells)} | "
                              f"{'<= ' + str(target) if target else '-'} |")
                 print(lines[-1], flush=True)
-        k.FAST_ROWS = default_rows
-        k.STEP_GRID = True
-        k.FAST_FUSED_GRADS = True
-        k.FAST_MAX_REGISTERS = None
+        sizes.FAST_ROWS = default_rows
+        sizes.STEP_GRID = True
+        sizes.FAST_FUSED_GRADS = True
+        sizes.FAST_MAX_REGISTERS = None
         trainer = None  # its device arrays go before the next case
-    if k._GRID_FAILED:
-        lines.append(f"cooperative launch failed: {k._GRID_FAILED[0]}")
+    if fast._GRID_FAILED:
+        lines.append(f"cooperative launch failed: {fast._GRID_FAILED[0]}")
     emit(lines + [""] + repeat_lines + [""] + phase_lines, args.output)
 
 

@@ -11,7 +11,7 @@ def _thread_safe_simulator():
     """Numba's own CUDA simulator (numba <= 0.68, without numba-cuda) swaps ``numba.cuda`` for
     its fake module in a device function's module globals on every call and puts it back on
     return, with no lock: when two simulated threads run device functions of one module (our
-    GRU kernels call helpers of ``kernels/cuda.py``), the first to return restores the real
+    GRU kernels call helpers of ``kernels/cuda_common.py``), the first to return restores the real
     module under the second, which then fails now and then with "module 'numba.cuda' has no
     attribute 'threadIdx'". numba-cuda fixed it by counting the threads inside
     (NVIDIA/numba-cuda#690); the same here, for the simulator that lacks the fix."""
@@ -84,22 +84,15 @@ def small_cuda_launches(monkeypatch):
     """Launch sizes far below the defaults, so that even tiny tests run several blocks,
     partial tiles, strided thread loops and the two-pass reductions (and the
     simulator's one Python thread per CUDA thread stays quick)."""
-    from numlstm.core import gpu
-    from numlstm.kernels import cuda as kernels
-    from numlstm.kernels import gru_cuda
+    from numlstm.kernels import cuda_sizes as sizes
 
-    for module in (kernels, gru_cuda):
-        monkeypatch.setattr(module, "THREADS", 8)
-        monkeypatch.setattr(module, "ROWS_PER_BLOCK", 2)
-    monkeypatch.setattr(gru_cuda, "PAIRS_PER_BLOCK", 4)
-    # the weight-gradient product: 2 x 2 threads, tiles of 8 x 8, 4 pairs a stage, several chunks
-    monkeypatch.setattr(kernels, "GEMM_TY", 2)
-    monkeypatch.setattr(kernels, "GEMM_TX", 2)
-    monkeypatch.setattr(kernels, "GEMM_K", 4)
-    monkeypatch.setattr(kernels, "GEMM_BLOCKS", 12)
-    monkeypatch.setattr(kernels, "FAST_ROWS", 4)  # register-resident kernels: 4 rows a block
-    monkeypatch.setattr(kernels, "STEP_ROWS", 4)  # one launch per step: tiles of 4 rows x 4 (8) units
-    monkeypatch.setattr(kernels, "STEP_UNITS", 4)
-    monkeypatch.setattr(kernels, "STEP_K", 4)
-    monkeypatch.setattr(gpu, "THREADS", 16)
-    monkeypatch.setattr(gpu, "NORM_BLOCKS", 3)
+    small = {
+        "THREADS": 8, "ROWS_PER_BLOCK": 2, "PAIRS_PER_BLOCK": 4,  # every recurrent layer
+        # the weight-gradient product: 2 x 2 threads, tiles of 8 x 8, 4 pairs a stage, several chunks
+        "GEMM_TY": 2, "GEMM_TX": 2, "GEMM_K": 4, "GEMM_BLOCKS": 12,
+        "FAST_ROWS": 4,  # register-resident kernels: 4 rows a block
+        "STEP_ROWS": 4, "STEP_UNITS": 4, "STEP_K": 4,  # one launch per step: tiles of 4 rows x 4 (8) units
+        "ENGINE_THREADS": 16, "NORM_BLOCKS": 3,  # the GPU engine's small kernels
+    }
+    for name, value in small.items():
+        monkeypatch.setattr(sizes, name, value)

@@ -57,10 +57,11 @@ def _check_layer(rng, B, T, I, H, head_only):
 @pytest.mark.parametrize("head_only", [False, True], ids=["dh-every-step", "dh_T-only"])
 @pytest.mark.parametrize("fused", [True, False], ids=["fused-grads", "split-K-grads"])
 def test_fast_kernels_match_the_reference(rng, monkeypatch, B, T, I, H, head_only, fused):
-    from numlstm.kernels import cuda as k
+    from numlstm.kernels import cuda_fast as fast
+    from numlstm.kernels import cuda_sizes as sizes
 
-    monkeypatch.setattr(k, "FAST_FUSED_GRADS", fused)
-    assert k.fast_path(np.float32, H, I)
+    monkeypatch.setattr(sizes, "FAST_FUSED_GRADS", fused)
+    assert fast.fast_path(np.float32, H, I)
     _check_layer(rng, B, T, I, H, head_only)
 
 
@@ -71,11 +72,12 @@ def test_step_kernels_match_the_reference(rng, monkeypatch, B, T, I, H, head_onl
     """Hidden > FAST_HIDDEN (set small here): every step in one cooperative launch (on the
     simulator, one block looping over every tile), or one launch per step; ragged row
     and unit tiles."""
-    from numlstm.kernels import cuda as k
+    from numlstm.kernels import cuda_fast as fast
+    from numlstm.kernels import cuda_sizes as sizes
 
-    monkeypatch.setattr(k, "FAST_HIDDEN", 4)
-    monkeypatch.setattr(k, "STEP_GRID", grid)
-    assert k.step_path(np.float32, H) and not k.fast_path(np.float32, H, I)
+    monkeypatch.setattr(sizes, "FAST_HIDDEN", 4)
+    monkeypatch.setattr(sizes, "STEP_GRID", grid)
+    assert fast.step_path(np.float32, H) and not fast.fast_path(np.float32, H, I)
     _check_layer(rng, B, T, I, H, head_only)
 
 
@@ -102,6 +104,7 @@ def test_fast_kernels_are_bitwise_repeatable(rng):
 def test_weight_gradient_product(rng, dtype, masks):
     """The split-K product over several chunks, tiles of rows and columns with ragged edges."""
     from numlstm.kernels import cuda as k
+    from numlstm.kernels import cuda_common as common
 
     B, T, I, H, G = 3, 5, 3, 4, 12
     x, hs = rng.standard_normal((B, T, I)), rng.standard_normal((B, T, H))
@@ -118,7 +121,7 @@ def test_weight_gradient_product(rng, dtype, masks):
     want = np.einsum("btr,btk->rk", a, dzs)
     grads = _dev(np.zeros((I + H + 1, G), dtype))
     args = [_dev(v.astype(dtype)) for v in (x_in, h0, hs, dzs)]
-    k_arr, h_arr, use_keep, use_hmask = k._mask_args(None if keep is None else _dev(keep),
+    k_arr, h_arr, use_keep, use_hmask = common.mask_args(None if keep is None else _dev(keep),
                                                      None if hmask is None else _dev(hmask.astype(dtype)), dtype)
     k.weight_grads(*args, k_arr, h_arr, use_keep, use_hmask, grads)
     tol = dict(rtol=1e-12, atol=1e-12) if dtype == np.float64 else F32

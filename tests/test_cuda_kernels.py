@@ -58,11 +58,12 @@ def test_backward_matches_reference_and_cpu(rng, dtype, shape):
 
 @pytest.mark.parametrize("limit", [0, 1 << 20], ids=["U-global", "U-shared"])
 def test_u_in_shared_memory_or_not_gives_the_same_result(rng, monkeypatch, limit):
-    from numlstm.kernels import cuda as gpu
+    from numlstm.kernels import cuda_common as common
+    from numlstm.kernels import cuda_sizes as sizes
 
-    monkeypatch.setattr(gpu, "SHARED_LIMIT", limit)
+    monkeypatch.setattr(sizes, "SHARED_LIMIT", limit)
     (x, W, U, b, h0, c0), ref_args = _layer(rng, 3, 4, 2, 3, np.float64)
-    assert (gpu._shared_bytes(U) > 0) == (limit > 0)
+    assert (common.shared_bytes(U) > 0) == (limit > 0)
     h, _ = numlstm.lstm_forward(x, W, U, b, h0, c0, device="cuda")
     np.testing.assert_allclose(h, ref.lstm_forward(*ref_args)[0], **TOL[np.float64])
     dh = rng.standard_normal((3, 4, 3))

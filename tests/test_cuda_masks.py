@@ -135,12 +135,13 @@ def test_masks_match_the_reference(rng, cell, masks):
 @pytest.mark.parametrize("cell", CELLS)
 @pytest.mark.parametrize("limit", [0, 1 << 20], ids=["U-global", "U-shared"])
 def test_masks_with_u_in_shared_memory_or_not(rng, monkeypatch, cell, limit):
-    from numlstm.kernels import cuda as gpu
+    from numlstm.kernels import cuda_common as common
+    from numlstm.kernels import cuda_sizes as sizes
 
-    monkeypatch.setattr(gpu, "SHARED_LIMIT", limit)
+    monkeypatch.setattr(sizes, "SHARED_LIMIT", limit)
     case, run, run_ref = CELLS[cell]
     args, grads = case(rng)
-    assert (gpu._shared_bytes(args[2]) > 0) == (limit > 0)
+    assert (common.shared_bytes(args[2]) > 0) == (limit > 0)
     hmask = _hmask(rng, np.float64)
     _check(run(args, *grads, keep=KEEP, hmask=hmask), run_ref(args, *grads, keep=KEEP, hmask=hmask), KEYS[cell],
            TOL[np.float64])

@@ -75,6 +75,7 @@ def _signatures(dt):
 
     from numlstm.core import gpu_kernels as g
     from numlstm.kernels import cuda as k
+    from numlstm.kernels import cuda_common as common
     from numlstm.kernels import gru_cuda as gk
 
     f64, i64 = types.float64, types.int64
@@ -84,8 +85,8 @@ def _signatures(dt):
 
     masks = (A(types.int8, 2), A(dt, 2))  # keep, hmask (zero-size, never read, where unused)
     kernels = {
-        k._input_grad_kernel: (A(dt, 3), A(dt, 2), A(dt, 3)),
-        k._reduce_parts: (A(dt, 3), A(dt, 2)),
+        common.input_grad_kernel: (A(dt, 3), A(dt, 2), A(dt, 3)),
+        common.reduce_parts: (A(dt, 3), A(dt, 2)),
     }
     for use in ((False, False), (True, False), (False, True), (True, True)):  # every choice of masks
         forward, backward = k.recurrent_kernels(np.dtype(str(dt)), *use)
@@ -117,7 +118,7 @@ def _signatures(dt):
         g.loss: (i64, A(f64, 1), A(dt, 2), A(dt, 2), A(dt, 2), A(f64, 2), A(f64, 1), i64, A(i64, 1)),
         g.head_backward: (A(dt, 3), A(dt, 2), A(f64, 2), A(dt, 2), A(dt, 1), A(dt, 3)),
         g.head_backward_last: (A(dt, 3), A(dt, 2), A(f64, 2), A(dt, 2), A(dt, 1), A(dt, 2)),
-        k._transpose: (A(dt, 2), A(dt, 2)),
+        common.transpose_kernel: (A(dt, 2), A(dt, 2)),
         g.sum_squares: (A(dt, 1), A(f64, 1)),
         g.check_and_scale: (A(f64, 1), A(f64, 1), i64, f64, A(i64, 1), A(f64, 1)),
         g.update: (i64, A(dt, 1), A(dt, 1), A(dt, 2), f64, A(f64, 1), A(i64, 1), A(f64, 1)),
@@ -162,6 +163,11 @@ def _fast_signatures():
 
     from numlstm.kernels import cuda as k
 
+
+    from numlstm.kernels import cuda_fast as fast
+
+    from numlstm.kernels import cuda_sizes as sizes
+
     f32 = types.float32
 
     def A(ndim):
@@ -171,19 +177,19 @@ def _fast_signatures():
     bwd = (A(2), A(2), A(3), A(3), A(3), A(2), A(2), A(3), A(3), A(2), A(3), A(3))
     sigs = {}
     for F in (4, 8, 16):
-        rows = k.fast_rows(64, F)
+        rows = fast.fast_rows(64, F)
         for store, all_h in ((True, True), (False, False), (False, True)):
             sigs[f"forward F={F} rows={rows} store={store} all_h={all_h}"] = (
-                k.fast_forward_kernel(64, F, rows, store, all_h), fwd)
+                fast.fast_forward_kernel(64, F, rows, store, all_h), fwd)
     for use_dhs in (True, False):
-        sigs[f"backward dhs={use_dhs}"] = (k.fast_backward_kernel(64, k.FAST_BACKWARD_ROWS, use_dhs), bwd)
+        sigs[f"backward dhs={use_dhs}"] = (fast.fast_backward_kernel(64, sizes.FAST_BACKWARD_ROWS, use_dhs), bwd)
     for F in (4, 8, 16):
         for store_dz in (False, True):
             sigs[f"fused_backward F={F} dz={store_dz}"] = (
-                k.fast_backward_kernel(64, k.FAST_BACKWARD_ROWS, False, F, True, store_dz), bwd)
+                fast.fast_backward_kernel(64, sizes.FAST_BACKWARD_ROWS, False, F, True, store_dz), bwd)
     i64 = types.int64
     for flag in (True, False):
-        (step_forward, grid_forward), (step_backward, grid_backward) = k.step_kernels(store=flag, use_dhs=flag)
+        (step_forward, grid_forward), (step_backward, grid_backward) = fast.step_kernels(store=flag, use_dhs=flag)
         forward_args = (A(3), A(2), A(2), A(1), A(2), A(2), A(3), A(3), A(3))
         backward_args = (A(2), A(2), A(3), A(3), A(3), A(2), A(2), A(3))
         sigs[f"step_forward store={flag}"] = (step_forward, (i64, *forward_args))
@@ -204,7 +210,7 @@ def _ptxas():
 
 
 def test_fast_kernels_keep_their_arrays_in_registers(compile_ptx, tmp_path):
-    from numlstm.kernels import cuda as k
+    from numlstm.kernels import cuda_sizes as sizes
 
     ptxas = _ptxas()
     for name, (kernel, sig) in _fast_signatures().items():
@@ -222,10 +228,10 @@ def test_fast_kernels_keep_their_arrays_in_registers(compile_ptx, tmp_path):
         print(f"{name}: {registers} registers; {frame.group(0)}")
         assert frame.groups() == ("0", "0", "0"), f"{name}: {frame.group(0)}"
         assert registers <= REGISTER_CEILING[name.split()[0]], f"{name}: {registers} registers"
-        if name.startswith("forward") and k.FAST_MAX_REGISTERS:
+        if name.startswith("forward") and sizes.FAST_MAX_REGISTERS:
             # as launched: capped, which may spill a little (measured faster than 1 block an SM)
-            report = subprocess.run(command + [f"-maxrregcount={k.FAST_MAX_REGISTERS}"], capture_output=True,
+            report = subprocess.run(command + [f"-maxrregcount={sizes.FAST_MAX_REGISTERS}"], capture_output=True,
                                     text=True, check=True).stderr
             spilled = int(re.search(r"(\d+) bytes spill stores", report).group(1))
-            print(f"{name} capped at {k.FAST_MAX_REGISTERS} registers: {spilled} bytes spilled")
+            print(f"{name} capped at {sizes.FAST_MAX_REGISTERS} registers: {spilled} bytes spilled")
             assert spilled <= 128, f"{name}: {spilled} bytes spilled under the register cap"

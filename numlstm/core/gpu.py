@@ -28,17 +28,16 @@ from typing import NamedTuple
 import numpy as np
 from numba import cuda
 
+from numlstm._device import launch
 from numlstm.core import gpu_kernels as gk
+from numlstm.core.cpu_engine import PER_STEP, RATE, RECURRENT_RATE, dropout_plan
 from numlstm.core.network import EMBED_DIM, EMBED_OFFSET, VOCABULARY
 from numlstm.core.optimizers import step_size
-from numlstm.core.cpu_engine import PER_STEP, RATE, RECURRENT_RATE, dropout_plan
-from numlstm.kernels import dropout as _dropout
 from numlstm.kernels import cuda as kernels
+from numlstm.kernels import cuda_sizes as sizes
+from numlstm.kernels import dropout as _dropout
 from numlstm.kernels import gru_cuda
-from numlstm._device import launch
-
-THREADS = 256
-NORM_BLOCKS = 64  # partial sums of squares for the global gradient norm
+from numlstm.kernels.cuda_common import Workspace, empty_device
 
 
 def token_groups(batches):
@@ -66,12 +65,12 @@ def token_groups(batches):
 
 
 def _blocks(n):
-    return max(1, (n + THREADS - 1) // THREADS)
+    return max(1, (n + sizes.ENGINE_THREADS - 1) // sizes.ENGINE_THREADS)
 
 
 def _zeros(shape, dtype):
     a = cuda.device_array(shape, dtype=dtype)
-    launch(gk.zero2, _blocks(a.size), THREADS)(a)
+    launch(gk.zero2, _blocks(a.size), sizes.ENGINE_THREADS)(a)
     return a
 
 
@@ -123,7 +122,7 @@ class DeviceNetwork:
         self.D = net.directions
         self.tokens = net.vocabulary > 0
         self.params = cuda.to_device(net.params)
-        self.ws = kernels.Workspace()  # the arrays of a batch, reused by the next one
+        self.ws = Workspace()  # the arrays of a batch, reused by the next one
 
     # --- views into the flat parameter buffers (device arrays) -------------------------------
     def _layer(self, buf, row):
@@ -149,7 +148,7 @@ class DeviceNetwork:
         if rate <= 0:
             return None
         out = self.ws.get(f"{row}/mask{kind}", (n, units), self.dtype)
-        launch(gk.dropout_mask, _blocks(out.size), THREADS)(np.int64(seed), np.int64(step),
+        launch(gk.dropout_mask, _blocks(out.size), sizes.ENGINE_THREADS)(np.int64(seed), np.int64(step),
                                                            np.int64(_dropout.stream(row, kind)), float(rate),
                                                            np.int64(row0), out)
         return out
@@ -173,7 +172,7 @@ class DeviceNetwork:
         n, H = zeros.shape
         if self.gru:
             U_T = self.ws.get(tag + "U_T", (U.shape[1], U.shape[0]), self.dtype)
-            launch(gk.transpose, _blocks(U.size), THREADS)(U, U_T)
+            launch(gk.transpose, _blocks(U.size), sizes.ENGINE_THREADS)(U, U_T)
             dx, _, _, _ = gru_cuda.layer_backward(inp, W, U_T, zeros, first, second, hs, dhs,
                                                   _zeros((n, H), self.dtype), need_dx=need_dx, out=block, keep=keep,
                                                   hmask=hmask)
@@ -181,9 +180,9 @@ class DeviceNetwork:
         dh_carry = dh_T
         if dh_carry is None:
             dh_carry = self.ws.get(tag + "dh", (n, H), self.dtype)
-            launch(gk.zero2, _blocks(dh_carry.size), THREADS)(dh_carry)
+            launch(gk.zero2, _blocks(dh_carry.size), sizes.ENGINE_THREADS)(dh_carry)
         dc_carry = self.ws.get(tag + "dc", (n, H), self.dtype)
-        launch(gk.zero2, _blocks(dc_carry.size), THREADS)(dc_carry)
+        launch(gk.zero2, _blocks(dc_carry.size), sizes.ENGINE_THREADS)(dc_carry)
         dx, _, _, _ = kernels.layer_backward(inp, W, None, zeros, zeros, first, second, hs, dhs, dh_carry, dc_carry,
                                              need_dx=need_dx, out=block, keep=keep, hmask=hmask, U=U, ws=self.ws,
                                              tag=tag)
@@ -203,12 +202,12 @@ class DeviceNetwork:
         if self.tokens:
             E, oE = int(self.net.head[EMBED_DIM]), int(self.net.head[EMBED_OFFSET])
             inp = self.ws.get("embedded", (n, T, E), self.dtype)
-            launch(gk.embed, _blocks(inp.size), THREADS)(self.params, oE, X, inp)
+            launch(gk.embed, _blocks(inp.size), sizes.ENGINE_THREADS)(self.params, oE, X, inp)
             keep = self.ws.get("keep", (n, T), np.int8)
-            launch(gk.keep_of, _blocks(keep.size), THREADS)(X, keep)
+            launch(gk.keep_of, _blocks(keep.size), sizes.ENGINE_THREADS)(X, keep)
             if self.D == 2:
                 keep_rev = self.ws.get("keep-reversed", (n, T), np.int8)
-                launch(gk.reverse_steps, _blocks(keep.size), THREADS)(keep, keep_rev)
+                launch(gk.reverse_steps, _blocks(keep.size), sizes.ENGINE_THREADS)(keep, keep_rev)
         cache = []
         for layer in range(len(self.net.hidden_sizes)):
             states = []
@@ -219,8 +218,8 @@ class DeviceNetwork:
                 x = inp
                 if imask is not None or d == 1:
                     x = self.ws.get(f"{row}/x", inp.shape, self.dtype)
-                    launch(gk.layer_input, _blocks(x.size), THREADS)(
-                        inp, kernels._empty(self.dtype) if imask is None else imask, d == 1, x)
+                    launch(gk.layer_input, _blocks(x.size), sizes.ENGINE_THREADS)(
+                        inp, empty_device(self.dtype) if imask is None else imask, d == 1, x)
                 hmask = self._mask(n, U.shape[0], seed, step, row0, row, _dropout.STATE_MASK,
                                    drop[row, RECURRENT_RATE])
                 zeros = self.ws.get("zeros", (n, U.shape[0]), self.dtype, zero=True)  # only ever read
@@ -235,14 +234,14 @@ class DeviceNetwork:
             else:
                 fwd, rev = states
                 inp = self.ws.get(f"{layer}/both", (n, T, 2 * fwd.shape[2]), self.dtype)
-                launch(gk.concat_directions, _blocks(inp.size), THREADS)(fwd, rev, inp)
+                launch(gk.concat_directions, _blocks(inp.size), sizes.ENGINE_THREADS)(fwd, rev, inp)
         last = inp
         if self.D == 2:
             last = self.ws.get("last", (n, 1, inp.shape[2]), self.dtype)
-            launch(gk.top_features, _blocks(last.size), THREADS)(inp, last)
+            launch(gk.top_features, _blocks(last.size), sizes.ENGINE_THREADS)(inp, last)
         Wd, bd = self._head(self.params)
         out = self.ws.get("out", (n, Wd.shape[1]), self.dtype)
-        launch(gk.head_forward, _blocks(out.size), THREADS)(last, Wd, bd, out)
+        launch(gk.head_forward, _blocks(out.size), sizes.ENGINE_THREADS)(last, Wd, bd, out)
         return out, cache, inp, last
 
     def predict(self, X, rows=4096, drop=None, seed=0, step=0, row0=0):
@@ -287,7 +286,7 @@ class Trainer(DeviceNetwork):
         self.clipnorm = float(clipnorm or 0.0)
         self.flag = cuda.to_device(np.array([-1], dtype=np.int64))
         self.scale = cuda.device_array(1, dtype=np.float64)
-        self.parts = cuda.device_array(NORM_BLOCKS * THREADS, dtype=np.float64)
+        self.parts = cuda.device_array(sizes.NORM_BLOCKS * sizes.ENGINE_THREADS, dtype=np.float64)
         self.step = 0
 
     def _token_groups(self, batches):
@@ -301,8 +300,9 @@ class Trainer(DeviceNetwork):
         perm, tokens, starts, spans = groups
         begin, count = spans[bi]
         V, E, oE = (int(self.net.head[k]) for k in (VOCABULARY, EMBED_DIM, EMBED_OFFSET))
-        launch(gk.zero1, _blocks(V * E), THREADS)(self.grads, oE, oE + V * E)
-        launch(gk.embedding_grad, _blocks(count * E), THREADS)(dX, perm, tokens, starts, begin, count, self.grads, oE)
+        launch(gk.zero1, _blocks(V * E), sizes.ENGINE_THREADS)(self.grads, oE, oE + V * E)
+        launch(gk.embedding_grad, _blocks(count * E), sizes.ENGINE_THREADS)(dX, perm, tokens, starts, begin, count,
+                                                                             self.grads, oE)
 
     def _batch(self, X, Y, M, losses, slot, groups=None, bi=0):
         """One batch: forward, loss, backward, clipping, update. For token input,
@@ -317,15 +317,17 @@ class Trainer(DeviceNetwork):
         dh_T = None
         if self.D == 1 and not self.gru:  # the head's gradient enters the top layer as dh_T
             dh_T = self.ws.get(f"{len(self.net.hidden_sizes) - 1}/dh", (n, Wd.shape[0]), self.dtype)
-            launch(gk.head_backward_last, _blocks(max(Wd.size, dh_T.size)), THREADS)(last, Wd, dpred, dWd, dbd, dh_T)
+            launch(gk.head_backward_last, _blocks(max(Wd.size, dh_T.size)), sizes.ENGINE_THREADS)(
+                last, Wd, dpred, dWd, dbd, dh_T)
             dout = None
         else:
             dlast = self.ws.get("dlast", last.shape, self.dtype)
-            launch(gk.head_backward, _blocks(max(Wd.size, last.size)), THREADS)(last, Wd, dpred, dWd, dbd, dlast)
+            launch(gk.head_backward, _blocks(max(Wd.size, last.size)), sizes.ENGINE_THREADS)(
+                last, Wd, dpred, dWd, dbd, dlast)
             dout = dlast
         if self.D == 2:
             dout = self.ws.get("dtop", top.shape, self.dtype)
-            launch(gk.spread_top, _blocks(top.size), THREADS)(dlast, dout)
+            launch(gk.spread_top, _blocks(top.size), sizes.ENGINE_THREADS)(dlast, dout)
         for layer in range(len(self.net.hidden_sizes) - 1, -1, -1):
             want_dx = layer > 0 or self.tokens
             dinp = None
@@ -337,7 +339,7 @@ class Trainer(DeviceNetwork):
                 dh = dout
                 if self.D == 2:
                     dh = self.ws.get(f"{row}/dhs", (n, dout.shape[1], U.shape[0]), self.dtype)
-                    launch(gk.direction_grad, _blocks(dh.size), THREADS)(dout, d, dh)
+                    launch(gk.direction_grad, _blocks(dh.size), sizes.ENGINE_THREADS)(dout, d, dh)
                 dx = self._layer_backward(entry, W, U, dh, block, want_dx, f"{row}/",
                                           dh_T if dout is None else None)
                 if not want_dx:
@@ -348,18 +350,18 @@ class Trainer(DeviceNetwork):
                     continue
                 if dinp is None:
                     dinp = self.ws.get(f"{layer}/dinp", dx.shape, self.dtype)
-                launch(gk.add_input_grad, _blocks(dx.size), THREADS)(
-                    dinp, dx, kernels._empty(self.dtype) if imask is None else imask, d == 1, d == 0)
+                launch(gk.add_input_grad, _blocks(dx.size), sizes.ENGINE_THREADS)(
+                    dinp, dx, empty_device(self.dtype) if imask is None else imask, d == 1, d == 0)
             dout = dinp
         if self.tokens:
             if groups is None:
                 groups, bi = self._token_groups([X.copy_to_host()]), 0
             self._embedding_grad(dout, groups, bi)
-        launch(gk.sum_squares, NORM_BLOCKS, THREADS)(self.grads, self.parts)
+        launch(gk.sum_squares, sizes.NORM_BLOCKS, sizes.ENGINE_THREADS)(self.grads, self.parts)
         launch(gk.check_and_scale, 1, 1)(self.parts, losses, slot, self.clipnorm, self.flag, self.scale)
         alpha = step_size(self.kind, self.step + 1, self.hp)
-        launch(gk.update, _blocks(self.net.n_params), THREADS)(self.kind, self.params, self.grads, self.state,
-                                                             alpha, self.d_hp, self.flag, self.scale)
+        launch(gk.update, _blocks(self.net.n_params), sizes.ENGINE_THREADS)(
+            self.kind, self.params, self.grads, self.state, alpha, self.d_hp, self.flag, self.scale)
         self.step += 1
 
     def epoch(self, order, batch_losses):
@@ -378,7 +380,7 @@ class Trainer(DeviceNetwork):
             for name, src in (("X", self.X), ("Y", self.Y), ("M", self.M)):
                 out = self.ws.get("batch-" + name, (size,) + src.shape[1:], src.dtype)
                 gather = gk.gather3 if src.ndim == 3 else gk.gather2
-                launch(gather, _blocks(out.size), THREADS)(src, d_order, start, out)
+                launch(gather, _blocks(out.size), sizes.ENGINE_THREADS)(src, d_order, start, out)
                 batch.append(out)
             self._batch(*batch, losses, bi, groups, bi)
         failed = int(self.flag.copy_to_host()[0])

@@ -2,14 +2,15 @@
 
 Same layout and gate math as :mod:`numlstm.kernels.gru_cpu` (the GPU twins of
 the GRU cell functions of :mod:`numlstm.kernels.gates`), and the same scheme
-as the LSTM kernels of :mod:`numlstm.kernels.cuda`, whose launcher, shared
-memory staging, input-gradient kernel and ordered reduction it reuses:
+as the LSTM kernels of :mod:`numlstm.kernels.cuda`, sharing with them the
+helpers of :mod:`numlstm.kernels.cuda_common` (shared memory staging, the
+input-gradient kernel, the ordered reduction):
 
 - each block carries a tile of ``ROWS_PER_BLOCK`` rows through the whole
   sequence in one launch; its threads share out the (row, hidden unit) pairs,
   compute a step, and meet at a barrier before the next step reads the hidden
   states just written. ``U`` (transposed in the backward pass) is staged in
-  shared memory when it fits in ``numlstm.kernels.cuda.SHARED_LIMIT`` bytes;
+  shared memory when it fits in ``numlstm.kernels.cuda_sizes.SHARED_LIMIT`` bytes;
 - the forward pass stores the input projections ``xs = x W + b[0]`` and the
   recurrent ones ``gs = h U + b[1]`` apart (the candidate needs
   ``r * (h U_n + b[1, n])`` on its own); the backward pass writes their
@@ -31,8 +32,8 @@ memory staging, input-gradient kernel and ordered reduction it reuses:
 Kernels compile lazily on first use, once per dtype (and per choice of
 masks), and avoid the ``min``
 and ``max`` builtins (see :mod:`numlstm.kernels.cuda`). The launch sizes are
-module attributes read at launch time (tests set them small so that the
-multi-block and tail paths run on the simulator). Nothing here validates:
+:mod:`numlstm.kernels.cuda_sizes`' attributes, read at launch time (tests set
+them small there so that the multi-block and tail paths run on the simulator). Nothing here validates:
 :mod:`numlstm.functional` does.
 """
 
@@ -40,16 +41,15 @@ import numba
 import numpy as np
 from numba import cuda
 
+from numlstm._device import launch
+from numlstm.kernels import cuda_sizes as sizes
 from numlstm.kernels import gates
-from numlstm.kernels.cuda import (_blocks, _first_pair, _input_grad_kernel, _mask_args, _next_pair, _reduce_parts,
-                                   _shared_bytes, _stage, _weight, launch)
+from numlstm.kernels.cuda_common import (ceil_div, first_pair, input_grad_kernel, mask_args, next_pair, reduce_parts,
+                                         shared_bytes, stage_in_shared, staged_weight)
 
 gru_cell_forward = gates.gpu_twin(gates.gru_cell_forward)
 gru_cell_backward = gates.gpu_twin(gates.gru_cell_backward)
 
-THREADS = 256  # threads per block
-ROWS_PER_BLOCK = 4  # batch rows a block carries through time
-PAIRS_PER_BLOCK = 256  # (row, step) pairs per block of partial weight gradients
 
 
 def _make_recurrent_kernels(dtype, use_keep, use_hmask):
@@ -63,13 +63,13 @@ def _make_recurrent_kernels(dtype, use_keep, use_hmask):
         of the module docstring (read only when ``use_keep``/``use_hmask``)."""
         staged = cuda.shared.array(0, dtype=dtype)
         if stage:  # every step reads all of U: read it from global memory once per block
-            _stage(U, staged)
+            stage_in_shared(U, staged)
         B, T, n_in = x.shape
         H = U.shape[0]
         r0 = cuda.blockIdx.x * rows_per_block
         r1 = r0 + rows_per_block if r0 + rows_per_block < B else B
         n_pairs = (r1 - r0) * H
-        r_first, j_first = _first_pair(H)
+        r_first, j_first = first_pair(H)
         for t in range(T):
             p = cuda.threadIdx.x
             r, j = r0 + r_first, j_first
@@ -80,7 +80,7 @@ def _make_recurrent_kernels(dtype, use_keep, use_hmask):
                     gs[r, t, j] = gs[r, t, H + j] = gs[r, t, 2 * H + j] = 0
                     hs[r, t, j] = h_prev
                     p += cuda.blockDim.x
-                    r, j = _next_pair(r, j, H)
+                    r, j = next_pair(r, j, H)
                     continue
                 az, ar, an = b[0, j], b[0, H + j], b[0, 2 * H + j]
                 gz, gr, gn = b[1, j], b[1, H + j], b[1, 2 * H + j]
@@ -93,9 +93,9 @@ def _make_recurrent_kernels(dtype, use_keep, use_hmask):
                     v = h0[r, m] if t == 0 else hs[r, t - 1, m]
                     if use_hmask:
                         v *= hmask[r, m]
-                    gz += v * _weight(U, staged, stage, m, j)
-                    gr += v * _weight(U, staged, stage, m, H + j)
-                    gn += v * _weight(U, staged, stage, m, 2 * H + j)
+                    gz += v * staged_weight(U, staged, stage, m, j)
+                    gr += v * staged_weight(U, staged, stage, m, H + j)
+                    gn += v * staged_weight(U, staged, stage, m, 2 * H + j)
                 h = gru_cell_forward(az, ar, an, gz, gr, gn, h_prev)
                 xs[r, t, j] = az
                 xs[r, t, H + j] = ar
@@ -105,7 +105,7 @@ def _make_recurrent_kernels(dtype, use_keep, use_hmask):
                 gs[r, t, 2 * H + j] = gn
                 hs[r, t, j] = h
                 p += cuda.blockDim.x
-                r, j = _next_pair(r, j, H)
+                r, j = next_pair(r, j, H)
             cuda.syncthreads()  # step t's hidden states are read by every thread at t + 1
 
     @cuda.jit
@@ -115,13 +115,13 @@ def _make_recurrent_kernels(dtype, use_keep, use_hmask):
         ``keep``/``hmask`` as in the forward pass."""
         staged = cuda.shared.array(0, dtype=dtype)
         if stage:
-            _stage(U_T, staged)
+            stage_in_shared(U_T, staged)
         B, T, G = xs.shape
         H = G // 3
         r0 = cuda.blockIdx.x * rows_per_block
         r1 = r0 + rows_per_block if r0 + rows_per_block < B else B
         n_pairs = (r1 - r0) * H
-        r_first, j_first = _first_pair(H)
+        r_first, j_first = first_pair(H)
         for t in range(T - 1, -1, -1):
             p = cuda.threadIdx.x
             r, j = r0 + r_first, j_first
@@ -131,7 +131,7 @@ def _make_recurrent_kernels(dtype, use_keep, use_hmask):
                     dgs[r, t, j] = dgs[r, t, H + j] = dgs[r, t, 2 * H + j] = 0
                     dh_carry[r, j] += dhs[r, t, j]
                     p += cuda.blockDim.x
-                    r, j = _next_pair(r, j, H)
+                    r, j = next_pair(r, j, H)
                     continue
                 h_prev = h0[r, j] if t == 0 else hs[r, t - 1, j]
                 dz, dr, dan, dgn, dh_prev = gru_cell_backward(
@@ -145,7 +145,7 @@ def _make_recurrent_kernels(dtype, use_keep, use_hmask):
                 dgs[r, t, 2 * H + j] = dgn
                 dh_carry[r, j] = dh_prev  # the part of the gradient into h_{t-1} that bypasses U
                 p += cuda.blockDim.x
-                r, j = _next_pair(r, j, H)
+                r, j = next_pair(r, j, H)
             cuda.syncthreads()  # every projection gradient of step t is written
             p = cuda.threadIdx.x
             r, j = r0 + r_first, j_first
@@ -153,17 +153,17 @@ def _make_recurrent_kernels(dtype, use_keep, use_hmask):
                 if use_keep and keep[r, t] == 0:
                     pass  # a skipped step's dh_carry is dh_{t-1} already
                 elif use_hmask:  # the bypass, plus the gradient through U: only that part sees hmask
-                    acc = dgs[r, t, 0] * _weight(U_T, staged, stage, 0, j)
+                    acc = dgs[r, t, 0] * staged_weight(U_T, staged, stage, 0, j)
                     for k in range(1, G):
-                        acc += dgs[r, t, k] * _weight(U_T, staged, stage, k, j)
+                        acc += dgs[r, t, k] * staged_weight(U_T, staged, stage, k, j)
                     dh_carry[r, j] += acc * hmask[r, j]
                 else:
                     acc = dh_carry[r, j]
                     for k in range(G):
-                        acc += dgs[r, t, k] * _weight(U_T, staged, stage, k, j)
+                        acc += dgs[r, t, k] * staged_weight(U_T, staged, stage, k, j)
                     dh_carry[r, j] = acc
                 p += cuda.blockDim.x
-                r, j = _next_pair(r, j, H)
+                r, j = next_pair(r, j, H)
             cuda.syncthreads()
 
     return forward, backward
@@ -246,14 +246,14 @@ def layer_forward(x, W, U, b, h0, keep=None, hmask=None):
     """
     B, T, _ = x.shape
     H = U.shape[0]
-    keep, hmask, use_keep, use_hmask = _mask_args(keep, hmask, x.dtype)
+    keep, hmask, use_keep, use_hmask = mask_args(keep, hmask, x.dtype)
     xs = cuda.device_array((B, T, 3 * H), dtype=x.dtype)
     gs = cuda.device_array((B, T, 3 * H), dtype=x.dtype)
     hs = cuda.device_array((B, T, H), dtype=x.dtype)
-    rows = ROWS_PER_BLOCK
+    rows = sizes.ROWS_PER_BLOCK
     forward, _ = recurrent_kernels(x.dtype, use_keep, use_hmask)
-    shared = _shared_bytes(U)
-    launch(forward, _blocks(B, rows), THREADS, shared)(x, W, U, b, h0, keep, hmask, xs, gs, hs, rows, shared > 0)
+    shared = shared_bytes(U)
+    launch(forward, ceil_div(B, rows), sizes.THREADS, shared)(x, W, U, b, h0, keep, hmask, xs, gs, hs, rows, shared > 0)
     return xs, gs, hs
 
 
@@ -274,24 +274,24 @@ def layer_backward(x, W, U_T, h0, xs, gs, hs, dhs, dh_carry, need_dx=True, out=N
     B, T, n_in = x.shape
     H = U_T.shape[1]
     G = 3 * H
-    keep, hmask, use_keep, use_hmask = _mask_args(keep, hmask, x.dtype)
+    keep, hmask, use_keep, use_hmask = mask_args(keep, hmask, x.dtype)
     das = cuda.device_array((B, T, G), dtype=x.dtype)
     dgs = cuda.device_array((B, T, G), dtype=x.dtype)
-    rows = ROWS_PER_BLOCK
+    rows = sizes.ROWS_PER_BLOCK
     _, backward = recurrent_kernels(x.dtype, use_keep, use_hmask)
-    shared = _shared_bytes(U_T)
-    launch(backward, _blocks(B, rows), THREADS, shared)(U_T, h0, xs, gs, hs, dhs, dh_carry, keep, hmask, das,
+    shared = shared_bytes(U_T)
+    launch(backward, ceil_div(B, rows), sizes.THREADS, shared)(U_T, h0, xs, gs, hs, dhs, dh_carry, keep, hmask, das,
                                                         dgs, rows, shared > 0)
     dx = None
     if need_dx:
         dx = cuda.device_array((B, T, n_in), dtype=x.dtype)
-        launch(_input_grad_kernel, _blocks(B * T * n_in, THREADS), THREADS)(das, W, dx)
-    per = PAIRS_PER_BLOCK
-    n_parts = _blocks(B * T, per)
+        launch(input_grad_kernel, ceil_div(B * T * n_in, sizes.THREADS), sizes.THREADS)(das, W, dx)
+    per = sizes.PAIRS_PER_BLOCK
+    n_parts = ceil_div(B * T, per)
     n_rows = n_in + H + 2
     parts = cuda.device_array((n_parts, n_rows, G), dtype=x.dtype)
-    launch(_partial_grads_kernel(x.dtype, use_keep, use_hmask), n_parts, THREADS)(x, h0, hs, das, dgs, keep, hmask, parts,
-                                                                         per)
+    launch(_partial_grads_kernel(x.dtype, use_keep, use_hmask), n_parts, sizes.THREADS)(
+        x, h0, hs, das, dgs, keep, hmask, parts, per)
     grads = cuda.device_array((n_rows, G), dtype=x.dtype) if out is None else out
-    launch(_reduce_parts, _blocks(n_rows * G, THREADS), THREADS)(parts, grads)
+    launch(reduce_parts, ceil_div(n_rows * G, sizes.THREADS), sizes.THREADS)(parts, grads)
     return dx, grads[:n_in], grads[n_in:n_in + H], grads[n_in + H:]
