@@ -199,7 +199,6 @@ def recurrent_kernels(dtype, use_keep=False, use_hmask=False, use_dhs=True):
 # the same bits on every run.
 
 
-
 def _make_weight_grads(dtype, use_keep, use_hmask, ty, tx, k_stage):
     n_threads = ty * tx
     tile_rows = 4 * ty

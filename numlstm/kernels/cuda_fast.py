@@ -294,7 +294,6 @@ def fast_backward_kernel(H, rows, use_dhs=True, F=0, fused=False, store_dz=True)
 # The launch boundary is the barrier between steps; the order of every sum is fixed.
 
 
-
 def step_path(dtype, H):
     """Whether a layer runs one launch per step: float32 and hidden > FAST_HIDDEN."""
     return np.dtype(dtype) == np.float32 and H > sizes.FAST_HIDDEN

@@ -51,7 +51,6 @@ gru_cell_forward = gates.gpu_twin(gates.gru_cell_forward)
 gru_cell_backward = gates.gpu_twin(gates.gru_cell_backward)
 
 
-
 def _make_recurrent_kernels(dtype, use_keep, use_hmask):
     """The forward and backward kernels for one dtype (a shared array's type is fixed
     when the kernel is compiled). ``use_keep``/``use_hmask`` are frozen into the
