@@ -30,7 +30,8 @@ def check_cell(cell, name="cell"):
     if not isinstance(cell, str) or cell.lower() not in CELLS:
         choices = " or ".join(repr(c) for c in CELLS)
         raise ValueError(f"{name} must be {choices} (the recurrent layer type), got {cell!r}. "
-                         f"Pass {name}={CELLS[0]!r} (the default) or {name}={CELLS[1]!r}.")
+                         f"Pass {name}={CELLS[0]!r} (the default)"
+                         + "".join(f" or {name}={c!r}" for c in CELLS[1:]) + ".")
     return cell.lower()
 
 

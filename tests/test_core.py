@@ -172,3 +172,14 @@ def test_the_network_layout_and_initialisation_follow_the_cell_spec(cell):
         assert (first[block * 5:(block + 1) * 5] == expected).all()
     assert (b.reshape(-1, b.shape[-1])[1:] == 0).all()
     assert net.n_params == spec.gates * 5 * (3 + 5 + spec.bias_rows) + 5 * 2 + 2
+
+
+def test_a_bad_cell_name_is_answered_with_every_registered_cell(monkeypatch):
+    """check_cell's message and its fix read the registry: a third cell would be named too."""
+    from numlstm import _validation
+
+    monkeypatch.setattr(_validation, "CELLS", ("lstm", "gru", "mgu"))
+    with pytest.raises(ValueError, match=r"cell must be 'lstm' or 'gru' or 'mgu' \(the recurrent layer type\), got "
+                                         r"'rnn'\. Pass cell='lstm' \(the default\) or cell='gru' or cell='mgu'\.$"):
+        _validation.check_cell("rnn")
+    assert _validation.check_cell("MGU") == "mgu"
