@@ -113,7 +113,6 @@ def _signatures(dt):
         g.gather3: (A(dt, 3), A(i64, 1), i64, A(dt, 3)),
         g.gather2: (A(dt, 2), A(i64, 1), i64, A(dt, 2)),
         g.zero2: (A(dt, 2),),
-        g.transpose: (A(dt, 2), A(dt, 2)),
         g.head_forward: (A(dt, 3), A(dt, 2), A(dt, 1), A(dt, 2)),
         g.loss: (i64, A(f64, 1), A(dt, 2), A(dt, 2), A(dt, 2), A(f64, 2), A(f64, 1), i64, A(i64, 1)),
         g.head_backward: (A(dt, 3), A(dt, 2), A(f64, 2), A(dt, 2), A(dt, 1), A(dt, 3)),

@@ -37,7 +37,7 @@ from numlstm.kernels import cuda as kernels
 from numlstm.kernels import cuda_sizes as sizes
 from numlstm.kernels import dropout as _dropout
 from numlstm.kernels import gru_cuda
-from numlstm.kernels.cuda_common import Workspace, empty_device
+from numlstm.kernels.cuda_common import Workspace, empty_device, transpose_kernel
 
 
 def token_groups(batches):
@@ -172,7 +172,7 @@ class DeviceNetwork:
         n, H = zeros.shape
         if self.gru:
             U_T = self.ws.get(tag + "U_T", (U.shape[1], U.shape[0]), self.dtype)
-            launch(gk.transpose, _blocks(U.size), sizes.ENGINE_THREADS)(U, U_T)
+            launch(transpose_kernel, _blocks(U.size), sizes.ENGINE_THREADS)(U, U_T)
             dx, _, _, _ = gru_cuda.layer_backward(inp, W, U_T, zeros, first, second, hs, dhs,
                                                   _zeros((n, H), self.dtype), need_dx=need_dx, out=block, keep=keep,
                                                   hmask=hmask)

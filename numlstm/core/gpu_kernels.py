@@ -49,14 +49,6 @@ def zero2(a):
 
 
 @cuda.jit
-def transpose(src, dst):
-    rows, cols = src.shape
-    e = cuda.grid(1)
-    if e < rows * cols:
-        dst[e % cols, e // cols] = src[e // cols, e % cols]
-
-
-@cuda.jit
 def head_forward(hs, Wd, bd, out):
     n, O = out.shape
     T, H = hs.shape[1], hs.shape[2]
