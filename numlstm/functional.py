@@ -65,15 +65,89 @@ def _output_gradients(x, H, dh, finals):
     return (np.ascontiguousarray(dh), *_batch_states(finals, B, H, x.dtype, copy=True))
 
 
-def _forward(x, W, U, b, h0, c0):
+def _kernels(cell, device):
+    """One layer of ``cell`` on ``device`` ("cpu", "cuda" or "auto"), on host arrays: the
+    one place the functional API picks a device. ``forward(x, W, U, b, *states)``
+    returns ``(hs, cs)`` (``cs`` None for a GRU); ``backward(x, W, U, b, dh, states,
+    carries)`` the gradients, ``carries`` (the gradients with respect to the final
+    states, copies) overwritten with those with respect to the initial states."""
+    from types import SimpleNamespace
+
+    if resolve_device(device) == "cuda":
+        return SimpleNamespace(forward=lambda *a: _cuda_forward(cell, *a),
+                               backward=lambda *a: _cuda_backward(cell, *a))
+    return SimpleNamespace(forward=lambda *a: _cpu_forward(cell, *a), backward=lambda *a: _cpu_backward(cell, *a))
+
+
+# Each cell's CPU kernels, and the width of the second array its forward pass keeps
+# for the backward pass (LSTM: the cell states cs, (B, T, H); GRU: the gate values
+# gs, (B, T, 3H)); the first is the pre-activations (B, T, gates*H).
+_CPU_LAYERS = {"lstm": (cpu, 1), "gru": (gru_cpu, 3)}
+
+
+def _cpu_pass(cell, x, W, U, b, states):
+    """The layer's forward pass on the CPU: ``(first, second, hs)``."""
+    module, second_blocks = _CPU_LAYERS[cell]
     B, T, _ = x.shape
     H = U.shape[0]
-    zs = np.empty((B, T, 4 * H), dtype=x.dtype)
-    cs = np.empty((B, T, H), dtype=x.dtype)
+    first = np.empty((B, T, cell_spec(cell).gates * H), dtype=x.dtype)
+    second = np.empty((B, T, second_blocks * H), dtype=x.dtype)
     hs = np.empty((B, T, H), dtype=x.dtype)
-    cpu.layer_forward(x, W, U, b, h0, c0, zs, cs, hs, cpu.chunk_count(B, kernel_threads()), cpu.NO_KEEP,
-                      cpu.no_hmask(x.dtype))
-    return zs, cs, hs
+    module.layer_forward(x, W, U, b, *states, first, second, hs, cpu.chunk_count(B, kernel_threads()), cpu.NO_KEEP,
+                         cpu.no_hmask(x.dtype))
+    return first, second, hs
+
+
+def _cpu_forward(cell, x, W, U, b, *states):
+    _, second, hs = _cpu_pass(cell, x, W, U, b, states)
+    return hs, second if cell == "lstm" else None
+
+
+def _cpu_backward(cell, x, W, U, b, dh, states, carries):
+    first, second, hs = _cpu_pass(cell, x, W, U, b, states)
+    dW, dU, db, dx = np.empty_like(W), np.empty_like(U), np.empty_like(b), np.empty_like(x)
+    _CPU_LAYERS[cell][0].layer_backward(x, W, U, *states, first, second, hs, dh, *carries, dW, dU, db, dx,
+                                        cpu.chunk_count(x.shape[0], kernel_threads()), True, cpu.NO_KEEP,
+                                        cpu.no_hmask(x.dtype))
+    return _gradients(dx, dW, dU, db, carries)
+
+
+def _gradients(dx, dW, dU, db, carries):
+    out = {"dx": dx, "dW": dW, "dU": dU, "db": db, "dh0": carries[0]}
+    if len(carries) == 2:
+        out["dc0"] = carries[1]
+    return out
+
+
+def _cuda_module(cell):
+    if cell == "gru":
+        from numlstm.kernels import gru_cuda
+
+        return gru_cuda
+    from numlstm.kernels import cuda as lstm_cuda
+
+    return lstm_cuda
+
+
+def _cuda_forward(cell, x, W, U, b, *states):
+    from numba import cuda
+
+    out = _cuda_module(cell).layer_forward(*(cuda.to_device(a) for a in (x, W, U, b, *states)))
+    return out[2].copy_to_host(), out[1].copy_to_host() if cell == "lstm" else None
+
+
+def _cuda_backward(cell, x, W, U, b, dh, states, carries):
+    from numba import cuda
+
+    module = _cuda_module(cell)
+    d_x, d_W, d_b = cuda.to_device(x), cuda.to_device(W), cuda.to_device(b)
+    d_states = [cuda.to_device(s) for s in states]
+    first, second, hs = module.layer_forward(d_x, d_W, cuda.to_device(U), d_b, *d_states)
+    d_carries = [cuda.to_device(c) for c in carries]
+    dx, dW, dU, db = module.layer_backward(d_x, d_W, cuda.to_device(np.ascontiguousarray(U.T)), *d_states, first,
+                                           second, hs, cuda.to_device(dh), *d_carries)
+    return _gradients(dx.copy_to_host(), dW.copy_to_host(), dU.copy_to_host(), db.copy_to_host(),
+                      [c.copy_to_host() for c in d_carries])
 
 
 def lstm_forward(x, W, U, b, h0=None, c0=None, *, device="cpu"):
@@ -117,17 +191,9 @@ def lstm_forward(x, W, U, b, h0=None, c0=None, *, device="cpu"):
     >>> bool(np.allclose(h[:, -1], h_T))
     True
     """
-    device = resolve_device(device)
+    kernels = _kernels("lstm", device)
     x, W, U, b, h0, c0 = _layer_arrays(x, W, U, b, {"h0": h0, "c0": c0})
-    if device == "cuda":
-        from numba import cuda
-
-        from numlstm.kernels import cuda as gpu
-
-        _, cs, hs = gpu.layer_forward(*(cuda.to_device(a) for a in (x, W, U, b, h0, c0)))
-        hs, cs = hs.copy_to_host(), cs.copy_to_host()
-    else:
-        _, cs, hs = _forward(x, W, U, b, h0, c0)
+    hs, cs = kernels.forward(x, W, U, b, h0, c0)
     return hs, (hs[:, -1].copy(), cs[:, -1].copy())
 
 
@@ -166,46 +232,10 @@ def lstm_backward(x, W, U, b, dh, h0=None, c0=None, *, dh_T=None, dc_T=None, dev
     >>> sorted(grads), grads["dU"].shape
     (['dU', 'dW', 'db', 'dc0', 'dh0', 'dx'], (4, 16))
     """
-    device = resolve_device(device)
+    kernels = _kernels("lstm", device)
     x, W, U, b, h0, c0 = _layer_arrays(x, W, U, b, {"h0": h0, "c0": c0})
-    B = x.shape[0]
-    H = U.shape[0]
-    dh, dh_carry, dc_carry = _output_gradients(x, H, dh, {"dh_T": dh_T, "dc_T": dc_T})
-    if device == "cuda":
-        return _backward_cuda(x, W, U, b, dh, h0, c0, dh_carry, dc_carry)
-    zs, cs, hs = _forward(x, W, U, b, h0, c0)
-    dW = np.empty_like(W)
-    dU = np.empty_like(U)
-    db = np.empty_like(b)
-    dx = np.empty_like(x)
-    cpu.layer_backward(x, W, U, h0, c0, zs, cs, hs, dh, dh_carry, dc_carry,
-                       dW, dU, db, dx, cpu.chunk_count(B, kernel_threads()), True, cpu.NO_KEEP, cpu.no_hmask(x.dtype))
-    return {"dx": dx, "dW": dW, "dU": dU, "db": db, "dh0": dh_carry, "dc0": dc_carry}
-
-
-def _backward_cuda(x, W, U, b, dh, h0, c0, dh_carry, dc_carry):
-    from numba import cuda
-
-    from numlstm.kernels import cuda as gpu
-
-    d_x, d_W, d_U, d_b, d_h0, d_c0 = (cuda.to_device(a) for a in (x, W, U, b, h0, c0))
-    zs, cs, hs = gpu.layer_forward(d_x, d_W, d_U, d_b, d_h0, d_c0)
-    d_dh, d_dc = cuda.to_device(dh_carry), cuda.to_device(dc_carry)
-    dx, dW, dU, db = gpu.layer_backward(d_x, d_W, cuda.to_device(np.ascontiguousarray(U.T)), d_h0, d_c0, zs, cs,
-                                        hs, cuda.to_device(dh), d_dh, d_dc)
-    return {"dx": dx.copy_to_host(), "dW": dW.copy_to_host(), "dU": dU.copy_to_host(), "db": db.copy_to_host(),
-            "dh0": d_dh.copy_to_host(), "dc0": d_dc.copy_to_host()}
-
-
-def _gru_forward(x, W, U, b, h0):
-    B, T, _ = x.shape
-    H = U.shape[0]
-    xs = np.empty((B, T, 3 * H), dtype=x.dtype)
-    gs = np.empty((B, T, 3 * H), dtype=x.dtype)
-    hs = np.empty((B, T, H), dtype=x.dtype)
-    gru_cpu.layer_forward(x, W, U, b, h0, xs, gs, hs, cpu.chunk_count(B, kernel_threads()), cpu.NO_KEEP,
-                          cpu.no_hmask(x.dtype))
-    return xs, gs, hs
+    dh, dh_carry, dc_carry = _output_gradients(x, U.shape[0], dh, {"dh_T": dh_T, "dc_T": dc_T})
+    return kernels.backward(x, W, U, b, dh, (h0, c0), (dh_carry, dc_carry))
 
 
 def gru_forward(x, W, U, b, h0=None, *, device="cpu"):
@@ -262,17 +292,9 @@ def gru_forward(x, W, U, b, h0=None, *, device="cpu"):
     >>> bool(np.allclose(h[:, -1], h_T))
     True
     """
-    device = resolve_device(device)
+    kernels = _kernels("gru", device)
     x, W, U, b, h0 = _layer_arrays(x, W, U, b, {"h0": h0}, cell="gru")
-    if device == "cuda":
-        from numba import cuda
-
-        from numlstm.kernels import gru_cuda
-
-        _, _, hs = gru_cuda.layer_forward(*(cuda.to_device(a) for a in (x, W, U, b, h0)))
-        hs = hs.copy_to_host()
-    else:
-        _, _, hs = _gru_forward(x, W, U, b, h0)
+    hs, _ = kernels.forward(x, W, U, b, h0)
     return hs, hs[:, -1].copy()
 
 
@@ -312,31 +334,7 @@ def gru_backward(x, W, U, b, dh, h0=None, *, dh_T=None, device="cpu"):
     >>> sorted(grads), grads["db"].shape
     (['dU', 'dW', 'db', 'dh0', 'dx'], (2, 12))
     """
-    device = resolve_device(device)
+    kernels = _kernels("gru", device)
     x, W, U, b, h0 = _layer_arrays(x, W, U, b, {"h0": h0}, cell="gru")
-    H = U.shape[0]
-    dh, dh_carry = _output_gradients(x, H, dh, {"dh_T": dh_T})
-    if device == "cuda":
-        return _gru_backward_cuda(x, W, U, b, dh, h0, dh_carry)
-    xs, gs, hs = _gru_forward(x, W, U, b, h0)
-    dW = np.empty_like(W)
-    dU = np.empty_like(U)
-    db = np.empty_like(b)
-    dx = np.empty_like(x)
-    gru_cpu.layer_backward(x, W, U, h0, xs, gs, hs, dh, dh_carry, dW, dU, db, dx,
-                           cpu.chunk_count(x.shape[0], kernel_threads()), True, cpu.NO_KEEP, cpu.no_hmask(x.dtype))
-    return {"dx": dx, "dW": dW, "dU": dU, "db": db, "dh0": dh_carry}
-
-
-def _gru_backward_cuda(x, W, U, b, dh, h0, dh_carry):
-    from numba import cuda
-
-    from numlstm.kernels import gru_cuda
-
-    d_x, d_W, d_h0 = cuda.to_device(x), cuda.to_device(W), cuda.to_device(h0)
-    xs, gs, hs = gru_cuda.layer_forward(d_x, d_W, cuda.to_device(U), cuda.to_device(b), d_h0)
-    d_dh = cuda.to_device(dh_carry)
-    dx, dW, dU, db = gru_cuda.layer_backward(d_x, d_W, cuda.to_device(np.ascontiguousarray(U.T)), d_h0, xs, gs, hs,
-                                             cuda.to_device(dh), d_dh)
-    return {"dx": dx.copy_to_host(), "dW": dW.copy_to_host(), "dU": dU.copy_to_host(), "db": db.copy_to_host(),
-            "dh0": d_dh.copy_to_host()}
+    dh, dh_carry = _output_gradients(x, U.shape[0], dh, {"dh_T": dh_T})
+    return kernels.backward(x, W, U, b, dh, (h0,), (dh_carry,))

@@ -96,3 +96,39 @@ def small_cuda_launches(monkeypatch):
     }
     for name, value in small.items():
         monkeypatch.setattr(sizes, name, value)
+
+
+def on_backends(*cases, cuda=None):
+    """Parameters for a test taking ``backend`` (with ``indirect=["backend"]``) among others:
+    each of ``cases`` (a tuple of the other parameters) on ``"cpu"``, and the ``cuda`` ones
+    (default: every case) on ``"cuda"``, marked as the ``backend`` fixture marks it. For
+    tests whose every case costs minutes on the simulator, where a few cases cover the GPU."""
+    def name(backend, case):  # the id: the backend and the case's strings
+        return "-".join([backend, *(c for c in case if isinstance(c, str))])
+
+    params = [pytest.param(*case, "cpu", id=name("cpu", case)) for case in cases]
+    params += [pytest.param(*case, "cuda", id=name("cuda", case), marks=cuda_marks())
+               for case in (cases if cuda is None else cuda)]
+    return params
+
+
+@pytest.fixture(params=["cpu", pytest.param("cuda", marks=cuda_marks())])
+def backend(request):
+    """The engine a shared test runs on: ``"cpu"``, and ``"cuda"`` (marked ``cuda``: on a GPU,
+    or on the simulator with NUMBA_ENABLE_CUDASIM=1, its launch sizes small); skipped,
+    saying why, where there is neither. Pass it as ``device=backend``. Parametrise it
+    with :func:`on_backends` to run fewer cases on the GPU."""
+    if request.param == "cuda":
+        request.getfixturevalue("small_cuda_launches")
+    return request.param
+
+
+def trainer_class(backend):
+    """The class of the trainer the epoch loop drives on ``backend`` (to patch its ``epoch``)."""
+    if backend == "cuda":
+        from numlstm.core import gpu
+
+        return gpu.Trainer
+    from numlstm.core import engines
+
+    return engines.CpuTrainer

@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 
 import reference as ref
+from conftest import on_backends
 import numlstm._cells
 from numlstm.core import losses
 from numlstm.core.network import Network
@@ -36,11 +37,35 @@ def _targets(rng, loss_id, n, O):
     return rng.standard_normal((n, O))
 
 
-@pytest.mark.parametrize("name,loss_id,lparams,O", LOSS_CASES, ids=[c[0] for c in LOSS_CASES])
-def test_network_gradient_by_finite_differences(rng, name, loss_id, lparams, O):
+def _loss_and_gradient(backend, net, X, Y, M, loss_id, lparams):
+    """One batch's loss and gradient on ``backend``'s engine (the GPU's: its trainer's batch step)."""
+    if backend == "cpu":
+        grads = np.zeros_like(net.params)
+        return batch_loss_grad(net.params, grads, net.table, net.head, X, Y, M, loss_id, lparams, 2), grads
+    from numba import cuda
+
+    from numlstm.core import gpu
+
+    trainer = gpu.Trainer(net, X, Y, M, len(X), loss_id, lparams, Adam(), None)
+    d_losses = cuda.to_device(np.zeros(1))
+    trainer._batch(*(cuda.to_device(a) for a in (X, Y, M)), d_losses, 0)
+    return float(d_losses.copy_to_host()[0]), trainer.grads.copy_to_host()
+
+
+FD_CASES = [(*case, cell) for case in LOSS_CASES for cell in ("lstm", "gru")]
+
+
+@pytest.mark.parametrize("name,loss_id,lparams,O,cell,backend",
+                         on_backends(*FD_CASES, cuda=[FD_CASES[0], FD_CASES[9], FD_CASES[11]]),  # mse on an
+                         indirect=["backend"])  # LSTM, categorical cross-entropy and pinball on a GRU
+def test_network_gradient_by_finite_differences(rng, name, loss_id, lparams, O, cell, backend):
+    """Every engine's batch gradient (two layers, the head, a masked loss) against central
+    differences of the CPU's loss, in float64. The GPU's loss kernel is the CPU's code
+    compiled for the GPU, so three cases cover it (each costs a minute on the simulator)."""
     n, T, F = 5, 4, 2
     n_out = O * losses.outputs_per_target(loss_id, lparams.size)
-    net = _net(rng, F, (4, 3), n_out)
+    net = Network(F, (4, 3), n_out, np.float64, cell=cell).initialize(rng)
+    net.params += 0.1 * rng.standard_normal(net.n_params)  # off the symmetric init
     X = rng.standard_normal((n, T, F))
     Y = _targets(rng, loss_id, n, O)
     M = np.ones_like(Y)
@@ -48,9 +73,10 @@ def test_network_gradient_by_finite_differences(rng, name, loss_id, lparams, O):
         M[1] = 0
     else:
         M[1, 0] = 0  # a masked target
-    grads = np.zeros_like(net.params)
-    loss = batch_loss_grad(net.params, grads, net.table, net.head, X, Y, M, loss_id, lparams, 2)
+    loss, grads = _loss_and_gradient(backend, net, X, Y, M, loss_id, lparams)
     assert np.isfinite(loss)
+    assert loss == pytest.approx(batch_loss_grad(net.params, np.zeros_like(net.params), net.table, net.head, X, Y, M,
+                                                 loss_id, lparams, 2), rel=1e-12)
 
     def f(p):
         return batch_loss_grad(p, np.zeros_like(p), net.table, net.head, X, Y, M, loss_id, lparams, 2)

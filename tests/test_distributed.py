@@ -70,3 +70,12 @@ def test_local_mode_on_a_cluster_equals_local_mode_here(client):
             break
         time.sleep(0.1)
     assert not any(client.has_what().values())  # the tasks' results are released
+
+
+def test_what_the_dask_engine_cannot_do_is_refused_by_its_capabilities(client):
+    ds = xr.Dataset({"y": ("time", np.sin(np.arange(40.0)))},
+                    coords={"time": pd.date_range("2000-01-01", periods=40, freq="D")})
+    with pytest.raises(ValueError, match=r"dropout cannot run on a dask.distributed cluster \(client=\) "
+                                         r"\(the 'dask' engine\); fit without client="):
+        numlstm.Forecaster(lookback=4, horizon=2, units=2, epochs=1, dropout=0.2).fit(ds, "y", client=client)
+    assert not any(client.has_what().values())  # refused before anything was sent

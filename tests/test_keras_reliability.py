@@ -1,7 +1,7 @@
 """numlstm.keras after Ctrl-C: ``Sequential.fit`` keeps what the completed epochs learned.
 
 The interrupt is raised deterministically, as in test_reliability.py: right after
-numlstm's compiled epoch (``cpu_engine.train_epoch``, our own function) has updated
+numlstm's compiled epoch (``cpu_engine.train_epoch`` as the CPU trainer calls it, our own function) has updated
 the weights, or from a callback while the epoch is being recorded. Either way
 that epoch counts for nothing.
 """
@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from numlstm import FitInterruptedWarning
-from numlstm.core import cpu_engine
+from numlstm.core import engines
 from numlstm.keras import callbacks, optimizers, utils
 from numlstm.keras.layers import LSTM, Dense
 from numlstm.keras.models import Sequential, load_model
@@ -18,7 +18,7 @@ from numlstm.keras.models import Sequential, load_model
 
 def interrupt_at(monkeypatch, call):
     """Raise KeyboardInterrupt right after the ``call``-th compiled epoch (counting from 1)."""
-    original = cpu_engine.train_epoch
+    original = engines.train_epoch
     calls = {"n": 0}
 
     def train_epoch(*args, **kwargs):
@@ -28,7 +28,7 @@ def interrupt_at(monkeypatch, call):
             raise KeyboardInterrupt
         return result
 
-    monkeypatch.setattr(cpu_engine, "train_epoch", train_epoch)
+    monkeypatch.setattr(engines, "train_epoch", train_epoch)
 
 
 class InterruptAt(callbacks.Callback):

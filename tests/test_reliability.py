@@ -1,8 +1,10 @@
 """Nothing lost when things go wrong: interrupted fits, checkpoints and resumed fits.
 
-An interrupt is raised deterministically by wrapping the CPU trainer's
-``epoch`` (numlstm's own function): the wrapped epoch runs, then Ctrl-C
-"arrives" in the middle of the epoch's bookkeeping, as it would in a notebook.
+An interrupt is raised deterministically by wrapping the trainer's ``epoch``
+(numlstm's own function): the wrapped epoch runs, then Ctrl-C "arrives" in the
+middle of the epoch's bookkeeping, as it would in a notebook. The tests taking
+the ``backend`` fixture run on the CPU and, marked ``cuda``, on the GPU engine
+(a GPU, or the simulator): every engine goes through the same epoch loop.
 One test sends a real SIGINT to a fit in a subprocess.
 """
 
@@ -19,7 +21,8 @@ import numpy as np
 import pytest
 
 import numlstm
-from numlstm.core import checkpoint, cpu_engine
+from conftest import on_backends, trainer_class
+from numlstm.core import checkpoint, engines
 from numlstm.core.training import FitInterruptedWarning
 
 
@@ -27,20 +30,21 @@ class Killed(RuntimeError):
     """Stands for a fit killed outright (wall-time limit, crash): no handler runs."""
 
 
-def interrupt_at(monkeypatch, call, exc=KeyboardInterrupt):
-    """Raise ``exc`` right after the ``call``-th epoch of the CPU trainer (counting from 1) has
-    updated the weights, before the epoch is recorded: its weights must not be kept."""
-    original = cpu_engine._CpuTrainer.epoch
+def interrupt_at(monkeypatch, call, exc=KeyboardInterrupt, backend="cpu"):
+    """Raise ``exc`` right after the ``call``-th epoch of ``backend``'s trainer (counting from 1)
+    has updated the weights, before the epoch is recorded: its weights must not be kept."""
+    cls = trainer_class(backend)
+    original = cls.epoch
     calls = {"n": 0}
 
     def epoch(self, order, batch_losses):
-        failed = original(self, order, batch_losses)
+        failed = original(self, order, batch_losses)  # the weights (on the device) have moved on
         calls["n"] += 1
         if calls["n"] == call:
             raise exc()
         return failed
 
-    monkeypatch.setattr(cpu_engine._CpuTrainer, "epoch", epoch)
+    monkeypatch.setattr(cls, "epoch", epoch)
     return calls
 
 
@@ -54,12 +58,22 @@ def windows(n=60, T=6, seed=0):
 KW = dict(units=5, batch_size=16, random_state=3, dtype="float64")
 
 
-@pytest.mark.parametrize("early_stopping", [False, True])
-def test_interrupted_regressor_keeps_the_completed_epochs(monkeypatch, early_stopping):
-    X, y = windows()
-    kw = dict(KW, early_stopping=early_stopping, validation_fraction=0.25 if early_stopping else 0.0, patience=50)
+def sized(backend):
+    """``(X, y)`` and the estimator settings for ``backend``: on the GPU engine (the simulator,
+    one Python thread per CUDA thread) a few windows in small batches, still several per epoch."""
+    if backend == "cuda":
+        return windows(n=12, T=4), dict(KW, units=3, batch_size=4)
+    return windows(), KW
+
+
+@pytest.mark.parametrize("early_stopping, backend", on_backends((False,), (True,), cuda=[(True,)]),
+                         indirect=["backend"])
+def test_interrupted_regressor_keeps_the_completed_epochs(monkeypatch, early_stopping, backend):
+    (X, y), base = sized(backend)
+    kw = dict(base, early_stopping=early_stopping, validation_fraction=0.25 if early_stopping else 0.0, patience=50,
+              device=backend)
     reference = numlstm.LSTMRegressor(epochs=3, **kw).fit(X, y)
-    interrupt_at(monkeypatch, 4)
+    interrupt_at(monkeypatch, 4, backend=backend)
     model = numlstm.LSTMRegressor(epochs=10, **kw)
     with pytest.warns(FitInterruptedWarning, match="after 3 completed epoch"), pytest.raises(KeyboardInterrupt):
         model.fit(X, y)
@@ -84,12 +98,12 @@ def test_interrupted_fit_keeps_the_best_epoch_when_a_later_one_was_worse(monkeyp
     np.testing.assert_array_equal(model.network_.params, reference.network_.params)
 
 
-def test_interrupted_classifier_keeps_the_completed_epochs(monkeypatch):
-    X, y = windows()
+def test_interrupted_classifier_keeps_the_completed_epochs(monkeypatch, backend):
+    (X, y), kw = sized(backend)
     labels = np.where(y > 0, "up", "down")
-    reference = numlstm.LSTMClassifier(epochs=2, **KW).fit(X, labels)
-    interrupt_at(monkeypatch, 3)
-    model = numlstm.LSTMClassifier(epochs=10, **KW)
+    reference = numlstm.LSTMClassifier(epochs=2, device=backend, **kw).fit(X, labels)
+    interrupt_at(monkeypatch, 3, backend=backend)
+    model = numlstm.LSTMClassifier(epochs=10, device=backend, **kw)
     with pytest.warns(FitInterruptedWarning, match="after 2 completed epoch"), pytest.raises(KeyboardInterrupt):
         model.fit(X, labels)
     assert model.history_ == reference.history_
@@ -115,14 +129,16 @@ CONFIGS = {
 }
 
 
-@pytest.mark.parametrize("config", list(CONFIGS), ids=list(CONFIGS))
-def test_a_killed_fit_resumes_to_the_uninterrupted_result(monkeypatch, tmp_path, config):
-    X, y = windows()
-    kw = dict(KW, epochs=7, **CONFIGS[config])
+@pytest.mark.parametrize("config, backend", on_backends(*[(c,) for c in CONFIGS],
+                                                       cuda=[("dropout, validation, early stopping",)]),
+                         indirect=["backend"])  # on the GPU (a minute each on the simulator): the most features
+def test_a_killed_fit_resumes_to_the_uninterrupted_result(monkeypatch, tmp_path, config, backend):
+    (X, y), base = sized(backend)
+    kw = dict(base, epochs=7, device=backend, **CONFIGS[config])
     whole = numlstm.LSTMRegressor(**kw).fit(X, y)
     run = tmp_path / "run.nc"
     with monkeypatch.context() as patch:
-        interrupt_at(patch, 6, Killed)  # killed during epoch 6: the checkpoint of epoch 4 is on disk
+        interrupt_at(patch, 6, Killed, backend=backend)  # killed during epoch 6: the checkpoint of epoch 4 is on disk
         with pytest.raises(Killed):
             numlstm.LSTMRegressor(**kw).fit(X, y, checkpoint=run, checkpoint_every=2)
     assert run.exists() and not [p for p in tmp_path.iterdir() if p.name.startswith(".")]  # no temp files left
@@ -286,10 +302,8 @@ def test_forecaster_checkpoint_loads_and_resumes(monkeypatch, tmp_path):
 def test_interrupted_streamed_fit_is_fitted_with_the_completed_epochs(monkeypatch):
     import xarray as xr
 
-    from numlstm.forecast import streaming
-
     ds = stations().chunk({"station": 1})
-    original = streaming._one_batch
+    original = engines.CpuTrainer.batch
     calls = {"n": 0, "stop": None}
 
     def one_batch(*args):
@@ -298,7 +312,7 @@ def test_interrupted_streamed_fit_is_fitted_with_the_completed_epochs(monkeypatc
             raise KeyboardInterrupt
         return original(*args)
 
-    monkeypatch.setattr(streaming, "_one_batch", one_batch)
+    monkeypatch.setattr(engines.CpuTrainer, "batch", one_batch)
     reference = numlstm.Forecaster(epochs=1, **FC).fit(ds, "flow", stream=True)
     calls["n"], calls["stop"] = 0, calls["n"] + 2  # the second batch of the second epoch
     fc = numlstm.Forecaster(epochs=5, **FC)

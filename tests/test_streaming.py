@@ -116,8 +116,10 @@ def test_auto_streams_only_data_too_large_to_load():
 
 def test_streamed_fit_refuses_what_it_cannot_do():
     ds = _stations()
-    with pytest.raises(ValueError, match="streamed .* fit trains on this process's CPU.*stream=False"):
+    with pytest.raises(ValueError, match="mode='local' cannot run on a streamed .*fit.*stream=False"):
         numlstm.Forecaster(mode="local", **KW).fit(ds, "y", stream=True)
+    with pytest.raises(ValueError, match="checkpoint= and resume= cannot run on a streamed.*in memory.*stream=False"):
+        numlstm.Forecaster(**KW).fit(ds, "y", stream=True, checkpoint="unused.nc")
 
 
 def test_shuffle_buffer_uses_every_window_once_and_mixes_blocks():

@@ -24,7 +24,6 @@ from numba import types
 from numba.extending import overload
 
 from numlstm._cells import NAMES
-from numlstm._threads import kernel_threads
 from numlstm.core import losses as _losses
 from numlstm.core.network import CELL_COLUMN, DIRECTION_COLUMN, EMBED_DIM, EMBED_OFFSET, VOCABULARY
 from numlstm.core.optimizers import apply_update
@@ -584,47 +583,3 @@ def dataset_loss(params, table, head, X, Y, M, loss_id, lparams, n_threads):
     out = np.empty((X.shape[0], head[1]), dtype=params.dtype)
     predict_rows(params, table, head, X, n_threads, out)
     return _losses.loss_and_grad(loss_id, lparams, out, Y, M, np.empty(out.shape, dtype=np.float64))
-
-
-class _CpuTrainer:
-    """The epoch loop's view of the CPU: parameters in ``net.params``, one compiled call per epoch."""
-
-    def __init__(self, net, X, Y, M, batch_size, loss_id, lparams, optimizer, clipnorm, drop=None, seed=0):
-        self.net, self.X, self.Y, self.M = net, X, Y, M
-        self.drop, self.seed = dropout_plan(drop, net.table), int(seed)
-        self.batch_size, self.loss_id, self.lparams = batch_size, loss_id, lparams
-        self.optimizer, self.clipnorm = optimizer, float(clipnorm or 0.0)
-        self.grads = np.zeros_like(net.params)
-        self.state = np.zeros((2, net.n_params), dtype=net.dtype)
-        self.hp = optimizer.hyperparams()
-        self.step = 0
-        self.n_threads = kernel_threads()
-
-    def epoch(self, order, batch_losses):
-        net = self.net
-        failed, self.step = train_epoch(net.params, self.grads, net.table, net.head, self.X, self.Y, self.M, order,
-                                        self.batch_size, self.loss_id, self.lparams, self.optimizer.kind, self.hp,
-                                        self.state, self.step, self.clipnorm, self.n_threads, batch_losses,
-                                        drop=self.drop, seed=self.seed)
-        return failed
-
-    def dataset_loss(self, X, Y, M):
-        net = self.net
-        return dataset_loss(net.params, net.table, net.head, X, Y, M, self.loss_id, self.lparams, self.n_threads)
-
-    def get_params(self):
-        return self.net.params.copy()
-
-    def set_params(self, params):
-        self.net.params[:] = params
-
-    def get_optimizer_state(self):
-        """A copy of the optimizer's (2, n_params) moments, and the update count."""
-        return self.state.copy(), self.step
-
-    def set_optimizer_state(self, state, step):
-        self.state[:] = state
-        self.step = int(step)
-
-    def close(self):
-        """Nothing to release: the CPU's arrays are the caller's."""

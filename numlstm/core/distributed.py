@@ -33,8 +33,9 @@ import numpy as np
 
 from numlstm._threads import kernel_threads
 from numlstm.core import losses as _losses
+from numlstm.core.cpu_engine import batch_loss_grad
+from numlstm.core.engines import CpuTrainer, Engine, cpu_predict
 from numlstm.core.optimizers import apply_update
-from numlstm.core.cpu_engine import _CpuTrainer, batch_loss_grad
 
 RETRIES = 3  # attempts per batch after the first, each on freshly scattered shards
 BATCH_TIMEOUT = 600.0  # seconds one batch may take on the cluster before it counts as lost
@@ -62,11 +63,12 @@ def _shard_gradient(shard, rows, params, table, head, loss_id, lparams):
     return grads * count, loss * count, count
 
 
-class DistributedTrainer(_CpuTrainer):
+class DistributedTrainer(CpuTrainer):
     """The epoch loop's view of a cluster: weights and optimizer state on the client,
     windows and gradient work on the workers (validation loss, weights: as on the CPU)."""
 
-    def __init__(self, client, net, X, Y, M, batch_size, loss_id, lparams, optimizer, clipnorm):
+    def __init__(self, net, X, Y, M, batch_size, loss_id, lparams, optimizer, clipnorm, drop=None, seed=0, *,
+                 client):
         if loss_id not in SPLITTABLE:
             raise ValueError("data-parallel training supports the per-target mean losses (mse, mae, huber, "
                              "pinball, gaussian_nll, binary cross-entropy); fit categorical models without a "
@@ -191,3 +193,11 @@ class DistributedTrainer(_CpuTrainer):
         """Release the shards on the workers."""
         self.client.cancel([future for shard in self.shards for future in shard])
         self.shards = []
+
+
+# Gradients on the workers, the update and the validation loss on the client; a
+# model from it predicts on this process's CPU. Dropout masks are drawn per batch
+# row on one process, L-BFGS needs the full batch there, and per-series models
+# are spread over a cluster by the Forecaster itself (mode='local' with client=).
+ENGINE = Engine("dask", "a dask.distributed cluster (client=)", dropout=False, dropout_plans=False, lbfgs=False,
+                tokens=True, checkpoint=True, per_series=True, trainer=DistributedTrainer, predict=cpu_predict)

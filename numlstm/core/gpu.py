@@ -31,6 +31,7 @@ from numba import cuda
 from numlstm._device import launch
 from numlstm.core import gpu_kernels as gk
 from numlstm.core.cpu_engine import PER_STEP, RATE, RECURRENT_RATE, dropout_plan
+from numlstm.core.engines import Engine
 from numlstm.core.network import EMBED_DIM, EMBED_OFFSET, VOCABULARY
 from numlstm.core.optimizers import step_size
 from numlstm.kernels import cuda as kernels
@@ -269,7 +270,8 @@ class Trainer(DeviceNetwork):
     and one thread per (token in the batch, embedding unit) adds its positions.
     """
 
-    def __init__(self, net, X, Y, M, batch_size, loss_id, lparams, optimizer, clipnorm, drop=None, seed=0):
+    def __init__(self, net, X, Y, M, batch_size, loss_id, lparams, optimizer, clipnorm, drop=None, seed=0,
+                 client=None):
         super().__init__(net)
         self.drop = _device_plan(drop, net.table)
         self.seed = int(seed)
@@ -424,3 +426,10 @@ def predict(net, X, drop=None, seed=0, step=0, row0=0):
     """Raw head outputs for ``X`` on the GPU (with ``drop``, Monte-Carlo dropout: masks
     drawn from ``seed`` and ``step`` as on the CPU)."""
     return DeviceNetwork(net).predict(X, drop=drop, seed=seed, step=step, row0=row0)
+
+
+# One GPU: data, weights and optimizer state on it. Its dropout is one mask per
+# sequence on each layer's inputs and states (see _device_plan); L-BFGS runs in
+# scipy on the host, and per-series models are many tiny fits, a CPU's work.
+ENGINE = Engine("cuda", "the GPU", dropout=True, dropout_plans=False, lbfgs=False, tokens=True, checkpoint=True,
+                per_series=False, trainer=Trainer, predict=predict)

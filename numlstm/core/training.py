@@ -1,17 +1,19 @@
 """The epoch loop, one for every engine: history, progress, early stopping, the
 best weights, non-finite losses, Ctrl-C and checkpoints, and L-BFGS.
 
-:func:`fit` drives a trainer (the CPU engine's :class:`~numlstm.core.cpu_engine._CpuTrainer`,
-the CUDA one in :mod:`numlstm.core.gpu`, the dask data-parallel one in
-:mod:`numlstm.core.distributed`) through the methods they share: ``epoch``,
-``dataset_loss``, ``get_params``/``set_params`` and
-``get_optimizer_state``/``set_optimizer_state``. :func:`predict` runs a network
-on the device asked for.
+:func:`resolve_engine` turns a device, a dask client and streaming into one
+:class:`~numlstm.core.engines.Engine`; :func:`fit` asks it for what the fit
+uses and drives its trainer (the protocol :class:`Trainer`) through
+:func:`run_epochs`, the loop the streamed fit
+(:mod:`numlstm.forecast.streaming`) and :mod:`numlstm.keras` run too.
+:func:`predict` runs a network on the engine of a device.
 """
 
 import hashlib
 import logging
 import math
+import os
+import sys
 import warnings
 from dataclasses import dataclass, replace
 from typing import Protocol
@@ -19,7 +21,8 @@ from typing import Protocol
 import numpy as np
 
 from numlstm._threads import kernel_threads
-from numlstm.core.cpu_engine import _CpuTrainer, _drop, batch_loss_grad, dataset_loss, predict_rows
+from numlstm.core import engines as _engines
+from numlstm.core.cpu_engine import PER_STEP, RATE, _drop, batch_loss_grad, dataset_loss
 from numlstm.core.optimizers import LBFGS
 
 log = logging.getLogger("numlstm")
@@ -28,12 +31,21 @@ class NonFiniteLossError(FloatingPointError):
     """Training produced a NaN or infinite loss or gradient; the model keeps its last good weights."""
 
 
-class Engine(Protocol):
-    """What :func:`fit`'s epoch loop asks of a trainer (an engine): the CPU's
-    :class:`~numlstm.core.cpu_engine._CpuTrainer`, CUDA's
-    :class:`numlstm.core.gpu.Trainer`, dask's
-    :class:`numlstm.core.distributed.DistributedTrainer` and L-BFGS's
-    ``_FullBatch`` implement it."""
+def non_finite(epoch, batch, n_batches=None):
+    """The :class:`NonFiniteLossError` of a non-finite loss or gradient at ``batch`` (0-based)
+    of ``epoch`` (0-based), out of ``n_batches`` when known."""
+    of = "" if n_batches is None else f" of {n_batches}"
+    return NonFiniteLossError(
+        f"the loss or its gradient became NaN or infinite at epoch {epoch + 1}, batch {batch + 1}{of}; training "
+        "stopped and the model keeps the weights from before that batch. Try a lower learning_rate, clipnorm=1.0, "
+        "or scaling the inputs and targets.")
+
+
+class Trainer(Protocol):
+    """What the epoch loop asks of an engine's trainer: the CPU's
+    :class:`~numlstm.core.engines.CpuTrainer`, CUDA's :class:`numlstm.core.gpu.Trainer`,
+    dask's :class:`numlstm.core.distributed.DistributedTrainer` and L-BFGS's
+    ``_FullBatch`` implement it (an engine's ``trainer`` makes one)."""
 
     def epoch(self, order, batch_losses):
         """One epoch over the windows in ``order``, each batch's loss into ``batch_losses``;
@@ -58,18 +70,70 @@ class Engine(Protocol):
         """Release what the engine holds (device memory, shards on a cluster)."""
 
 
+def resolve_engine(device="cpu", client=None, streamed=False):
+    """The :class:`~numlstm.core.engines.Engine` of a fit or prediction: ``device`` ("cpu"
+    or "cuda", as ``_validation.resolve_device`` returns it), a dask.distributed
+    ``client`` (data-parallel training on its workers), or ``streamed`` (out-of-core
+    data, batch by batch on this process). The one place these choices combine."""
+    if streamed:
+        if device == "cuda" or client is not None:
+            raise ValueError(
+                "a streamed (out-of-core) fit trains on this process's CPU, one global model: use "
+                "device='cpu', no client and mode='global', or pass stream=False to load the data.")
+        return _engines.STREAMED
+    if client is not None:
+        if device == "cuda":
+            raise ValueError("client= trains on the workers' CPUs; use device='cpu' with a client, or "
+                             "device='cuda' without one.")
+        from numlstm.core import distributed
+
+        return distributed.ENGINE
+    if device == "cuda":
+        from numlstm.core import gpu
+
+        return gpu.ENGINE
+    return _engines.CPU
+
+
 def predict(net, X, device="cpu", drop=None, seed=0, step=0, row0=0):
     """Raw head outputs for ``X`` (n, time, features), or token ids (n, time), on
     ``device`` ("cpu" or "cuda"). With ``drop``, dropout stays on (Monte-Carlo
     dropout), its masks drawn from ``seed``."""
-    if device == "cuda":
-        from numlstm.core import gpu
+    return resolve_engine(device).predict(net, X, drop=drop, seed=seed, step=step, row0=row0)
 
-        return gpu.predict(net, X, drop=drop, seed=seed, step=step, row0=row0)
-    out = np.empty((X.shape[0], net.output_size), dtype=net.dtype)
-    predict_rows(net.params, net.table, net.head, X, kernel_threads(), out, drop=drop, seed=seed, step=step,
-                 row0=row0)
-    return out
+
+def run_epochs(net, trainer, record, epochs, train, evaluate=None):
+    """The epoch loop every fit runs (but L-BFGS, whose iterations scipy drives and
+    ``record`` keeps the same way).
+
+    ``train(epoch)`` runs one epoch's batches and returns ``(loss, failed,
+    n_batches)``: the epoch's mean training loss, the first batch (0-based) with a
+    non-finite loss or gradient or -1, and the number of batches (None when not
+    known ahead, as in a streamed fit). ``evaluate(logs)``, if given, adds the
+    validation loss (and any metrics) to the epoch's ``logs``. ``record`` (an
+    :class:`EpochRecord`, or one with its methods) keeps the history, the progress,
+    early stopping and the snapshots; on a non-finite batch ``net`` keeps the
+    weights from before it and :class:`NonFiniteLossError` says where; on
+    ``KeyboardInterrupt`` ``record`` restores the last completed epoch and the
+    interrupt propagates. Returns ``record.history``."""
+    try:
+        first = record.start(trainer)
+        for epoch in range(first, epochs):
+            loss, failed, n_batches = train(epoch)
+            if failed >= 0:
+                net.params[:] = trainer.get_params()
+                raise non_finite(epoch, failed, n_batches)
+            logs = {"loss": float(loss)}
+            if evaluate is not None:
+                evaluate(logs)
+            if record.end_epoch(epoch, logs, trainer):
+                break
+    except KeyboardInterrupt:
+        if record.snapshot is not None:
+            record.interrupted(net, trainer)
+        raise
+    record.finish(net, trainer)
+    return record.history
 
 
 class _Progress:
@@ -269,18 +333,31 @@ class EpochRecord:
         if self.checkpoint is not None and self.written != snapshot.epoch:
             self._write()
             where = "; a checkpoint of it was written"
-        warn_interrupted(snapshot.epoch, self.epochs, best=best is not None, where=where, stacklevel=4)
+        warn_interrupted(snapshot.epoch, self.epochs, best=best is not None, where=where)
 
 
-def warn_interrupted(completed, epochs, *, best=False, where="", stacklevel=2):
+def warn_interrupted(completed, epochs, *, best=False, where=""):
     """Issue the :class:`FitInterruptedWarning` of a fit interrupted after ``completed`` of
     ``epochs`` epochs, whose model keeps the best epoch's weights (``best``) or the last
-    completed epoch's; ``where`` is appended (e.g. that a checkpoint was written).
-    ``stacklevel`` counts from the caller, as :func:`warnings.warn` does: 2 names its caller."""
+    completed epoch's; ``where`` is appended (e.g. that a checkpoint was written). The
+    warning names the user's line: the first caller outside numlstm, however deep the
+    front door's path to the loop."""
     kept = ("its initial weights" if completed == 0 else
             "the best epoch's weights" if best else f"the weights of epoch {completed}")
     warnings.warn(f"fit interrupted after {completed} completed epoch(s) of {epochs}; the model keeps "
-                  f"{kept} and their history{where}.", FitInterruptedWarning, stacklevel=stacklevel + 1)
+                  f"{kept} and their history{where}.", FitInterruptedWarning, stacklevel=_user_stacklevel())
+
+
+_PACKAGE = os.path.dirname(os.path.dirname(os.path.abspath(__file__))) + os.sep
+
+
+def _user_stacklevel():
+    """The ``stacklevel`` of the first frame outside numlstm, as seen by a
+    :func:`warnings.warn` called from this function's caller."""
+    frame, level = sys._getframe(1), 1
+    while frame is not None and os.path.abspath(frame.f_code.co_filename).startswith(_PACKAGE):
+        frame, level = frame.f_back, level + 1
+    return level
 
 
 def fit(net, X, Y, M, *, epochs, batch_size, loss_id, lparams, optimizer, clipnorm,
@@ -307,6 +384,7 @@ def fit(net, X, Y, M, *, epochs, batch_size, loss_id, lparams, optimizer, clipno
     :class:`TrainingState` of a fit with the same arguments) continues that fit
     to the result it would have had. Neither applies to L-BFGS.
     """
+    engine = resolve_engine(device, client)
     if X_val is None and validation_fraction > 0:
         n_val = int(math.ceil(validation_fraction * X.shape[0]))
         if n_val >= X.shape[0]:
@@ -317,8 +395,20 @@ def fit(net, X, Y, M, *, epochs, batch_size, loss_id, lparams, optimizer, clipno
         Y, Y_val = Y[:-n_val], Y[-n_val:]
         M, M_val = M[:-n_val], M[-n_val:]
     validating = X_val is not None and X_val.shape[0] > 0
-    n_threads = kernel_threads()
     drop = _drop(drop)
+    if drop.any():
+        engine.require("dropout", "dropout", "fit without client= (on this process's CPU or the GPU), or with "
+                       "dropout=0 and recurrent_dropout=0.")
+    if drop.ndim == 2 and (drop[:, PER_STEP].any() or drop[-1, RATE] > 0):
+        engine.require("dropout_plans", "a dropout plan with per-step input masks or dropout on the head's input "
+                       "(Keras Dropout layers)", "train it on this process's CPU (device='cpu').")
+    if X.ndim == 2:
+        engine.require("tokens", "token input", "fit on device='cpu'.")
+    if isinstance(optimizer, LBFGS):
+        engine.require("lbfgs", "optimizer='lbfgs'", "it runs on the CPU of this process only: use device='cpu' "
+                       "without a client, or Adam/SGD.")
+    if checkpoint is not None or resume is not None:
+        engine.require("checkpoint", "checkpoint= and resume=", "load the data (stream=False) or fit without them.")
     seed = int(rng.integers(2 ** 62)) if drop.any() else 0
     record = EpochRecord(validating, early_stopping, patience, verbose, epochs, rng=rng, dropout_seed=seed,
                          checkpoint=checkpoint, checkpoint_every=checkpoint_every, resume=resume)
@@ -330,9 +420,6 @@ def fit(net, X, Y, M, *, epochs, batch_size, loss_id, lparams, optimizer, clipno
     trainer = None
     try:
         if isinstance(optimizer, LBFGS):
-            if device == "cuda" or client is not None:
-                raise ValueError("optimizer='lbfgs' runs on the CPU of this process only; use device='cpu' "
-                                 "without a client, or Adam/SGD.")
             if drop.any():
                 raise ValueError("optimizer='lbfgs' needs a deterministic loss, and dropout makes it random; use "
                                  "optimizer='adam' (or 'sgd') with dropout, or dropout=0 and recurrent_dropout=0.")
@@ -342,7 +429,7 @@ def fit(net, X, Y, M, *, epochs, batch_size, loss_id, lparams, optimizer, clipno
             trainer = _FullBatch(net)
             try:
                 record.start(trainer)
-                _fit_lbfgs(net, X, Y, M, epochs, loss_id, lparams, optimizer, n_threads, record, trainer,
+                _fit_lbfgs(net, X, Y, M, epochs, loss_id, lparams, optimizer, kernel_threads(), record, trainer,
                            (X_val, Y_val, M_val) if validating else None)
             except KeyboardInterrupt:
                 record.interrupted(net, trainer)
@@ -357,20 +444,8 @@ def fit(net, X, Y, M, *, epochs, batch_size, loss_id, lparams, optimizer, clipno
                     f"the checkpoint holds {resume.params.shape[0]} weights but this network has {net.n_params}; "
                     "resume with the same model settings and data as the interrupted fit.")
             seed = resume.dropout_seed
-        if client is not None:
-            from numlstm.core.distributed import DistributedTrainer
-
-            if drop.any():
-                raise ValueError("dropout is not available with client= (data-parallel training); fit without a "
-                                 "client, or with dropout=0 and recurrent_dropout=0.")
-            trainer = DistributedTrainer(client, net, X, Y, M, batch_size, loss_id, lparams, optimizer, clipnorm)
-        elif device == "cuda":
-            from numlstm.core.gpu import Trainer
-
-            trainer = Trainer(net, X, Y, M, batch_size, loss_id, lparams, optimizer, clipnorm, drop=drop, seed=seed)
-        else:
-            trainer = _CpuTrainer(net, X, Y, M, batch_size, loss_id, lparams, optimizer, clipnorm, drop=drop,
-                                  seed=seed)
+        trainer = engine.trainer(net, X, Y, M, batch_size, loss_id, lparams, optimizer, clipnorm, drop=drop,
+                                 seed=seed, client=client)
         if checkpoint is not None or resume is not None:
             record.fingerprint = fit_fingerprint(
                 net, (X, Y, M, X_val, Y_val, M_val) if validating else (X, Y, M),
@@ -378,28 +453,15 @@ def fit(net, X, Y, M, *, epochs, batch_size, loss_id, lparams, optimizer, clipno
                  float(clipnorm or 0.0), drop.tolist(), bool(early_stopping), int(patience), validating))
         batch_losses = np.zeros((n + batch_size - 1) // batch_size)
         batch_sizes = np.diff(np.minimum(np.arange(len(batch_losses) + 1) * batch_size, n))
-        try:
-            first = record.start(trainer)
-            for epoch in range(first, epochs):
-                order = rng.permutation(n).astype(np.int64)
-                failed = trainer.epoch(order, batch_losses)
-                if failed >= 0:
-                    net.params[:] = trainer.get_params()
-                    raise NonFiniteLossError(
-                        f"the loss or its gradient became NaN or infinite at epoch {epoch + 1}, batch {failed + 1} "
-                        f"of {len(batch_losses)}; training stopped and the model keeps the weights from before "
-                        "that batch. Try a lower learning_rate, clipnorm=1.0, or scaling the inputs and targets.")
-                logs = {"loss": float(np.dot(batch_losses, batch_sizes) / n)}
-                if validating:
-                    logs["val_loss"] = float(trainer.dataset_loss(X_val, Y_val, M_val))
-                if record.end_epoch(epoch, logs, trainer):
-                    break
-        except KeyboardInterrupt:
-            if record.snapshot is not None:
-                record.interrupted(net, trainer)
-            raise
-        record.finish(net, trainer)
-        return history
+
+        def train(epoch):
+            failed = trainer.epoch(rng.permutation(n).astype(np.int64), batch_losses)
+            return float(np.dot(batch_losses, batch_sizes) / n), failed, len(batch_losses)
+
+        def evaluate(logs):
+            logs["val_loss"] = float(trainer.dataset_loss(X_val, Y_val, M_val))
+
+        return run_epochs(net, trainer, record, epochs, train, evaluate if validating else None)
     finally:
         progress.close()
         if trainer is not None:

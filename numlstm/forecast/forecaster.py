@@ -36,6 +36,7 @@ import xarray as xr
 
 from numlstm._params import ParamsMixin
 from numlstm._validation import check_positive_int
+from numlstm.core import training as _training
 from numlstm.forecast import skill, timeaxis
 from numlstm.forecast.fitting import Fitting
 from numlstm.forecast.inputs import (
@@ -322,11 +323,10 @@ class Forecaster(Fitting, Forecasting, LazyForecasts, ParamsMixin):
             if not all(hasattr(client, a) for a in ("scatter", "submit", "gather", "scheduler_info")):
                 raise TypeError(f"client must be a dask.distributed Client, got {type(client).__name__}. "
                                 "For example: client = distributed.Client(distributed.LocalCluster()).")
-            if params["device"] == "cuda":
-                raise ValueError("client= trains on the workers' CPUs; use device='cpu' with a client, or "
-                                 "device='cuda' without one.")
-        if self.mode == "local" and params["device"] == "cuda":
-            raise ValueError("mode='local' runs on the CPU; use device='cpu' (or mode='global' on the GPU).")
+        engine = _training.resolve_engine(params["device"], client)
+        if self.mode == "local":
+            engine.require("per_series", "mode='local' (one small model per series)",
+                           "use device='cpu' (or mode='global' on the GPU).")
         ds = _as_dataset(data, "data")
         targets = _names(target, "target", ds, required=True)
         past = _names(covariates, "covariates", ds)
@@ -364,12 +364,13 @@ class Forecaster(Fitting, Forecasting, LazyForecasts, ParamsMixin):
             raise ValueError("resume= continues the interrupted fit its checkpoint holds, and warm_start=True the "
                              "fitted model: use one of them (resume= for a killed fit, warm_start=True for new data).")
         if self._streams(stream, ds, variables, series_dims, n_time, len(calendar), params):
+            streamed = _training.resolve_engine(params["device"], client, streamed=True)
+            if self.mode == "local":
+                streamed.require("per_series", "mode='local'", "use mode='global', or pass stream=False to load "
+                                 "the data.")
             if checkpoint is not None or resume is not None:
-                raise ValueError("checkpoint= and resume= need the data in memory; pass stream=False.")
-            if params["device"] == "cuda" or client is not None or self.mode == "local":
-                raise ValueError(
-                    "a streamed (out-of-core) fit trains on this process's CPU, one global model: use "
-                    "device='cpu', no client and mode='global', or pass stream=False to load the data.")
+                streamed.require("checkpoint", "checkpoint= and resume=", "they need the data in memory; pass "
+                                 "stream=False.")
             return self._fit_streamed(ds, targets, past, future, dim, series_dims, axis, freq, calendar, params)
 
         return self._fit_in_memory(ds, (targets, past, future), dim, series_dims, axis, freq, calendar, params,

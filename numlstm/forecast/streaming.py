@@ -34,7 +34,7 @@ import math
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
-from numlstm.core import cpu_engine as _engine
+from numlstm.core.cpu_engine import _drop
 from numlstm.core import training as _training
 from numlstm.forecast.windows import SeriesScaler, window_inputs
 
@@ -236,76 +236,52 @@ class WindowCutter:
 
 def train(net, blocks, cutter, train_origins, val_origins, *, epochs, batch_size, shuffle_buffer, loss_id, lparams,
           optimizer, clipnorm, early_stopping, patience, rng, verbose, drop=None, kept=None):
-    """The streamed twin of :func:`numlstm.core.training.fit`; returns the history and
-    the number of training windows. ``kept``, a dict, gets ``"history"`` (filled epoch
-    by epoch) and ``"n_windows"``, so the caller has them after a ``KeyboardInterrupt``."""
-    drop = _engine._drop(drop)
+    """A fit on the streamed engine, through the epoch loop every fit runs
+    (:func:`numlstm.core.training.run_epochs`); returns the history and the number of
+    training windows. ``kept``, a dict, gets ``"history"`` (filled epoch by epoch) and
+    ``"n_windows"``, so the caller has them after a ``KeyboardInterrupt``."""
+    engine = _training.resolve_engine(streamed=True)
+    drop = _drop(drop)
     seed = int(rng.integers(2 ** 62)) if drop.any() else 0  # as training.fit draws it
-    trainer = _engine._CpuTrainer(net, None, None, None, batch_size, loss_id, lparams, optimizer, clipnorm,
-                                    drop=drop, seed=seed)
+    trainer = engine.trainer(net, None, None, None, batch_size, loss_id, lparams, optimizer, clipnorm, drop=drop,
+                             seed=seed)
     validating = len(val_origins) > 0
     record = _training.EpochRecord(validating, early_stopping, patience, verbose, epochs, rng=rng, dropout_seed=seed)
     kept = {} if kept is None else kept
     kept.update(history=record.history, n_windows=0)
     one = np.zeros(1)
-    n_windows = 0
+
+    def epoch_batches():
+        buffer = ShuffleBuffer(shuffle_buffer, batch_size, rng)
+        for k in rng.permutation(len(blocks)):
+            rows, raws = blocks.load(int(k), dtype=cutter.dtype)
+            for X, Y, M in cutter.windows(rows, raws, train_origins, rng):
+                yield from buffer.push(X, Y, M)
+            del raws
+        yield from buffer.drain()
+
+    def train_one(epoch):
+        total, count = 0.0, 0
+        for n_batches, (X, Y, M) in enumerate(epoch_batches()):
+            if trainer.batch(X, Y, M, one) >= 0:
+                return math.nan, n_batches, None  # stops here: the loop raises, the weights from before it
+            total += one[0] * len(X)
+            count += len(X)
+        if count == 0:
+            raise ValueError(
+                "no complete training window: every run of lookback + horizon steps has a missing input or "
+                "no observed target. Shorten lookback or fill the gaps in the inputs.")
+        kept["n_windows"] = count
+        return total / count, -1, None
+
+    def evaluate(logs):
+        logs["val_loss"] = _streamed_loss(trainer, blocks, cutter, val_origins)
+
     try:
-        record.start(trainer)
-        for epoch in range(epochs):
-            buffer = ShuffleBuffer(shuffle_buffer, batch_size, rng)
-            total, count, n_batches = 0.0, 0, 0
-
-            def step(batch):
-                nonlocal total, count, n_batches
-                X, Y, M = batch
-                failed = _one_batch(trainer, X, Y, M, one)
-                n_batches += 1
-                if failed >= 0:
-                    net.params[:] = trainer.get_params()
-                    raise _training.NonFiniteLossError(
-                        f"the loss or its gradient became NaN or infinite at epoch {epoch + 1}, batch {n_batches}; "
-                        "training stopped and the model keeps the weights from before that batch. Try a lower "
-                        "learning_rate, clipnorm=1.0, or scaling the inputs and targets.")
-                total += one[0] * len(X)
-                count += len(X)
-
-            for k in rng.permutation(len(blocks)):
-                rows, raws = blocks.load(int(k), dtype=cutter.dtype)
-                for X, Y, M in cutter.windows(rows, raws, train_origins, rng):
-                    for batch in buffer.push(X, Y, M):
-                        step(batch)
-                del raws
-            for batch in buffer.drain():
-                step(batch)
-            if count == 0:
-                raise ValueError(
-                    "no complete training window: every run of lookback + horizon steps has a missing input or "
-                    "no observed target. Shorten lookback or fill the gaps in the inputs.")
-            n_windows = count
-            logs = {"loss": float(total / count)}
-            if validating:
-                logs["val_loss"] = _streamed_loss(trainer, blocks, cutter, val_origins)
-            stop = record.end_epoch(epoch, logs, trainer)
-            kept["n_windows"] = n_windows
-            if stop:
-                break
-        record.finish(net, trainer)
-        return record.history, n_windows
-    except KeyboardInterrupt:
-        record.interrupted(net, trainer)
-        raise
+        history = _training.run_epochs(net, trainer, record, epochs, train_one, evaluate if validating else None)
     finally:
         record.progress.close()
-
-
-def _one_batch(trainer, X, Y, M, losses):
-    """One optimizer step on one batch; -1, or 0 when its loss or gradient was not finite."""
-    net = trainer.net
-    failed, trainer.step = _engine.train_epoch(
-        net.params, trainer.grads, net.table, net.head, X, Y, M, np.arange(len(X), dtype=np.int64), len(X),
-        trainer.loss_id, trainer.lparams, trainer.optimizer.kind, trainer.hp, trainer.state, trainer.step,
-        trainer.clipnorm, trainer.n_threads, losses, drop=trainer.drop, seed=trainer.seed)
-    return failed
+    return history, kept["n_windows"]
 
 
 def _streamed_loss(trainer, blocks, cutter, origins):

@@ -654,51 +654,36 @@ class Sequential:
         batch_sizes = np.diff(np.minimum(np.arange(n_batches + 1) * batch_size, n))
         drop = self._plan_.drop
         seed = int(self._rng.integers(2 ** 62)) if drop.any() else 0
-        grads = np.zeros_like(net.params)
-        threads = kernel_threads()
-        M = np.ones_like(Y)
+        trainer = _training.resolve_engine("cpu").trainer(
+            net, X, Y, np.ones_like(Y), batch_size, compiled["loss_id"], compiled["lparams"], opt, 0.0, drop=drop,
+            seed=seed)
+        trainer.state, trainer.step = self._opt_state, self._opt_step  # the model's own, updated in place
         self.stop_training = False
-        early = [hook for hook in hooks if isinstance(hook, _callbacks.EarlyStopping) and hook.restore_best_weights]
+        record = _KerasRecord(self, hooks, history, initial_epoch, epochs, verbose, n_batches)
+
+        def train(epoch):
+            for hook in hooks:
+                hook.on_epoch_begin(epoch, {})
+            record.started = time.perf_counter()
+            # A callback may have changed the optimizer's settings.
+            trainer.hp, trainer.clipnorm = opt.hyperparams(), float(getattr(opt, "clipnorm", None) or 0.0)
+            order = (self._rng.permutation(n) if shuffle else np.arange(n)).astype(np.int64)
+            failed = trainer.epoch(order, batch_losses)
+            return float(np.dot(batch_losses, batch_sizes) / n), failed, n_batches
+
+        def evaluate(logs):
+            if compiled["metrics"]:
+                logs.update(self._metrics(self._activate(_training.predict(net, X)), Y))
+            if X_val is not None:
+                logs.update(self._evaluate_arrays(X_val, Y_val, "val_"))
+
         with _console(verbose):
             for hook in hooks:
                 hook.on_train_begin({})
-            # The last completed epoch (every callback has seen it): epochs completed, weights, optimizer state,
-            # and the best weights an EarlyStopping(restore_best_weights=True) holds; replaced in one assignment.
-            done = (0, net.params.copy(), self._opt_state.copy(), self._opt_step, None)
             try:
-                for epoch in range(initial_epoch, epochs):
-                    for hook in hooks:
-                        hook.on_epoch_begin(epoch, {})
-                    start = time.perf_counter()
-                    order = (self._rng.permutation(n) if shuffle else np.arange(n)).astype(np.int64)
-                    failed, self._opt_step = _engine.train_epoch(
-                        net.params, grads, net.table, net.head, X, Y, M, order, batch_size, compiled["loss_id"],
-                        compiled["lparams"], opt.kind, opt.hyperparams(), self._opt_state, self._opt_step,
-                        float(getattr(opt, "clipnorm", None) or 0.0), threads, batch_losses, drop=drop, seed=seed)
-                    if failed >= 0:
-                        raise _training.NonFiniteLossError(
-                            f"the loss or its gradient became NaN or infinite at epoch {epoch + 1}, batch {failed + 1} "
-                            f"of {n_batches}; the model keeps the weights from before that batch. Try a lower "
-                            "learning_rate, clipnorm=1.0, or scaling the inputs and targets.")
-                    logs = {"loss": float(np.dot(batch_losses, batch_sizes) / n)}
-                    if compiled["metrics"]:
-                        logs.update(self._metrics(self._activate(_training.predict(net, X)), Y))
-                    if X_val is not None:
-                        logs.update(self._evaluate_arrays(X_val, Y_val, "val_"))
-                    if verbose:
-                        text = " - ".join(f"{k}: {v:.4f}" if abs(v) > 1e-3 else f"{k}: {v:.4e}"  # as Keras' Progbar
-                                          for k, v in logs.items())
-                        log.info("Epoch %d/%d\n%d/%d - %.0fs - %s", epoch + 1, epochs, n_batches, n_batches,
-                                 time.perf_counter() - start, text)
-                    for hook in hooks:
-                        hook.on_epoch_end(epoch, logs)
-                    done = (epoch + 1 - initial_epoch, net.params.copy(), self._opt_state.copy(), self._opt_step,
-                            next((h.best_weights for h in reversed(early) if h.best_weights is not None), None))
-                    if self.stop_training:
-                        break
-            except KeyboardInterrupt:
-                self._interrupted(done, history, epochs - initial_epoch)
-                raise
+                _training.run_epochs(net, trainer, record, epochs, train, evaluate)
+            finally:
+                self._opt_step = trainer.step
             for hook in hooks:
                 hook.on_train_end({})
         self.history = history
@@ -718,7 +703,7 @@ class Sequential:
         for values in history.history.values():
             del values[completed:]
         self.history = history
-        _training.warn_interrupted(completed, epochs, best=best is not None, stacklevel=3)
+        _training.warn_interrupted(completed, epochs, best=best is not None)
 
     def predict(self, x, batch_size=None, verbose="auto", steps=None, callbacks=None):
         """Outputs of the Dense layer (its activation applied): float32, (samples, units)."""
@@ -951,3 +936,47 @@ def load_model(filepath, custom_objects=None, compile=True, safe_mode=True):
             raise ValueError(f"{path.name} was compiled with settings numlstm.keras does not have ({err}); load it "
                              "with load_model(path, compile=False) and call compile.") from None
     return model
+
+
+class _KerasRecord:
+    """What the epoch loop (:func:`numlstm.core.training.run_epochs`) keeps, the Keras way:
+    the callbacks see every epoch, an ``EarlyStopping`` callback (not the loop) decides
+    when to stop and which weights to restore, ``verbose`` writes Keras' epoch lines,
+    and the last completed epoch (weights, optimizer state, the best weights an
+    ``EarlyStopping(restore_best_weights=True)`` holds) is what an interrupt keeps."""
+
+    def __init__(self, model, hooks, history, initial_epoch, epochs, verbose, n_batches):
+        self.model, self.hooks, self.history = model, hooks, history
+        self.initial_epoch, self.epochs, self.verbose, self.n_batches = initial_epoch, epochs, verbose, n_batches
+        self.early = [hook for hook in hooks
+                      if isinstance(hook, _callbacks.EarlyStopping) and hook.restore_best_weights]
+        self.snapshot = None
+        self.started = time.perf_counter()
+
+    def _snapshot(self, completed, trainer):
+        state, step = trainer.get_optimizer_state()
+        best = next((h.best_weights for h in reversed(self.early) if h.best_weights is not None), None)
+        return completed, trainer.get_params(), state, step, best
+
+    def start(self, trainer):
+        self.snapshot = self._snapshot(0, trainer)[:4] + (None,)
+        return self.initial_epoch
+
+    def end_epoch(self, epoch, logs, trainer):
+        if self.verbose:
+            text = " - ".join(f"{k}: {v:.4f}" if abs(v) > 1e-3 else f"{k}: {v:.4e}"  # as Keras' Progbar
+                              for k, v in logs.items())
+            log.info("Epoch %d/%d\n%d/%d - %.0fs - %s", epoch + 1, self.epochs, self.n_batches, self.n_batches,
+                     time.perf_counter() - self.started, text)
+        for hook in self.hooks:
+            hook.on_epoch_end(epoch, logs)
+        self.snapshot = self._snapshot(epoch + 1 - self.initial_epoch, trainer)
+        return self.model.stop_training
+
+    def finish(self, net, trainer):
+        """Nothing to do: the weights are the last epoch's, or an EarlyStopping's at ``on_train_end``."""
+
+    def interrupted(self, net, trainer):
+        completed, params, state, step, best = self.snapshot
+        trainer.set_optimizer_state(state, step)
+        self.model._interrupted(self.snapshot, self.history, self.epochs - self.initial_epoch)
