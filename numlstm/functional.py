@@ -3,9 +3,8 @@
 import numpy as np
 
 from numlstm._cells import cell_spec
-from numlstm._threads import kernel_threads
 from numlstm._validation import check_nonempty, check_shape, float_array, resolve_device
-from numlstm.kernels import cpu, gru_cpu
+from numlstm.kernels import layers
 
 
 def _layer_arrays(x, W, U, b, states, cell="lstm"):
@@ -67,87 +66,38 @@ def _output_gradients(x, H, dh, finals):
 
 def _kernels(cell, device):
     """One layer of ``cell`` on ``device`` ("cpu", "cuda" or "auto"), on host arrays: the
-    one place the functional API picks a device. ``forward(x, W, U, b, *states)``
-    returns ``(hs, cs)`` (``cs`` None for a GRU); ``backward(x, W, U, b, dh, states,
-    carries)`` the gradients, ``carries`` (the gradients with respect to the final
-    states, copies) overwritten with those with respect to the initial states."""
+    one place the functional API picks a device (the layer itself runs through
+    :mod:`numlstm.kernels.layers`, the same call on every device). ``forward(x, W, U,
+    b, *states)`` returns ``(hs, cs)`` (``cs`` None for a GRU); ``backward(x, W, U, b,
+    dh, states, carries)`` the gradients, ``carries`` (the gradients with respect to
+    the final states, copies) overwritten with those with respect to the initial states."""
     from types import SimpleNamespace
 
-    if resolve_device(device) == "cuda":
-        return SimpleNamespace(forward=lambda *a: _cuda_forward(cell, *a),
-                               backward=lambda *a: _cuda_backward(cell, *a))
-    return SimpleNamespace(forward=lambda *a: _cpu_forward(cell, *a), backward=lambda *a: _cpu_backward(cell, *a))
+    device = resolve_device(device)
+    if device == "cuda":
+        from numba import cuda
 
+        to_device, to_host = cuda.to_device, (lambda a: a.copy_to_host())
+    else:
+        to_device = to_host = (lambda a: a)
 
-# Each cell's CPU kernels, and the width of the second array its forward pass keeps
-# for the backward pass (LSTM: the cell states cs, (B, T, H); GRU: the gate values
-# gs, (B, T, 3H)); the first is the pre-activations (B, T, gates*H).
-_CPU_LAYERS = {"lstm": (cpu, 1), "gru": (gru_cpu, 3)}
+    def forward(x, W, U, b, *states):
+        _, second, hs = layers.forward(cell, device, *map(to_device, (x, W, U, b)), tuple(map(to_device, states)))
+        return to_host(hs), to_host(second) if cell == "lstm" else None
 
+    def backward(x, W, U, b, dh, states, carries):
+        arrays = tuple(map(to_device, (x, W, U, b)))
+        states = tuple(map(to_device, states))
+        carried = [to_device(c) for c in carries]
+        first, second, hs = layers.forward(cell, device, *arrays, states)
+        dx, dW, dU, db = layers.backward(cell, device, *arrays, states, first, second, hs, to_device(dh), carried)
+        out = {"dx": to_host(dx), "dW": to_host(dW), "dU": to_host(dU), "db": to_host(db),
+               "dh0": to_host(carried[0])}
+        if cell == "lstm":
+            out["dc0"] = to_host(carried[1])
+        return out
 
-def _cpu_pass(cell, x, W, U, b, states):
-    """The layer's forward pass on the CPU: ``(first, second, hs)``."""
-    module, second_blocks = _CPU_LAYERS[cell]
-    B, T, _ = x.shape
-    H = U.shape[0]
-    first = np.empty((B, T, cell_spec(cell).gates * H), dtype=x.dtype)
-    second = np.empty((B, T, second_blocks * H), dtype=x.dtype)
-    hs = np.empty((B, T, H), dtype=x.dtype)
-    module.layer_forward(x, W, U, b, *states, first, second, hs, cpu.chunk_count(B, kernel_threads()), cpu.NO_KEEP,
-                         cpu.no_hmask(x.dtype))
-    return first, second, hs
-
-
-def _cpu_forward(cell, x, W, U, b, *states):
-    _, second, hs = _cpu_pass(cell, x, W, U, b, states)
-    return hs, second if cell == "lstm" else None
-
-
-def _cpu_backward(cell, x, W, U, b, dh, states, carries):
-    first, second, hs = _cpu_pass(cell, x, W, U, b, states)
-    dW, dU, db, dx = np.empty_like(W), np.empty_like(U), np.empty_like(b), np.empty_like(x)
-    _CPU_LAYERS[cell][0].layer_backward(x, W, U, *states, first, second, hs, dh, *carries, dW, dU, db, dx,
-                                        cpu.chunk_count(x.shape[0], kernel_threads()), True, cpu.NO_KEEP,
-                                        cpu.no_hmask(x.dtype))
-    return _gradients(dx, dW, dU, db, carries)
-
-
-def _gradients(dx, dW, dU, db, carries):
-    out = {"dx": dx, "dW": dW, "dU": dU, "db": db, "dh0": carries[0]}
-    if len(carries) == 2:
-        out["dc0"] = carries[1]
-    return out
-
-
-def _cuda_module(cell):
-    if cell == "gru":
-        from numlstm.kernels import gru_cuda
-
-        return gru_cuda
-    from numlstm.kernels import cuda as lstm_cuda
-
-    return lstm_cuda
-
-
-def _cuda_forward(cell, x, W, U, b, *states):
-    from numba import cuda
-
-    out = _cuda_module(cell).layer_forward(*(cuda.to_device(a) for a in (x, W, U, b, *states)))
-    return out[2].copy_to_host(), out[1].copy_to_host() if cell == "lstm" else None
-
-
-def _cuda_backward(cell, x, W, U, b, dh, states, carries):
-    from numba import cuda
-
-    module = _cuda_module(cell)
-    d_x, d_W, d_b = cuda.to_device(x), cuda.to_device(W), cuda.to_device(b)
-    d_states = [cuda.to_device(s) for s in states]
-    first, second, hs = module.layer_forward(d_x, d_W, cuda.to_device(U), d_b, *d_states)
-    d_carries = [cuda.to_device(c) for c in carries]
-    dx, dW, dU, db = module.layer_backward(d_x, d_W, cuda.to_device(np.ascontiguousarray(U.T)), *d_states, first,
-                                           second, hs, cuda.to_device(dh), *d_carries)
-    return _gradients(dx.copy_to_host(), dW.copy_to_host(), dU.copy_to_host(), db.copy_to_host(),
-                      [c.copy_to_host() for c in d_carries])
+    return SimpleNamespace(forward=forward, backward=backward)
 
 
 def lstm_forward(x, W, U, b, h0=None, c0=None, *, device="cpu"):
