@@ -28,7 +28,7 @@ def test_regressor_learns_a_sine(sine):
 
 def test_same_seed_same_predictions(sine, backend):
     X, y = sine[0][:16, -4:], sine[1][:16]  # small, for the simulator: the GPU's run-to-run determinism too
-    kw = dict(units=6, epochs=3, batch_size=8, device=backend)
+    kw = dict(units=4, epochs=2, batch_size=8, device=backend)
     a = LSTMRegressor(random_state=7, **kw).fit(X, y)
     b = LSTMRegressor(random_state=7, **kw).fit(X, y)
     c = LSTMRegressor(random_state=8, **kw).fit(X, y)

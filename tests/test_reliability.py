@@ -62,7 +62,7 @@ def sized(backend):
     """``(X, y)`` and the estimator settings for ``backend``: on the GPU engine (the simulator,
     one Python thread per CUDA thread) a few windows in small batches, still several per epoch."""
     if backend == "cuda":
-        return windows(n=12, T=4), dict(KW, units=3, batch_size=4)
+        return windows(n=10, T=3), dict(KW, units=3, batch_size=4)
     return windows(), KW
 
 
