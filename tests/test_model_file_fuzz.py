@@ -189,3 +189,23 @@ def test_an_unknown_string_encoding_is_refused(saved):
     path.write_bytes(raw.replace(b"utf-8", b"ttf-8", 1))
     with pytest.raises(ValueError, match=r"could not be read as a \.nc dataset \(LookupError"):
         numlstm.load(path)
+
+
+@pytest.mark.parametrize("path, value, message", [
+    (("skill", "season"), 10 ** 6, "skill.season.*from 1 to the lookback"),  # found by the fuzzer: an IndexError
+    (("local_seeds",), [10 ** 300], "local_seeds.*only a mode='local' model"),  # found by it: an OverflowError
+])
+def test_damaged_config_values_are_refused(saved, path, value, message):
+    ds = saved["ds"].copy(deep=True)
+    cfg = json.loads(ds.attrs["numlstm_config"])
+    parent = cfg
+    for key in path[:-1]:
+        parent = parent[key]
+    parent[path[-1]] = value
+    ds.attrs["numlstm_config"] = json.dumps(cfg)
+    for variable in ds.variables.values():
+        variable.encoding = {}
+    damaged = saved["folder"] / "damaged-config.nc"
+    ds.to_netcdf(damaged, engine="scipy")
+    with pytest.raises(ValueError, match=message):
+        numlstm.load(damaged)

@@ -322,8 +322,10 @@ def check_model(ds, cfg):
                            f"time dimension {cfg['dim']!r} and the series dimensions {cfg['series_dims']!r}")
     seeds = cfg.get("local_seeds")
     if local and (not isinstance(seeds, list) or len(seeds) != n_series or not all(
-            isinstance(v, int) and not isinstance(v, bool) for v in seeds)):
+            isinstance(v, int) and not isinstance(v, bool) and -2 ** 63 <= v < 2 ** 63 for v in seeds)):
         raise _damaged("local_seeds", f"in numlstm_config does not hold one seed for each of {n_series} series")
+    if not local and seeds is not None:
+        raise _damaged("local_seeds", "in numlstm_config is set, but only a mode='local' model has per-series seeds")
 
 
 def from_dataset(ds, Forecaster):
@@ -396,8 +398,9 @@ def _restore_skill(fc, config):
         raise _damaged("skill.baseline", f"holds codes of shape {fc._codes.shape} with values "
                        f"{sorted(set(np.unique(fc._codes).tolist()))}, not 0-2 per series, lead and target")
     if fc.season_ is not None and (isinstance(fc.season_, bool) or not isinstance(fc.season_, int)
-                                   or fc.season_ < 1):
-        raise _damaged("skill.season", f"is {fc.season_!r}, not a positive int")
+                                   or not 1 <= fc.season_ <= fc.lookback):
+        raise _damaged("skill.season", f"is {fc.season_!r}, not a whole number of steps from 1 to the lookback "
+                       f"({fc.lookback}): the seasonal-naive baseline reads one season back inside the lookback")
     for name in ("shrink_", "linear_", "calibration_"):
         value = getattr(fc, name, None)
         if value is not None and (value.dtype.kind != "f" or not np.isfinite(value).all()):
