@@ -16,8 +16,10 @@ from __future__ import annotations
 import os
 import shutil
 import uuid
+import warnings
 from pathlib import Path
 
+import numpy as np
 import xarray as xr
 
 __all__ = ["read_model", "write_dataset"]
@@ -91,6 +93,53 @@ def _with_object_strings(ds):
         {k: ds[k].astype(object) for k in fixed if k in ds.data_vars})
 
 
+# A model file's data is at most this many times its size on disk (netCDF3 is stored as is;
+# a compressed netCDF4 or zarr copy of a model compresses far less), or MODEL_FLOOR_BYTES.
+MODEL_EXPANSION = 1000
+MODEL_FLOOR_BYTES = 2 ** 28
+
+
+def _stored_bytes(path):
+    """Bytes on disk of a file, or of every file under a (zarr) directory."""
+    if path.is_dir():
+        return sum(p.stat().st_size for p in path.rglob("*") if p.is_file())
+    return path.stat().st_size
+
+
+def _check_netcdf3_sizes(path, writer):
+    """Refuse a netCDF3 file whose header declares more data than the file can hold, before
+    any reader allocates it (xarray loads index coordinates as it opens a file)."""
+    with open(path, "rb") as f:
+        if f.read(3) != b"CDF":
+            return  # netCDF4 (HDF5): its own reader checks its structure
+    import gc
+
+    from scipy.io import netcdf_file
+
+    failure, negative, declared = None, False, 0.0
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # scipy's note on closing a memory-mapped file, also from a half-read one
+        try:
+            nc = netcdf_file(path, "r", mmap=True)  # the header only: the data stay on disk
+            try:
+                shapes = [(v.shape, v.itemsize()) for v in nc.variables.values()]
+                # (a length past 2**31 reads as negative here; netCDF's own library reads it as huge)
+                negative = any(n is not None and n < 0 for n in nc.dimensions.values())
+                declared = sum(abs(float(np.prod(shape, dtype=np.float64))) * size for shape, size in shapes)
+            finally:
+                nc.close()
+        except Exception as err:  # noqa: BLE001 - a damaged header fails inside scipy in many ways
+            failure = f"{type(err).__name__}: {err}"
+        gc.collect()  # a reader that failed half-way closes when collected: here, where its warning is silenced
+    if failure is not None:
+        raise ValueError(f"{str(path)!r} could not be read as a netCDF file ({failure}). Model files are written "
+                         f"by {writer}.")
+    stored = path.stat().st_size
+    if negative or declared > max(MODEL_EXPANSION * stored, MODEL_FLOOR_BYTES):
+        raise ValueError(f"{str(path)!r} declares {declared:,.0f} bytes of data in {stored:,} bytes on disk: its "
+                         f"header is damaged. Model files are written by {writer}.")
+
+
 def read_model(path, expected_format, supported_version, writer="Forecaster.save"):
     """Open a model file, check its format and version, and load it into memory.
 
@@ -98,17 +147,36 @@ def read_model(path, expected_format, supported_version, writer="Forecaster.save
     path = _check_path(path)
     if not path.exists():
         raise ValueError(f"no model file at {str(path)!r}.")
+    if path.suffix.lower() == ".nc":
+        _check_netcdf3_sizes(path, writer)
     try:
         if path.suffix.lower() == ".nc":
-            ds = xr.load_dataset(path)  # netCDF3 as written, or netCDF4 if edited and saved again
+            ds = xr.open_dataset(path)  # netCDF3 as written, or netCDF4 if edited and saved again
         else:
-            ds = xr.open_zarr(path, consolidated=False).load()
+            ds = xr.open_zarr(path, consolidated=False)
     except MemoryError:
         raise
     except Exception as err:  # noqa: BLE001 - a damaged file fails inside the readers in many ways
         # (OSError, ValueError, an unknown string _Encoding's LookupError, ...): each is a refusal.
         raise ValueError(f"{str(path)!r} could not be read as a {path.suffix} dataset ({type(err).__name__}: "
                          f"{err}). Model files are written by {writer}.") from None
+    # The sizes come from the file's header: a damaged one (one flipped byte in a dimension's
+    # length) can declare gigabytes that reading would allocate before anything is checked.
+    declared = sum(v.size * v.dtype.itemsize for v in ds.variables.values())
+    stored = _stored_bytes(path)
+    if declared > max(MODEL_EXPANSION * stored, MODEL_FLOOR_BYTES):
+        ds.close()
+        raise ValueError(f"{str(path)!r} declares {declared:,} bytes of data in {stored:,} bytes on disk: its header "
+                         f"is damaged. Model files are written by {writer}.")
+    try:
+        ds = ds.load()
+    except MemoryError:
+        raise
+    except Exception as err:  # noqa: BLE001 - as above: a damaged file fails in many ways
+        raise ValueError(f"{str(path)!r} could not be read as a {path.suffix} dataset ({type(err).__name__}: "
+                         f"{err}). Model files are written by {writer}.") from None
+    finally:
+        ds.close()
     kind = ds.attrs.get(FORMAT_ATTR)
     if kind != expected_format:
         raise ValueError(
