@@ -73,7 +73,12 @@ class _Cuda:
     def backward(self, x, W, U, b, states, first, second, hs, dhs, carries, need_dx=True, keep=None, hmask=None):
         from numba import cuda
 
-        U_T = cuda.to_device(np.ascontiguousarray(U.copy_to_host().T))
+        from numlstm._device import launch
+        from numlstm.kernels import cuda_sizes as sizes
+        from numlstm.kernels.cuda_common import ceil_div, transpose_kernel
+
+        U_T = cuda.device_array((U.shape[1], U.shape[0]), dtype=U.dtype)  # on the device, as the GPU engine does
+        launch(transpose_kernel, ceil_div(U.size, sizes.ENGINE_THREADS), sizes.ENGINE_THREADS)(U, U_T)
         return self.module.layer_backward(x, W, U_T, *states, first, second, hs, dhs, *carries, need_dx=need_dx,
                                           keep=keep, hmask=hmask)
 
