@@ -18,6 +18,8 @@ a cache of its own (:class:`KernelCache`, attached by
   CPU code is cached, so the CUDA target's own package, numba-cuda, is not part
   of it);
   fingerprints unused for a month, or beyond the newest few, are pruned;
+- a process whose numlstm files changed on disk after it imported them (its
+  code is not what the fingerprint hashes) neither reads nor writes the cache;
 - data files are named by a hash of their key and carry the key inside, the
   index is rewritten under a lock and every file is written to a temporary
   name and renamed, so processes starting cold at once neither corrupt the
@@ -162,6 +164,35 @@ def _compute_fingerprint():
     return digest.hexdigest()[:20]
 
 
+def _source_stats(paths):
+    """``{path: (mtime_ns, size)}`` of ``paths`` (None for one that is gone)."""
+    stats = {}
+    for path in paths:
+        try:
+            st = path.stat()
+        except OSError:
+            stats[path] = None
+        else:
+            stats[path] = (st.st_mtime_ns, st.st_size)
+    return stats
+
+
+# The package's files as this process imported them. Compiled code is the code in memory, but
+# the fingerprint is hashed from the files on disk at the first compile: if they changed in
+# between (an edit, a ``git checkout``, ``pip install -U`` under a running notebook), entries of
+# the old code would be filed under the new code's fingerprint, and a later process would run
+# them (a segfault when the layouts differ). Such a process neither reads nor writes the cache.
+_SOURCES_AT_IMPORT = _source_stats(PACKAGE_ROOT.rglob("*.py"))
+
+
+def changed_sources():
+    """numlstm's source files that changed or went on disk since this process imported numlstm,
+    as paths relative to the package; empty when none did. (A file added since can only be
+    imported through an import added to a file that is here, which then changed.)"""
+    now = _source_stats(_SOURCES_AT_IMPORT)
+    return sorted(path.relative_to(PACKAGE_ROOT).as_posix() for path in now if now[path] != _SOURCES_AT_IMPORT[path])
+
+
 class _State:
     """What this process decided about the cache, computed once (at the first compile)."""
 
@@ -188,15 +219,15 @@ def directory():
     return user_cache_root() / fingerprint()
 
 
-def warn_once(message):
+def warn_once(message, fix=None):
     """One :class:`CacheWarning` per process, however many kernels fail to cache."""
     with _state.lock:
         if _state.warned:
             return
         _state.warned = True
+    fix = fix or f"Set {CACHE_DIR_ENV} to a writable directory, or {CACHE_ENV}=0 to silence this"
     warnings.warn(f"numlstm's kernel cache is not used: {message}. Kernels are compiled in memory instead, "
-                  f"which is slower to start but correct. Set {CACHE_DIR_ENV} to a writable directory, or "
-                  f"{CACHE_ENV}=0 to silence this.", CacheWarning, stacklevel=3)
+                  f"which is slower to start but correct. {fix}.", CacheWarning, stacklevel=3)
 
 
 def _prepare_directory():
@@ -376,7 +407,19 @@ def _make_classes():
             self._cache_file = CacheFile(cache_path=self._cache_path, filename_base=self._impl.filename_base,
                                          source_stamp=self._impl.locator.get_source_stamp())
 
+        def _sources_changed(self):
+            changed = changed_sources()
+            if changed:
+                self.disable()
+                shown = ", ".join(changed[:3]) + (f" and {len(changed) - 3} more" if len(changed) > 3 else "")
+                warn_once(f"numlstm's source files changed on disk after this process imported them ({shown}), "
+                          "so the code it runs is not the code their fingerprint names",
+                          fix="Restart Python to use the cache again")
+            return bool(changed)
+
         def load_overload(self, sig, target_context):
+            if self._sources_changed():
+                return None
             try:
                 return super().load_overload(sig, target_context)
             except Exception as err:  # corrupt, truncated, unreadable, foreign: compile, then overwrite it
@@ -384,6 +427,8 @@ def _make_classes():
                 return None
 
         def save_overload(self, sig, data):
+            if self._sources_changed():
+                return
             try:
                 super().save_overload(sig, data)
             except Exception as err:  # read-only, full, vanished

@@ -91,6 +91,41 @@ def test_edited_kernel_source_in_a_copied_package_misses_the_cache(tmp_path):
     assert edited["out"] != original["out"]
 
 
+EDIT_AFTER_IMPORT = """
+import json, pathlib, warnings
+warnings.simplefilter("always")
+import numpy as np, numlstm
+from numlstm.kernels import dropout
+source = pathlib.Path(dropout.__file__)
+source.write_text(source.read_text().replace("0x7FEB352D", "0x7FEB352F"))  # as an upgrade under a running kernel
+out = [dropout.mask(3, 5, 7, 1, 0, 0.5, dtype=np.dtype("float64")).tolist()]
+print(json.dumps({"out": out, "stats": numlstm.compile_stats()}))
+"""
+
+
+def test_sources_changed_after_import_neither_read_nor_write_the_cache(tmp_path):
+    # The process runs the code it imported; the disk now holds other code. Were its entries
+    # filed under the fingerprint of the disk's sources, the next process would run them.
+    package = tmp_path / "pkg"
+    shutil.copytree(ROOT / "numlstm", package / "numlstm", ignore=shutil.ignore_patterns("__pycache__"))
+    cache = tmp_path / "cache"
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("NUMLSTM_", "NUMBA_CACHE"))}
+    env.update(NUMLSTM_CACHE_DIR=str(cache), PYTHONPATH=str(package))
+    proc = subprocess.run([sys.executable, "-c", EDIT_AFTER_IMPORT], env=env, cwd=package, capture_output=True,
+                          text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr
+    old_code = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert old_code["out"] == [expected_mask()]  # the code in memory ran
+    assert proc.stderr.count("CacheWarning") == 1 and "kernels/dropout.py" in proc.stderr, proc.stderr
+    assert "Restart Python" in proc.stderr
+    assert not list(cache.rglob("*.nbc")), "entries of the old code were written"
+
+    new_code = run(cache, package_root=package)
+    assert new_code["stats"]["loaded"] == 0 and new_code["stats"]["compiled"] >= 1
+    assert new_code["out"] != old_code["out"]
+    assert "CacheWarning" not in new_code["stderr"]
+
+
 def test_unwritable_cache_location_compiles_in_memory_and_warns_once(tmp_path):
     blocker = tmp_path / "a-file"
     blocker.write_text("not a directory")
