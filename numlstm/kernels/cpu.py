@@ -268,7 +268,8 @@ def previous_states_T(h0, hs, hmask, a, e, T):
             i = (r - a) * T + t
             assign(h_T[:, i], h0[r, 0] if t == 0 else hs[r, t - 1])
             if hmask.shape[0] > 0:
-                h_T[:, i] *= hmask[r]
+                for j in range(H):  # not ``h_T[:, i] *= ...``: a slice assignment (see assign)
+                    h_T[j, i] *= hmask[r, j]
     return h_T
 
 
