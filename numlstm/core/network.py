@@ -24,6 +24,7 @@ never per step.
 import numpy as np
 
 from numlstm._cells import CELLS, NAMES, cell_spec
+from numlstm._threads import one_blas_thread
 from numlstm._validation import check_cell
 
 # Gate blocks per layer, and the rows of its bias, for each cell.
@@ -107,6 +108,11 @@ class Network:
     def initialize(self, rng):
         """Keras defaults: W glorot-uniform, U orthogonal; the bias zero, with an
         LSTM's forget block at 1; head kernel glorot-uniform, bias zero."""
+        with one_blas_thread():  # the QRs must not leave BLAS threads spinning beside the kernels
+            self._initialize(rng)
+        return self
+
+    def _initialize(self, rng):
         p = np.zeros(self.n_params, dtype=np.float64)
         if self.vocabulary:  # Keras' Embedding: uniform in [-0.05, 0.05]
             self.embedding(p)[:] = rng.uniform(-0.05, 0.05, size=(self.vocabulary, self.input_size))
@@ -121,7 +127,6 @@ class Network:
         Wd, _ = self.head_views(p)
         Wd[:] = glorot_uniform(rng, Wd.shape)
         self.params = p.astype(self.dtype)
-        return self
 
     def get_weights(self, params=None):
         """Copies of the weights as ``{"cell", "layers": [{"W", "U", "b"}...], "head": {"W", "b"}}``,

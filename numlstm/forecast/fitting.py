@@ -21,6 +21,7 @@ import warnings
 
 import numpy as np
 
+from numlstm._threads import one_blas_thread
 from numlstm._validation import check_dropout, check_positive_int, check_training_params
 from numlstm.core import losses as _losses
 from numlstm.core import training as _training
@@ -123,13 +124,14 @@ class Fitting:
         # A linear stage (ridge on the past values, penalty chosen on validation) before the
         # network: small data sets get most of their skill from it. One per series in local mode.
         Z = skill.linear_inputs(X, n_targets, lookback)
-        if self.mode == "global":
-            linear = self.linear_ if warm else skill.fit_linear(Z, Y, M, train, val)
-            Y = np.where(M, Y - Z @ linear, 0.0)
-        else:
-            linear = np.stack([skill.fit_linear(Z, Y, M, train & (w_series == s), val & (w_series == s))
-                               for s in range(values.shape[0])])
-            Y = np.where(M, Y - np.einsum("np,npm->nm", Z, linear[w_series]), 0.0)
+        with one_blas_thread():  # no BLAS threads left spinning beside the kernels that train next
+            if self.mode == "global":
+                linear = self.linear_ if warm else skill.fit_linear(Z, Y, M, train, val)
+                Y = np.where(M, Y - Z @ linear, 0.0)
+            else:
+                linear = np.stack([skill.fit_linear(Z, Y, M, train & (w_series == s), val & (w_series == s))
+                                   for s in range(values.shape[0])])
+                Y = np.where(M, Y - np.einsum("np,npm->nm", Z, linear[w_series]), 0.0)
         del Z
 
         quantiles = params["quantiles"]

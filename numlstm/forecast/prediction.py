@@ -20,6 +20,7 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
+from numlstm._threads import one_blas_thread
 from numlstm._validation import NotFittedError, check_positive_int
 from numlstm.core import training as _training
 from numlstm.forecast import skill, timeaxis
@@ -289,7 +290,9 @@ class Forecasting:
         base = skill.baseline_values(X[:, :self.lookback], tables["codes"][series], self.horizon, self.season_)
         if self.linear_ is not None:
             Z = skill.linear_inputs(X, n_targets, self.lookback)
-            fitted = Z @ self.linear_ if self.linear_.ndim == 2 else np.einsum("np,npm->nm", Z, self.linear_[rows])
+            with one_blas_thread():  # no BLAS threads left spinning beside the next call's kernels
+                fitted = Z @ self.linear_ if self.linear_.ndim == 2 else np.einsum("np,npm->nm", Z,
+                                                                                   self.linear_[rows])
             base = base + fitted.reshape(shape)
         raw = raw + base[expand]
         if self.quantiles_ and getattr(self, "calibration_", None) is not None:
