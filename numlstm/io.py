@@ -184,9 +184,13 @@ def read_model(path, expected_format, supported_version, writer="Forecaster.save
             f"{kind!r}. Model files are written by {writer}.")
     version = ds.attrs.get(VERSION_ATTR)
     try:
-        version = int(version)
-    except (TypeError, ValueError):
-        raise ValueError(f"{str(path)!r} has no valid {VERSION_ATTR!r} attribute (got {version!r}).") from None
+        whole = int(version)
+        if whole != version:  # 1.5, and a damaged type's NaN (int(inf) is the OverflowError)
+            raise ValueError
+    except (TypeError, ValueError, OverflowError):
+        raise ValueError(f"{str(path)!r} has no valid {VERSION_ATTR!r} attribute (got {version!r}); it should be "
+                         f"a whole number. Model files are written by {writer}.") from None
+    version = whole
     if version > supported_version:
         raise ValueError(
             f"{str(path)!r} uses model file format version {version}, newer than this numlstm reads "

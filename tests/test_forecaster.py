@@ -432,6 +432,12 @@ def test_load_rejects_other_files(tmp_path, fitted):
     newer.to_netcdf(tmp_path / "newer.nc", engine="scipy")
     with pytest.raises(ValueError, match="format version 99, newer than this numlstm reads"):
         numlstm.load(tmp_path / "newer.nc")
+    for bad in (np.inf, np.nan, 1.5, "2"):  # a damaged or hand-edited version (inf was an OverflowError)
+        odd = ds.copy()
+        odd.attrs["numlstm_format_version"] = bad
+        odd.to_netcdf(tmp_path / "odd.nc", engine="scipy")
+        with pytest.raises(ValueError, match="no valid 'numlstm_format_version' attribute .* a whole number"):
+            numlstm.load(tmp_path / "odd.nc")
     ds.drop_vars("head_W").to_netcdf(tmp_path / "damaged.nc", engine="scipy")
     with pytest.raises(ValueError, match="incomplete or damaged"):
         numlstm.load(tmp_path / "damaged.nc")

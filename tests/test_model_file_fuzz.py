@@ -197,6 +197,10 @@ def test_an_unknown_string_encoding_is_refused(saved):
 @pytest.mark.parametrize("path, value, message", [
     (("skill", "season"), 10 ** 6, "skill.season.*from 1 to the lookback"),  # found by the fuzzer: an IndexError
     (("local_seeds",), [10 ** 300], "local_seeds.*only a mode='local' model"),  # found by it: an OverflowError
+    # found by it: these loaded, and predict() then failed to broadcast
+    (("skill", "linear"), [[0.5]], r"skill.linear.*has shape \(1, 1\), not \(6, 2\)"),
+    (("skill", "calibration"), [[]], r"skill.calibration.*has shape \(1, 0\), not \(2, 1, 2\)"),
+    (("skill", "shrink"), [1.0] * 4, r"skill.shrink.*has shape \(2, 2, 1\), not \(2, 1\)"),  # per series
 ])
 def test_damaged_config_values_are_refused(saved, path, value, message):
     ds = saved["ds"].copy(deep=True)

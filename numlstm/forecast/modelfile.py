@@ -401,10 +401,20 @@ def _restore_skill(fc, config):
                                    or not 1 <= fc.season_ <= fc.lookback):
         raise _damaged("skill.season", f"is {fc.season_!r}, not a whole number of steps from 1 to the lookback "
                        f"({fc.lookback}): the seasonal-naive baseline reads one season back inside the lookback")
-    for name in ("shrink_", "linear_", "calibration_"):
+    k, h = len(fc.targets_), fc.horizon
+    per_series = (n_series,) if fc.mode == "local" else ()
+    shapes = {"shrink_": (per_series + (h, k), "a gate per lead and target"),
+              "linear_": (per_series + (fc.lookback * k + 1, h * k),
+                          "coefficients from the lookback's past values and a constant to each lead and target"),
+              "calibration_": ((h, k, len(fc.quantiles_ or ())), "a shift per lead, target and quantile")}
+    for name, (shape, what) in shapes.items():
         value = getattr(fc, name, None)
-        if value is not None and (value.dtype.kind != "f" or not np.isfinite(value).all()):
+        if value is None:
+            continue
+        if value.dtype.kind != "f" or not np.isfinite(value).all():
             raise _damaged(f"skill.{name.rstrip('_')}", "holds values that are not finite numbers")
+        if value.shape != shape:  # it loaded, and then predict() failed to broadcast
+            raise _damaged(f"skill.{name.rstrip('_')}", f"has shape {value.shape}, not {shape} ({what})")
 
 
 def training_checkpoints(fitted, net, *, checkpoint, checkpoint_every, resume, early_stopping):
