@@ -97,6 +97,26 @@ def gemm_gflops(size=2048, tries=5):
     return 2.0 * size ** 3 / best / 1e9
 
 
+def vector_width():
+    """The widest vector register in numlstm's compiled matrix-product loop, and what
+    NUMLSTM_VECTOR_WIDTH did (see numlstm._vectors)."""
+    import numba
+
+    from numlstm import _vectors
+    from numlstm.kernels import cpu
+    from numlstm.kernels._jit import CPU_OPTIONS
+
+    fresh = numba.njit(**CPU_OPTIONS)(cpu.add_tile.py_func)  # compiled here: code loaded from the cache has no asm
+    f32 = numba.float32
+    sig = (f32[:, :, ::1], numba.int64, f32[:, :, ::1], numba.int64, f32[:, ::1], numba.int64, numba.int64)
+    fresh.compile(sig)
+    register = _vectors.widest_register(fresh.inspect_asm(sig))
+    bits = {"zmm": 512, "ymm": 256, "xmm": 128}.get(register)
+    state = _vectors.state()
+    return (f"vectors: numlstm's matrix-product loop compiles to {register} ({bits}-bit) registers; "
+            f"NUMLSTM_VECTOR_WIDTH={state['requested']} ({state['why']})")
+
+
 def lstm_forward_flops(batch, steps, features, hidden):
     """Multiply-adds of the gate pre-activations, counted as 2 flops each."""
     return 2.0 * batch * steps * (features + hidden) * 4 * hidden
@@ -384,6 +404,8 @@ def main(argv=None):
     if load is not None:
         busy = "  (the machine is busy: expect noisy figures)" if load[0] > 0.5 else ""
         print(f"load average at start: {load[0]:.2f} {load[1]:.2f} {load[2]:.2f}{busy}")
+    meta["vectors"] = vector_width()
+    print(meta["vectors"])
     print()
 
     rng = np.random.default_rng(0)

@@ -13,6 +13,8 @@ control of threads and compilation.
 import importlib
 from typing import TYPE_CHECKING
 
+# First: NUMLSTM_VECTOR_WIDTH takes effect on import, before the first compile sets up Numba's CPU target.
+from numlstm import _vectors  # noqa: F401, I001
 from numlstm import interop, text
 from numlstm.core import losses, optimizers
 from numlstm.core.distributed import WorkerLostError

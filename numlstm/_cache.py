@@ -153,6 +153,8 @@ def fingerprint_parts():
              ("numlstm", _version("numlstm")),
              ("cpu", cpu_name), ("cpu features", cpu_features)]
     parts += [(name, os.environ.get(name, "")) for name in _SETTINGS]
+    # what Numba gives LLVM, as adjusted by NUMLSTM_VECTOR_WIDTH (numlstm._vectors)
+    parts += [("numba cpu features", str(numba.config.CPU_FEATURES))]
     parts += [(f"source {name}", hashlib.sha256(text).hexdigest()) for name, text in compiled_sources()]
     return parts
 

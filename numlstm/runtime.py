@@ -9,7 +9,7 @@ import numba
 import numpy as np
 
 from numlstm._validation import check_positive_int
-from numlstm import _cache
+from numlstm import _cache, _vectors
 from numlstm._device import cuda_status  # noqa: F401 - part of numlstm.runtime's interface
 from numlstm.kernels._jit import njit
 
@@ -147,5 +147,6 @@ def info():
         "num_threads": numba.get_num_threads(),
         "threading_layer": numba.threading_layer(),
         "cache": _cache_line(),
+        "vector_width": f"{_vectors.state()['requested']} ({_vectors.state()['why']})",
         "cuda": "usable: " + reason if usable else "not usable: " + reason,
     }

@@ -13,7 +13,7 @@ from numlstm.cli import main
 def test_info(capsys):
     assert main(["info"]) == 0
     out = capsys.readouterr().out
-    for key in ("versions", "num_threads", "threading_layer", "cache", "cuda"):
+    for key in ("versions", "num_threads", "threading_layer", "cache", "vector_width", "cuda"):
         assert re.search(rf"^{key}\s", out, re.M), key
 
 

@@ -1,0 +1,90 @@
+"""The SIMD vector width the CPU kernels are compiled for (``NUMLSTM_VECTOR_WIDTH``).
+
+On Intel CPUs with AVX-512 (Skylake-SP, Ice Lake, Sapphire Rapids, ...), LLVM
+prefers 256-bit vectors unless told otherwise, so Numba's loops use half the
+registers' width (checked by compiling for those CPUs: the kernels' loops use
+``ymm`` registers only). ``NUMLSTM_VECTOR_WIDTH`` chooses, once per process and
+before the first compile:
+
+- ``auto`` (the default, or unset): LLVM's choice for the CPU, as before;
+- ``512``: full-width (``zmm``) vectors where the CPU has AVX-512F (no change
+  on other CPUs);
+- ``256``: at most 256-bit vectors, even where LLVM would choose wider.
+
+It works by adjusting the CPU feature string Numba gives LLVM (the host's, or
+``NUMBA_CPU_FEATURES`` where set), so it applies to every Numba function the
+process compiles, the user's own included, and only if numlstm is imported
+before any Numba function was compiled (Numba's CPU target is set up once);
+:func:`state` says what took effect. The setting is part of the kernel cache's
+fingerprint. Whether 512-bit vectors are faster depends on the CPU (older
+AVX-512 parts lower their clock for them); ``benchmarks/bench_cpu.py`` reports
+the width the compiled kernels use.
+
+This module is the ground floor: it imports nothing else from numlstm.
+"""
+
+import os
+import re
+
+ENV = "NUMLSTM_VECTOR_WIDTH"
+CHOICES = ("auto", "512", "256")
+_ADJUST = {"512": ",-prefer-256-bit", "256": ",+prefer-256-bit"}
+
+_state = {"requested": "auto", "applied": False, "why": "LLVM's choice for this CPU"}
+
+
+def requested():
+    """The ``NUMLSTM_VECTOR_WIDTH`` setting, checked."""
+    value = os.environ.get(ENV, "").strip().lower() or "auto"
+    if value not in CHOICES:
+        raise ValueError(f"{ENV}={os.environ.get(ENV)!r} is not one of {', '.join(CHOICES)}; unset it (or 'auto') "
+                         "for LLVM's choice, '512' for full-width AVX-512 vectors, '256' for at most 256-bit ones.")
+    return value
+
+
+def _target_started():
+    from numba.core.registry import cpu_target
+
+    return "_toplevel_target_context" in vars(cpu_target)
+
+
+def apply():
+    """Adjust Numba's CPU features for the requested width, if it can still take effect
+    (called once, when this module is imported: first thing in ``import numlstm``)."""
+    value = requested()
+    _state.update(requested=value, applied=False)
+    if value == "auto":
+        _state["why"] = "LLVM's choice for this CPU"
+        return _state
+    from numba.core import config
+
+    import llvmlite.binding as llvm
+
+    features = config.CPU_FEATURES if config.CPU_FEATURES is not None else llvm.get_host_cpu_features().flatten()
+    if value == "512" and "+avx512f" not in features.split(","):
+        _state["why"] = "no effect: this CPU has no AVX-512F"
+        return _state
+    if _target_started():
+        _state["why"] = ("not applied: Numba had compiled code before numlstm was imported; import numlstm "
+                         "first, or set NUMBA_CPU_FEATURES yourself")
+        return _state
+    config.CPU_FEATURES = features + _ADJUST[value]
+    _state.update(applied=True, why=f"{value}-bit vectors preferred")
+    return _state
+
+
+def state():
+    """``{"requested", "applied", "why"}``: what ``NUMLSTM_VECTOR_WIDTH`` did in this process."""
+    return dict(_state)
+
+
+def widest_register(asm):
+    """The widest x86 vector register named in assembly text: ``"zmm"`` (512-bit), ``"ymm"``
+    (256), ``"xmm"`` (128) or None (another architecture, or no vectors)."""
+    for name in ("zmm", "ymm", "xmm"):
+        if re.search(rf"%{name}\d", asm) or re.search(rf"\b{name}\d", asm):
+            return name
+    return None
+
+
+apply()
