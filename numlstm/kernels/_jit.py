@@ -12,6 +12,9 @@ def njit(*args, **options):
     to cache is numlstm's setting (``NUMLSTM_CACHE``), read once at import.
     """
     options.pop("cache", None)
+    # No C-callable wrapper: nothing calls numlstm's kernels through a C pointer, and Numba would
+    # generate and optimise one per compiled function (116 of them in a first fit and predict).
+    options.setdefault("no_cfunc_wrapper", True)
 
     def compile_lazily(fn):
         return _cache.attach(numba.njit(**options)(fn))
