@@ -82,7 +82,7 @@ def widest_register(asm):
     """The widest x86 vector register named in assembly text: ``"zmm"`` (512-bit), ``"ymm"``
     (256), ``"xmm"`` (128) or None (another architecture, or no vectors)."""
     for name in ("zmm", "ymm", "xmm"):
-        if re.search(rf"%{name}\d", asm) or re.search(rf"\b{name}\d", asm):
+        if re.search(rf"\b{name}\d", asm):  # AT&T's %zmm0 and Intel's zmm0 alike
             return name
     return None
 
