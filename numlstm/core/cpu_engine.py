@@ -30,7 +30,7 @@ from numlstm.core.optimizers import apply_update
 from numlstm.kernels import dropout as _dropout
 from numlstm.kernels import gru_cpu
 from numlstm.kernels._jit import njit
-from numlstm.kernels.cpu import FIRST, add_gram, add_tile, assign, chunk_count, layer_backward, layer_forward
+from numlstm.kernels.cpu import FIRST, add_gram, add_tile, assign, chunk_count, layer_backward, layer_forward, sum_parts
 
 # Plain error model, no fastmath: the loss and the norm must see NaN and inf.
 
@@ -413,7 +413,7 @@ def _batch_loss_grad(params, grads, table, head, Xb, Yb, Mb, loss_id, lparams, d
     Wd, _ = _head_views(params, head)
     dWd[:, :] = 0
     add_gram(dWd, np.ascontiguousarray(last[:, 0, :].T), dpred)
-    assign(dbd, dpred.sum(axis=0))
+    sum_parts(dpred, dbd)  # not dpred.sum(axis=0): the same sums, without compiling NumPy's axis machinery
     dlast = np.zeros(last.shape, dtype=params.dtype)
     add_tile(dlast, FIRST, dpred.reshape((n, 1, dpred.shape[1])), FIRST, np.ascontiguousarray(Wd.T), FIRST, n)
     if cache.head_mask.shape[0] > 0:
