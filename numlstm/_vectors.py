@@ -73,6 +73,24 @@ def apply():
     return _state
 
 
+def effective_features():
+    """The CPU feature string Numba gives LLVM in this process (``NUMBA_CPU_FEATURES`` where
+    set, else the host's, with any adjustment :func:`apply` made)."""
+    from numba.core import config
+
+    if config.CPU_FEATURES is not None:
+        return config.CPU_FEATURES
+    import llvmlite.binding as llvm
+
+    return llvm.get_host_cpu_features().flatten()
+
+
+def wide_registers():
+    """Whether the compiled code has 32 vector registers (AVX-512F), not 16: the matrix-product
+    loop then keeps twice as many factors in registers (``kernels.cpu.WIDE_K``)."""
+    return "+avx512f" in effective_features().split(",")
+
+
 def state():
     """``{"requested", "applied", "why"}``: what ``NUMLSTM_VECTOR_WIDTH`` did in this process."""
     return dict(_state)

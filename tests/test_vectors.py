@@ -25,7 +25,8 @@ from numlstm.kernels import cpu
 f32 = numba.float32
 sig = (f32[:, :, ::1], numba.int64, f32[:, :, ::1], numba.int64, f32[:, ::1], numba.int64, numba.int64)
 cpu.add_tile.compile(sig)
-print(json.dumps({"widest": _vectors.widest_register(cpu.add_tile.inspect_asm(sig)), "state": _vectors.state()}))
+print(json.dumps({"widest": _vectors.widest_register(cpu.add_tile.inspect_asm(sig)), "state": _vectors.state(),
+                  "wide_k": cpu.WIDE_K}))
 """
 
 
@@ -45,12 +46,14 @@ def compile_for(cpu_name, features, width=None):
 def test_llvm_uses_half_width_on_avx512_cpus_unless_asked_for_512():
     default = compile_for("sapphirerapids", AVX512)
     assert default["widest"] == "ymm" and not default["state"]["applied"]
+    assert default["wide_k"] is True  # 32 vector registers: eight rows of M per pass
     wide = compile_for("sapphirerapids", AVX512, width="512")
     assert wide["widest"] == "zmm", wide
     assert wide["state"] == {"requested": "512", "applied": True, "why": "512-bit vectors preferred"}
     no_avx512 = compile_for("haswell", "+avx2,+fma,+avx,+sse4.2", width="512")
     assert no_avx512["widest"] == "ymm"
     assert no_avx512["state"]["why"] == "no effect: this CPU has no AVX-512F"
+    assert no_avx512["wide_k"] is False
 
 
 def test_a_bad_setting_is_refused_naming_the_variable(monkeypatch):
