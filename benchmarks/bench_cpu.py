@@ -43,11 +43,12 @@ REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 # Benchmark the checkout this file lives in, in this process and in the fresh ones below.
 sys.path.insert(0, REPO)
 
-# (batch, time, features, hidden), training-step target, predict target: numlstm time / torch time.
+# (batch, time, features, hidden), training-step target, predict target: numlstm time / torch time
+# (issue 16: training <= 0.5 and predict <= 0.7 of torch's time at every size, on Intel and AMD alike).
 CASES = [
-    ((32, 30, 1, 50), 0.33, 0.5),
-    ((256, 60, 8, 64), 0.33, 1.0),
-    ((64, 100, 16, 256), 0.5, 1.5),
+    ((32, 30, 1, 50), 0.5, 0.7),
+    ((256, 60, 8, 64), 0.5, 0.7),
+    ((64, 100, 16, 256), 0.5, 0.7),
 ]
 WORKFLOW_TARGET = 0.05
 FIT_EPOCHS = 20  # the end-to-end column: fit(epochs=20) / 20
