@@ -87,7 +87,7 @@ def _forward_chunks(x, W, U, b, h0, xs, gs, hs, n_chunks, keep, hmask, hm):
         forward_rows(x, W, U, b, h0, xs, gs, hs, chunk * B // n_chunks, (chunk + 1) * B // n_chunks, keep, hmask, hm)
 
 
-@njit(**CPU_OPTIONS)
+@njit(inline="always", **CPU_OPTIONS)  # as kernels.cpu's (see INLINED_LEVELS there)
 def layer_forward(x, W, U, b, h0, xs, gs, hs, n_chunks, keep, hmask):
     """One GRU layer forward over the whole batch, in ``n_chunks`` parallel chunks of rows.
     ``keep`` (batch, time) int8 and ``hmask`` (batch, hidden), or shape (0, 0) arrays for none."""
@@ -158,7 +158,7 @@ def _backward_chunks(x, W_T, U_T, h0, xs, gs, hs, dhs, dh_carry, dW_parts, dU_pa
                       hm)
 
 
-@njit(**CPU_OPTIONS)
+@njit(inline="always", **CPU_OPTIONS)  # as kernels.cpu's (see INLINED_LEVELS there)
 def layer_backward(x, W, U, h0, xs, gs, hs, dhs, dh_carry, dW, dU, db, dx, n_chunks, need_dx, keep, hmask):
     """One GRU layer backward. Overwrites ``xs``/``gs`` with the gradients of the
     projections and ``dh_carry`` (``dh_T`` in, ``dh0`` out), and writes ``dW``,
