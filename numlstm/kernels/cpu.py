@@ -56,7 +56,6 @@ def assign(dst, src):
                 dst[i, j] = src[i, j]
 
 
-@njit(**CPU_OPTIONS)
 # INLINED_LEVELS: the layer entry points and the recurrent-product helpers are inlined into
 # their callers at Numba's IR level. Every function Numba compiles separately is a library of its
 # own, and each library is optimised and turned into machine code with the code of everything it
@@ -64,6 +63,9 @@ def assign(dst, src):
 # the same kernels once more (a cold fit and predict on an Intel Xeon: 23.7-24.1 s of wall time
 # before, 21.2-22.1 s after, alternated three times). Called from Python they still compile as
 # functions of their own.
+
+
+@njit(**CPU_OPTIONS)
 def chunk_count(batch, n_threads):
     """How many row chunks run in parallel: one per thread, never more than rows."""
     return max(1, min(batch, n_threads))
@@ -81,7 +83,7 @@ def add_tile(Z, t_out, S, t_src, M, r0, r1):
     rows take four rows of ``M`` per pass, so each loaded element of ``M``
     feeds two multiply-adds and each output load/store four. Where the CPU has
     32 vector registers (AVX-512: ``WIDE_K``) a pass takes eight rows of ``M``,
-    halving the output loads and stores per multiply-add (the forward pass 10-40%
+    halving the output loads and stores per multiply-add (the forward kernel 13-18%
     faster on an Intel Xeon with AVX-512; with AVX2's 16 registers the eight
     broadcast factors would not stay in registers). Columns go in
     blocks of 512 so that the block of ``M`` and the rows' outputs stay in L1
