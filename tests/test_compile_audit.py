@@ -57,7 +57,6 @@ EXPECTED = {
     '_head_views': 1,
     '_mask_or_none': 1,
     '_network_forward_lstm': 1,
-    '_predict_rows_lstm': 1,
     '_scaled': 1,
     '_top_features': 1,
     '_train_epoch_lstm': 1,

@@ -6,8 +6,8 @@ code (gather, forward, loss, backward, clipping, update), so a fit with
 ``batch_size=1`` costs microseconds per step, not a Python round trip.
 
 The loop, the dense head, the loss and the update are written once
-(``_network_forward``, ``_batch_loss_grad``, ``_train_epoch``,
-``_predict_rows``); only the pass through the stack of recurrent layers
+(``_network_forward``, ``_batch_loss_grad``, ``_train_epoch``; prediction
+is a Python loop over ``_network_forward``); only the pass through the stack of recurrent layers
 differs between cells (each cell's ``_layer_forward``/``_layer_backward``).
 :func:`_compile_for_cell` compiles the shared functions once per cell, each
 calling that cell's layers, so an LSTM fit never compiles or branches on GRU
@@ -464,16 +464,6 @@ def _train_epoch(params, grads, table, head, X, Y, M, order, batch_size, loss_id
     return -1, step
 
 
-def _predict_rows(params, table, head, X, drop, seed, step, row0, n_threads, out):
-    """Head outputs for every row of ``X`` into ``out``, ``PREDICT_ROWS`` at a time
-    (with dropout on when ``drop`` is not zero: Monte-Carlo dropout)."""
-    n = X.shape[0]
-    for start in range(0, n, PREDICT_ROWS):
-        stop = min(n, start + PREDICT_ROWS)
-        assign(out[start:stop], _network_forward(params, table, head, X[start:stop], drop, seed, step,
-                                                 row0 + start, n_threads)[0])
-
-
 # The stack functions are inlined into their callers at the Numba IR level: as
 # functions of their own, each caller would link and optimize the layer kernels
 # once more (Numba re-optimizes a callee's code in every caller's module), which
@@ -481,7 +471,7 @@ def _predict_rows(params, table, head, X, drop, seed, step, row0, n_threads, out
 # loop for the same reason (11% less compile time for a first fit, measured with
 # benchmarks/compile_profile.py); called from Python (L-BFGS, dask) it compiles alone.
 _INLINED = (_forward_stack, _backward_stack, _batch_loss_grad)
-_SHARED = (_forward_stack, _backward_stack, _network_forward, _batch_loss_grad, _train_epoch, _predict_rows)
+_SHARED = (_forward_stack, _backward_stack, _network_forward, _batch_loss_grad, _train_epoch)
 
 
 def _compile_for_cell(cell, layer_forward_fn, layer_backward_fn):
@@ -569,8 +559,16 @@ def train_epoch(params, grads, table, head, X, Y, M, order, batch_size, loss_id,
 def predict_rows(params, table, head, X, n_threads, out, drop=None, seed=0, step=0, row0=0):
     """Head outputs for every row of ``X`` into ``out``, ``PREDICT_ROWS`` at a time; with
     ``drop``, row ``i`` draws the masks of row ``row0 + i`` at ``step``."""
-    kernels_for(table).predict_rows(params, table, head, X, dropout_plan(drop, table), seed, step, row0, n_threads,
-                                    out)
+    # A loop in Python over the compiled forward pass (the one the epoch loop calls, so nothing
+    # more is compiled for prediction): a compiled loop around it was a library of its own, into
+    # which Numba linked, optimised and emitted the whole forward pass once more (about 1 s of a
+    # cold first fit and predict).
+    forward = kernels_for(table).network_forward
+    plan = dropout_plan(drop, table)
+    n = X.shape[0]
+    for start in range(0, n, PREDICT_ROWS):
+        stop = min(n, start + PREDICT_ROWS)
+        out[start:stop] = forward(params, table, head, X[start:stop], plan, seed, step, row0 + start, n_threads)[0]
 
 
 def dataset_loss(params, table, head, X, Y, M, loss_id, lparams, n_threads):
