@@ -58,9 +58,7 @@ def apply():
         return _state
     from numba.core import config
 
-    import llvmlite.binding as llvm
-
-    features = config.CPU_FEATURES if config.CPU_FEATURES is not None else llvm.get_host_cpu_features().flatten()
+    features = effective_features()
     if value == "512" and "+avx512f" not in features.split(","):
         _state["why"] = "no effect: this CPU has no AVX-512F"
         return _state
@@ -74,15 +72,14 @@ def apply():
 
 
 def effective_features():
-    """The CPU feature string Numba gives LLVM in this process (``NUMBA_CPU_FEATURES`` where
-    set, else the host's, with any adjustment :func:`apply` made)."""
+    """The CPU feature string Numba gives LLVM in this process: ``NUMBA_CPU_FEATURES`` where
+    set (with any adjustment :func:`apply` made), else the host's as Numba reads them (its own
+    function: AVX features off under ``NUMBA_ENABLE_AVX=0``, an empty string where the
+    platform cannot report them)."""
     from numba.core import config
+    from numba.core.codegen import get_host_cpu_features
 
-    if config.CPU_FEATURES is not None:
-        return config.CPU_FEATURES
-    import llvmlite.binding as llvm
-
-    return llvm.get_host_cpu_features().flatten()
+    return config.CPU_FEATURES if config.CPU_FEATURES is not None else get_host_cpu_features()
 
 
 def wide_registers():

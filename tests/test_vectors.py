@@ -76,3 +76,16 @@ def test_widest_register_reads_att_and_intel_syntax():
     assert _vectors.widest_register("vfmadd231ps %zmm1, %zmm2, %zmm0") == "zmm"
     assert _vectors.widest_register("vfmadd231ps ymm0, ymm1, ymm2\n vmovss xmm0, xmm1") == "ymm"
     assert _vectors.widest_register("fmla v0.4s, v1.4s, v2.4s") is None
+
+
+def test_the_eight_row_pass_follows_the_features_numba_compiles_for():
+    # NUMBA_ENABLE_AVX=0 turns Numba's AVX features off, AVX-512F among them, whatever the host has:
+    # the matrix-product loop must then take the 16-register form.
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("NUMLSTM_", "NUMBA_"))}
+    env.update(NUMBA_ENABLE_AVX="0", NUMLSTM_CACHE="0", PYTHONPATH=os.path.dirname(os.path.dirname(numlstm.__file__)))
+    code = ("import json, numlstm\nfrom numlstm import _vectors\nfrom numlstm.kernels import cpu\n"
+            "print(json.dumps({'avx': [f for f in _vectors.effective_features().split(',') if f.startswith('+avx')],"
+            " 'wide_k': cpu.WIDE_K}))")
+    proc = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads(proc.stdout.strip().splitlines()[-1]) == {"avx": [], "wide_k": False}
