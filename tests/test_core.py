@@ -209,3 +209,69 @@ def test_a_bad_cell_name_is_answered_with_every_registered_cell(monkeypatch):
                                          r"'rnn'\. Pass cell='lstm' \(the default\) or cell='gru' or cell='mgu'\.$"):
         _validation.check_cell("rnn")
     assert _validation.check_cell("MGU") == "mgu"
+
+
+@pytest.mark.parametrize("cell", ["lstm", "gru"])
+@pytest.mark.parametrize("bidirectional", [False, True], ids=["forward", "bidirectional"])
+@pytest.mark.parametrize("tokens", [False, True], ids=["values", "tokens"])
+def test_prediction_keeping_two_steps_matches_the_training_forward_bit_for_bit(rng, dtype, cell, bidirectional,
+                                                                                tokens):
+    # Prediction keeps only the current step's pre-activations and the last two cell states of
+    # each layer, as rings; the training forward keeps every step for backpropagation. Same numbers.
+    from numlstm.core.cpu_engine import network_forward, predict_rows
+    net = Network(3, (5, 4), 2, dtype, cell=cell, bidirectional=bidirectional,
+                  vocabulary=7 if tokens else 0).initialize(rng)
+    net.params += (0.3 * rng.standard_normal(net.n_params)).astype(dtype)
+    if tokens:  # padding (token 0) makes steps skipped, the states passing through unchanged
+        X = rng.integers(0, 7, (9, 6)).astype(np.int64)
+        X[:4, :2] = 0
+    else:
+        X = rng.standard_normal((9, 6, 3)).astype(dtype)
+    for drop in (None, (0.2, 0.3)):  # recurrent dropout (Monte Carlo prediction) too
+        full = network_forward(net.params, net.table, net.head, X, 2, drop=drop, seed=3, step=1)
+        cached = full[2].firsts[0]
+        assert cached.shape[1] == X.shape[1]  # the training forward's cache: every step
+        out = np.empty((X.shape[0], 2), dtype=dtype)
+        predict_rows(net.params, net.table, net.head, X, 2, out, drop=drop, seed=3, step=1)
+        np.testing.assert_array_equal(out, full[0])
+        assert np.abs(out).max() > 0.01
+
+
+def test_buffers_start_on_a_vector_boundary_and_misaligned_ones_give_the_same_results(rng, dtype):
+    from numlstm.core.cpu_engine import train_epoch
+    from numlstm.core.network import ALIGNMENT, aligned, aligned_zeros
+    net = _net(rng, 3, (8,), 2, dtype)
+    assert net.params.ctypes.data % ALIGNMENT == 0 and net.params.flags.c_contiguous
+    assert Network(3, (8,), 2, dtype).params.ctypes.data % ALIGNMENT == 0
+    grads = aligned_zeros(net.n_params, dtype)
+    assert grads.ctypes.data % ALIGNMENT == 0 and grads.dtype == dtype and not grads.any()
+    assert aligned(net.params) is net.params
+
+    def misaligned(a):  # one item past an aligned start
+        raw = aligned_zeros(a.size + 1, a.dtype)[1:]
+        raw[...] = a
+        assert raw.ctypes.data % ALIGNMENT != 0
+        return raw
+
+    X = rng.standard_normal((16, 5, 3)).astype(dtype)
+    Y = rng.standard_normal((16, 2)).astype(dtype)
+    M = np.ones_like(Y)
+    order = np.arange(16, dtype=np.int64)
+    opt = Adam(learning_rate=0.01)
+    results = []
+    for make in (lambda a: a.copy(), misaligned):
+        params, g = make(net.params), make(np.zeros_like(net.params))
+        copy = aligned(params)
+        assert (copy is params) == (params.ctypes.data % ALIGNMENT == 0)
+        np.testing.assert_array_equal(copy, params)
+        state = np.zeros((2, net.n_params), dtype=dtype)
+        losses_ = np.zeros(2)
+        failed, step = train_epoch(params, g, net.table, net.head, X, Y, M, order, 8, losses.MSE, np.zeros(1),
+                                   KIND_ADAM, opt.hyperparams(), state, 0, 0.0, 2, losses_)
+        assert failed == -1 and step == 2
+        results.append((params, g, losses_))
+    (p0, g0, l0), (p1, g1, l1) = results
+    assert not np.array_equal(p0, net.params)  # the epoch updated the caller's buffer in place
+    np.testing.assert_array_equal(p1, p0)
+    np.testing.assert_array_equal(g1, g0)
+    np.testing.assert_array_equal(l1, l0)

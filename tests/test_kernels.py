@@ -121,3 +121,32 @@ def test_result_does_not_depend_on_thread_count(rng):
     finally:
         numlstm.set_num_threads(before)
     np.testing.assert_array_equal(one, many)
+
+
+@pytest.mark.parametrize("cell", ["lstm", "gru"])
+@pytest.mark.parametrize("T", [1, 2, 7])
+def test_layer_forward_with_step_rings_gives_the_full_forward_hidden_states(rng, dtype, cell, T):
+    # Prediction passes pre-activations of time length 1 and (LSTM) cell states of length 2: the
+    # kernel writes step t at t % length. With skipped steps and recurrent dropout, on 2 chunks.
+    from numlstm.kernels import cpu, gru_cpu
+    B, I, H = 5, 3, 4
+    G = (4 if cell == "lstm" else 3) * H
+    x = rng.standard_normal((B, T, I)).astype(dtype)
+    W, U = (0.5 * rng.standard_normal((I, G))).astype(dtype), (0.5 * rng.standard_normal((H, G))).astype(dtype)
+    keep = (rng.random((B, T)) > 0.3).astype(np.int8)
+    hmask = (rng.random((B, H)) > 0.2).astype(dtype) / dtype(0.8)
+    runs = []
+    for length in (T, 1):
+        hs = np.empty((B, T, H), dtype=dtype)
+        if cell == "lstm":
+            b = rng.standard_normal(G).astype(dtype) if not runs else runs[0][1]
+            zs, cs = np.empty((B, length, G), dtype=dtype), np.empty((B, max(length, min(T, 2)), H), dtype=dtype)
+            zeros = np.zeros((B, H), dtype=dtype)
+            cpu.layer_forward(x, W, U, b, zeros, zeros, zs, cs, hs, 2, keep, hmask)
+        else:
+            b = rng.standard_normal((2, G)).astype(dtype) if not runs else runs[0][1]
+            xs, gs = np.empty((B, length, G), dtype=dtype), np.empty((B, length, G), dtype=dtype)
+            gru_cpu.layer_forward(x, W, U, b, np.zeros((B, H), dtype=dtype), xs, gs, hs, 2, keep, hmask)
+        runs.append((hs, b))
+    np.testing.assert_array_equal(runs[1][0], runs[0][0])
+    assert np.isfinite(runs[0][0]).all() and np.abs(runs[0][0]).max() > 0.01

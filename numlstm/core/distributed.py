@@ -35,6 +35,7 @@ from numlstm._threads import kernel_threads
 from numlstm.core import losses as _losses
 from numlstm.core.cpu_engine import batch_loss_grad
 from numlstm.core.engines import CpuTrainer, Engine, cpu_predict
+from numlstm.core.network import aligned_zeros
 from numlstm.core.optimizers import apply_update
 
 RETRIES = 3  # attempts per batch after the first, each on freshly scattered shards
@@ -54,7 +55,7 @@ SPLITTABLE = {_losses.MSE, _losses.MAE, _losses.HUBER, _losses.PINBALL, _losses.
 def _shard_gradient(shard, rows, params, table, head, loss_id, lparams):
     """On a worker: (gradient sum, loss sum, count) over ``rows`` of its shard."""
     X, Y, M = shard
-    grads = np.zeros_like(params)
+    grads = aligned_zeros(params.size, params.dtype)
     Mb = M[rows]
     count = float(Mb.sum())
     if count == 0.0:

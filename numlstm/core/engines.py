@@ -22,6 +22,7 @@ import numpy as np
 
 from numlstm._threads import kernel_threads
 from numlstm.core.cpu_engine import dataset_loss, dropout_plan, predict_rows, train_epoch
+from numlstm.core.network import aligned_zeros
 
 
 @dataclass(frozen=True)
@@ -63,7 +64,7 @@ class CpuTrainer:
         self.drop, self.seed = dropout_plan(drop, net.table), int(seed)
         self.batch_size, self.loss_id, self.lparams = batch_size, loss_id, lparams
         self.optimizer, self.clipnorm = optimizer, float(clipnorm or 0.0)
-        self.grads = np.zeros_like(net.params)
+        self.grads = aligned_zeros(net.n_params, net.dtype)
         self.state = np.zeros((2, net.n_params), dtype=net.dtype)
         self.hp = optimizer.hyperparams()
         self.step = 0

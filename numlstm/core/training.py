@@ -23,6 +23,7 @@ import numpy as np
 from numlstm._threads import kernel_threads
 from numlstm.core import engines as _engines
 from numlstm.core.cpu_engine import PER_STEP, RATE, _drop, batch_loss_grad, dataset_loss
+from numlstm.core.network import aligned_zeros
 from numlstm.core.optimizers import LBFGS
 
 log = logging.getLogger("numlstm")
@@ -507,7 +508,7 @@ def _fit_lbfgs(net, X, Y, M, epochs, loss_id, lparams, optimizer, n_threads, rec
     progress, early stopping and its best weights, Ctrl-C."""
     from scipy.optimize import minimize
 
-    grads = np.zeros_like(net.params)
+    grads = aligned_zeros(net.n_params, net.dtype)
     iteration = [0]
     last = {"p": None, "loss": None}  # the iterate scipy accepts was evaluated last: reuse its loss
 

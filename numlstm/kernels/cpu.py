@@ -208,31 +208,35 @@ def forward_rows(x, W, U, b, h0, c0, zs, cs, hs, r0, r1, keep, hmask, hm):
     T = x.shape[1]
     R = tile_rows(U.shape[1])
     skipping = keep.shape[0] > 0
+    # zs and cs keep every step for backpropagation (time T); for prediction only the current
+    # step's pre-activations and the last two cell states (time 1 and 2), as rings: step t at t % length.
+    Tz, Tc = zs.shape[1], cs.shape[1]
     for a in range(r0, r1, R):
         e = min(r1, a + R)
         for t in range(T):
+            tz, tc = t % Tz, t % Tc
             for r in range(a, e):
-                assign(zs[r, t], b)
-            add_tile(zs, t, x, t, W, a, e)
-            add_recurrent_product(zs, t, h0, hs, U, hmask, hm, a, e)
+                assign(zs[r, tz], b)
+            add_tile(zs, tz, x, t, W, a, e)
+            add_recurrent_product(zs, tz, t, h0, hs, U, hmask, hm, a, e)
             for r in range(a, e):
-                c_prev = c0[r, 0] if t == 0 else cs[r, t - 1]
-                _cell_forward_row(zs[r, t], c_prev, cs[r, t], hs[r, t])
+                c_prev = c0[r, 0] if t == 0 else cs[r, (t - 1) % Tc]
+                _cell_forward_row(zs[r, tz], c_prev, cs[r, tc], hs[r, t])
                 if skipping and keep[r, t] == 0:
-                    assign(cs[r, t], c_prev)
+                    assign(cs[r, tc], c_prev)
                     assign(hs[r, t], h0[r, 0] if t == 0 else hs[r, t - 1])
 
 
 @njit(inline="always", **CPU_OPTIONS)  # see INLINED_LEVELS
-def add_recurrent_product(Z, t, h0, hs, U, hmask, hm, a, e):
-    """``Z[r, t] += h_{t-1} @ U`` for rows ``a:e`` (``h_{-1}`` being ``h0``), the state
+def add_recurrent_product(Z, t_out, t, h0, hs, U, hmask, hm, a, e):
+    """``Z[r, t_out] += h_{t-1} @ U`` for rows ``a:e`` (``h_{-1}`` being ``h0``), the state
     times the row's ``hmask`` under recurrent dropout (staged in the scratch ``hm``)."""
     if hmask.shape[0] > 0:
         for r in range(a, e):
             masked_state(h0[r, 0] if t == 0 else hs[r, t - 1], hmask, hm, r)
     # one call site of the product (each one is compiled code of its own)
     src, t_src = (hm, FIRST) if hmask.shape[0] > 0 else ((h0, FIRST) if t == 0 else (hs, t - 1))
-    add_tile(Z, t, src, t_src, U, a, e)
+    add_tile(Z, t_out, src, t_src, U, a, e)
 
 
 @njit(parallel=True, **CPU_OPTIONS)

@@ -65,17 +65,21 @@ def forward_rows(x, W, U, b, h0, xs, gs, hs, r0, r1, keep, hmask, hm):
     R = tile_rows(U.shape[1])
     b_in, b_rec = b[0], b[1]
     skipping = keep.shape[0] > 0
+    # xs and gs keep every step for backpropagation (time T); for prediction only the current
+    # step's (time 1): step t at t % length.
+    Tx = xs.shape[1]
     for a in range(r0, r1, R):
         e = min(r1, a + R)
         for t in range(T):
+            tx = t % Tx
             for r in range(a, e):
-                assign(xs[r, t], b_in)
-                assign(gs[r, t], b_rec)
-            add_tile(xs, t, x, t, W, a, e)
-            add_recurrent_product(gs, t, h0, hs, U, hmask, hm, a, e)
+                assign(xs[r, tx], b_in)
+                assign(gs[r, tx], b_rec)
+            add_tile(xs, tx, x, t, W, a, e)
+            add_recurrent_product(gs, tx, t, h0, hs, U, hmask, hm, a, e)
             for r in range(a, e):
                 h_prev = h0[r, 0] if t == 0 else hs[r, t - 1]
-                _cell_forward_row(xs[r, t], gs[r, t], h_prev, hs[r, t])
+                _cell_forward_row(xs[r, tx], gs[r, tx], h_prev, hs[r, t])
                 if skipping and keep[r, t] == 0:
                     assign(hs[r, t], h_prev)
 
