@@ -342,6 +342,7 @@ def _make_classes():
 
         def __init__(self, py_func, py_file):
             self._lineno = py_func.__code__.co_firstlineno
+            self._py_file = py_file  # Numba names it in its warning about a function it cannot cache
             try:
                 relative = pathlib.Path(py_file).resolve().relative_to(PACKAGE_ROOT)
             except ValueError:

@@ -135,6 +135,26 @@ def test_unwritable_cache_location_compiles_in_memory_and_warns_once(tmp_path):
     assert "compiled in memory" in result["stderr"]
 
 
+def test_a_function_numba_cannot_cache_gets_numbas_warning_not_a_broken_cache(tmp_path):
+    # At NUMBA_OPT=0 Numba leaves pointers in sum_parts' code, so it cannot cache it; that is
+    # Numba's warning to give, and the cache is not turned off (it used to fail with an
+    # AttributeError in numlstm's locator and report the whole cache unwritable).
+    code = ("import json, warnings; warnings.simplefilter('always')\n"
+            "import numpy as np, numlstm\nfrom numlstm.kernels import cpu, dropout\n"
+            "cpu.sum_parts(np.zeros((2, 3)), np.zeros(3))\n"
+            "dropout.mask(3, 5, 7, 1, 0, 0.5, dtype=np.dtype('float64'))\n"
+            "print(json.dumps(numlstm.compile_stats()))")
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("NUMLSTM_", "NUMBA_CACHE"))}
+    env.update(NUMLSTM_CACHE_DIR=str(tmp_path), PYTHONPATH=str(ROOT), NUMBA_OPT="0")
+    runs = [subprocess.run([sys.executable, "-c", code], env=env, cwd=ROOT, capture_output=True, text=True,
+                           timeout=600) for _ in range(2)]
+    assert all(r.returncode == 0 for r in runs), runs[0].stderr + runs[1].stderr
+    assert 'Cannot cache compiled function "sum_parts"' in runs[0].stderr
+    assert "CacheWarning" not in runs[0].stderr + runs[1].stderr
+    second = json.loads(runs[1].stdout.strip().splitlines()[-1])
+    assert second["loaded"] >= 1  # the dropout mask, cached as usual
+
+
 def test_corrupted_cache_files_are_recompiled_warned_about_and_repaired(tmp_path):
     run(tmp_path)
     files = list(tmp_path.rglob("*.nbc")) + list(tmp_path.rglob("*.nbi"))

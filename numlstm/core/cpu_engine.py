@@ -24,10 +24,13 @@ from numba import types
 from numba.extending import overload
 
 from numlstm._cells import NAMES
+from numlstm.core import ahead
 from numlstm.core import losses as _losses
-from numlstm.core.network import CELL_COLUMN, DIRECTION_COLUMN, EMBED_DIM, EMBED_OFFSET, VOCABULARY, aligned
-from numlstm.core.optimizers import apply_update
+from numlstm.core.network import (CELL_COLUMN, DIRECTION_COLUMN, EMBED_DIM, EMBED_OFFSET, VOCABULARY, Network,
+                                  aligned)
+from numlstm.core.optimizers import KIND_ADAM, Adam, apply_update
 from numlstm.kernels import dropout as _dropout
+from numlstm.kernels import cpu as _cpu
 from numlstm.kernels import gru_cpu
 from numlstm.kernels._jit import njit
 from numlstm.kernels.cpu import FIRST, add_gram, add_tile, assign, chunk_count, layer_backward, layer_forward, sum_parts
@@ -477,7 +480,7 @@ def _train_epoch(params, grads, table, head, X, Y, M, order, batch_size, loss_id
 # made compiling a fit twice as slow. The batch gradient is inlined into the epoch
 # loop for the same reason (11% less compile time for a first fit, measured with
 # benchmarks/compile_profile.py); called from Python (L-BFGS, dask) it compiles alone.
-_INLINED = (_forward_stack, _backward_stack, _batch_loss_grad)
+_INLINED = (_forward_stack, _backward_stack, _network_forward, _batch_loss_grad)
 _SHARED = (_forward_stack, _backward_stack, _network_forward, _batch_loss_grad, _train_epoch)
 
 
@@ -569,9 +572,10 @@ def train_epoch(params, grads, table, head, X, Y, M, order, batch_size, loss_id,
     ``(failed_batch, step)``: ``failed_batch`` is -1, or the index of the first
     batch whose loss or gradient was not finite (its update is not applied)."""
     p, g = aligned(params), aligned(grads)
-    result = kernels_for(table).train_epoch(p, g, table, head, X, Y, M, order, batch_size, loss_id, lparams,
-                                            dropout_plan(drop, table), seed, opt_kind, hp, state, step, clipnorm,
-                                            n_threads, batch_losses)
+    epoch = kernels_for(table).train_epoch
+    with ahead.helper_if_compiling(epoch, (__name__, "compile_ahead"), NAMES[table[0, CELL_COLUMN]], params.dtype):
+        result = epoch(p, g, table, head, X, Y, M, order, batch_size, loss_id, lparams, dropout_plan(drop, table),
+                       seed, opt_kind, hp, state, step, clipnorm, n_threads, batch_losses)
     _copy_back(p, params, g, grads)
     return result
 
@@ -584,6 +588,8 @@ def predict_rows(params, table, head, X, n_threads, out, drop=None, seed=0, step
     # which Numba linked, optimised and emitted the whole forward pass once more (about 1 s of a
     # cold first fit and predict).
     forward = kernels_for(table).network_forward
+    if not forward.signatures:  # about to compile or load it: the helper may be compiling it
+        ahead.wait_for_helper(NAMES[table[0, CELL_COLUMN]], params.dtype)
     plan = dropout_plan(drop, table)
     params = aligned(params)
     n = X.shape[0]
@@ -606,3 +612,35 @@ def dataset_loss(params, table, head, X, Y, M, loss_id, lparams, n_threads):
     out = np.empty((X.shape[0], head[1]), dtype=params.dtype)
     predict_rows(params, table, head, X, n_threads, out)
     return _losses.loss_and_grad(loss_id, lparams, out, Y, M, np.empty(out.shape, dtype=np.float64))
+
+
+def compile_ahead(cell, dtype):
+    """What a helper process compiles (or loads) into the cache while a cold process compiles
+    the epoch loop (see :mod:`numlstm.core.ahead`): ``cell``'s parallel backward pass for
+    ``dtype``, what the loop calls after it (the threads' gradients added up, the gradient norm,
+    the optimizer update) and prediction's forward pass, each with the argument types the loop
+    and ``predict_rows`` call it with, by calling it on a tiny problem."""
+    dt = np.dtype(dtype)
+    B, T, I, H, chunks = 2, 2, 1, 1, 2
+    G = (4 if cell == "lstm" else 3) * H
+
+    def zeros(*shape):
+        return np.zeros(shape, dtype=dt)
+
+    x, W_T, U_T, h0 = zeros(B, T, I), zeros(G, I), zeros(G, H), zeros(B, 1, H)
+    keep, hmask, hm = _cpu.NO_KEEP, _cpu.no_hmask(dt), zeros(0, 1, H)
+    if cell == "lstm":
+        _cpu._backward_chunks(x, W_T, U_T, h0, zeros(B, 1, H), zeros(B, T, G), zeros(B, T, H), zeros(B, T, H),
+                              zeros(B, T, H), zeros(B, 1, H), zeros(B, 1, H), zeros(chunks, I, G), zeros(chunks, H, G),
+                              zeros(chunks, G), zeros(B, T, I), chunks, False, keep, hmask, hm)
+        sum_parts(zeros(chunks, G), zeros(G))
+    else:
+        gru_cpu._backward_chunks(x, W_T, U_T, h0, zeros(B, T, G), zeros(B, T, G), zeros(B, T, H), zeros(B, T, H),
+                                 zeros(B, 1, H), zeros(chunks, I, G), zeros(chunks, H, G), zeros(chunks, 2, G),
+                                 zeros(B, T, I), chunks, False, keep, hmask, hm)
+    sum_parts(zeros(chunks, I, G), zeros(I, G))
+    params = zeros(8)
+    global_norm(params)
+    apply_update(KIND_ADAM, params, zeros(8), zeros(2, 8), 1, Adam().hyperparams())
+    net = Network(I, (H,), 1, dt, cell=cell)
+    predict_rows(net.params, net.table, net.head, zeros(B, T, I), 1, zeros(B, 1))

@@ -1,0 +1,121 @@
+"""Compiling ahead: while a cold process compiles its epoch loop, a helper process compiles more.
+
+A process whose cache holds no epoch loop yet compiles one, about 20 s on a
+2-core machine, and Numba compiles on one core. The loop's backward pass and
+prediction's forward pass are separate compiled functions, together about a
+third of the work, which the loop needs only after it has compiled its own
+forward pass. So while this process compiles that, a helper process compiles
+them into the on-disk cache on the second core, and when this process needs
+them it loads them from there (the work: ``cpu_engine.compile_ahead``).
+Nothing else changes: the code is the same, and if the helper is late, fails
+or is not started, this process compiles them itself, as before.
+
+The helper is started only when the on-disk cache is on, at least two cores
+are available, ``NUMLSTM_COMPILE_AHEAD`` is not ``0``, and the epoch loop's
+first call has not returned after :data:`DELAY` seconds (so a process that
+loads the loop from the cache never starts one). It is ended when this
+process exits.
+"""
+
+import atexit
+import contextlib
+import os
+import subprocess
+import sys
+import threading
+
+import numpy as np
+
+from numlstm import _cache
+
+DELAY = 0.5  # seconds: loading the whole epoch loop from the cache takes less
+OFF = ("0", "false", "no", "off")
+
+WAIT = 20.0  # seconds: the longest a process waits for its helper rather than compiling itself
+
+_started = set()  # (cell, dtype) whose first epoch call this process has made
+_helpers = []
+_helper_of = {}  # (cell, dtype) -> the helper started for it
+
+
+def enabled():
+    """Whether a cold epoch loop may start a helper (``NUMLSTM_COMPILE_AHEAD``, on by default)."""
+    return os.environ.get("NUMLSTM_COMPILE_AHEAD", "1").strip().lower() not in OFF and _cache.enabled()
+
+
+def _cores():
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
+
+
+@contextlib.contextmanager
+def helper_if_compiling(dispatcher, work, cell, dtype):
+    """Around the first call of an epoch loop ``dispatcher`` for ``cell`` and ``dtype``: if the
+    call is still running after :data:`DELAY` seconds (compiling, not loading), start a helper
+    process running ``work(cell, dtype)``; ``work`` is ``(module, function)``, names of a
+    function that compiles (or loads) into the cache what the loop will need later."""
+    key = (cell, np.dtype(dtype).name)
+    if key in _started or dispatcher.signatures or not enabled() or _cores() < 2:
+        _started.add(key)
+        yield
+        return
+    _started.add(key)
+    timer = threading.Timer(DELAY, _start, (work,) + key)
+    timer.daemon = True
+    timer.start()
+    try:
+        yield
+    finally:
+        timer.cancel()
+
+
+def _start(work, cell, dtype):
+    package_parent = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    env = dict(os.environ, NUMLSTM_COMPILE_AHEAD="0", NUMLSTM_EXPECT_FINGERPRINT=_cache.fingerprint())
+    env["PYTHONPATH"] = os.pathsep.join([package_parent] + [p for p in [os.environ.get("PYTHONPATH")] if p])
+    try:
+        helper = subprocess.Popen([sys.executable, "-m", "numlstm.core.ahead", *work, cell, dtype], env=env,
+                                  stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    except OSError:  # no process can be started here: this process compiles everything, as before
+        return
+    if not _helpers:
+        atexit.register(_end_helpers)
+    _helpers.append(helper)
+    _helper_of[(cell, dtype)] = helper
+
+
+def wait_for_helper(cell, dtype):
+    """Before compiling what the helper for ``cell`` and ``dtype`` compiles last (prediction's
+    forward pass): if that helper is still running, wait for it (at most :data:`WAIT` seconds)
+    rather than compile the same code beside it; its result is then in the cache."""
+    helper = _helper_of.get((cell, np.dtype(dtype).name))
+    if helper is not None and helper.poll() is None:
+        try:
+            helper.wait(timeout=WAIT)
+        except subprocess.TimeoutExpired:
+            pass
+
+
+def _end_helpers():
+    """At exit: a helper still compiling is ended (the cache writes each file whole, under a
+    temporary name, so an ended helper leaves nothing half-written)."""
+    for helper in _helpers:
+        if helper.poll() is None:
+            helper.terminate()
+            try:
+                helper.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                helper.kill()
+
+
+if __name__ == "__main__":
+    # The helper: ``python -m numlstm.core.ahead module function cell dtype``, run only if it
+    # computes its parent's fingerprint (the same sources and settings), so that what it writes
+    # is what its parent will look for. The work is named, not imported here: it lives above.
+    if _cache.fingerprint() == os.environ.get("NUMLSTM_EXPECT_FINGERPRINT"):
+        import importlib
+
+        module, function, cell, dtype = sys.argv[1:5]
+        getattr(importlib.import_module(module), function)(cell, dtype)

@@ -1,0 +1,100 @@
+"""Compiling ahead: a cold epoch loop's backward half, compiled by a helper process into the cache.
+
+The helper is only useful if what it compiles is exactly what the epoch loop
+then looks up: the same functions with the same argument types. The tests run
+real processes with the cache in a temporary directory and read, per
+function, what a fit compiled and what it loaded. (Not at ``NUMBA_OPT=0``,
+which would be faster: there Numba leaves pointers in some functions' code
+and cannot cache them.)
+"""
+
+import json
+import os
+import pathlib
+import subprocess
+import sys
+import types
+
+import pytest
+
+import numlstm
+from numlstm.core import ahead
+
+ROOT = pathlib.Path(numlstm.__file__).resolve().parent.parent
+
+HELPER = """
+import json, time
+from numlstm.core import ahead
+loop = type("Loop", (), {{"signatures": []}})()  # an epoch loop not compiled yet
+with ahead.helper_if_compiling(loop, ("numlstm.core.cpu_engine", "compile_ahead"), {cell!r}, "float32"):
+    time.sleep(ahead.DELAY + {busy})  # a first call still compiling after DELAY
+helpers = list(ahead._helpers)
+if {wait}:  # what prediction does before compiling its forward pass: wait for the helper
+    ahead.wait_for_helper({cell!r}, "float32")
+    codes = [h.poll() for h in helpers]
+else:
+    codes = None
+print(json.dumps({{"pids": [h.pid for h in helpers], "codes": codes}}))
+"""
+
+FIT = """
+import json
+import numpy as np, numlstm
+from numlstm import _cache
+X = np.random.default_rng(0).standard_normal((16, 5, 2)).astype(np.float32)
+numlstm.LSTMRegressor(units=4, epochs=1, cell={cell!r}, random_state=0).fit(X, X[:, -1, 0]).predict(X)
+loaded = sorted(d.py_func.__qualname__ for d in _cache.dispatchers() for _ in range(sum(d._cache_hits.values())))
+print(json.dumps({{"loaded": loaded, "stats": numlstm.compile_stats()}}))
+"""
+
+
+def _run(code, cache_dir, **env_extra):
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("NUMLSTM_", "NUMBA_CACHE"))}
+    env.update(NUMLSTM_CACHE_DIR=str(cache_dir), PYTHONPATH=str(ROOT), **env_extra)
+    proc = subprocess.run([sys.executable, "-c", code], env=env, cwd=ROOT, capture_output=True, text=True,
+                          timeout=1200)
+    assert proc.returncode == 0, proc.stderr
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+@pytest.mark.skipif(ahead._cores() < 2, reason="the helper runs only where there are two cores")
+@pytest.mark.parametrize("cell", ["lstm", "gru"])
+def test_what_the_helper_compiles_is_what_the_epoch_loop_then_loads(tmp_path, cell):
+    helper = _run(HELPER.format(cell=cell, busy=0.3, wait=True), tmp_path)
+    assert len(helper["pids"]) == 1 and helper["codes"] == [0]  # waited for, finished, succeeded
+    fit = _run(FIT.format(cell=cell), tmp_path)
+    # the parallel backward pass, its rows' loop, the threads' gradients added up (one per
+    # array rank), the gradient norm, the optimizer update and prediction's forward pass:
+    # compiled by the helper, loaded here
+    want = ["_backward_chunks", "apply_update", "backward_rows", "global_norm", f"_network_forward_{cell}",
+            "sum_parts"]
+    want += ["sum_parts"] if cell == "lstm" else []
+    assert [name for name in fit["loaded"] if name in set(want)] == sorted(want), fit["loaded"]
+    assert fit["stats"]["compiled"] > 0  # the forward half and the loop itself: compiled here
+
+
+def test_a_helper_still_compiling_at_exit_is_ended(tmp_path):
+    if ahead._cores() < 2:
+        pytest.skip("the helper runs only where there are two cores")
+    helper = _run(HELPER.format(cell="lstm", busy=0.2, wait=False), tmp_path)
+    (pid,) = helper["pids"]
+    with pytest.raises(ProcessLookupError):  # ended and reaped when its parent exited
+        os.kill(pid, 0)
+
+
+@pytest.mark.parametrize("case", ["returns before the delay", "compiled already", "turned off", "cache off"])
+def test_no_helper_where_none_would_help(monkeypatch, case):
+    monkeypatch.setattr(ahead, "_started", set())
+    monkeypatch.setattr(ahead, "_helpers", [])
+    monkeypatch.setattr(ahead, "DELAY", 0.05)
+    loop = types.SimpleNamespace(signatures=[("compiled",)] if case == "compiled already" else [])
+    if case == "turned off":
+        monkeypatch.setenv("NUMLSTM_COMPILE_AHEAD", "0")
+    if case == "cache off":
+        monkeypatch.setattr(ahead._cache, "enabled", lambda: False)
+    with ahead.helper_if_compiling(loop, ("numlstm.core.cpu_engine", "compile_ahead"), "lstm", "float32"):
+        if case != "returns before the delay":
+            import time
+            time.sleep(0.3)
+    assert ahead._helpers == []
+    assert ("lstm", "float32") in ahead._started  # asked once per process, cell and dtype
