@@ -30,6 +30,7 @@ with ahead.helper_if_compiling(loop, ("numlstm.core.cpu_engine", "compile_ahead"
     time.sleep(ahead.DELAY + {busy})  # a first call still compiling after DELAY
 helpers = list(ahead._helpers)
 if {wait}:  # what prediction does before compiling its forward pass: wait for the helper
+    ahead.WAIT = 900  # (not its usual limit: a busy test machine may take longer than that)
     ahead.wait_for_helper({cell!r}, "float32")
     codes = [h.poll() for h in helpers]
 else:
