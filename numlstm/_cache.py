@@ -423,6 +423,12 @@ def _make_classes():
         def load_overload(self, sig, target_context):
             if self._sources_changed():
                 return None
+            result = self._load(sig, target_context)
+            if result is None and _miss_hook is not None:  # another process may be compiling it
+                result = _miss_hook(self._py_func.__qualname__, sig, lambda: self._load(sig, target_context))
+            return result
+
+        def _load(self, sig, target_context):
             try:
                 return super().load_overload(sig, target_context)
             except Exception as err:  # corrupt, truncated, unreadable, foreign: compile, then overwrite it
@@ -489,6 +495,16 @@ def _make_classes():
 
 _kernel_cache_class = None
 _dispatchers = []  # every CPU function numlstm compiles, for compile_stats()
+_miss_hook = None
+
+
+def on_miss(hook):
+    """Set ``hook(qualname, sig, load)``, called when a function's cache has no entry for
+    ``sig`` (before compiling it): it may wait for another process that is compiling it
+    into the cache, calling ``load()`` to look again, and returns what ``load()`` returned
+    (or None to compile here). ``None`` removes it. (Set by :mod:`numlstm.core.ahead`.)"""
+    global _miss_hook
+    _miss_hook = hook
 
 
 def compile_stats():

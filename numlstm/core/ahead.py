@@ -6,9 +6,12 @@ prediction's forward pass are separate compiled functions, together about a
 third of the work, which the loop needs only after it has compiled its own
 forward pass. So while this process compiles that, a helper process compiles
 them into the on-disk cache on the second core, and when this process needs
-them it loads them from there (the work: ``cpu_engine.compile_ahead``).
-Nothing else changes: the code is the same, and if the helper is late, fails
-or is not started, this process compiles them itself, as before.
+them it loads them from there (the work: ``cpu_engine.compile_ahead``),
+waiting, through the cache's miss hook (:func:`numlstm._cache.on_miss`), for
+any the helper has not written yet rather than compiling it beside the
+helper. Nothing else changes: the code is the same, and if the helper is
+late (:data:`WAIT`), fails or is not started, this process compiles them
+itself, as before.
 
 The helper is started only when the on-disk cache is on, at least two cores
 are available, ``NUMLSTM_COMPILE_AHEAD`` is not ``0``, and the epoch loop's
@@ -23,6 +26,7 @@ import os
 import subprocess
 import sys
 import threading
+import time
 
 import numpy as np
 
@@ -32,6 +36,7 @@ DELAY = 0.5  # seconds: loading the whole epoch loop from the cache takes less
 OFF = ("0", "false", "no", "off")
 
 WAIT = 20.0  # seconds: the longest a process waits for its helper rather than compiling itself
+POLL = 0.02  # seconds between looks at the cache while waiting
 
 _started = set()  # (cell, dtype) whose first epoch call this process has made
 _helpers = []
@@ -82,20 +87,35 @@ def _start(work, cell, dtype):
         return
     if not _helpers:
         atexit.register(_end_helpers)
+        _cache.on_miss(_on_miss)
     _helpers.append(helper)
     _helper_of[(cell, dtype)] = helper
 
 
-def wait_for_helper(cell, dtype):
-    """Before compiling what the helper for ``cell`` and ``dtype`` compiles last (prediction's
-    forward pass): if that helper is still running, wait for it (at most :data:`WAIT` seconds)
-    rather than compile the same code beside it; its result is then in the cache."""
-    helper = _helper_of.get((cell, np.dtype(dtype).name))
-    if helper is not None and helper.poll() is None:
-        try:
-            helper.wait(timeout=WAIT)
-        except subprocess.TimeoutExpired:
-            pass
+def _helpers_work(cell):
+    """The functions a helper for ``cell`` compiles (``cpu_engine.compile_ahead``), by qualified name."""
+    return {"_backward_chunks", "backward_rows", "sum_parts", "global_norm", "apply_update",
+            f"_network_forward_{cell}"}
+
+
+def _dtype_of(sig):
+    return next((str(t.dtype) for t in sig if hasattr(t, "dtype") and hasattr(t, "ndim")), None)
+
+
+def _on_miss(qualname, sig, load):
+    """The cache's miss hook: a function a running helper compiles, for the helper's dtype, is
+    waited for (polling the cache, at most :data:`WAIT` seconds) rather than compiled beside it."""
+    for (cell, dtype), helper in list(_helper_of.items()):
+        if qualname not in _helpers_work(cell) or _dtype_of(sig) != dtype:
+            continue
+        deadline = time.monotonic() + WAIT
+        while helper.poll() is None and time.monotonic() < deadline:
+            time.sleep(POLL)
+            result = load()
+            if result is not None:
+                return result
+        return load() if helper.poll() is not None else None  # done: one last look; else compile here
+    return None
 
 
 def _end_helpers():

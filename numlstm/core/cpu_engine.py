@@ -588,8 +588,6 @@ def predict_rows(params, table, head, X, n_threads, out, drop=None, seed=0, step
     # which Numba linked, optimised and emitted the whole forward pass once more (about 1 s of a
     # cold first fit and predict).
     forward = kernels_for(table).network_forward
-    if not forward.signatures:  # about to compile or load it: the helper may be compiling it
-        ahead.wait_for_helper(NAMES[table[0, CELL_COLUMN]], params.dtype)
     plan = dropout_plan(drop, table)
     params = aligned(params)
     n = X.shape[0]
