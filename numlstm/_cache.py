@@ -246,6 +246,23 @@ def _prepare_directory():
     return path
 
 
+def writable():
+    """Whether this process's fingerprint directory can be created and written (never raises)."""
+    try:
+        path = _prepare_directory()
+        probe = path / f".probe-{os.getpid()}"
+        probe.write_bytes(b"")
+        probe.unlink()
+        return True
+    except Exception:
+        return False
+
+
+def warned():
+    """Whether this process has issued its :class:`CacheWarning` (a part of the cache is not used)."""
+    return _state.warned
+
+
 def _last_used(path):
     try:
         return (path / _STAMP).stat().st_mtime
@@ -425,7 +442,8 @@ def _make_classes():
                 return None
             result = self._load(sig, target_context)
             if result is None and _miss_hook is not None:  # another process may be compiling it
-                result = _miss_hook(self._py_func.__qualname__, sig, lambda: self._load(sig, target_context))
+                result = _miss_hook(self._py_func.__module__, self._py_func.__qualname__, sig,
+                                    lambda: self._load(sig, target_context))
             return result
 
         def _load(self, sig, target_context):
@@ -499,7 +517,7 @@ _miss_hook = None
 
 
 def on_miss(hook):
-    """Set ``hook(qualname, sig, load)``, called when a function's cache has no entry for
+    """Set ``hook(module, qualname, sig, load)``, called when a function's cache has no entry for
     ``sig`` (before compiling it): it may wait for another process that is compiling it
     into the cache, calling ``load()`` to look again, and returns what ``load()`` returned
     (or None to compile here). ``None`` removes it. (Set by :mod:`numlstm.core.ahead`.)"""

@@ -38,6 +38,7 @@ OFF = ("0", "false", "no", "off")
 WAIT = 20.0  # seconds: the longest a process waits for its helper rather than compiling itself
 POLL = 0.02  # seconds between looks at the cache while waiting
 
+_lock = threading.Lock()
 _started = set()  # (cell, dtype) whose first epoch call this process has made
 _helpers = []
 _helper_of = {}  # (cell, dtype) -> the helper started for it
@@ -62,11 +63,12 @@ def helper_if_compiling(dispatcher, work, cell, dtype):
     process running ``work(cell, dtype)``; ``work`` is ``(module, function)``, names of a
     function that compiles (or loads) into the cache what the loop will need later."""
     key = (cell, np.dtype(dtype).name)
-    if key in _started or dispatcher.signatures or not enabled() or _cores() < 2:
+    with _lock:
+        first = key not in _started
         _started.add(key)
+    if not first or dispatcher.signatures or not enabled() or _cores() < 2:
         yield
         return
-    _started.add(key)
     timer = threading.Timer(DELAY, _start, (work,) + key)
     timer.daemon = True
     timer.start()
@@ -77,13 +79,16 @@ def helper_if_compiling(dispatcher, work, cell, dtype):
 
 
 def _start(work, cell, dtype):
+    if getattr(sys, "frozen", False) or not sys.executable or not _cache.writable():
+        return  # a frozen app's executable is the app itself; an unwritable cache would take nothing
     package_parent = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
     env = dict(os.environ, NUMLSTM_COMPILE_AHEAD="0", NUMLSTM_EXPECT_FINGERPRINT=_cache.fingerprint())
     env["PYTHONPATH"] = os.pathsep.join([package_parent] + [p for p in [os.environ.get("PYTHONPATH")] if p])
     try:
         helper = subprocess.Popen([sys.executable, "-m", "numlstm.core.ahead", *work, cell, dtype], env=env,
-                                  stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    except OSError:  # no process can be started here: this process compiles everything, as before
+                                  stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                                  creationflags=getattr(subprocess, "CREATE_NO_WINDOW", 0))
+    except (OSError, ValueError, TypeError):  # no process can be started: this one compiles all, as before
         return
     if not _helpers:
         atexit.register(_end_helpers)
@@ -93,29 +98,37 @@ def _start(work, cell, dtype):
 
 
 def _helpers_work(cell):
-    """The functions a helper for ``cell`` compiles (``cpu_engine.compile_ahead``), by qualified name."""
-    return {"_backward_chunks", "backward_rows", "sum_parts", "global_norm", "apply_update",
-            f"_network_forward_{cell}"}
+    """The functions a helper for ``cell`` compiles (``cpu_engine.compile_ahead``), as
+    (module, qualified name): the LSTM's and the GRU's backward passes share their names."""
+    layer = "numlstm.kernels.cpu" if cell == "lstm" else "numlstm.kernels.gru_cpu"
+    return {(layer, "_backward_chunks"), (layer, "backward_rows"), ("numlstm.kernels.cpu", "sum_parts"),
+            ("numlstm.core.cpu_engine", "global_norm"), ("numlstm.core.optimizers", "apply_update"),
+            ("numlstm.core.cpu_engine", f"_network_forward_{cell}")}
 
 
 def _dtype_of(sig):
     return next((str(t.dtype) for t in sig if hasattr(t, "dtype") and hasattr(t, "ndim")), None)
 
 
-def _on_miss(qualname, sig, load):
+def _on_miss(module, qualname, sig, load):
     """The cache's miss hook: a function a running helper compiles, for the helper's dtype, is
-    waited for (polling the cache, at most :data:`WAIT` seconds) rather than compiled beside it."""
+    waited for (polling the cache, at most :data:`WAIT` seconds) rather than compiled beside it.
+    Not once this process has found a part of the cache unusable (its warning issued): the
+    helper's writes may be failing too."""
     for (cell, dtype), helper in list(_helper_of.items()):
-        if qualname not in _helpers_work(cell) or _dtype_of(sig) != dtype:
+        if (module, qualname) not in _helpers_work(cell) or _dtype_of(sig) != dtype or _cache.warned():
             continue
         deadline = time.monotonic() + WAIT
-        while helper.poll() is None and time.monotonic() < deadline:
+        while helper.poll() is None and time.monotonic() < deadline and not _cache.warned():
             time.sleep(POLL)
             result = load()
             if result is not None:
                 return result
-        return load() if helper.poll() is not None else None  # done: one last look; else compile here
-    return None
+        if helper.poll() is not None:  # done: one last look
+            result = load()
+            if result is not None:
+                return result
+    return None  # compile it here
 
 
 def _end_helpers():

@@ -551,10 +551,10 @@ def batch_loss_grad(params, grads, table, head, Xb, Yb, Mb, loss_id, lparams, n_
     """Loss on one batch; writes the gradient of every parameter into ``grads``.
     ``drop`` is ``(dropout, recurrent_dropout)`` or a dropout plan (:func:`dropout_plan`),
     the masks drawn from ``seed`` and ``step``."""
-    p, g = aligned(params), aligned(grads)
-    loss = kernels_for(table).batch_loss_grad(p, g, table, head, Xb, Yb, Mb, loss_id, lparams,
+    g = aligned(grads)
+    loss = kernels_for(table).batch_loss_grad(aligned(params), g, table, head, Xb, Yb, Mb, loss_id, lparams,
                                               dropout_plan(drop, table), seed, step, n_threads)
-    _copy_back(p, params, g, grads)
+    _copy_back(g, grads)  # (the parameters are only read)
     return loss
 
 
@@ -631,12 +631,12 @@ def compile_ahead(cell, dtype):
         _cpu._backward_chunks(x, W_T, U_T, h0, zeros(B, 1, H), zeros(B, T, G), zeros(B, T, H), zeros(B, T, H),
                               zeros(B, T, H), zeros(B, 1, H), zeros(B, 1, H), zeros(chunks, I, G), zeros(chunks, H, G),
                               zeros(chunks, G), zeros(B, T, I), chunks, False, keep, hmask, hm)
-        sum_parts(zeros(chunks, G), zeros(G))
     else:
         gru_cpu._backward_chunks(x, W_T, U_T, h0, zeros(B, T, G), zeros(B, T, G), zeros(B, T, H), zeros(B, T, H),
                                  zeros(B, 1, H), zeros(chunks, I, G), zeros(chunks, H, G), zeros(chunks, 2, G),
                                  zeros(B, T, I), chunks, False, keep, hmask, hm)
     sum_parts(zeros(chunks, I, G), zeros(I, G))
+    sum_parts(zeros(chunks, G), zeros(G))  # (the LSTM's bias gradients, and every cell's head bias)
     params = zeros(8)
     global_norm(params)
     apply_update(KIND_ADAM, params, zeros(8), zeros(2, 8), 1, Adam().hyperparams())

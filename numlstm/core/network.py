@@ -58,11 +58,11 @@ def aligned_zeros(n, dtype):
 
 
 def aligned(a):
-    """``a`` itself where its data starts on an :data:`ALIGNMENT` boundary, else an aligned copy
-    (a 1-D C-contiguous array in, the same out)."""
+    """``a`` itself where its data starts on an :data:`ALIGNMENT` boundary, else an aligned
+    C-contiguous copy of the same shape."""
     if a.ctypes.data % ALIGNMENT == 0:
         return a
-    out = aligned_empty(a.size, a.dtype)
+    out = aligned_empty(a.size, a.dtype).reshape(a.shape)
     out[...] = a
     return out
 
