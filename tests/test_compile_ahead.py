@@ -13,7 +13,6 @@ import os
 import pathlib
 import subprocess
 import sys
-import types
 
 import pytest
 
@@ -23,11 +22,11 @@ from numlstm.core import ahead
 ROOT = pathlib.Path(numlstm.__file__).resolve().parent.parent
 
 HELPER = """
-import json, time
+import json, numba
 from numlstm.core import ahead
-loop = type("Loop", (), {{"signatures": []}})()  # an epoch loop not compiled yet
+loop = numba.njit(lambda x: x + 1)  # stands for an epoch loop not compiled yet
 with ahead.helper_if_compiling(loop, ("numlstm.core.cpu_engine", "compile_ahead"), {cell!r}, "float32"):
-    time.sleep(ahead.DELAY + {busy})  # a first call still compiling after DELAY
+    loop(1)  # Numba compiles it: the helper starts
 print(json.dumps({{"pids": [h.pid for h in ahead._helpers]}}))
 """
 
@@ -59,7 +58,7 @@ def test_what_the_helper_compiles_is_what_the_epoch_loop_then_loads(tmp_path, ce
     # One process, as in use: a helper starts, and the fit that follows at once loads the
     # helper's functions from the cache, waiting for each one the helper has not written yet
     # rather than compiling it beside the helper.
-    result = _run(HELPER.format(cell=cell, busy=0.3) + FIT.format(cell=cell), tmp_path)
+    result = _run(HELPER.format(cell=cell) + FIT.format(cell=cell), tmp_path)
     assert len(result["pids"]) == 1
     # the parallel backward pass, its rows' loop, the threads' gradients added up (one per
     # array rank), the gradient norm, the optimizer update and prediction's forward pass
@@ -67,31 +66,36 @@ def test_what_the_helper_compiles_is_what_the_epoch_loop_then_loads(tmp_path, ce
             "sum_parts", "sum_parts"]
     assert [name for name in result["loaded"] if name in set(want)] == sorted(want), result["loaded"]
     assert result["stats"]["compiled"] > 0  # the forward half and the loop itself: compiled here
+    # a later process loads the epoch loop from the cache: Numba compiles nothing, no helper starts
+    later = _run(FIT.format(cell=cell), tmp_path)
+    assert later["pids"] == [] and later["stats"]["compiled"] == 0, later
 
 
 def test_a_helper_still_compiling_at_exit_is_ended(tmp_path):
     if ahead._cores() < 2:
         pytest.skip("the helper runs only where there are two cores")
-    helper = _run(HELPER.format(cell="lstm", busy=0.2), tmp_path)
+    helper = _run(HELPER.format(cell="lstm"), tmp_path)
     (pid,) = helper["pids"]
     with pytest.raises(ProcessLookupError):  # ended and reaped when its parent exited
         os.kill(pid, 0)
 
 
-@pytest.mark.parametrize("case", ["returns before the delay", "compiled already", "turned off", "cache off"])
+@pytest.mark.parametrize("case", ["the call compiles nothing", "compiled already", "turned off", "cache off"])
 def test_no_helper_where_none_would_help(monkeypatch, case):
+    import numba
+
     monkeypatch.setattr(ahead, "_started", set())
     monkeypatch.setattr(ahead, "_helpers", [])
-    monkeypatch.setattr(ahead, "DELAY", 0.05)
-    loop = types.SimpleNamespace(signatures=[("compiled",)] if case == "compiled already" else [])
+    loop = numba.njit(lambda x: x + 1)
+    if case == "compiled already":
+        loop(1)
     if case == "turned off":
         monkeypatch.setenv("NUMLSTM_COMPILE_AHEAD", "0")
     if case == "cache off":
         monkeypatch.setattr(ahead._cache, "enabled", lambda: False)
     with ahead.helper_if_compiling(loop, ("numlstm.core.cpu_engine", "compile_ahead"), "lstm", "float32"):
-        if case != "returns before the delay":
-            import time
-            time.sleep(0.3)
+        if case != "the call compiles nothing":
+            loop(2.5)  # a compile of this dispatcher (a new signature)
     assert ahead._helpers == []
     assert ("lstm", "float32") in ahead._started  # asked once per process, cell and dtype
 
@@ -99,5 +103,23 @@ def test_no_helper_where_none_would_help(monkeypatch, case):
 def test_no_helper_where_the_cache_cannot_be_written(tmp_path):
     blocker = tmp_path / "a-file"
     blocker.write_text("not a directory")  # the cache directory would have to be inside a file
-    result = _run(HELPER.format(cell="lstm", busy=0.3), blocker / "cache")
+    result = _run(HELPER.format(cell="lstm"), blocker / "cache")
     assert result["pids"] == []
+
+
+def test_the_helper_imports_its_parents_numlstm_not_one_in_the_working_directory(tmp_path):
+    # A user's script run from a folder that holds another "numlstm" (a clone, a decoy): the
+    # script imports the installed one; so must its helper.
+    work = tmp_path / "work"
+    (work / "numlstm").mkdir(parents=True)
+    (work / "numlstm" / "__init__.py").write_text("raise ImportError('the decoy in the working directory')\n")
+    script = tmp_path / "script.py"
+    script.write_text(HELPER.format(cell="lstm").replace(
+        'print(json.dumps({"pids"', '[h.wait(timeout=900) for h in ahead._helpers]\nprint(json.dumps({"pids"')
+        + 'print(json.dumps({"codes": [h.returncode for h in ahead._helpers]}))\n')
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("NUMLSTM_", "NUMBA_CACHE"))}
+    env.update(NUMLSTM_CACHE_DIR=str(tmp_path / "cache"), PYTHONPATH=str(ROOT))
+    proc = subprocess.run([sys.executable, str(script)], env=env, cwd=work, capture_output=True, text=True,
+                          timeout=1200)
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads(proc.stdout.strip().splitlines()[-1]) == {"codes": [0]}

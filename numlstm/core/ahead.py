@@ -13,11 +13,11 @@ helper. Nothing else changes: the code is the same, and if the helper is
 late (:data:`WAIT`), fails or is not started, this process compiles them
 itself, as before.
 
-The helper is started only when the on-disk cache is on, at least two cores
-are available, ``NUMLSTM_COMPILE_AHEAD`` is not ``0``, and the epoch loop's
-first call has not returned after :data:`DELAY` seconds (so a process that
-loads the loop from the cache never starts one). It is ended when this
-process exits.
+The helper is started only when the on-disk cache is on and writable, at
+least two cores are available, ``NUMLSTM_COMPILE_AHEAD`` is not ``0``, and
+Numba starts compiling the epoch loop, which it does only after a miss in
+the cache (so a process that loads the loop from the cache never starts
+one). It is ended when this process exits normally.
 """
 
 import atexit
@@ -32,7 +32,6 @@ import numpy as np
 
 from numlstm import _cache
 
-DELAY = 0.5  # seconds: loading the whole epoch loop from the cache takes less
 OFF = ("0", "false", "no", "off")
 
 WAIT = 20.0  # seconds: the longest a process waits for its helper rather than compiling itself
@@ -59,9 +58,10 @@ def _cores():
 @contextlib.contextmanager
 def helper_if_compiling(dispatcher, work, cell, dtype):
     """Around the first call of an epoch loop ``dispatcher`` for ``cell`` and ``dtype``: if the
-    call is still running after :data:`DELAY` seconds (compiling, not loading), start a helper
-    process running ``work(cell, dtype)``; ``work`` is ``(module, function)``, names of a
-    function that compiles (or loads) into the cache what the loop will need later."""
+    call compiles the loop (Numba's compile event for it, which comes only after a miss in the
+    cache), start a helper process running ``work(cell, dtype)``; ``work`` is ``(module,
+    function)``, names of a function that compiles (or loads) into the cache what the loop
+    will need later."""
     key = (cell, np.dtype(dtype).name)
     with _lock:
         first = key not in _started
@@ -69,13 +69,22 @@ def helper_if_compiling(dispatcher, work, cell, dtype):
     if not first or dispatcher.signatures or not enabled() or _cores() < 2:
         yield
         return
-    timer = threading.Timer(DELAY, _start, (work,) + key)
-    timer.daemon = True
-    timer.start()
+    from numba.core import event
+
+    class OnCompile(event.Listener):
+        def on_start(self, ev):
+            if ev.data.get("dispatcher") is dispatcher:
+                _start(work, *key)
+
+        def on_end(self, ev):
+            pass
+
+    listener = OnCompile()
+    event.register("numba:compile", listener)
     try:
         yield
     finally:
-        timer.cancel()
+        event.unregister("numba:compile", listener)
 
 
 def _start(work, cell, dtype):
@@ -83,9 +92,11 @@ def _start(work, cell, dtype):
         return  # a frozen app's executable is the app itself; an unwritable cache would take nothing
     package_parent = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
     env = dict(os.environ, NUMLSTM_COMPILE_AHEAD="0", NUMLSTM_EXPECT_FINGERPRINT=_cache.fingerprint())
-    env["PYTHONPATH"] = os.pathsep.join([package_parent] + [p for p in [os.environ.get("PYTHONPATH")] if p])
+    # The helper imports this numlstm: its folder replaces the working directory at the head of
+    # sys.path (a "numlstm" folder there would otherwise be imported instead).
+    code = "import sys; sys.path[0] = sys.argv[1]; from numlstm.core.ahead import _main; _main(sys.argv[2:])"
     try:
-        helper = subprocess.Popen([sys.executable, "-m", "numlstm.core.ahead", *work, cell, dtype], env=env,
+        helper = subprocess.Popen([sys.executable, "-c", code, package_parent, *work, cell, dtype], env=env,
                                   stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                                   creationflags=getattr(subprocess, "CREATE_NO_WINDOW", 0))
     except (OSError, ValueError, TypeError):  # no process can be started: this one compiles all, as before
@@ -143,12 +154,12 @@ def _end_helpers():
                 helper.kill()
 
 
-if __name__ == "__main__":
-    # The helper: ``python -m numlstm.core.ahead module function cell dtype``, run only if it
-    # computes its parent's fingerprint (the same sources and settings), so that what it writes
-    # is what its parent will look for. The work is named, not imported here: it lives above.
+def _main(argv):
+    """The helper: ``module function cell dtype``; runs only if it computes its parent's
+    fingerprint (the same sources and settings), so that what it writes is what its parent
+    will look for. The work is named, not imported here: it lives on a floor above."""
     if _cache.fingerprint() == os.environ.get("NUMLSTM_EXPECT_FINGERPRINT"):
         import importlib
 
-        module, function, cell, dtype = sys.argv[1:5]
+        module, function, cell, dtype = argv[:4]
         getattr(importlib.import_module(module), function)(cell, dtype)
