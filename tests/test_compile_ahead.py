@@ -17,17 +17,18 @@ import sys
 import pytest
 
 import numlstm
-from numlstm.core import ahead
+from numlstm.core import ahead, cpu_engine
 
 ROOT = pathlib.Path(numlstm.__file__).resolve().parent.parent
 
 HELPER = """
 import json, numba
-from numlstm.core import ahead
+from numlstm.core import ahead, cpu_engine
 loop = numba.njit(lambda x: x + 1)  # stands for an epoch loop not compiled yet
-with ahead.helper_if_compiling(loop, ("numlstm.core.cpu_engine", "compile_ahead"), {cell!r}, "float32"):
+with ahead.helper_if_compiling(loop, ("numlstm.core.cpu_engine", "compile_ahead"),
+                               cpu_engine._COMPILED_AHEAD[{cell!r}], {cell!r}, "float32"):
     loop(1)  # Numba compiles it: the helper starts
-print(json.dumps({{"pids": [h.pid for h in ahead._helpers]}}))
+print(json.dumps({{"pids": [h.pid for h, _ in ahead._helpers.values()]}}))
 """
 
 FIT = """
@@ -39,7 +40,7 @@ X = np.random.default_rng(0).standard_normal((16, 5, 2)).astype(np.float32)
 numlstm.LSTMRegressor(units=4, epochs=1, cell={cell!r}, random_state=0).fit(X, X[:, -1, 0]).predict(X)
 loaded = sorted(d.py_func.__qualname__ for d in _cache.dispatchers() for _ in range(sum(d._cache_hits.values())))
 print(json.dumps({{"loaded": loaded, "stats": numlstm.compile_stats(),
-                  "pids": [h.pid for h in ahead._helpers]}}))
+                  "pids": [h.pid for h, _ in ahead._helpers.values()]}}))
 """
 
 
@@ -85,7 +86,7 @@ def test_no_helper_where_none_would_help(monkeypatch, case):
     import numba
 
     monkeypatch.setattr(ahead, "_started", set())
-    monkeypatch.setattr(ahead, "_helpers", [])
+    monkeypatch.setattr(ahead, "_helpers", {})
     loop = numba.njit(lambda x: x + 1)
     if case == "compiled already":
         loop(1)
@@ -93,10 +94,11 @@ def test_no_helper_where_none_would_help(monkeypatch, case):
         monkeypatch.setenv("NUMLSTM_COMPILE_AHEAD", "0")
     if case == "cache off":
         monkeypatch.setattr(ahead._cache, "enabled", lambda: False)
-    with ahead.helper_if_compiling(loop, ("numlstm.core.cpu_engine", "compile_ahead"), "lstm", "float32"):
+    with ahead.helper_if_compiling(loop, ("numlstm.core.cpu_engine", "compile_ahead"),
+                                   cpu_engine._COMPILED_AHEAD["lstm"], "lstm", "float32"):
         if case != "the call compiles nothing":
             loop(2.5)  # a compile of this dispatcher (a new signature)
-    assert ahead._helpers == []
+    assert ahead._helpers == {}
     assert ("lstm", "float32") in ahead._started  # asked once per process, cell and dtype
 
 
@@ -114,9 +116,9 @@ def test_the_helper_imports_its_parents_numlstm_not_one_in_the_working_directory
     (work / "numlstm").mkdir(parents=True)
     (work / "numlstm" / "__init__.py").write_text("raise ImportError('the decoy in the working directory')\n")
     script = tmp_path / "script.py"
-    script.write_text(HELPER.format(cell="lstm").replace(
-        'print(json.dumps({"pids"', '[h.wait(timeout=900) for h in ahead._helpers]\nprint(json.dumps({"pids"')
-        + 'print(json.dumps({"codes": [h.returncode for h in ahead._helpers]}))\n')
+    wait = "[h.wait(timeout=900) for h, _ in ahead._helpers.values()]\n"
+    script.write_text(HELPER.format(cell="lstm").replace('print(json.dumps({"pids"', wait + 'print(json.dumps({"pids"')
+                      + 'print(json.dumps({"codes": [h.returncode for h, _ in ahead._helpers.values()]}))\n')
     env = {k: v for k, v in os.environ.items() if not k.startswith(("NUMLSTM_", "NUMBA_CACHE"))}
     env.update(NUMLSTM_CACHE_DIR=str(tmp_path / "cache"), PYTHONPATH=str(ROOT))
     proc = subprocess.run([sys.executable, str(script)], env=env, cwd=work, capture_output=True, text=True,

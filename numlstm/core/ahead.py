@@ -39,8 +39,7 @@ POLL = 0.02  # seconds between looks at the cache while waiting
 
 _lock = threading.Lock()
 _started = set()  # (cell, dtype) whose first epoch call this process has made
-_helpers = []
-_helper_of = {}  # (cell, dtype) -> the helper started for it
+_helpers = {}  # (cell, dtype) -> (the helper process, the (module, qualname) of each function it compiles)
 
 
 def enabled():
@@ -56,12 +55,13 @@ def _cores():
 
 
 @contextlib.contextmanager
-def helper_if_compiling(dispatcher, work, cell, dtype):
+def helper_if_compiling(dispatcher, work, names, cell, dtype):
     """Around the first call of an epoch loop ``dispatcher`` for ``cell`` and ``dtype``: if the
     call compiles the loop (Numba's compile event for it, which comes only after a miss in the
     cache), start a helper process running ``work(cell, dtype)``; ``work`` is ``(module,
     function)``, names of a function that compiles (or loads) into the cache what the loop
-    will need later."""
+    will need later, and ``names`` the ``(module, qualified name)`` of each function it
+    compiles (what this process then waits for rather than compiles)."""
     key = (cell, np.dtype(dtype).name)
     with _lock:
         first = key not in _started
@@ -74,7 +74,7 @@ def helper_if_compiling(dispatcher, work, cell, dtype):
     class OnCompile(event.Listener):
         def on_start(self, ev):
             if ev.data.get("dispatcher") is dispatcher:
-                _start(work, *key)
+                _start(work, names, *key)
 
         def on_end(self, ev):
             pass
@@ -87,7 +87,7 @@ def helper_if_compiling(dispatcher, work, cell, dtype):
         event.unregister("numba:compile", listener)
 
 
-def _start(work, cell, dtype):
+def _start(work, names, cell, dtype):
     if getattr(sys, "frozen", False) or not sys.executable or not _cache.writable():
         return  # a frozen app's executable is the app itself; an unwritable cache would take nothing
     package_parent = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -104,17 +104,7 @@ def _start(work, cell, dtype):
     if not _helpers:
         atexit.register(_end_helpers)
         _cache.on_miss(_on_miss)
-    _helpers.append(helper)
-    _helper_of[(cell, dtype)] = helper
-
-
-def _helpers_work(cell):
-    """The functions a helper for ``cell`` compiles (``cpu_engine.compile_ahead``), as
-    (module, qualified name): the LSTM's and the GRU's backward passes share their names."""
-    layer = "numlstm.kernels.cpu" if cell == "lstm" else "numlstm.kernels.gru_cpu"
-    return {(layer, "_backward_chunks"), (layer, "backward_rows"), ("numlstm.kernels.cpu", "sum_parts"),
-            ("numlstm.core.cpu_engine", "global_norm"), ("numlstm.core.optimizers", "apply_update"),
-            ("numlstm.core.cpu_engine", f"_network_forward_{cell}")}
+    _helpers[(cell, dtype)] = (helper, names)
 
 
 def _dtype_of(sig):
@@ -126,8 +116,8 @@ def _on_miss(module, qualname, sig, load):
     waited for (polling the cache, at most :data:`WAIT` seconds) rather than compiled beside it.
     Not once this process has found a part of the cache unusable (its warning issued): the
     helper's writes may be failing too."""
-    for (cell, dtype), helper in list(_helper_of.items()):
-        if (module, qualname) not in _helpers_work(cell) or _dtype_of(sig) != dtype or _cache.warned():
+    for (_, dtype), (helper, names) in list(_helpers.items()):
+        if (module, qualname) not in names or _dtype_of(sig) != dtype or _cache.warned():
             continue
         deadline = time.monotonic() + WAIT
         while helper.poll() is None and time.monotonic() < deadline and not _cache.warned():
@@ -145,7 +135,7 @@ def _on_miss(module, qualname, sig, load):
 def _end_helpers():
     """At exit: a helper still compiling is ended (the cache writes each file whole, under a
     temporary name, so an ended helper leaves nothing half-written)."""
-    for helper in _helpers:
+    for helper, _ in _helpers.values():
         if helper.poll() is None:
             helper.terminate()
             try:

@@ -507,6 +507,18 @@ _LAYERS = {"lstm": (_lstm_layer_forward, _lstm_layer_backward), "gru": (_gru_lay
 _KERNELS = tuple(_compile_for_cell(cell, *_LAYERS[cell]) for cell in NAMES)
 
 
+def _compiled_ahead(cell):
+    """(module, qualified name) of each function :func:`compile_ahead` compiles for ``cell``
+    (the LSTM's and the GRU's backward passes share their names, not their modules)."""
+    layer = _cpu if cell == "lstm" else gru_cpu
+    functions = (layer._backward_chunks, layer.backward_rows, sum_parts, global_norm, apply_update,
+                 _KERNELS[NAMES.index(cell)].network_forward)
+    return frozenset((f.py_func.__module__, f.py_func.__qualname__) for f in functions)
+
+
+_COMPILED_AHEAD = {cell: _compiled_ahead(cell) for cell in NAMES}
+
+
 def kernels_for(table):
     """The compiled training functions of the cell of the network described by ``table``."""
     return _KERNELS[table[0, CELL_COLUMN]]
@@ -573,7 +585,8 @@ def train_epoch(params, grads, table, head, X, Y, M, order, batch_size, loss_id,
     batch whose loss or gradient was not finite (its update is not applied)."""
     p, g = aligned(params), aligned(grads)
     epoch = kernels_for(table).train_epoch
-    with ahead.helper_if_compiling(epoch, (__name__, "compile_ahead"), NAMES[table[0, CELL_COLUMN]], params.dtype):
+    cell = NAMES[table[0, CELL_COLUMN]]
+    with ahead.helper_if_compiling(epoch, (__name__, "compile_ahead"), _COMPILED_AHEAD[cell], cell, params.dtype):
         result = epoch(p, g, table, head, X, Y, M, order, batch_size, loss_id, lparams, dropout_plan(drop, table),
                        seed, opt_kind, hp, state, step, clipnorm, n_threads, batch_losses)
     _copy_back(p, params, g, grads)

@@ -159,7 +159,8 @@ class Network:
                     b.reshape(-1, b.shape[-1])[0, block * H:(block + 1) * H] = 1.0  # the (input) bias
         Wd, _ = self.head_views(p)
         Wd[:] = glorot_uniform(rng, Wd.shape)
-        self.params = aligned(p.astype(self.dtype))
+        self.params = aligned_empty(self.n_params, self.dtype)
+        self.params[...] = p
 
     def get_weights(self, params=None):
         """Copies of the weights as ``{"cell", "layers": [{"W", "U", "b"}...], "head": {"W", "b"}}``,
