@@ -82,12 +82,6 @@ def effective_features():
     return config.CPU_FEATURES if config.CPU_FEATURES is not None else get_host_cpu_features()
 
 
-def wide_registers():
-    """Whether the compiled code has 32 vector registers (AVX-512F), not 16: the matrix-product
-    loop then keeps twice as many factors in registers (``kernels.cpu.WIDE_K``)."""
-    return "+avx512f" in effective_features().split(",")
-
-
 def state():
     """``{"requested", "applied", "why"}``: what ``NUMLSTM_VECTOR_WIDTH`` did in this process."""
     return dict(_state)

@@ -1,39 +1,46 @@
-"""The matrix-product loop (``kernels.cpu.add_tile``) against NumPy, in both of its forms.
+"""The matrix-product loop (``kernels.cpu.add_tile``) against NumPy, in every vector geometry.
 
-The loop takes eight rows of ``M`` per pass on CPUs with 32 vector registers
-(``WIDE_K``, AVX-512) and four otherwise. Which form the package uses depends on
-the CPU, so both are compiled here from the same source with ``WIDE_K`` set each
-way, and checked on shapes that exercise every remainder: inner sizes that are
-not multiples of 8 or 4, odd row ranges, more columns than one block.
+The loop is emitted as LLVM IR for the CPU's vector width (``kernels.tile``):
+64-byte vectors, four per row, on AVX-512; 32-byte, two per row, on AVX; 16-byte
+elsewhere. Which one the package uses depends on the CPU, so each is compiled
+here (LLVM splits vectors wider than this CPU's registers, so all of them run
+anywhere) and checked on shapes that exercise every remainder: columns that are
+not a multiple of the block (masked tail), inner sizes across a k-block, row
+ranges that are not a multiple of the register block, and odd offsets.
 """
-
-import types
 
 import numba
 import numpy as np
 import pytest
 
-from numlstm.kernels import cpu
+from numlstm.kernels import cpu, tile
 from numlstm.kernels._jit import CPU_OPTIONS
 
-
-def compiled(wide_k):
-    source = cpu.add_tile.py_func
-    scope = dict(source.__globals__, WIDE_K=wide_k)
-    return numba.njit(**CPU_OPTIONS)(types.FunctionType(source.__code__, scope, source.__name__))
+GEOMETRIES = [(64, 4), (32, 2), (16, 2)]
 
 
-@pytest.fixture(scope="module", params=[False, True], ids=["four-rows-of-M", "eight-rows-of-M"])
+def compiled(vector_bytes, nv):
+    kernel = tile.make_add_tile(vector_bytes, nv)
+
+    def add_tile(Z, t_out, S, t_src, M, r0, r1):
+        kernel(Z, t_out, S, t_src, M, r0, r1)
+
+    return numba.njit(**CPU_OPTIONS)(add_tile)
+
+
+@pytest.fixture(scope="module", params=GEOMETRIES, ids=lambda g: f"{g[0] * 8}-bit-x{g[1]}")
 def add_tile(request):
-    return compiled(request.param)
+    return compiled(*request.param)
 
 
-@pytest.mark.parametrize("dtype", [np.float32, np.float64])
-@pytest.mark.parametrize("K, N, r0, r1", [
-    (1, 3, 0, 5), (3, 7, 1, 4), (4, 8, 0, 6), (7, 9, 2, 7), (8, 16, 0, 4), (9, 5, 1, 2),
+SHAPES = [
+    (1, 3, 0, 5), (3, 7, 1, 4), (4, 8, 0, 6), (7, 9, 2, 7), (8, 16, 0, 9), (9, 5, 1, 2),
     (12, 33, 0, 7), (15, 513, 3, 8), (16, 64, 0, 8), (17, 600, 1, 6), (23, 1030, 0, 5),
-])
-def test_matches_numpy_on_every_remainder(add_tile, dtype, K, N, r0, r1):
+    (300, 70, 0, 9), (257, 1, 2, 9), (0, 5, 0, 9), (5, 0, 0, 9), (5, 5, 4, 4),
+]
+
+
+def check(add_tile, dtype, K, N, r0, r1):
     rng = np.random.default_rng(K * 1000 + N)
     rows, T = 9, 3
     S = rng.standard_normal((rows, T, K)).astype(dtype)
@@ -43,7 +50,61 @@ def test_matches_numpy_on_every_remainder(add_tile, dtype, K, N, r0, r1):
     expected[r0:r1, 2] += S[r0:r1, 1].astype(np.float64) @ M.astype(np.float64)
     add_tile(Z, np.int64(2), S, np.int64(1), M, np.int64(r0), np.int64(r1))
     tol = 1e-5 if dtype == np.float32 else 1e-12
-    np.testing.assert_allclose(Z, expected, rtol=tol, atol=tol * np.sqrt(K))
+    np.testing.assert_allclose(Z, expected, rtol=tol, atol=tol * np.sqrt(max(K, 1)))
     untouched = np.ones(rows, bool)
     untouched[r0:r1] = False
     assert np.array_equal(Z[untouched].astype(np.float64), expected[untouched])  # rows outside r0:r1 not written
+    assert np.array_equal(Z[:, :2].astype(np.float64), expected[:, :2])  # nor other time steps
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("K, N, r0, r1", SHAPES)
+def test_matches_numpy_on_every_remainder(add_tile, dtype, K, N, r0, r1):
+    check(add_tile, dtype, K, N, r0, r1)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_the_package_loop_matches_numpy(dtype):
+    for K, N, r0, r1 in SHAPES:
+        check(cpu.add_tile, dtype, K, N, r0, r1)
+
+
+def test_the_sum_is_taken_in_k_order_whatever_the_tiling():
+    # Each output adds its products one k at a time onto Z: the same bits for any row range
+    # and any vector geometry.
+    rng = np.random.default_rng(7)
+    S = rng.standard_normal((13, 1, 300)).astype(np.float32)
+    M = rng.standard_normal((300, 70)).astype(np.float32)
+    results = []
+    for vector_bytes, nv in GEOMETRIES:
+        kernel = compiled(vector_bytes, nv)
+        Z = np.zeros((13, 1, 70), np.float32)
+        kernel(Z, np.int64(0), S, np.int64(0), M, np.int64(0), np.int64(13))
+        Z2 = np.zeros((13, 1, 70), np.float32)
+        for r in range(13):
+            kernel(Z2, np.int64(0), S, np.int64(0), M, np.int64(r), np.int64(r + 1))
+        assert np.array_equal(Z, Z2)
+        results.append(Z)
+    for other in results[1:]:
+        assert np.array_equal(results[0], other)
+
+
+def test_arrays_it_cannot_take_are_a_typing_error_not_a_wrong_result():
+    Z = np.zeros((2, 1, 4), np.float32)
+    S = np.zeros((2, 1, 3), np.float32)
+    with pytest.raises(numba.TypingError):
+        cpu.add_tile(Z, np.int64(0), S, np.int64(0), np.zeros((4, 3), np.float32).T, np.int64(0), np.int64(2))
+    with pytest.raises(numba.TypingError):
+        cpu.add_tile(Z, np.int64(0), S, np.int64(0), np.zeros((3, 4), np.float64), np.int64(0), np.int64(2))
+
+
+@pytest.mark.parametrize("features, requested, expected", [
+    ("+avx512f,+avx2,+avx,+fma", "auto", (64, 4)),
+    ("+avx512f,+avx2,+avx,+fma", "512", (64, 4)),
+    ("+avx512f,+avx2,+avx,+fma", "256", (32, 2)),
+    ("-avx512f,+avx2,+avx,+fma", "auto", (32, 2)),
+    ("+neon", "auto", (16, 2)),
+    ("", "auto", (16, 2)),
+])
+def test_geometry_follows_the_features_numba_compiles_for(features, requested, expected):
+    assert tile.geometry(features, requested) == expected

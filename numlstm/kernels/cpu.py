@@ -19,7 +19,7 @@ Kernels here do no validation; the wrappers in :mod:`numlstm.functional` and
 import numpy as np
 from numba import prange
 
-from numlstm import _vectors
+from numlstm.kernels import tile as _tile
 from numlstm.kernels._jit import CPU_OPTIONS, njit
 from numlstm.kernels.gates import cell_backward, cell_forward
 
@@ -29,9 +29,6 @@ from numlstm.kernels.gates import cell_backward, cell_forward
 FIRST = np.int64(0)
 # ``keep`` for no skipped steps (``hmask`` for no recurrent dropout is a (0, 0) array of the layer's dtype).
 NO_KEEP = np.zeros((0, 0), dtype=np.int8)
-# Eight rows of M per pass of add_tile where the CPU has 32 vector registers (a compile-time
-# constant: the effective CPU features are part of the kernel cache's fingerprint).
-WIDE_K = _vectors.wide_registers()
 
 
 def no_hmask(dtype):
@@ -75,80 +72,15 @@ def chunk_count(batch, n_threads):
 def add_tile(Z, t_out, S, t_src, M, r0, r1):
     """``Z[r, t_out] += S[r, t_src] @ M`` for every row ``r`` in ``r0:r1``.
 
-    ``Z`` (rows, time, N), ``S`` (rows, time, K), ``M`` (K, N). The one
-    matrix-product loop of the package: input and recurrent projections, their
-    transposes in the backward pass, and the dense head all go through it.
-
-    Register blocking by hand, since Numba gives no SIMD types: two output
-    rows take four rows of ``M`` per pass, so each loaded element of ``M``
-    feeds two multiply-adds and each output load/store four. Where the CPU has
-    32 vector registers (AVX-512: ``WIDE_K``) a pass takes eight rows of ``M``,
-    halving the output loads and stores per multiply-add (the forward kernel 13-18%
-    faster on an Intel Xeon with AVX-512; with AVX2's 16 registers the eight
-    broadcast factors would not stay in registers). Columns go in
-    blocks of 512 so that the block of ``M`` and the rows' outputs stay in L1
-    while every row of the tile passes over them. Slices (not offset indices)
-    keep the loops provably in bounds, which LLVM needs to vectorize them.
+    ``Z`` (rows, time, N), ``S`` (rows, time, K), ``M`` (K, N), C-contiguous, one
+    float dtype. The one matrix-product loop of the package: input and recurrent
+    projections, their transposes in the backward pass, the weight gradients and
+    the dense head all go through it. Its body is a register-blocked micro-kernel
+    with vectors as wide as the CPU's registers, emitted as LLVM IR
+    (:mod:`numlstm.kernels.tile`); a function of its own so that each call site
+    links one compiled copy.
     """
-    K, N = M.shape
-    block = 512
-    for j0 in range(0, N, block):
-        j1 = min(N, j0 + block)
-        n = j1 - j0
-        k = 0
-        while WIDE_K and k + 8 <= K:  # eight rows of M per pass where there are registers for them
-            M0, M1, M2, M3 = M[k, j0:j1], M[k + 1, j0:j1], M[k + 2, j0:j1], M[k + 3, j0:j1]
-            M4, M5, M6, M7 = M[k + 4, j0:j1], M[k + 5, j0:j1], M[k + 6, j0:j1], M[k + 7, j0:j1]
-            r = r0
-            while r + 2 <= r1:
-                va, vb = S[r, t_src], S[r + 1, t_src]
-                a0, a1, a2, a3 = va[k], va[k + 1], va[k + 2], va[k + 3]
-                a4, a5, a6, a7 = va[k + 4], va[k + 5], va[k + 6], va[k + 7]
-                b0, b1, b2, b3 = vb[k], vb[k + 1], vb[k + 2], vb[k + 3]
-                b4, b5, b6, b7 = vb[k + 4], vb[k + 5], vb[k + 6], vb[k + 7]
-                za, zb = Z[r, t_out, j0:j1], Z[r + 1, t_out, j0:j1]
-                for j in range(n):
-                    m0, m1, m2, m3, m4, m5, m6, m7 = M0[j], M1[j], M2[j], M3[j], M4[j], M5[j], M6[j], M7[j]
-                    za[j] += ((a0 * m0 + a1 * m1) + (a2 * m2 + a3 * m3)) + ((a4 * m4 + a5 * m5) + (a6 * m6 + a7 * m7))
-                    zb[j] += ((b0 * m0 + b1 * m1) + (b2 * m2 + b3 * m3)) + ((b4 * m4 + b5 * m5) + (b6 * m6 + b7 * m7))
-                r += 2
-            if r < r1:
-                va = S[r, t_src]
-                a0, a1, a2, a3 = va[k], va[k + 1], va[k + 2], va[k + 3]
-                a4, a5, a6, a7 = va[k + 4], va[k + 5], va[k + 6], va[k + 7]
-                za = Z[r, t_out, j0:j1]
-                for j in range(n):
-                    za[j] += ((a0 * M0[j] + a1 * M1[j]) + (a2 * M2[j] + a3 * M3[j])) + \
-                        ((a4 * M4[j] + a5 * M5[j]) + (a6 * M6[j] + a7 * M7[j]))
-            k += 8
-        while k + 4 <= K:
-            M0, M1, M2, M3 = M[k, j0:j1], M[k + 1, j0:j1], M[k + 2, j0:j1], M[k + 3, j0:j1]
-            r = r0
-            while r + 2 <= r1:
-                va, vb = S[r, t_src], S[r + 1, t_src]
-                a0, a1, a2, a3 = va[k], va[k + 1], va[k + 2], va[k + 3]
-                b0, b1, b2, b3 = vb[k], vb[k + 1], vb[k + 2], vb[k + 3]
-                za, zb = Z[r, t_out, j0:j1], Z[r + 1, t_out, j0:j1]
-                for j in range(n):
-                    m0, m1, m2, m3 = M0[j], M1[j], M2[j], M3[j]
-                    za[j] += (a0 * m0 + a1 * m1) + (a2 * m2 + a3 * m3)
-                    zb[j] += (b0 * m0 + b1 * m1) + (b2 * m2 + b3 * m3)
-                r += 2
-            if r < r1:
-                va = S[r, t_src]
-                a0, a1, a2, a3 = va[k], va[k + 1], va[k + 2], va[k + 3]
-                za = Z[r, t_out, j0:j1]
-                for j in range(n):
-                    za[j] += (a0 * M0[j] + a1 * M1[j]) + (a2 * M2[j] + a3 * M3[j])
-            k += 4
-        while k < K:
-            Mk = M[k, j0:j1]
-            for r in range(r0, r1):
-                vk = S[r, t_src, k]
-                z = Z[r, t_out, j0:j1]
-                for j in range(n):
-                    z[j] += vk * Mk[j]
-            k += 1
+    _tile.add_tile(Z, t_out, S, t_src, M, r0, r1)
 
 
 @njit(**CPU_OPTIONS)
@@ -160,6 +92,7 @@ def tile_rows(G):
 
 @njit(**CPU_OPTIONS)
 def _cell_forward_row(z, c_prev, c, h):
+    _tile.full_width()
     H = c.shape[0]
     for j in range(H):
         _, _, _, _, c_j, h_j = cell_forward(z[j], z[H + j], z[2 * H + j], z[3 * H + j], c_prev[j])
@@ -171,6 +104,7 @@ def _cell_forward_row(z, c_prev, c, h):
 def _cell_backward_row(z, c_prev, c, dh, dc):
     """``z`` holds the pre-activations on entry and their gradients on exit;
     ``dc`` goes in as the gradient into ``c_t`` and comes out as that into ``c_{t-1}``."""
+    _tile.full_width()
     H = c.shape[0]
     for j in range(H):
         dzi, dzf, dzg, dzo, dc_prev = cell_backward(
@@ -205,6 +139,7 @@ def forward_rows(x, W, U, b, h0, c0, zs, cs, hs, r0, r1, keep, hmask, hm):
     state entering ``h @ U`` multiplied by the row's mask; ``hm`` (batch, 1,
     hidden) is scratch for the masked states.
     """
+    _tile.full_width()
     T = x.shape[1]
     R = tile_rows(U.shape[1])
     skipping = keep.shape[0] > 0
@@ -333,6 +268,7 @@ def backward_rows(x, W_T, U_T, h0, c0, zs, cs, hs, dhs, dh_carry, dc_carry, dW, 
     ``hm`` as in :func:`forward_rows`: a skipped step passes its gradients
     through and has zero pre-activation gradients.
     """
+    _tile.full_width()
     T = zs.shape[1]
     R = tile_rows(zs.shape[2])
     skipping = keep.shape[0] > 0

@@ -22,13 +22,16 @@ Kernels here do no validation; :mod:`numlstm.functional` does.
 import numpy as np
 from numba import prange
 
+from numlstm.kernels import tile as _tile
 from numlstm.kernels._jit import CPU_OPTIONS, njit
 from numlstm.kernels.cpu import (FIRST, add_gram, assign, add_recurrent_grad, add_recurrent_product, add_tile,
                                  previous_states_T, scratch_states, sum_parts, tile_rows)
 from numlstm.kernels.gates import gru_cell_backward, gru_cell_forward
 
+
 @njit(**CPU_OPTIONS)
 def _cell_forward_row(a, g, h_prev, h):
+    _tile.full_width()
     H = h.shape[0]
     for j in range(H):
         h[j] = gru_cell_forward(a[j], a[H + j], a[2 * H + j], g[j], g[H + j], g[2 * H + j], h_prev[j])
@@ -39,6 +42,7 @@ def _cell_backward_row(a, g, h_prev, dh):
     """``a``/``g`` hold the input/recurrent projections on entry and their gradients
     on exit; ``dh`` goes in as the total gradient into ``h_t`` and comes out as the
     part of the gradient into ``h_{t-1}`` that bypasses ``U``."""
+    _tile.full_width()
     H = dh.shape[0]
     for j in range(H):
         dz, dr, dan, dgn, dh_prev = gru_cell_backward(
@@ -61,6 +65,7 @@ def forward_rows(x, W, U, b, h0, xs, gs, hs, r0, r1, keep, hmask, hm):
     as in :func:`numlstm.kernels.cpu.forward_rows`: under recurrent dropout only
     the recurrent product sees the masked state; the blend ``z * h_{t-1}`` uses
     the state itself."""
+    _tile.full_width()
     T = x.shape[1]
     R = tile_rows(U.shape[1])
     b_in, b_rec = b[0], b[1]
@@ -115,6 +120,7 @@ def backward_rows(x, W_T, U_T, h0, xs, gs, hs, dhs, dh_carry, dW, dU, db, dx, r0
     these rows are *added* to ``dW``, ``dU``, ``db`` (the caller gives each
     thread its own). ``keep``, ``hmask``, ``hm`` as in :func:`forward_rows`.
     """
+    _tile.full_width()
     T = xs.shape[1]
     G = xs.shape[2]
     R = tile_rows(G)
