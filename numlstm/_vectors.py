@@ -2,23 +2,27 @@
 
 On Intel CPUs with AVX-512 (Skylake-SP, Ice Lake, Sapphire Rapids, ...), LLVM
 prefers 256-bit vectors unless told otherwise, so Numba's loops use half the
-registers' width (checked by compiling for those CPUs: the kernels' loops use
-``ymm`` registers only). ``NUMLSTM_VECTOR_WIDTH`` chooses, once per process and
-before the first compile:
+registers' width (checked by compiling for those CPUs). numlstm's own kernels
+do not depend on that preference: the matrix products are written with
+explicit vectors as wide as the registers, and the cell kernels ask LLVM for
+the full width in their own functions (:mod:`numlstm.kernels.tile`).
+``NUMLSTM_VECTOR_WIDTH`` chooses, once per process and before the first
+compile:
 
-- ``auto`` (the default, or unset): LLVM's choice for the CPU, as before;
-- ``512``: full-width (``zmm``) vectors where the CPU has AVX-512F (no change
-  on other CPUs);
-- ``256``: at most 256-bit vectors, even where LLVM would choose wider.
+- ``auto`` (the default, or unset): numlstm's kernels use the CPU's full width
+  (512-bit on AVX-512); every other loop LLVM's choice for the CPU;
+- ``512``: full-width (``zmm``) vectors for every loop where the CPU has
+  AVX-512F (no change on other CPUs);
+- ``256``: at most 256-bit vectors, numlstm's kernels included, even where the
+  CPU has wider ones (for older AVX-512 parts that lower their clock for them).
 
-It works by adjusting the CPU feature string Numba gives LLVM (the host's, or
-``NUMBA_CPU_FEATURES`` where set), so it applies to every Numba function the
-process compiles, the user's own included, and only if numlstm is imported
-before any Numba function was compiled (Numba's CPU target is set up once);
-:func:`state` says what took effect. The setting is part of the kernel cache's
-fingerprint. Whether 512-bit vectors are faster depends on the CPU (older
-AVX-512 parts lower their clock for them); ``benchmarks/bench_cpu.py`` reports
-the width the compiled kernels use.
+``512`` and ``256`` work by adjusting the CPU feature string Numba gives LLVM
+(the host's, or ``NUMBA_CPU_FEATURES`` where set), so they apply to every Numba
+function the process compiles, the user's own included, and only if numlstm
+is imported before any Numba function was compiled (Numba's CPU target is set
+up once); :func:`state` says what took effect. The setting is part of the
+kernel cache's fingerprint. ``benchmarks/bench_cpu.py`` reports the width the
+compiled kernels use.
 
 This module is the ground floor: it imports nothing else from numlstm.
 """
@@ -27,10 +31,11 @@ import os
 import re
 
 ENV = "NUMLSTM_VECTOR_WIDTH"
+AUTO = "numlstm's kernels full width, other loops LLVM's choice for this CPU"
 CHOICES = ("auto", "512", "256")
 _ADJUST = {"512": ",-prefer-256-bit", "256": ",+prefer-256-bit"}
 
-_state = {"requested": "auto", "applied": False, "why": "LLVM's choice for this CPU"}
+_state = {"requested": "auto", "applied": False, "why": AUTO}
 
 
 def requested():
@@ -38,7 +43,8 @@ def requested():
     value = os.environ.get(ENV, "").strip().lower() or "auto"
     if value not in CHOICES:
         raise ValueError(f"{ENV}={os.environ.get(ENV)!r} is not one of {', '.join(CHOICES)}; unset it (or 'auto') "
-                         "for LLVM's choice, '512' for full-width AVX-512 vectors, '256' for at most 256-bit ones.")
+                         "for the default, '512' for full-width AVX-512 vectors in every loop, '256' for at most "
+                         "256-bit ones.")
     return value
 
 
@@ -54,7 +60,7 @@ def apply():
     value = requested()
     _state.update(requested=value, applied=False)
     if value == "auto":
-        _state["why"] = "LLVM's choice for this CPU"
+        _state["why"] = AUTO
         return _state
     from numba.core import config
 
