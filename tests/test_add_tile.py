@@ -20,24 +20,12 @@ GEOMETRIES = [(64, 4), (32, 2), (16, 2)]
 
 
 def compiled(vector_bytes, nv):
-    kernel = tile.make_add_tile(vector_bytes, nv)[0]
+    kernel = tile.make_add_tile(vector_bytes, nv)
 
     def add_tile(Z, t_out, S, t_src, M, r0, r1):
         kernel(Z, t_out, S, t_src, M, r0, r1)
 
     return numba.njit(**CPU_OPTIONS)(add_tile)
-
-
-def compiled_set(vector_bytes, nv):
-    _, set_tile, set_tile2 = tile.make_add_tile(vector_bytes, nv)
-
-    def one(Z, t_out, b, S, t_src, M, r0, r1):
-        set_tile(Z, t_out, b, S, t_src, M, r0, r1)
-
-    def two(Z, t_out, b, S1, t1, M1, S2, t2, M2, r0, r1):
-        set_tile2(Z, t_out, b, S1, t1, M1, S2, t2, M2, r0, r1)
-
-    return numba.njit(**CPU_OPTIONS)(one), numba.njit(**CPU_OPTIONS)(two)
 
 
 @pytest.fixture(scope="module", params=GEOMETRIES, ids=lambda g: f"{g[0] * 8}-bit-x{g[1]}")
@@ -79,42 +67,6 @@ def test_matches_numpy_on_every_remainder(add_tile, dtype, K, N, r0, r1):
 def test_the_package_loop_matches_numpy(dtype):
     for K, N, r0, r1 in SHAPES:
         check(cpu.add_tile, dtype, K, N, r0, r1)
-
-
-@pytest.mark.parametrize("geometry", GEOMETRIES, ids=lambda g: f"{g[0] * 8}-bit-x{g[1]}")
-@pytest.mark.parametrize("dtype", [np.float32, np.float64])
-@pytest.mark.parametrize("K1, K2, N, r0, r1", [
-    (8, 64, 256, 0, 9), (1, 50, 200, 2, 7), (0, 0, 13, 1, 8), (0, 5, 33, 0, 9), (3, 0, 17, 4, 5),
-    (200, 100, 70, 0, 9), (16, 256, 1024, 3, 6), (5, 7, 9, 6, 6),
-])
-def test_set_tile_writes_bias_plus_products(geometry, dtype, K1, K2, N, r0, r1):
-    # set_tile2 (a layer's bias, input and recurrent projections in one pass) and set_tile,
-    # across k-blocks and both sources, with no k at all (the bias alone), into a full Z.
-    one, two = compiled_set(*geometry)
-    rng = np.random.default_rng(K1 * 7 + K2 * 11 + N)
-    rows, T = 9, 3
-    S1 = rng.standard_normal((rows, T, K1)).astype(dtype)
-    S2 = rng.standard_normal((rows, 1, K2)).astype(dtype)
-    M1 = rng.standard_normal((K1, N)).astype(dtype)
-    M2 = rng.standard_normal((K2, N)).astype(dtype)
-    b = rng.standard_normal(N).astype(dtype)
-    Z = rng.standard_normal((rows, T, N)).astype(dtype)
-    f64 = np.float64
-    expected = Z.astype(f64)
-    first = S1[r0:r1, 1].astype(f64) @ M1.astype(f64)
-    expected[r0:r1, 2] = b.astype(f64) + first + S2[r0:r1, 0].astype(f64) @ M2.astype(f64)
-    tol = 1e-5 if dtype == np.float32 else 1e-12
-    got = Z.copy()
-    two(got, np.int64(2), b, S1, np.int64(1), M1, S2, np.int64(0), M2, np.int64(r0), np.int64(r1))
-    np.testing.assert_allclose(got, expected, rtol=tol, atol=tol * np.sqrt(K1 + K2 + 1))
-    outside = np.ones(rows, bool)
-    outside[r0:r1] = False
-    assert np.array_equal(got[outside], Z[outside]) and np.array_equal(got[:, :2], Z[:, :2])
-    expected[r0:r1, 2] = b.astype(f64) + first
-    got = Z.copy()
-    one(got, np.int64(2), b, S1, np.int64(1), M1, np.int64(r0), np.int64(r1))
-    np.testing.assert_allclose(got, expected, rtol=tol, atol=tol * np.sqrt(K1 + 1))
-    assert np.array_equal(got[outside], Z[outside]) and np.array_equal(got[:, :2], Z[:, :2])
 
 
 def test_the_sum_is_taken_in_k_order_whatever_the_tiling():

@@ -76,7 +76,6 @@ EXPECTED = {
     'previous_states_T': 1,
     'reverse_time': 2,
     'scratch_states': 1,
-    'set_tile2': 1,
     'sum_parts': 2,
     'tile_rows': 1,
 }

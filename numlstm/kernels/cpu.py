@@ -84,20 +84,6 @@ def add_tile(Z, t_out, S, t_src, M, r0, r1):
 
 
 @njit(**CPU_OPTIONS)
-def set_tile(Z, t_out, b, S, t_src, M, r0, r1):
-    """``Z[r, t_out] = b + S[r, t_src] @ M`` for rows ``r0:r1`` (:func:`add_tile` starting
-    from ``b``, (N,), instead of from ``Z``: the output is written once)."""
-    _tile.set_tile(Z, t_out, b, S, t_src, M, r0, r1)
-
-
-@njit(**CPU_OPTIONS)
-def set_tile2(Z, t_out, b, S1, t1, M1, S2, t2, M2, r0, r1):
-    """``Z[r, t_out] = b + S1[r, t1] @ M1 + S2[r, t2] @ M2`` for rows ``r0:r1``: a
-    layer's input and recurrent projections and its bias, in one pass over the output."""
-    _tile.set_tile2(Z, t_out, b, S1, t1, M1, S2, t2, M2, r0, r1)
-
-
-@njit(**CPU_OPTIONS)
 def tile_rows(G):
     """Rows carried together through time, so each block of weights loaded
     into L1 serves all of them (measured best: 32 rows up to G=256, then 16)."""
@@ -164,8 +150,10 @@ def forward_rows(x, W, U, b, h0, c0, zs, cs, hs, r0, r1, keep, hmask, hm):
         e = min(r1, a + R)
         for t in range(T):
             tz, tc = t % Tz, t % Tc
-            src, t_src = recurrent_source(t, h0, hs, hmask, hm, a, e)
-            set_tile2(zs, tz, b, x, t, W, src, t_src, U, a, e)
+            for r in range(a, e):
+                assign(zs[r, tz], b)
+            add_tile(zs, tz, x, t, W, a, e)
+            add_recurrent_product(zs, tz, t, h0, hs, U, hmask, hm, a, e)
             for r in range(a, e):
                 c_prev = c0[r, 0] if t == 0 else cs[r, (t - 1) % Tc]
                 _cell_forward_row(zs[r, tz], c_prev, cs[r, tc], hs[r, t])
@@ -175,15 +163,15 @@ def forward_rows(x, W, U, b, h0, c0, zs, cs, hs, r0, r1, keep, hmask, hm):
 
 
 @njit(inline="always", **CPU_OPTIONS)  # see INLINED_LEVELS
-def recurrent_source(t, h0, hs, hmask, hm, a, e):
-    """``(S, t_src)``: where the states entering step ``t``'s recurrent product are for rows
-    ``a:e`` (``h_{t-1}``, ``h_{-1}`` being ``h0``); under recurrent dropout, the states times
-    the row's ``hmask``, staged in the scratch ``hm``."""
+def add_recurrent_product(Z, t_out, t, h0, hs, U, hmask, hm, a, e):
+    """``Z[r, t_out] += h_{t-1} @ U`` for rows ``a:e`` (``h_{-1}`` being ``h0``), the state
+    times the row's ``hmask`` under recurrent dropout (staged in the scratch ``hm``)."""
     if hmask.shape[0] > 0:
         for r in range(a, e):
             masked_state(h0[r, 0] if t == 0 else hs[r, t - 1], hmask, hm, r)
-        return hm, FIRST
-    return (h0, FIRST) if t == 0 else (hs, t - 1)
+    # one call site of the product (each one is compiled code of its own)
+    src, t_src = (hm, FIRST) if hmask.shape[0] > 0 else ((h0, FIRST) if t == 0 else (hs, t - 1))
+    add_tile(Z, t_out, src, t_src, U, a, e)
 
 
 @njit(parallel=True, **CPU_OPTIONS)

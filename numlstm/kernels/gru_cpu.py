@@ -24,8 +24,8 @@ from numba import prange
 
 from numlstm.kernels import tile as _tile
 from numlstm.kernels._jit import CPU_OPTIONS, njit
-from numlstm.kernels.cpu import (FIRST, add_gram, assign, add_recurrent_grad, add_tile, previous_states_T,
-                                 recurrent_source, scratch_states, set_tile, sum_parts, tile_rows)
+from numlstm.kernels.cpu import (FIRST, add_gram, assign, add_recurrent_grad, add_recurrent_product, add_tile,
+                                 previous_states_T, scratch_states, sum_parts, tile_rows)
 from numlstm.kernels.gates import gru_cell_backward, gru_cell_forward
 
 
@@ -77,9 +77,11 @@ def forward_rows(x, W, U, b, h0, xs, gs, hs, r0, r1, keep, hmask, hm):
         e = min(r1, a + R)
         for t in range(T):
             tx = t % Tx
-            set_tile(xs, tx, b_in, x, t, W, a, e)
-            src, t_src = recurrent_source(t, h0, hs, hmask, hm, a, e)
-            set_tile(gs, tx, b_rec, src, t_src, U, a, e)
+            for r in range(a, e):
+                assign(xs[r, tx], b_in)
+                assign(gs[r, tx], b_rec)
+            add_tile(xs, tx, x, t, W, a, e)
+            add_recurrent_product(gs, tx, t, h0, hs, U, hmask, hm, a, e)
             for r in range(a, e):
                 h_prev = h0[r, 0] if t == 0 else hs[r, t - 1]
                 _cell_forward_row(xs[r, tx], gs[r, tx], h_prev, hs[r, t])

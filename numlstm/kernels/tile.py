@@ -71,14 +71,9 @@ def _splat(builder, vector_type, value):
     return builder.shuffle_vector(one, undef, ir.Constant(ir.VectorType(ir.IntType(32), lanes), [0] * lanes))
 
 
-def _emit(vector_bytes, nv, context, builder, z, t_out, init, sources, r0, r1):
-    """Emit ``Z[r, t_out] (= init | +=) sum over sources of S[r, t_src] @ M`` for rows ``r0:r1``.
-
-    ``z`` is (type, value); ``init`` is None (add onto ``Z``) or (type, value) of a
-    1-D array of ``N`` (the rows start from it); ``sources`` a list of
-    (S type, S, t_src, M type, M), their inner sizes concatenated into one ``k``.
-    """
-    z_type, Z = z
+def _emit_add_tile(vector_bytes, nv, context, builder, signature, args):
+    z_type, _, s_type, _, m_type, _, _ = signature.args
+    Z, t_out, S, t_src, M, r0, r1 = args
     i64, i32 = ir.IntType(64), ir.IntType(32)
 
     def const(value):
@@ -87,26 +82,13 @@ def _emit(vector_bytes, nv, context, builder, z, t_out, init, sources, r0, r1):
     def smin(a, b):
         return builder.select(builder.icmp_signed("<", a, b), a, b)
 
-    def smax(a, b):
-        return builder.select(builder.icmp_signed(">", a, b), a, b)
-
-    byte_ptr = ir.IntType(8).as_pointer()
-
-    def unpack(array_type, value):
-        array = context.make_array(array_type)(context, builder, value)
-        strides = cgutils.unpack_tuple(builder, array.strides)
-        shape = cgutils.unpack_tuple(builder, array.shape)
-        return builder.bitcast(array.data, byte_ptr), strides, shape
-
-    z_base, z_strides, _ = unpack(z_type, Z)
-    init_base = None if init is None else unpack(*init)[0]
-    unpacked, offset = [], const(0)
-    for s_type, S, t_src, m_type, M in sources:
-        s_base, s_strides, _ = unpack(s_type, S)
-        m_base, m_strides, (K, N) = unpack(m_type, M)
-        unpacked.append((s_base, s_strides[0], builder.mul(t_src, s_strides[1]), m_base, m_strides[0], offset, K))
-        offset = builder.add(offset, K)
-    K_total = offset
+    z_arr = context.make_array(z_type)(context, builder, Z)
+    s_arr = context.make_array(s_type)(context, builder, S)
+    m_arr = context.make_array(m_type)(context, builder, M)
+    z_strides = cgutils.unpack_tuple(builder, z_arr.strides)
+    s_strides = cgutils.unpack_tuple(builder, s_arr.strides)
+    m_row_stride = cgutils.unpack_tuple(builder, m_arr.strides)[0]
+    K, N = cgutils.unpack_tuple(builder, m_arr.shape)
 
     element = context.get_value_type(z_type.dtype)
     size = z_type.dtype.bitwidth // 8
@@ -129,7 +111,13 @@ def _emit(vector_bytes, nv, context, builder, z, t_out, init, sources, r0, r1):
         f"llvm.masked.store.{suffix}.p0")
     align = ir.Constant(i32, size)
     zero = ir.Constant(vec, None)
+
+    byte_ptr = ir.IntType(8).as_pointer()
+    z_base = builder.bitcast(z_arr.data, byte_ptr)
+    s_base = builder.bitcast(s_arr.data, byte_ptr)
+    m_base = builder.bitcast(m_arr.data, byte_ptr)
     z_time = builder.mul(t_out, z_strides[1])
+    s_time = builder.mul(t_src, s_strides[1])
 
     accumulators = [[cgutils.alloca_once(builder, vec) for _ in range(nv)] for _ in range(MR)]
     row = cgutils.alloca_once(builder, i64)
@@ -148,36 +136,27 @@ def _emit(vector_bytes, nv, context, builder, z, t_out, init, sources, r0, r1):
         else:
             builder.call(masked_store, [value, pointer, align, mask])
 
-    def register_block(m, r, col_bytes, k0, k1, masks):
-        """Rows r:r+m, one column block: load Z (or the initial row, in the first k-block),
-        run k over k0:k1 through each source it spans, store Z."""
+    def register_block(m, r, col_bytes, k0, k_count, masks):
+        """Rows r:r+m, one column block: load Z, run k over k0:k0+k_count, store Z."""
         z_rows = [builder.add(builder.add(builder.mul(builder.add(r, const(i)), z_strides[0]), z_time), col_bytes)
                   for i in range(m)]
-        first = builder.icmp_signed("==", k0, const(0)) if init_base is not None else None
+        s_rows = [builder.add(builder.mul(builder.add(r, const(i)), s_strides[0]), s_time) for i in range(m)]
         for i in range(m):
             for v in range(nv):
-                pointer = vector_at(z_base, builder.add(z_rows[i], const(v * vector_bytes)))
-                if first is not None:
-                    initial = vector_at(init_base, builder.add(col_bytes, const(v * vector_bytes)))
-                    pointer = builder.select(first, initial, pointer)
-                builder.store(load(pointer, masks[v]), accumulators[i][v])
-        for s_base, s_row_stride, s_time, m_base, m_row_stride, k_offset, K in unpacked:
-            lo = builder.sub(smax(k0, k_offset), k_offset)
-            hi = builder.sub(smin(k1, builder.add(k_offset, K)), k_offset)
-            s_rows = [builder.add(builder.mul(builder.add(r, const(i)), s_row_stride), s_time) for i in range(m)]
-            with cgutils.for_range(builder, builder.sub(hi, lo)) as loop:
-                k = builder.add(loop.index, lo)
-                m_row = builder.add(builder.mul(k, m_row_stride), col_bytes)
-                factors = [load(vector_at(m_base, builder.add(m_row, const(v * vector_bytes))), masks[v])
-                           for v in range(nv)]
-                k_bytes = builder.mul(k, const(size))
-                for i in range(m):
-                    s_ptr = builder.bitcast(builder.gep(s_base, [builder.add(s_rows[i], k_bytes)]),
-                                            element.as_pointer())
-                    broadcast = _splat(builder, vec, builder.load(s_ptr))
-                    for v in range(nv):
-                        acc = accumulators[i][v]
-                        builder.store(builder.call(fma, [broadcast, factors[v], builder.load(acc)]), acc)
+                builder.store(load(vector_at(z_base, builder.add(z_rows[i], const(v * vector_bytes))), masks[v]),
+                              accumulators[i][v])
+        with cgutils.for_range(builder, k_count) as loop:
+            k = builder.add(loop.index, k0)
+            m_row = builder.add(builder.mul(k, m_row_stride), col_bytes)
+            factors = [load(vector_at(m_base, builder.add(m_row, const(v * vector_bytes))), masks[v])
+                       for v in range(nv)]
+            k_bytes = builder.mul(k, const(size))
+            for i in range(m):
+                s_ptr = builder.bitcast(builder.gep(s_base, [builder.add(s_rows[i], k_bytes)]), element.as_pointer())
+                broadcast = _splat(builder, vec, builder.load(s_ptr))
+                for v in range(nv):
+                    acc = accumulators[i][v]
+                    builder.store(builder.call(fma, [broadcast, factors[v], builder.load(acc)]), acc)
         for i in range(m):
             for v in range(nv):
                 pointer = vector_at(z_base, builder.add(z_rows[i], const(v * vector_bytes)))
@@ -186,9 +165,7 @@ def _emit(vector_bytes, nv, context, builder, z, t_out, init, sources, r0, r1):
     # lane numbers as 32-bit integers: 64-bit ones would make the mask arithmetic twice the vector width
     lane_index = ir.Constant(ir.VectorType(i32, lanes), list(range(lanes)))
     full_blocks = builder.sdiv(N, const(block_cols))
-    k_blocks = builder.sdiv(builder.add(K_total, const(KC - 1)), const(KC))
-    if init_base is not None:
-        k_blocks = smax(k_blocks, const(1))  # the initial rows are written even where there is no k
+    k_blocks = builder.sdiv(builder.add(K, const(KC - 1)), const(KC))
     # column blocks: the full ones, then the tail (if any) with masks
     with cgutils.for_range(builder, builder.add(full_blocks, const(1))) as col_loop:
         j = builder.mul(col_loop.index, const(block_cols))
@@ -203,7 +180,7 @@ def _emit(vector_bytes, nv, context, builder, z, t_out, init, sources, r0, r1):
         with builder.if_then(builder.icmp_signed(">", left_cols, const(0))), \
                 cgutils.for_range(builder, k_blocks) as k_loop:
             k0 = builder.mul(k_loop.index, const(KC))
-            k1 = smin(K_total, builder.add(k0, const(KC)))
+            k_count = smin(builder.sub(K, k0), const(KC))
             builder.store(r0, row)
             test = builder.append_basic_block("rows.test")
             body = builder.append_basic_block("rows.body")
@@ -224,9 +201,9 @@ def _emit(vector_bytes, nv, context, builder, z, t_out, init, sources, r0, r1):
                 builder.position_at_end(case)
                 with builder.if_else(is_full) as (full, tail):
                     with full:
-                        register_block(rows_in_block, r, col_bytes, k0, k1, [None] * nv)
+                        register_block(rows_in_block, r, col_bytes, k0, k_count, [None] * nv)
                     with tail:
-                        register_block(rows_in_block, r, col_bytes, k0, k1, tail_masks)
+                        register_block(rows_in_block, r, col_bytes, k0, k_count, tail_masks)
                 builder.branch(next_block)
             builder.position_at_end(next_block)
             builder.store(builder.add(r, m), row)
@@ -235,68 +212,30 @@ def _emit(vector_bytes, nv, context, builder, z, t_out, init, sources, r0, r1):
     return context.get_dummy_value()
 
 
-def _arrays_fit(Z, sources, init=None):
-    """Whether the arrays are ones the loop can take: C-contiguous, one float dtype,
-    ``Z`` and each ``S`` 3-D, each ``M`` 2-D, ``init`` 1-D."""
-    arrays = [Z] + [a for pair in sources for a in pair] + ([] if init is None else [init])
-    if not all(isinstance(a, types.Array) and a.layout == "C" and a.dtype == Z.dtype for a in arrays):
-        return False
-    ranks = [Z.ndim] + [a.ndim for pair in sources for a in pair] + ([] if init is None else [init.ndim])
-    expected = [3] + [3, 2] * len(sources) + ([] if init is None else [1])
-    return isinstance(Z.dtype, types.Float) and ranks == expected
-
-
-def _integers(*values):
-    return all(isinstance(v, types.Integer) for v in values)
+def _typed(Z, t_out, S, t_src, M, r0, r1):
+    arrays = (Z, S, M)
+    if not all(isinstance(a, types.Array) and a.layout == "C" for a in arrays):
+        return None
+    if (Z.ndim, S.ndim, M.ndim) != (3, 3, 2) or not isinstance(Z.dtype, types.Float):
+        return None
+    if not (Z.dtype == S.dtype == M.dtype) or not all(isinstance(i, types.Integer) for i in (t_out, t_src, r0, r1)):
+        return None
+    return types.void(Z, t_out, S, t_src, M, r0, r1)
 
 
 def make_add_tile(vector_bytes, nv):
-    """The intrinsics for one vector geometry (tests build each one; the package uses the
-    ones made for this CPU, below):
+    """The intrinsic ``add_tile(Z, t_out, S, t_src, M, r0, r1)`` for one vector geometry
+    (tests build each one; the package uses :data:`add_tile`, made for this CPU)."""
 
-    - ``add_tile(Z, t_out, S, t_src, M, r0, r1)``: ``Z[r, t_out] += S[r, t_src] @ M``;
-    - ``set_tile(Z, t_out, b, S, t_src, M, r0, r1)``: ``Z[r, t_out] = b + S[r, t_src] @ M``;
-    - ``set_tile2(Z, t_out, b, S1, t1, M1, S2, t2, M2, r0, r1)``:
-      ``Z[r, t_out] = b + S1[r, t1] @ M1 + S2[r, t2] @ M2`` (a layer's input and
-      recurrent projections in one pass: the output is written once).
-    """
+    def codegen(context, builder, signature, args):
+        return _emit_add_tile(vector_bytes, nv, context, builder, signature, args)
 
     @intrinsic
     def add_tile(typingctx, Z, t_out, S, t_src, M, r0, r1):
-        if not (_arrays_fit(Z, [(S, M)]) and _integers(t_out, t_src, r0, r1)):
-            return None
+        signature = _typed(Z, t_out, S, t_src, M, r0, r1)
+        return None if signature is None else (signature, codegen)
 
-        def codegen(context, builder, signature, args):
-            Zv, t_out, Sv, t_src, Mv, r0, r1 = args
-            return _emit(vector_bytes, nv, context, builder, (Z, Zv), t_out, None, [(S, Sv, t_src, M, Mv)], r0, r1)
-
-        return types.void(Z, t_out, S, t_src, M, r0, r1), codegen
-
-    @intrinsic
-    def set_tile(typingctx, Z, t_out, b, S, t_src, M, r0, r1):
-        if not (_arrays_fit(Z, [(S, M)], b) and _integers(t_out, t_src, r0, r1)):
-            return None
-
-        def codegen(context, builder, signature, args):
-            Zv, t_out, bv, Sv, t_src, Mv, r0, r1 = args
-            return _emit(vector_bytes, nv, context, builder, (Z, Zv), t_out, (b, bv), [(S, Sv, t_src, M, Mv)],
-                         r0, r1)
-
-        return types.void(Z, t_out, b, S, t_src, M, r0, r1), codegen
-
-    @intrinsic
-    def set_tile2(typingctx, Z, t_out, b, S1, t1, M1, S2, t2, M2, r0, r1):
-        if not (_arrays_fit(Z, [(S1, M1), (S2, M2)], b) and _integers(t_out, t1, t2, r0, r1)):
-            return None
-
-        def codegen(context, builder, signature, args):
-            Zv, t_out, bv, S1v, t1, M1v, S2v, t2, M2v, r0, r1 = args
-            return _emit(vector_bytes, nv, context, builder, (Z, Zv), t_out, (b, bv),
-                         [(S1, S1v, t1, M1, M1v), (S2, S2v, t2, M2, M2v)], r0, r1)
-
-        return types.void(Z, t_out, b, S1, t1, M1, S2, t2, M2, r0, r1), codegen
-
-    return add_tile, set_tile, set_tile2
+    return add_tile
 
 
 def make_full_width(vector_bytes):
@@ -317,7 +256,7 @@ def make_full_width(vector_bytes):
 
 
 VECTOR_BYTES, NV = geometry()
-add_tile, set_tile, set_tile2 = make_add_tile(VECTOR_BYTES, NV)
+add_tile = make_add_tile(VECTOR_BYTES, NV)
 full_width = make_full_width(VECTOR_BYTES)
 """``full_width()``, called first in a CPU kernel, lets LLVM vectorize that function's own
 loops with the CPU's full vector width where it would otherwise prefer half (AVX-512 CPUs,
