@@ -60,7 +60,9 @@ _STAMP = "last-used"  # a file in each fingerprint directory, touched when that 
 # Settings that change the machine code Numba generates for the same source.
 _SETTINGS = ("NUMBA_OPT", "NUMBA_ENABLE_CUDASIM", "NUMBA_CPU_NAME", "NUMBA_CPU_FEATURES", "NUMBA_BOUNDSCHECK",
              "NUMBA_DEBUGINFO", "NUMBA_FASTMATH", "NUMBA_LOOP_VECTORIZE", "NUMBA_SLP_VECTORIZE",
-             "NUMBA_ENABLE_AVX", "NUMBA_DISABLE_INTEL_SVML", "NUMBA_THREADING_LAYER", "NUMBA_DISABLE_JIT")
+             "NUMBA_ENABLE_AVX", "NUMBA_DISABLE_INTEL_SVML", "NUMBA_THREADING_LAYER", "NUMBA_DISABLE_JIT",
+             # read by kernels.tile for its vector width even where it could not change Numba's features
+             "NUMLSTM_VECTOR_WIDTH")
 
 
 class CacheWarning(UserWarning):

@@ -9,8 +9,9 @@ the full width in their own functions (:mod:`numlstm.kernels.tile`).
 ``NUMLSTM_VECTOR_WIDTH`` chooses, once per process and before the first
 compile:
 
-- ``auto`` (the default, or unset): numlstm's kernels use the CPU's full width
-  (512-bit on AVX-512); every other loop LLVM's choice for the CPU;
+- ``auto`` (the default, or unset): numlstm's matrix products and layer
+  kernels use the CPU's full width (512-bit on AVX-512); every other loop
+  (gradient sums, losses, optimizers, the user's own) LLVM's choice;
 - ``512``: full-width (``zmm``) vectors for every loop where the CPU has
   AVX-512F (no change on other CPUs);
 - ``256``: at most 256-bit vectors, numlstm's kernels included, even where the
@@ -31,7 +32,7 @@ import os
 import re
 
 ENV = "NUMLSTM_VECTOR_WIDTH"
-AUTO = "numlstm's kernels full width, other loops LLVM's choice for this CPU"
+AUTO = "numlstm's products and layer kernels full width, other loops LLVM's choice for this CPU"
 CHOICES = ("auto", "512", "256")
 _ADJUST = {"512": ",-prefer-256-bit", "256": ",+prefer-256-bit"}
 

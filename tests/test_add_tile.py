@@ -40,21 +40,34 @@ SHAPES = [
 ]
 
 
+GUARD = 64  # elements of NaN before and after each array: a read past an end shows as NaN, a write as a change
+
+
+def guarded(values):
+    """``values`` copied into the middle of a NaN-filled buffer (C-contiguous), and the buffer."""
+    buffer = np.full(values.size + 2 * GUARD, np.nan, dtype=values.dtype)
+    view = buffer[GUARD:GUARD + values.size].reshape(values.shape)
+    view[...] = values
+    return view, buffer
+
+
 def check(add_tile, dtype, K, N, r0, r1):
     rng = np.random.default_rng(K * 1000 + N)
     rows, T = 9, 3
-    S = rng.standard_normal((rows, T, K)).astype(dtype)
-    M = rng.standard_normal((K, N)).astype(dtype)
-    Z = rng.standard_normal((rows, T, N)).astype(dtype)
+    S, S_buffer = guarded(rng.standard_normal((rows, T, K)).astype(dtype))
+    M, M_buffer = guarded(rng.standard_normal((K, N)).astype(dtype))
+    Z, Z_buffer = guarded(rng.standard_normal((rows, T, N)).astype(dtype))
     expected = Z.astype(np.float64)
     expected[r0:r1, 2] += S[r0:r1, 1].astype(np.float64) @ M.astype(np.float64)
     add_tile(Z, np.int64(2), S, np.int64(1), M, np.int64(r0), np.int64(r1))
     tol = 1e-5 if dtype == np.float32 else 1e-12
-    np.testing.assert_allclose(Z, expected, rtol=tol, atol=tol * np.sqrt(max(K, 1)))
+    np.testing.assert_allclose(Z, expected, rtol=tol, atol=tol * np.sqrt(max(K, 1)))  # NaN (a read outside) fails
     untouched = np.ones(rows, bool)
     untouched[r0:r1] = False
     assert np.array_equal(Z[untouched].astype(np.float64), expected[untouched])  # rows outside r0:r1 not written
     assert np.array_equal(Z[:, :2].astype(np.float64), expected[:, :2])  # nor other time steps
+    for buffer in (Z_buffer, S_buffer, M_buffer):  # nothing written outside the arrays
+        assert np.isnan(buffer[:GUARD]).all() and np.isnan(buffer[-GUARD:]).all()
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
@@ -89,9 +102,23 @@ def test_the_sum_is_taken_in_k_order_whatever_the_tiling():
         assert np.array_equal(results[0], other)
 
 
+def test_other_integer_types_for_the_indices_are_cast():
+    rng = np.random.default_rng(3)
+    S = rng.standard_normal((4, 2, 5)).astype(np.float32)
+    M = rng.standard_normal((5, 70)).astype(np.float32)
+    Z = np.zeros((4, 2, 70), np.float32)
+    cpu.add_tile(Z, np.int32(1), S, np.int32(0), M, np.int32(1), np.int32(3))
+    np.testing.assert_allclose(Z[1:3, 1], S[1:3, 0] @ M, rtol=1e-5, atol=1e-5)
+    assert not Z[:, 0].any() and not Z[0].any() and not Z[3].any()
+
+
 def test_arrays_it_cannot_take_are_a_typing_error_not_a_wrong_result():
     Z = np.zeros((2, 1, 4), np.float32)
     S = np.zeros((2, 1, 3), np.float32)
+    read_only = Z.copy()
+    read_only.flags.writeable = False
+    with pytest.raises(numba.TypingError):
+        cpu.add_tile(read_only, np.int64(0), S, np.int64(0), np.zeros((3, 4), np.float32), np.int64(0), np.int64(2))
     with pytest.raises(numba.TypingError):
         cpu.add_tile(Z, np.int64(0), S, np.int64(0), np.zeros((4, 3), np.float32).T, np.int64(0), np.int64(2))
     with pytest.raises(numba.TypingError):

@@ -15,9 +15,10 @@ an intrinsic, the way a BLAS micro-kernel is written:
   one element of ``S`` per row and does ``MR * NV`` fused multiply-adds, so
   the output is loaded and stored once per block of ``k``, not once per ``k``;
 - the vectors are as wide as the CPU's registers (:func:`geometry`): 512-bit
-  on AVX-512, with the function marked as needing them (LLVM's
-  ``min-legal-vector-width``, which inlining carries to the caller), 256-bit
-  on AVX/AVX2, 128-bit elsewhere; ``NV`` is 4 where there are 32 vector
+  on AVX-512 (explicit vector types are kept at their width whatever LLVM
+  prefers for the loops it vectorizes itself; the function is also marked
+  ``min-legal-vector-width`` 512, so that a caller marked narrower cannot
+  split them), 256-bit on AVX/AVX2, 128-bit elsewhere; ``NV`` is 4 where there are 32 vector
   registers (AVX-512) and 2 where there are 16, so that the accumulators, the
   row of ``M`` and a broadcast factor all stay in registers;
 - ``k`` goes in blocks of ``KC`` so that the block of ``M`` a column block
@@ -29,12 +30,15 @@ an intrinsic, the way a BLAS micro-kernel is written:
   possible (8 rows: two of 4, not 6 and 2).
 
 Accumulation order: for each output element, the products are added one
-``k`` at a time, in order (a fused multiply-add each), onto the value already
-in ``Z``: the result does not depend on the tiling of rows or columns, and is
-the same run to run.
+``k`` at a time, in order (a fused multiply-add each where the CPU has FMA),
+onto the value already in ``Z``: the result does not depend on the tiling of
+rows or columns, and is the same run to run. (The loop before this one added
+four or eight products as a tree first, so results differ from it in the
+last bits.)
 
 Arrays must be C-contiguous (the loads take whole vectors along the last
-axis) and of one float dtype; anything else is a typing error.
+axis), of one float dtype, and ``Z`` writable; anything else is a typing
+error. ``Z`` must not overlap ``S`` or ``M`` (no caller's does).
 """
 
 from llvmlite import ir
@@ -97,13 +101,15 @@ def _emit_add_tile(vector_bytes, nv, context, builder, signature, args):
     mask_type = ir.VectorType(ir.IntType(1), lanes)
     block_cols = nv * lanes
     if vector_bytes > 32:
-        # Lets the backend use zmm registers where it otherwise prefers 256-bit ones; LLVM's inliner
-        # raises the caller's own value to this one when it inlines the function.
+        # Explicit <16 x float> vectors are kept in zmm registers anyway; this keeps them there if the
+        # function ever lands in a caller marked narrower (LLVM's inliner takes the larger value).
         set.add(builder.function.attributes, f'"min-legal-vector-width"="{vector_bytes * 8}"')
 
     module = builder.module
     suffix = f"v{lanes}f{size * 8}"
-    fma = cgutils.get_or_insert_function(module, ir.FunctionType(vec, [vec, vec, vec]), f"llvm.fma.{suffix}")
+    # fmuladd, not fma: a fused multiply-add where the CPU has one, a multiply and an add where it has
+    # not (llvm.fma would become a libm call per lane there)
+    fma = cgutils.get_or_insert_function(module, ir.FunctionType(vec, [vec, vec, vec]), f"llvm.fmuladd.{suffix}")
     masked_load = cgutils.get_or_insert_function(
         module, ir.FunctionType(vec, [vec.as_pointer(), i32, mask_type, vec]), f"llvm.masked.load.{suffix}.p0")
     masked_store = cgutils.get_or_insert_function(
@@ -214,13 +220,14 @@ def _emit_add_tile(vector_bytes, nv, context, builder, signature, args):
 
 def _typed(Z, t_out, S, t_src, M, r0, r1):
     arrays = (Z, S, M)
-    if not all(isinstance(a, types.Array) and a.layout == "C" for a in arrays):
+    if not all(isinstance(a, types.Array) and a.layout == "C" for a in arrays) or not Z.mutable:
         return None
     if (Z.ndim, S.ndim, M.ndim) != (3, 3, 2) or not isinstance(Z.dtype, types.Float):
         return None
     if not (Z.dtype == S.dtype == M.dtype) or not all(isinstance(i, types.Integer) for i in (t_out, t_src, r0, r1)):
         return None
-    return types.void(Z, t_out, S, t_src, M, r0, r1)
+    # indices as intp (Numba casts other integer types): the offsets are computed in 64 bits
+    return types.void(Z, types.intp, S, types.intp, M, types.intp, types.intp)
 
 
 def make_add_tile(vector_bytes, nv):
