@@ -109,7 +109,8 @@ def vector_width():
 
     fresh = numba.njit(**CPU_OPTIONS)(cpu.add_tile.py_func)  # compiled here: code loaded from the cache has no asm
     f32 = numba.float32
-    sig = (f32[:, :, ::1], numba.int64, f32[:, :, ::1], numba.int64, f32[:, ::1], numba.int64, numba.int64)
+    sig = (f32[:, :, ::1], numba.int64, f32[:, :, ::1], numba.int64, f32[:, ::1], numba.int64, numba.int64,
+           f32[::1])
     fresh.compile(sig)
     register = _vectors.widest_register(fresh.inspect_asm(sig))
     bits = {"zmm": 512, "ymm": 256, "xmm": 128}.get(register)

@@ -23,7 +23,7 @@ def compiled(vector_bytes, nv):
     kernel = tile.make_add_tile(vector_bytes, nv)
 
     def add_tile(Z, t_out, S, t_src, M, r0, r1):
-        kernel(Z, t_out, S, t_src, M, r0, r1)
+        kernel(Z, t_out, S, t_src, M, r0, r1, Z.reshape(Z.size)[:0])
 
     return numba.njit(**CPU_OPTIONS)(add_tile)
 
@@ -78,8 +78,31 @@ def test_matches_numpy_on_every_remainder(add_tile, dtype, K, N, r0, r1):
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 def test_the_package_loop_matches_numpy(dtype):
+    def package_loop(Z, t_out, S, t_src, M, r0, r1):
+        cpu.add_tile(Z, t_out, S, t_src, M, r0, r1, Z.reshape(-1)[:0])
+
     for K, N, r0, r1 in SHAPES:
-        check(cpu.add_tile, dtype, K, N, r0, r1)
+        check(package_loop, dtype, K, N, r0, r1)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("K, N, r0, r1", [(8, 256, 0, 9), (0, 37, 1, 8), (300, 70, 2, 9), (5, 5, 4, 4), (3, 1, 0, 9)])
+def test_rows_can_start_from_a_bias_instead_of_z(dtype, K, N, r0, r1):
+    # Z[r, t_out] = b + S[r, t_src] @ M: a layer's bias and input projection in one pass; with no
+    # k (K = 0) the rows are the bias. Rows and steps outside stay as they were; nothing outside is touched.
+    rng = np.random.default_rng(K + 7 * N)
+    rows, T = 9, 3
+    S, S_buffer = guarded(rng.standard_normal((rows, T, K)).astype(dtype))
+    M, M_buffer = guarded(rng.standard_normal((K, N)).astype(dtype))
+    Z, Z_buffer = guarded(rng.standard_normal((rows, T, N)).astype(dtype))
+    b, b_buffer = guarded(rng.standard_normal(N).astype(dtype))
+    expected = Z.astype(np.float64)
+    expected[r0:r1, 2] = b.astype(np.float64) + S[r0:r1, 1].astype(np.float64) @ M.astype(np.float64)
+    cpu.add_tile(Z, np.int64(2), S, np.int64(1), M, np.int64(r0), np.int64(r1), b)
+    tol = 1e-5 if dtype == np.float32 else 1e-12
+    np.testing.assert_allclose(Z, expected, rtol=tol, atol=tol * np.sqrt(K + 1))
+    for buffer in (Z_buffer, S_buffer, M_buffer, b_buffer):
+        assert np.isnan(buffer[:GUARD]).all() and np.isnan(buffer[-GUARD:]).all()
 
 
 def test_the_sum_is_taken_in_k_order_whatever_the_tiling():
@@ -107,7 +130,7 @@ def test_other_integer_types_for_the_indices_are_cast():
     S = rng.standard_normal((4, 2, 5)).astype(np.float32)
     M = rng.standard_normal((5, 70)).astype(np.float32)
     Z = np.zeros((4, 2, 70), np.float32)
-    cpu.add_tile(Z, np.int32(1), S, np.int32(0), M, np.int32(1), np.int32(3))
+    cpu.add_tile(Z, np.int32(1), S, np.int32(0), M, np.int32(1), np.int32(3), Z.reshape(-1)[:0])
     np.testing.assert_allclose(Z[1:3, 1], S[1:3, 0] @ M, rtol=1e-5, atol=1e-5)
     assert not Z[:, 0].any() and not Z[0].any() and not Z[3].any()
 
@@ -118,11 +141,14 @@ def test_arrays_it_cannot_take_are_a_typing_error_not_a_wrong_result():
     read_only = Z.copy()
     read_only.flags.writeable = False
     with pytest.raises(numba.TypingError):
-        cpu.add_tile(read_only, np.int64(0), S, np.int64(0), np.zeros((3, 4), np.float32), np.int64(0), np.int64(2))
+        cpu.add_tile(read_only, np.int64(0), S, np.int64(0), np.zeros((3, 4), np.float32), np.int64(0), np.int64(2),
+                     Z.reshape(-1)[:0])
     with pytest.raises(numba.TypingError):
-        cpu.add_tile(Z, np.int64(0), S, np.int64(0), np.zeros((4, 3), np.float32).T, np.int64(0), np.int64(2))
+        cpu.add_tile(Z, np.int64(0), S, np.int64(0), np.zeros((4, 3), np.float32).T, np.int64(0), np.int64(2),
+                     Z.reshape(-1)[:0])
     with pytest.raises(numba.TypingError):
-        cpu.add_tile(Z, np.int64(0), S, np.int64(0), np.zeros((3, 4), np.float64), np.int64(0), np.int64(2))
+        cpu.add_tile(Z, np.int64(0), S, np.int64(0), np.zeros((3, 4), np.float64), np.int64(0), np.int64(2),
+                     Z.reshape(-1)[:0])
 
 
 @pytest.mark.parametrize("features, requested, expected", [

@@ -27,7 +27,8 @@ import json, numba, numlstm
 from numlstm import _vectors
 from numlstm.kernels import cpu
 f32 = numba.float32
-sig = (f32[:, :, ::1], numba.int64, f32[:, :, ::1], numba.int64, f32[:, ::1], numba.int64, numba.int64)
+sig = (f32[:, :, ::1], numba.int64, f32[:, :, ::1], numba.int64, f32[:, ::1], numba.int64, numba.int64,
+       f32[::1])
 cpu.add_tile.compile(sig)
 row = (f32[::1], f32[::1], f32[::1], f32[::1])
 cpu._cell_forward_row.compile(row)

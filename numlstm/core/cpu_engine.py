@@ -33,7 +33,8 @@ from numlstm.kernels import dropout as _dropout
 from numlstm.kernels import cpu as _cpu
 from numlstm.kernels import gru_cpu
 from numlstm.kernels._jit import njit
-from numlstm.kernels.cpu import FIRST, add_gram, add_tile, assign, chunk_count, layer_backward, layer_forward, sum_parts
+from numlstm.kernels.cpu import (FIRST, add_gram, add_tile, assign, chunk_count, layer_backward, layer_forward,
+                                  no_initial, sum_parts)
 
 # Plain error model, no fastmath: the loss and the norm must see NaN and inf.
 
@@ -401,9 +402,7 @@ def _network_forward(params, table, head, X, drop, seed, step, row0, n_threads, 
         last = _scaled(last, head_mask)
     Wd, bd = _head_views(params, head)
     out = np.empty((n, 1, Wd.shape[1]), dtype=params.dtype)
-    for r in range(n):
-        assign(out[r, 0], bd)
-    add_tile(out, FIRST, last, FIRST, Wd, FIRST, n)
+    add_tile(out, FIRST, last, FIRST, Wd, FIRST, n, bd)  # the bias and the product, in one pass
     # A reshape, not out[:, 0, :]: the loss then sees a C-contiguous array, so the one
     # compiled specialisation of it serves training, validation and prediction alike.
     cache = StackCache(inputs, firsts, seconds, states, imasks, hmasks, head_mask)
@@ -425,7 +424,8 @@ def _batch_loss_grad(params, grads, table, head, Xb, Yb, Mb, loss_id, lparams, d
     add_gram(dWd, np.ascontiguousarray(last[:, 0, :].T), dpred)
     sum_parts(dpred, dbd)  # not dpred.sum(axis=0): the same sums, without compiling NumPy's axis machinery
     dlast = np.zeros(last.shape, dtype=params.dtype)
-    add_tile(dlast, FIRST, dpred.reshape((n, 1, dpred.shape[1])), FIRST, np.ascontiguousarray(Wd.T), FIRST, n)
+    add_tile(dlast, FIRST, dpred.reshape((n, 1, dpred.shape[1])), FIRST, np.ascontiguousarray(Wd.T), FIRST, n,
+             no_initial(dlast))
     if cache.head_mask.shape[0] > 0:
         dlast = _scaled(dlast, cache.head_mask)
     top = cache.states[-1]

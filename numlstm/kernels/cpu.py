@@ -69,8 +69,9 @@ def chunk_count(batch, n_threads):
 
 
 @njit(**CPU_OPTIONS)
-def add_tile(Z, t_out, S, t_src, M, r0, r1):
-    """``Z[r, t_out] += S[r, t_src] @ M`` for every row ``r`` in ``r0:r1``.
+def add_tile(Z, t_out, S, t_src, M, r0, r1, b):
+    """``Z[r, t_out] += S[r, t_src] @ M`` for every row ``r`` in ``r0:r1``; where ``b``
+    (N,) is not empty (``no_initial(Z)`` is), ``Z[r, t_out] = b + S[r, t_src] @ M``.
 
     ``Z`` (rows, time, N), ``S`` (rows, time, K), ``M`` (K, N), C-contiguous, one
     float dtype. The one matrix-product loop of the package: input and recurrent
@@ -80,7 +81,14 @@ def add_tile(Z, t_out, S, t_src, M, r0, r1):
     (:mod:`numlstm.kernels.tile`); a function of its own so that each call site
     links one compiled copy.
     """
-    _tile.add_tile(Z, t_out, S, t_src, M, r0, r1)
+    _tile.add_tile(Z, t_out, S, t_src, M, r0, r1, b)
+
+
+@njit(inline="always", **CPU_OPTIONS)
+def no_initial(Z):
+    """The ``b`` of :func:`add_tile` for adding onto ``Z``: an empty view, not an allocation
+    (and of the one array type every call passes, so one compiled loop serves them all)."""
+    return Z.reshape(Z.size)[:0]
 
 
 @njit(**CPU_OPTIONS)
@@ -150,9 +158,7 @@ def forward_rows(x, W, U, b, h0, c0, zs, cs, hs, r0, r1, keep, hmask, hm):
         e = min(r1, a + R)
         for t in range(T):
             tz, tc = t % Tz, t % Tc
-            for r in range(a, e):
-                assign(zs[r, tz], b)
-            add_tile(zs, tz, x, t, W, a, e)
+            add_tile(zs, tz, x, t, W, a, e, b)  # the bias and the input projection, in one pass
             add_recurrent_product(zs, tz, t, h0, hs, U, hmask, hm, a, e)
             for r in range(a, e):
                 c_prev = c0[r, 0] if t == 0 else cs[r, (t - 1) % Tc]
@@ -171,7 +177,7 @@ def add_recurrent_product(Z, t_out, t, h0, hs, U, hmask, hm, a, e):
             masked_state(h0[r, 0] if t == 0 else hs[r, t - 1], hmask, hm, r)
     # one call site of the product (each one is compiled code of its own)
     src, t_src = (hm, FIRST) if hmask.shape[0] > 0 else ((h0, FIRST) if t == 0 else (hs, t - 1))
-    add_tile(Z, t_out, src, t_src, U, a, e)
+    add_tile(Z, t_out, src, t_src, U, a, e, no_initial(Z))
 
 
 @njit(parallel=True, **CPU_OPTIONS)
@@ -210,7 +216,7 @@ def add_gram(out, A_T, B):
     """``out += A_T @ B`` where ``A_T`` (K, n) holds one column per (row, step)
     and ``B`` (n, N) one row: the weight gradients, as one :func:`add_tile`."""
     K, N = out.shape
-    add_tile(out.reshape((K, 1, N)), FIRST, A_T.reshape((K, 1, A_T.shape[1])), FIRST, B, FIRST, K)
+    add_tile(out.reshape((K, 1, N)), FIRST, A_T.reshape((K, 1, A_T.shape[1])), FIRST, B, FIRST, K, no_initial(out))
 
 
 @njit(**CPU_OPTIONS)
@@ -232,7 +238,7 @@ def add_recurrent_grad(dh_carry, grads, t, U_T, hmask, hm, a, e):
     if masked:
         for r in range(a, e):
             hm[r, 0, :] = 0
-    add_tile(hm if masked else dh_carry, FIRST, grads, t, U_T, a, e)
+    add_tile(hm if masked else dh_carry, FIRST, grads, t, U_T, a, e, no_initial(dh_carry))
     if masked:
         for r in range(a, e):
             add_masked_carry(dh_carry, hm, hmask, r)
@@ -291,7 +297,7 @@ def backward_rows(x, W_T, U_T, h0, c0, zs, cs, hs, dhs, dh_carry, dc_carry, dW, 
             if need_dx:
                 for r in range(a, e):
                     dx[r, t, :] = 0
-                add_tile(dx, t, zs, t, W_T, a, e)
+                add_tile(dx, t, zs, t, W_T, a, e, no_initial(dx))
         n = (e - a) * T
         dz = zs[a:e].reshape((n, zs.shape[2]))
         x_T = np.empty((x.shape[2], n), dtype=zs.dtype)

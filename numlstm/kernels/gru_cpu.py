@@ -25,7 +25,7 @@ from numba import prange
 from numlstm.kernels import tile as _tile
 from numlstm.kernels._jit import CPU_OPTIONS, njit
 from numlstm.kernels.cpu import (FIRST, add_gram, assign, add_recurrent_grad, add_recurrent_product, add_tile,
-                                 previous_states_T, scratch_states, sum_parts, tile_rows)
+                                 no_initial, previous_states_T, scratch_states, sum_parts, tile_rows)
 from numlstm.kernels.gates import gru_cell_backward, gru_cell_forward
 
 
@@ -78,9 +78,8 @@ def forward_rows(x, W, U, b, h0, xs, gs, hs, r0, r1, keep, hmask, hm):
         for t in range(T):
             tx = t % Tx
             for r in range(a, e):
-                assign(xs[r, tx], b_in)
                 assign(gs[r, tx], b_rec)
-            add_tile(xs, tx, x, t, W, a, e)
+            add_tile(xs, tx, x, t, W, a, e, b_in)  # the input bias and projection, in one pass
             add_recurrent_product(gs, tx, t, h0, hs, U, hmask, hm, a, e)
             for r in range(a, e):
                 h_prev = h0[r, 0] if t == 0 else hs[r, t - 1]
@@ -142,7 +141,7 @@ def backward_rows(x, W_T, U_T, h0, xs, gs, hs, dhs, dh_carry, dW, dU, db, dx, r0
             if need_dx:
                 for r in range(a, e):
                     dx[r, t, :] = 0
-                add_tile(dx, t, xs, t, W_T, a, e)
+                add_tile(dx, t, xs, t, W_T, a, e, no_initial(dx))
         n = (e - a) * T
         da = xs[a:e].reshape((n, G))
         dg = gs[a:e].reshape((n, G))

@@ -1,6 +1,8 @@
 """The matrix-product loop of the CPU kernels, written as LLVM IR with explicit vectors.
 
-``Z[r, t_out] += S[r, t_src] @ M`` for the rows ``r0:r1`` of a tile: every
+``Z[r, t_out] += S[r, t_src] @ M`` for the rows ``r0:r1`` of a tile, or, where
+``b`` (N,) is not empty, ``Z[r, t_out] = b + S[r, t_src] @ M`` (a layer's bias
+and input projection in one pass, the output written once): every
 product of the package (input and recurrent projections, their transposes
 in the backward pass, the weight gradients, the dense head) goes through it.
 
@@ -76,8 +78,8 @@ def _splat(builder, vector_type, value):
 
 
 def _emit_add_tile(vector_bytes, nv, context, builder, signature, args):
-    z_type, _, s_type, _, m_type, _, _ = signature.args
-    Z, t_out, S, t_src, M, r0, r1 = args
+    z_type, _, s_type, _, m_type, _, _, b_type = signature.args
+    Z, t_out, S, t_src, M, r0, r1, b = args
     i64, i32 = ir.IntType(64), ir.IntType(32)
 
     def const(value):
@@ -89,6 +91,8 @@ def _emit_add_tile(vector_bytes, nv, context, builder, signature, args):
     z_arr = context.make_array(z_type)(context, builder, Z)
     s_arr = context.make_array(s_type)(context, builder, S)
     m_arr = context.make_array(m_type)(context, builder, M)
+    b_arr = context.make_array(b_type)(context, builder, b)
+    has_initial = builder.icmp_signed(">", cgutils.unpack_tuple(builder, b_arr.shape)[0], const(0))
     z_strides = cgutils.unpack_tuple(builder, z_arr.strides)
     s_strides = cgutils.unpack_tuple(builder, s_arr.strides)
     m_row_stride = cgutils.unpack_tuple(builder, m_arr.strides)[0]
@@ -122,6 +126,7 @@ def _emit_add_tile(vector_bytes, nv, context, builder, signature, args):
     z_base = builder.bitcast(z_arr.data, byte_ptr)
     s_base = builder.bitcast(s_arr.data, byte_ptr)
     m_base = builder.bitcast(m_arr.data, byte_ptr)
+    b_base = builder.bitcast(b_arr.data, byte_ptr)
     z_time = builder.mul(t_out, z_strides[1])
     s_time = builder.mul(t_src, s_strides[1])
 
@@ -147,10 +152,14 @@ def _emit_add_tile(vector_bytes, nv, context, builder, signature, args):
         z_rows = [builder.add(builder.add(builder.mul(builder.add(r, const(i)), z_strides[0]), z_time), col_bytes)
                   for i in range(m)]
         s_rows = [builder.add(builder.mul(builder.add(r, const(i)), s_strides[0]), s_time) for i in range(m)]
+        # the first k-block of rows that start from ``b`` loads ``b`` instead of ``Z``
+        initial = builder.and_(has_initial, builder.icmp_signed("==", k0, const(0)))
         for i in range(m):
             for v in range(nv):
-                builder.store(load(vector_at(z_base, builder.add(z_rows[i], const(v * vector_bytes))), masks[v]),
-                              accumulators[i][v])
+                offset = const(v * vector_bytes)
+                pointer = builder.select(initial, vector_at(b_base, builder.add(col_bytes, offset)),
+                                         vector_at(z_base, builder.add(z_rows[i], offset)))
+                builder.store(load(pointer, masks[v]), accumulators[i][v])
         with cgutils.for_range(builder, k_count) as loop:
             k = builder.add(loop.index, k0)
             m_row = builder.add(builder.mul(k, m_row_stride), col_bytes)
@@ -172,6 +181,9 @@ def _emit_add_tile(vector_bytes, nv, context, builder, signature, args):
     lane_index = ir.Constant(ir.VectorType(i32, lanes), list(range(lanes)))
     full_blocks = builder.sdiv(N, const(block_cols))
     k_blocks = builder.sdiv(builder.add(K, const(KC - 1)), const(KC))
+    # rows that start from b are written even where there is no k
+    k_blocks = builder.select(builder.and_(has_initial, builder.icmp_signed("==", k_blocks, const(0))), const(1),
+                              k_blocks)
     # column blocks: the full ones, then the tail (if any) with masks
     with cgutils.for_range(builder, builder.add(full_blocks, const(1))) as col_loop:
         j = builder.mul(col_loop.index, const(block_cols))
@@ -218,28 +230,30 @@ def _emit_add_tile(vector_bytes, nv, context, builder, signature, args):
     return context.get_dummy_value()
 
 
-def _typed(Z, t_out, S, t_src, M, r0, r1):
-    arrays = (Z, S, M)
+def _typed(Z, t_out, S, t_src, M, r0, r1, b):
+    arrays = (Z, S, M, b)
     if not all(isinstance(a, types.Array) and a.layout == "C" for a in arrays) or not Z.mutable:
         return None
-    if (Z.ndim, S.ndim, M.ndim) != (3, 3, 2) or not isinstance(Z.dtype, types.Float):
+    if (Z.ndim, S.ndim, M.ndim, b.ndim) != (3, 3, 2, 1) or not isinstance(Z.dtype, types.Float):
         return None
-    if not (Z.dtype == S.dtype == M.dtype) or not all(isinstance(i, types.Integer) for i in (t_out, t_src, r0, r1)):
+    if not (Z.dtype == S.dtype == M.dtype == b.dtype):
+        return None
+    if not all(isinstance(i, types.Integer) for i in (t_out, t_src, r0, r1)):
         return None
     # indices as intp (Numba casts other integer types): the offsets are computed in 64 bits
-    return types.void(Z, types.intp, S, types.intp, M, types.intp, types.intp)
+    return types.void(Z, types.intp, S, types.intp, M, types.intp, types.intp, b)
 
 
 def make_add_tile(vector_bytes, nv):
-    """The intrinsic ``add_tile(Z, t_out, S, t_src, M, r0, r1)`` for one vector geometry
+    """The intrinsic ``add_tile(Z, t_out, S, t_src, M, r0, r1, b)`` for one vector geometry
     (tests build each one; the package uses :data:`add_tile`, made for this CPU)."""
 
     def codegen(context, builder, signature, args):
         return _emit_add_tile(vector_bytes, nv, context, builder, signature, args)
 
     @intrinsic
-    def add_tile(typingctx, Z, t_out, S, t_src, M, r0, r1):
-        signature = _typed(Z, t_out, S, t_src, M, r0, r1)
+    def add_tile(typingctx, Z, t_out, S, t_src, M, r0, r1, b):
+        signature = _typed(Z, t_out, S, t_src, M, r0, r1, b)
         return None if signature is None else (signature, codegen)
 
     return add_tile
