@@ -159,7 +159,7 @@ def forward_rows(x, W, U, b, h0, c0, zs, cs, hs, r0, r1, keep, hmask, hm):
         for t in range(T):
             tz, tc = t % Tz, t % Tc
             add_tile(zs, tz, x, t, W, a, e, b)  # the bias and the input projection, in one pass
-            add_recurrent_product(zs, tz, t, h0, hs, U, hmask, hm, a, e)
+            add_recurrent_product(zs, tz, t, h0, hs, U, hmask, hm, a, e, no_initial(zs))
             for r in range(a, e):
                 c_prev = c0[r, 0] if t == 0 else cs[r, (t - 1) % Tc]
                 _cell_forward_row(zs[r, tz], c_prev, cs[r, tc], hs[r, t])
@@ -169,15 +169,16 @@ def forward_rows(x, W, U, b, h0, c0, zs, cs, hs, r0, r1, keep, hmask, hm):
 
 
 @njit(inline="always", **CPU_OPTIONS)  # see INLINED_LEVELS
-def add_recurrent_product(Z, t_out, t, h0, hs, U, hmask, hm, a, e):
+def add_recurrent_product(Z, t_out, t, h0, hs, U, hmask, hm, a, e, b):
     """``Z[r, t_out] += h_{t-1} @ U`` for rows ``a:e`` (``h_{-1}`` being ``h0``), the state
-    times the row's ``hmask`` under recurrent dropout (staged in the scratch ``hm``)."""
+    times the row's ``hmask`` under recurrent dropout (staged in the scratch ``hm``); where
+    ``b`` is not empty, ``Z[r, t_out] = b + h_{t-1} @ U`` (as :func:`add_tile`)."""
     if hmask.shape[0] > 0:
         for r in range(a, e):
             masked_state(h0[r, 0] if t == 0 else hs[r, t - 1], hmask, hm, r)
     # one call site of the product (each one is compiled code of its own)
     src, t_src = (hm, FIRST) if hmask.shape[0] > 0 else ((h0, FIRST) if t == 0 else (hs, t - 1))
-    add_tile(Z, t_out, src, t_src, U, a, e, no_initial(Z))
+    add_tile(Z, t_out, src, t_src, U, a, e, b)
 
 
 @njit(parallel=True, **CPU_OPTIONS)

@@ -77,10 +77,9 @@ def forward_rows(x, W, U, b, h0, xs, gs, hs, r0, r1, keep, hmask, hm):
         e = min(r1, a + R)
         for t in range(T):
             tx = t % Tx
-            for r in range(a, e):
-                assign(gs[r, tx], b_rec)
-            add_tile(xs, tx, x, t, W, a, e, b_in)  # the input bias and projection, in one pass
-            add_recurrent_product(gs, tx, t, h0, hs, U, hmask, hm, a, e)
+            # each projection and its bias in one pass
+            add_tile(xs, tx, x, t, W, a, e, b_in)
+            add_recurrent_product(gs, tx, t, h0, hs, U, hmask, hm, a, e, b_rec)
             for r in range(a, e):
                 h_prev = h0[r, 0] if t == 0 else hs[r, t - 1]
                 _cell_forward_row(xs[r, tx], gs[r, tx], h_prev, hs[r, t])

@@ -77,6 +77,18 @@ def _splat(builder, vector_type, value):
     return builder.shuffle_vector(one, undef, ir.Constant(ir.VectorType(ir.IntType(32), lanes), [0] * lanes))
 
 
+def _mark_width(builder, vector_bytes, prefer):
+    """Mark the function being emitted as needing vectors wider than 256 bits (LLVM's
+    ``min-legal-vector-width``) and, with ``prefer``, as preferring them for the loops LLVM
+    vectorizes itself (``prefer-vector-width``); nothing for 256 bits or less. (llvmlite
+    checks attribute names against a fixed list, so these string attributes go in directly.)"""
+    if vector_bytes > 32:
+        attributes = builder.function.attributes
+        set.add(attributes, f'"min-legal-vector-width"="{vector_bytes * 8}"')
+        if prefer:
+            set.add(attributes, f'"prefer-vector-width"="{vector_bytes * 8}"')
+
+
 def _emit_add_tile(vector_bytes, nv, context, builder, signature, args):
     z_type, _, s_type, _, m_type, _, _, b_type = signature.args
     Z, t_out, S, t_src, M, r0, r1, b = args
@@ -104,10 +116,9 @@ def _emit_add_tile(vector_bytes, nv, context, builder, signature, args):
     vec = ir.VectorType(element, lanes)
     mask_type = ir.VectorType(ir.IntType(1), lanes)
     block_cols = nv * lanes
-    if vector_bytes > 32:
-        # Explicit <16 x float> vectors are kept in zmm registers anyway; this keeps them there if the
-        # function ever lands in a caller marked narrower (LLVM's inliner takes the larger value).
-        set.add(builder.function.attributes, f'"min-legal-vector-width"="{vector_bytes * 8}"')
+    # Explicit <16 x float> vectors are kept in zmm registers anyway; this keeps them there if the
+    # function ever lands in a caller marked narrower (LLVM's inliner takes the larger value).
+    _mark_width(builder, vector_bytes, prefer=False)
 
     module = builder.module
     suffix = f"v{lanes}f{size * 8}"
@@ -263,10 +274,7 @@ def make_full_width(vector_bytes):
     """The intrinsic ``full_width()`` for one vector width: see :data:`full_width`."""
 
     def codegen(context, builder, signature, args):
-        if vector_bytes > 32:
-            attributes = builder.function.attributes
-            set.add(attributes, f'"min-legal-vector-width"="{vector_bytes * 8}"')
-            set.add(attributes, f'"prefer-vector-width"="{vector_bytes * 8}"')
+        _mark_width(builder, vector_bytes, prefer=True)
         return context.get_dummy_value()
 
     @intrinsic
