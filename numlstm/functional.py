@@ -82,7 +82,8 @@ def _kernels(cell, device):
         to_device = to_host = (lambda a: a)
 
     def forward(x, W, U, b, *states):
-        _, second, hs = layers.forward(cell, device, *map(to_device, (x, W, U, b)), tuple(map(to_device, states)))
+        _, second, hs = layers.forward(cell, device, *map(to_device, (x, W, U, b)), tuple(map(to_device, states)),
+                                       for_backward=False)
         return to_host(hs), to_host(second) if cell == "lstm" else None
 
     def backward(x, W, U, b, dh, states, carries):

@@ -47,3 +47,32 @@ def test_the_same_call_runs_every_cell_on_every_device(rng, cell, backend):
         np.testing.assert_allclose(get(carried[1]), want["dc0"], rtol=1e-9, atol=1e-11)
     assert layers.backward(cell, backend, *arrays, states, first, second, hs, put(dh), carried, need_dx=False,
                            keep=put(keep), hmask=put(hmask))[0] is None
+
+
+@pytest.mark.parametrize("cell", ["lstm", "gru"])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_a_forward_pass_without_backward_keeps_one_step_and_gives_the_same_bits(rng, cell, dtype):
+    # for_backward=False (the functional API's forward): the projections kept for the current
+    # step only; the states (and an LSTM's cell states, which are returned) bit for bit the same,
+    # masks included.
+    B, T, I, H = 7, 6, 3, 5
+    make = ref.random_layer if cell == "lstm" else ref.random_gru_layer
+    x, W, U, b = (np.ascontiguousarray(a, dtype=dtype) for a in make(rng, B, T, I, H))
+    states = tuple((0.3 * rng.standard_normal((B, H))).astype(dtype) for _ in range(2 if cell == "lstm" else 1))
+    keep = (rng.random((B, T)) > 0.3).astype(np.int8)
+    hmask = ((rng.random((B, H)) > 0.4) / 0.6).astype(dtype)
+    for masks in ({}, {"keep": keep, "hmask": hmask}):
+        full = layers.forward(cell, "cpu", x, W, U, b, states, **masks)
+        ring = layers.forward(cell, "cpu", x, W, U, b, states, **masks, for_backward=False)
+        assert full[0].shape[1] == T and ring[0].shape[1] == 1
+        np.testing.assert_array_equal(ring[2], full[2])
+        reference = ref.lstm_forward if cell == "lstm" else ref.gru_forward
+        want = reference(*(a.astype(np.float64) for a in (x, W, U, b)), *(s.astype(np.float64) for s in states),
+                         **masks)[0]
+        tol = 1e-10 if dtype == np.float64 else 1e-4
+        np.testing.assert_allclose(ring[2], want, rtol=tol, atol=tol)
+        if cell == "lstm":
+            assert ring[1].shape == full[1].shape  # the cell states are a result: every step
+            np.testing.assert_array_equal(ring[1], full[1])
+        else:
+            assert ring[1].shape[1] == 1
