@@ -54,3 +54,46 @@ def median_times(fns, repeats, warmup=1):
             fn()
             times[key].append(time.perf_counter() - start)
     return {key: statistics.median(t) for key, t in times.items()}
+
+
+def peer_arguments(description, repeats):
+    """The command line of a benchmark against PyTorch: ``--threads``, ``--repeats``, ``--output``."""
+    import argparse
+
+    parser = argparse.ArgumentParser(description=description)
+    parser.add_argument("--threads", type=int, default=os.cpu_count(),
+                        help="threads for both numlstm and torch (default: os.cpu_count() = %(default)s)")
+    parser.add_argument("--repeats", type=int, default=repeats)
+    parser.add_argument("--output", help="also write the report to this file")
+    return parser
+
+
+def import_torch(script):
+    """PyTorch, the peer, or None after saying how to install it (then exit with 2)."""
+    try:
+        import torch
+    except ImportError:
+        import sys
+
+        print(f"{script} needs PyTorch, the peer it compares against, and it is not installed.\n"
+              "Install the benchmark extra:  pip install '.[bench]'   (or: pip install torch)", file=sys.stderr)
+        return None
+    return torch
+
+
+def peer_start(script, description, argv, repeats, repo):
+    """The start of a benchmark against PyTorch: ``(args, torch, title, load)``, both libraries
+    set to ``--threads`` threads, ``title`` the report's first line (versions, threads,
+    :func:`provenance`) and ``load`` the load average now; ``torch`` None (say exit 2) where
+    PyTorch is not installed."""
+    args = peer_arguments(description, repeats).parse_args(argv)
+    torch = import_torch(script)
+    if torch is None:
+        return args, None, None, None
+    import numlstm
+
+    torch.set_num_threads(args.threads)
+    numlstm.set_num_threads(args.threads)
+    title = (f"numlstm {numlstm.__version__} vs torch {torch.__version__}, {args.threads} thread(s) each, float32; "
+             f"{provenance(repo)}")
+    return args, torch, title, " ".join(f"{v:.2f}" for v in os.getloadavg())

@@ -26,7 +26,6 @@ barriers (about 0.5 s per call was seen on 2 cores with one busy elsewhere).
 PyTorch is a benchmark-only dependency (``pip install ".[bench]"``).
 """
 
-import argparse
 import os
 import sys
 import time
@@ -35,7 +34,7 @@ REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, REPO)  # benchmark the checkout this file lives in
 
 import numpy as np  # noqa: E402
-from _report import emit, median_times, provenance  # noqa: E402
+from _report import emit, median_times, peer_start  # noqa: E402
 
 import numlstm  # noqa: E402
 from numlstm import interop  # noqa: E402
@@ -108,24 +107,11 @@ def run_case(torch, shape, repeats, rng):
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--threads", type=int, default=os.cpu_count(),
-                        help="threads for both numlstm and torch (default: os.cpu_count() = %(default)s)")
-    parser.add_argument("--repeats", type=int, default=15)
-    parser.add_argument("--output", help="also write the report to this file")
-    args = parser.parse_args(argv)
-    try:
-        import torch
-    except ImportError:
-        print("bench_gru.py needs PyTorch, the peer it compares against, and it is not installed.\n"
-              "Install the benchmark extra:  pip install '.[bench]'   (or: pip install torch)", file=sys.stderr)
+    args, torch, title, load = peer_start("bench_gru.py", __doc__.splitlines()[0], argv, 15, REPO)
+    if torch is None:
         return 2
-    torch.set_num_threads(args.threads)
-    numlstm.set_num_threads(args.threads)
-    load = " ".join(f"{v:.2f}" for v in os.getloadavg())
     lines = [
-        f"numlstm {numlstm.__version__} vs torch {torch.__version__}, {args.threads} thread(s) each, float32; "
-        f"{provenance(REPO)}",
+        title,
         f"one GRU layer, the same weights in both; median of {args.repeats} interleaved repeats after a warm-up, "
         f"each repeat a block of calls lasting about 50 ms; load average at start {load}",
         "",

@@ -22,10 +22,11 @@ Kernels here do no validation; :mod:`numlstm.functional` does.
 import numpy as np
 from numba import prange
 
+from numlstm.kernels import fpenv
 from numlstm.kernels import tile as _tile
 from numlstm.kernels._jit import CPU_OPTIONS, njit
 from numlstm.kernels.cpu import (FIRST, add_gram, assign, add_recurrent_grad, add_recurrent_product, add_tile,
-                                 no_initial, previous_states_T, scratch_states, sum_parts, tile_rows)
+                                 PREVIOUS, no_initial, scratch_states, steps_T, sum_parts, tile_rows)
 from numlstm.kernels.gates import gru_cell_backward, gru_cell_forward
 
 
@@ -66,6 +67,7 @@ def forward_rows(x, W, U, b, h0, xs, gs, hs, r0, r1, keep, hmask, hm):
     the recurrent product sees the masked state; the blend ``z * h_{t-1}`` uses
     the state itself."""
     _tile.full_width()
+    env = fpenv.flush_subnormals()  # (see kernels.fpenv)
     T = x.shape[1]
     R = tile_rows(U.shape[1])
     b_in, b_rec = b[0], b[1]
@@ -85,6 +87,7 @@ def forward_rows(x, W, U, b, h0, xs, gs, hs, r0, r1, keep, hmask, hm):
                 _cell_forward_row(xs[r, tx], gs[r, tx], h_prev, hs[r, t])
                 if skipping and keep[r, t] == 0:
                     assign(hs[r, t], h_prev)
+    fpenv.restore(env)
 
 
 @njit(parallel=True, **CPU_OPTIONS)
@@ -119,6 +122,7 @@ def backward_rows(x, W_T, U_T, h0, xs, gs, hs, dhs, dh_carry, dW, dU, db, dx, r0
     thread its own). ``keep``, ``hmask``, ``hm`` as in :func:`forward_rows`.
     """
     _tile.full_width()
+    env = fpenv.flush_subnormals()  # (see kernels.fpenv)
     T = xs.shape[1]
     G = xs.shape[2]
     R = tile_rows(G)
@@ -144,16 +148,13 @@ def backward_rows(x, W_T, U_T, h0, xs, gs, hs, dhs, dh_carry, dW, dU, db, dx, r0
         n = (e - a) * T
         da = xs[a:e].reshape((n, G))
         dg = gs[a:e].reshape((n, G))
-        x_T = np.empty((x.shape[2], n), dtype=xs.dtype)
-        for r in range(a, e):
-            for t in range(T):
-                assign(x_T[:, (r - a) * T + t], x[r, t])
-        add_gram(dW, x_T, da)
-        add_gram(dU, previous_states_T(h0, hs, hmask, a, e, T), dg)
+        add_gram(dW, steps_T(x, x, hmask[:0], a, e, T, FIRST), da)
+        add_gram(dU, steps_T(h0, hs, hmask, a, e, T, PREVIOUS), dg)
         db_in, db_rec = db[0], db[1]
         for i in range(n):
             db_in += da[i]
             db_rec += dg[i]
+    fpenv.restore(env)
 
 
 @njit(parallel=True, **CPU_OPTIONS)
