@@ -275,3 +275,37 @@ def test_buffers_start_on_a_vector_boundary_and_misaligned_ones_give_the_same_re
     np.testing.assert_array_equal(p1, p0)
     np.testing.assert_array_equal(g1, g0)
     np.testing.assert_array_equal(l1, l0)
+
+
+@pytest.mark.parametrize("cell", numlstm._cells.NAMES)
+@pytest.mark.parametrize("bidirectional", [False, True], ids=["forward", "bidirectional"])
+def test_the_epoch_loop_stores_in_its_workspace_with_the_same_results(rng, dtype, cell, bidirectional):
+    # The stored arrays of every layer and direction cut from one workspace (the trainer's, kept
+    # across epochs; the last batch smaller), from a workspace too short (each allocated), or
+    # from none: the same weights, gradients and losses, bit for bit.
+    from numlstm.core.cpu_engine import no_workspace, train_epoch, workspace, workspace_size
+    net = Network(3, (5, 4), 2, dtype, cell=cell, bidirectional=bidirectional).initialize(rng)
+    X = rng.standard_normal((11, 6, 3)).astype(dtype)
+    Y = rng.standard_normal((11, 2)).astype(dtype)
+    M = np.ones_like(Y)
+    order = rng.permutation(11).astype(np.int64)
+    hp = Adam(learning_rate=0.01).hyperparams()
+    size = workspace_size(net.table, 4, 6)
+    units = sum(int(h) for h in net.table[:, 1])
+    per_unit = {"lstm": 6, "gru": 7}[cell]  # stored items per unit, per (row, step)
+    assert size >= 4 * 6 * units * per_unit and size % 16 == 0
+    results = []
+    for work in (workspace(net.table, 4, 6, dtype), no_workspace(dtype), workspace(net.table, 4, 6, dtype)[:size // 2]):
+        params, g = net.params.copy(), np.zeros_like(net.params)
+        state = np.zeros((2, net.n_params), dtype=dtype)
+        batch_losses = np.zeros(3)
+        for epoch in range(2):
+            failed, step = train_epoch(params, g, net.table, net.head, X, Y, M, order, 4, losses.MSE, np.zeros(1),
+                                       KIND_ADAM, hp, state, 3 * epoch, 0.0, 2, batch_losses, work=work)
+            assert failed == -1 and step == 3 * (epoch + 1)
+        results.append((params, g, batch_losses))
+    for params, g, batch_losses in results[1:]:
+        np.testing.assert_array_equal(params, results[0][0])
+        np.testing.assert_array_equal(g, results[0][1])
+        np.testing.assert_array_equal(batch_losses, results[0][2])
+    assert not np.array_equal(results[0][0], net.params)

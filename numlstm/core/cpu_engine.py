@@ -27,7 +27,7 @@ from numlstm._cells import NAMES
 from numlstm.core import ahead
 from numlstm.core import losses as _losses
 from numlstm.core.network import (CELL_COLUMN, DIRECTION_COLUMN, EMBED_DIM, EMBED_OFFSET, VOCABULARY, Network,
-                                  aligned)
+                                  aligned, aligned_empty)
 from numlstm.core.optimizers import KIND_ADAM, Adam, apply_update
 from numlstm.kernels import dropout as _dropout
 from numlstm.kernels import cpu as _cpu
@@ -74,25 +74,49 @@ def _head_views(params, head):
 
 # --- one recurrent layer (one row of ``table``) forward and backward, per cell ----------------
 #
-# ``_<cell>_layer_forward(params, table, row, x, keep, hmask, chunks)`` returns
-# ``(first, second, hs)``: the arrays the backward pass needs (pre-activations
-# and cell states for an LSTM, input and recurrent projections for a GRU) and
-# the hidden states. ``_<cell>_layer_backward(...)`` writes the row's weight
+# ``_<cell>_layer_forward(params, table, row, x, keep, hmask, chunks, keep_cache, work)``
+# returns ``(first, second, hs, used)``: the arrays the backward pass needs (pre-activations
+# and cell states for an LSTM, input and recurrent projections for a GRU), the hidden states,
+# and how many items of ``work`` they took. ``work`` is the rest of the caller's workspace
+# (see :func:`workspace_size`): the three arrays are cut from its front where it is long
+# enough, else allocated (``used`` 0). ``_<cell>_layer_backward(...)`` writes the row's weight
 # gradients into ``grads`` and returns ``dx`` (left empty unless ``need_dx``).
 # Inlined into the stack at the Numba IR level: as functions of their own they
 # would each link and optimize the layer kernels once more.
 
+WORK_ROUND = 16  # workspace pieces start on 16-item boundaries (64 bytes in float32)
+# Per unit of a layer's hidden size, per (row, step): the items its forward pass stores for
+# backpropagation, as (first, second, states): LSTM 4 pre-activations, a cell state and a
+# hidden state; GRU 3 input projections, 3 recurrent ones and a hidden state.
+STORED = {"lstm": (4, 1, 1), "gru": (3, 3, 1)}
+
 
 @njit(inline="always", **_CHECKED)
-def _lstm_layer_forward(params, table, row, x, keep, hmask, chunks, keep_cache):
+def _rounded(n):
+    return (n + WORK_ROUND - 1) // WORK_ROUND * WORK_ROUND
+
+
+@njit(inline="always", **_CHECKED)
+def _stored_arrays(work, n, T1, G1, T2, G2, T, H, dtype_of):
+    """``first`` (n, T1, G1), ``second`` (n, T2, G2) and the states (n, T, H), cut one after
+    another from the front of ``work`` where it is long enough (and how much they took), else
+    allocated (and 0)."""
+    a, b, c = _rounded(n * T1 * G1), _rounded(n * T2 * G2), _rounded(n * T * H)
+    if work.shape[0] >= a + b + c:
+        return (work[:n * T1 * G1].reshape((n, T1, G1)), work[a:a + n * T2 * G2].reshape((n, T2, G2)),
+                work[a + b:a + b + n * T * H].reshape((n, T, H)), a + b + c)
+    return (np.empty((n, T1, G1), dtype=dtype_of.dtype), np.empty((n, T2, G2), dtype=dtype_of.dtype),
+            np.empty((n, T, H), dtype=dtype_of.dtype), 0)
+
+
+@njit(inline="always", **_CHECKED)
+def _lstm_layer_forward(params, table, row, x, keep, hmask, chunks, keep_cache, work):
     W, U, b = _views(params, table, row)
     n, T, H = x.shape[0], x.shape[1], U.shape[0]
-    zs = np.empty((n, T if keep_cache else 1, 4 * H), dtype=x.dtype)
-    cs = np.empty((n, T if keep_cache else 2, H), dtype=x.dtype)
-    hs = np.empty((n, T, H), dtype=x.dtype)
+    zs, cs, hs, used = _stored_arrays(work, n, T if keep_cache else 1, 4 * H, T if keep_cache else 2, H, T, H, x)
     zeros = np.zeros((n, H), dtype=x.dtype)
     layer_forward(x, W, U, b, zeros, zeros, zs, cs, hs, chunks, keep, hmask)
-    return zs, cs, hs
+    return zs, cs, hs, used
 
 
 @njit(inline="always", **_CHECKED)
@@ -108,14 +132,13 @@ def _lstm_layer_backward(params, grads, table, row, x, zs, cs, hs, dhs, keep, hm
 
 
 @njit(inline="always", **_CHECKED)
-def _gru_layer_forward(params, table, row, x, keep, hmask, chunks, keep_cache):
+def _gru_layer_forward(params, table, row, x, keep, hmask, chunks, keep_cache, work):
     W, U, b = _gru_views(params, table, row)
     n, T, H = x.shape[0], x.shape[1], U.shape[0]
-    xs = np.empty((n, T if keep_cache else 1, 3 * H), dtype=x.dtype)
-    gs = np.empty((n, T if keep_cache else 1, 3 * H), dtype=x.dtype)
-    hs = np.empty((n, T, H), dtype=x.dtype)
+    Tx = T if keep_cache else 1
+    xs, gs, hs, used = _stored_arrays(work, n, Tx, 3 * H, Tx, 3 * H, T, H, x)
     gru_cpu.layer_forward(x, W, U, b, np.zeros((n, H), dtype=x.dtype), xs, gs, hs, chunks, keep, hmask)
-    return xs, gs, hs
+    return xs, gs, hs, used
 
 
 @njit(inline="always", **_CHECKED)
@@ -287,7 +310,7 @@ def _top_features(top, D):
 StackCache = namedtuple("StackCache", ["inputs", "firsts", "seconds", "states", "imasks", "hmasks", "head_mask"])
 
 
-def _forward_stack(params, table, X, keep, drop, seed, step, row0, chunks, keep_cache):
+def _forward_stack(params, table, X, keep, drop, seed, step, row0, chunks, keep_cache, work):
     """Every recurrent row forward. ``X`` (n, time, features) float, ``keep`` the
     step mask, ``drop`` the dropout plan (see ``RATE``; masks drawn from
     ``seed`` and ``step``, for rows ``row0, row0 + 1, ...``). A layer's per-step
@@ -296,7 +319,8 @@ def _forward_stack(params, table, X, keep, drop, seed, step, row0, chunks, keep_
     one). Returns the per-row lists ``(inputs, first, second, states, input_masks,
     state_masks)`` and the top layer's output (n, time, directions * hidden). With
     ``keep_cache`` False (prediction) ``first`` and ``second`` hold only the last step
-    or two each, not the every-step cache backpropagation reads."""
+    or two each, not the every-step cache backpropagation reads. The rows' stored arrays
+    are cut from ``work`` while it lasts (see :func:`workspace_size`)."""
     n = X.shape[0]
     D = _directions(table)
     keep_rev = reverse_time(keep) if D == 2 and keep.shape[0] > 0 else keep
@@ -307,6 +331,7 @@ def _forward_stack(params, table, X, keep, drop, seed, step, row0, chunks, keep_
     imasks = []
     hmasks = []
     inp = np.ascontiguousarray(X)
+    taken = 0
     for layer in range(table.shape[0] // D):
         step_mask = np.zeros((0, 0), dtype=params.dtype)
         for d in range(D):
@@ -327,8 +352,9 @@ def _forward_stack(params, table, X, keep, drop, seed, step, row0, chunks, keep_
                 x = reverse_time(x)
             hmask = _mask_or_none(n, H, params, seed, step, row0, _dropout.stream_of(row, _dropout.STATE_MASK),
                                   drop[row, RECURRENT_RATE])
-            first, second, hs = _layer_forward(params, table, row, x, keep if d == 0 else keep_rev, hmask, chunks,
-                                               keep_cache)
+            first, second, hs, used = _layer_forward(params, table, row, x, keep if d == 0 else keep_rev, hmask,
+                                                     chunks, keep_cache, work[taken:])
+            taken += used
             inputs.append(x)
             firsts.append(first)
             seconds.append(second)
@@ -376,7 +402,7 @@ def _backward_stack(params, grads, table, keep, cache, dtop, chunks, need_dx):
 # --- written once for every cell; compiled per cell by _compile_for_cell -----------------------
 
 
-def _layer_forward(params, table, row, x, keep, hmask, chunks, keep_cache):  # pragma: no cover - each cell's own
+def _layer_forward(params, table, row, x, keep, hmask, chunks, keep_cache, work):  # pragma: no cover - the cell's
     raise NotImplementedError("replaced by the cell's layer forward in _compile_for_cell")
 
 
@@ -385,7 +411,7 @@ def _layer_backward(params, grads, table, row, x, first, second, hs, dhs, keep, 
     raise NotImplementedError("replaced by the cell's layer backward in _compile_for_cell")
 
 
-def _network_forward(params, table, head, X, drop, seed, step, row0, n_threads, keep_cache):
+def _network_forward(params, table, head, X, drop, seed, step, row0, n_threads, keep_cache, work):
     """Forward through the embedding (for tokens), every layer and the head.
     Returns the head's output (n, O), the step mask, the stack's cache (a
     :data:`StackCache` of :func:`_forward_stack`'s lists) and the head's input
@@ -394,7 +420,7 @@ def _network_forward(params, table, head, X, drop, seed, step, row0, n_threads, 
     chunks = chunk_count(n, n_threads)
     keep = keep_steps(X)
     inputs, firsts, seconds, states, imasks, hmasks, top = _forward_stack(
-        params, table, embedded(params, head, X), keep, drop, seed, step, row0, chunks, keep_cache)
+        params, table, embedded(params, head, X), keep, drop, seed, step, row0, chunks, keep_cache, work)
     last = _top_features(top, _directions(table))
     head_mask = _mask_or_none(n, last.shape[2], params, seed, step, row0,
                               _dropout.stream_of(0, _dropout.HEAD_MASK), drop[table.shape[0], RATE])
@@ -409,12 +435,13 @@ def _network_forward(params, table, head, X, drop, seed, step, row0, n_threads, 
     return out.reshape((n, Wd.shape[1])), keep, cache, last
 
 
-def _batch_loss_grad(params, grads, table, head, Xb, Yb, Mb, loss_id, lparams, drop, seed, step, n_threads):
-    """Loss on one batch; writes the gradient of every parameter into ``grads``."""
+def _batch_loss_grad(params, grads, table, head, Xb, Yb, Mb, loss_id, lparams, drop, seed, step, n_threads, work):
+    """Loss on one batch; writes the gradient of every parameter into ``grads``. The forward
+    pass's stored arrays are cut from ``work`` while it lasts."""
     n = Xb.shape[0]
     chunks = chunk_count(n, n_threads)
     pred, keep, cache, last = _network_forward(params, table, head, Xb, drop, seed, step, FIRST, n_threads,
-                                               KEEP_CACHE)
+                                               KEEP_CACHE, work)
     dpred64 = np.empty(pred.shape, dtype=np.float64)
     loss = _losses.loss_and_grad(loss_id, lparams, pred, Yb, Mb, dpred64)
     dpred = dpred64.astype(params.dtype)
@@ -452,7 +479,7 @@ def global_norm(v):
 
 
 def _train_epoch(params, grads, table, head, X, Y, M, order, batch_size, loss_id, lparams, drop, seed,
-                 opt_kind, hp, state, step, clipnorm, n_threads, batch_losses):
+                 opt_kind, hp, state, step, clipnorm, n_threads, batch_losses, work):
     """All batches of one epoch, in the order given. Returns ``(failed_batch, step)``:
     ``failed_batch`` is -1, or the index of the first batch whose loss or
     gradient was not finite (its update is not applied). Dropout masks are
@@ -462,7 +489,7 @@ def _train_epoch(params, grads, table, head, X, Y, M, order, batch_size, loss_id
     for bi in range(n_batches):
         idx = order[bi * batch_size: min(n, (bi + 1) * batch_size)]
         loss = _batch_loss_grad(params, grads, table, head, X[idx], Y[idx], M[idx], loss_id, lparams, drop, seed,
-                                step, n_threads)
+                                step, n_threads, work)
         norm = global_norm(grads)
         if not (math.isfinite(loss) and math.isfinite(norm)):
             return bi, step
@@ -552,11 +579,37 @@ def dropout_plan(drop, table):
     return np.ascontiguousarray(d)
 
 
+def workspace_size(table, n, T):
+    """Items of the workspace in which a training forward pass of ``n`` sequences of ``T``
+    steps through the network of ``table`` stores what backpropagation reads (see
+    ``STORED``): with it, the epoch loop allocates none of it per batch.
+
+    At (64, 768, 8, 64) those arrays are 75 MB a batch. Allocated per batch, above the C
+    library's 32-MB threshold, they came from the kernel every time, 19,900 page faults a
+    training step (the step 66 ms, 44 ms without the faults; Intel Xeon, 2 threads)."""
+    first, second, states = STORED[NAMES[table[0, CELL_COLUMN]]]
+    total = 0
+    for row in range(table.shape[0]):
+        H = int(table[row, 1])
+        total += sum(-(-n * T * k * H // WORK_ROUND) * WORK_ROUND for k in (first, second, states))
+    return total
+
+
+def workspace(table, n, T, dtype):
+    """A new workspace (:func:`workspace_size`) for ``n`` sequences of ``T`` steps."""
+    return aligned_empty(workspace_size(table, n, T), dtype)
+
+
+def no_workspace(dtype):
+    """The ``work`` argument for none: every stored array is allocated."""
+    return np.empty(0, dtype=dtype)
+
+
 def network_forward(params, table, head, X, n_threads, drop=None, seed=0, step=0, row0=0):
     """Forward through every layer and the head: ``(out, keep, cache, last)``, the
     head's output (n, O), the step mask, the stack's per-row arrays and the head's input."""
     return kernels_for(table).network_forward(aligned(params), table, head, X, dropout_plan(drop, table), seed, step,
-                                              row0, n_threads, True)
+                                              row0, n_threads, True, no_workspace(params.dtype))
 
 
 def batch_loss_grad(params, grads, table, head, Xb, Yb, Mb, loss_id, lparams, n_threads, drop=None, seed=0, step=0):
@@ -565,7 +618,8 @@ def batch_loss_grad(params, grads, table, head, Xb, Yb, Mb, loss_id, lparams, n_
     the masks drawn from ``seed`` and ``step``."""
     g = aligned(grads)
     loss = kernels_for(table).batch_loss_grad(aligned(params), g, table, head, Xb, Yb, Mb, loss_id, lparams,
-                                              dropout_plan(drop, table), seed, step, n_threads)
+                                              dropout_plan(drop, table), seed, step, n_threads,
+                                              workspace(table, Xb.shape[0], Xb.shape[1], params.dtype))
     _copy_back(g, grads)  # (the parameters are only read)
     return loss
 
@@ -579,16 +633,20 @@ def _copy_back(*pairs):
 
 
 def train_epoch(params, grads, table, head, X, Y, M, order, batch_size, loss_id, lparams,
-                opt_kind, hp, state, step, clipnorm, n_threads, batch_losses, drop=None, seed=0):
+                opt_kind, hp, state, step, clipnorm, n_threads, batch_losses, drop=None, seed=0, work=None):
     """All batches of one epoch, in the order given, in one compiled call. Returns
     ``(failed_batch, step)``: ``failed_batch`` is -1, or the index of the first
-    batch whose loss or gradient was not finite (its update is not applied)."""
+    batch whose loss or gradient was not finite (its update is not applied).
+    ``work``: a :func:`workspace` for the largest batch, kept by a caller that runs
+    many epochs; by default one is made for this call."""
     p, g = aligned(params), aligned(grads)
+    if work is None:
+        work = workspace(table, min(batch_size, order.shape[0]), X.shape[1], params.dtype)
     epoch = kernels_for(table).train_epoch
     cell = NAMES[table[0, CELL_COLUMN]]
     with ahead.helper_if_compiling(epoch, (__name__, "compile_ahead"), _COMPILED_AHEAD[cell], cell, params.dtype):
         result = epoch(p, g, table, head, X, Y, M, order, batch_size, loss_id, lparams, dropout_plan(drop, table),
-                       seed, opt_kind, hp, state, step, clipnorm, n_threads, batch_losses)
+                       seed, opt_kind, hp, state, step, clipnorm, n_threads, batch_losses, work)
     _copy_back(p, params, g, grads)
     return result
 
@@ -610,7 +668,7 @@ def predict_rows(params, table, head, X, n_threads, out, drop=None, seed=0, step
         # two cell states (the cache is for backpropagation), not every step's; on an Intel Xeon
         # (2 threads) the forward pass ran 11-19% faster at (64, 100, 16, 256) and (256, 60, 8, 64).
         out[start:stop] = forward(params, table, head, X[start:stop], plan, seed, step, row0 + start, n_threads,
-                                  False)[0]
+                                  False, no_workspace(params.dtype))[0]
 
 
 def dataset_loss(params, table, head, X, Y, M, loss_id, lparams, n_threads):

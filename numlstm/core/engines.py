@@ -21,7 +21,8 @@ from typing import Callable
 import numpy as np
 
 from numlstm._threads import kernel_threads
-from numlstm.core.cpu_engine import dataset_loss, dropout_plan, predict_rows, train_epoch
+from numlstm.core.cpu_engine import (dataset_loss, dropout_plan, no_workspace, predict_rows, train_epoch, workspace,
+                                     workspace_size)
 from numlstm.core.network import aligned_zeros
 
 
@@ -69,6 +70,7 @@ class CpuTrainer:
         self.hp = optimizer.hyperparams()
         self.step = 0
         self.n_threads = kernel_threads()
+        self.work = no_workspace(net.dtype)  # grown to the largest batch on first use, then kept
 
     def epoch(self, order, batch_losses):
         """Every batch of the windows in ``order``; returns the first failed batch or -1."""
@@ -81,10 +83,13 @@ class CpuTrainer:
 
     def _run(self, X, Y, M, order, batch_size, batch_losses):
         net = self.net
+        need = workspace_size(net.table, min(batch_size, len(order)), X.shape[1])
+        if self.work.shape[0] < need:  # one workspace for every epoch: no stored array allocated per batch
+            self.work = workspace(net.table, min(batch_size, len(order)), X.shape[1], net.dtype)
         failed, self.step = train_epoch(net.params, self.grads, net.table, net.head, X, Y, M, order, batch_size,
                                         self.loss_id, self.lparams, self.optimizer.kind, self.hp, self.state,
                                         self.step, self.clipnorm, self.n_threads, batch_losses, drop=self.drop,
-                                        seed=self.seed)
+                                        seed=self.seed, work=self.work)
         return failed
 
     def dataset_loss(self, X, Y, M):
@@ -106,7 +111,8 @@ class CpuTrainer:
         self.step = int(step)
 
     def close(self):
-        """Nothing to release: the CPU's arrays are the caller's."""
+        """Let the workspace go (the other arrays are the caller's)."""
+        self.work = no_workspace(self.net.dtype)
 
 
 def cpu_predict(net, X, drop=None, seed=0, step=0, row0=0):
