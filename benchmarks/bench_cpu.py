@@ -8,8 +8,9 @@ Measures, in one process but for the start-up rows (float32 throughout):
 
 * a training step: one full-batch gradient step of LSTM + dense head on the
   last hidden state + MSE + Adam. numlstm is timed on its compiled epoch kernel
-  (``numlstm.core.cpu_engine.train_epoch`` with one batch = the whole data set),
-  and, for transparency, end to end as ``LSTMRegressor.fit(epochs=20)`` / 20;
+  (``numlstm.core.cpu_engine.train_epoch`` with one batch = the whole data set,
+  its workspace kept across steps as ``fit``'s trainer keeps it), and, for
+  transparency, end to end as ``LSTMRegressor.fit(epochs=20)`` / 20;
   PyTorch as ``nn.LSTM`` + ``nn.Linear`` + ``torch.optim.Adam``;
 * predict: the forward pass of the whole batch, ``model.predict(X)`` on a
   fitted numlstm model against PyTorch under ``torch.inference_mode()``;
@@ -148,11 +149,12 @@ def numlstm_case(X, y, hidden):
     batch_losses = np.zeros(1)
     n_threads = numlstm.get_num_threads()
     step = [0]
+    work = cpu_engine.workspace(net.table, B, X.shape[1], net.dtype)  # kept across steps, as fit's trainer does
 
     def train_step():
         failed, step[0] = cpu_engine.train_epoch(params, grads, net.table, net.head, X, Y, M, order, B,
                                                losses.NAMES["mse"], lparams, optimizer.kind, hp, state,
-                                               step[0], 0.0, n_threads, batch_losses)
+                                               step[0], 0.0, n_threads, batch_losses, work=work)
         if failed >= 0:
             raise FloatingPointError("numlstm training step produced a non-finite loss")
 
@@ -472,7 +474,8 @@ def main(argv=None):
           f"| {max(wf['numlstm_fit_all_s']) / min(wf['numlstm_fit_all_s']):.2f}, "
           f"{max(wf['torch_fit_all_s']) / min(wf['torch_fit_all_s']):.2f} |")
     print()
-    print("numlstm: compiled epoch kernel (train_epoch, one batch = whole data set); 'fit/epoch' is "
+    print("numlstm: compiled epoch kernel (train_epoch, one batch = whole data set, its workspace kept across steps "
+          "as fit keeps it); 'fit/epoch' is "
           f"LSTMRegressor.fit(epochs={FIT_EPOCHS}) / {FIT_EPOCHS}, Python and setup included. "
           "Predict: model.predict(X) vs torch under inference_mode.")
     print("spread: slowest / fastest repeat; far above 1 means the run was disturbed.")
