@@ -3,7 +3,7 @@ and leave the caller's floating-point environment as they found it."""
 
 import numpy as np
 import pytest
-from numba import njit
+from numba import njit, prange
 
 import numlstm
 import reference as ref
@@ -68,3 +68,24 @@ def test_a_gradient_decaying_through_a_long_sequence_has_no_subnormal_values(rng
     assert not ((magnitude > 0) & (magnitude < TINY)).any()
     np.testing.assert_allclose(got, want, rtol=1e-3, atol=1e-6 * np.abs(want).max())
     assert np.float32(TINY) * np.float32(0.5) > 0  # the caller's environment is as it was
+
+
+@njit(parallel=True)
+def _products_in_threads(a, b):
+    """``a * b`` row by row in Numba's worker threads, with nothing flushed."""
+    out = np.empty_like(a)
+    for i in prange(a.shape[0]):
+        for j in range(a.shape[1]):
+            out[i, j] = a[i, j] * b[i, j]
+    return out
+
+
+@x86_only
+def test_the_worker_threads_are_left_as_they_were_after_a_kernel_ran_in_them(rng):
+    # A backward pass in two chunks runs the flushing kernels in Numba's worker threads; the
+    # same threads then compute subnormals again in code that does not flush.
+    x, W, U, b, dh = _decaying_layer(rng, "lstm", 300)
+    numlstm.lstm_backward(*(a.astype(np.float32) for a in (x, W, U, b, dh)))
+    a = np.full((64, 16), TINY, dtype=np.float32)
+    out = _products_in_threads(a, np.full_like(a, 0.5))
+    assert ((0 < out) & (out < TINY)).all()
