@@ -35,7 +35,9 @@ Protocol: for each data set, ``ORIGINS`` forecast origins ``horizon`` steps
 apart end the record (the last origin is ``horizon`` steps before the end).
 numlstm is fitted once, with default settings but ``lookback``, ``horizon``
 and the seed, on the record up to the first origin, then backtested from every
-origin without refitting (it reads the record up to each origin).
+origin without refitting (it reads the record up to each origin); with
+``--refit`` it is fitted afresh on the record up to every origin, as the
+statsforecast peers are, so that both are judged on the same information.
 Persistence (the last observed value), seasonal naive (the value one season
 before, the last observed season for leads beyond it) and statsforecast's
 AutoETS and AutoTheta (refitted at every origin on the record up to it, gaps
@@ -233,19 +235,28 @@ def darts_forecasts(y, origins, lookback, horizon):
     return out, seconds / y.shape[0]
 
 
-def numlstm_forecasts(ds, origins, lookback, horizon):
-    train = ds.isel(time=slice(0, origins[0] + 1))
-    fc = numlstm.Forecaster(lookback=lookback, horizon=horizon, random_state=SEED)
-    began = time.perf_counter()
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", numlstm.forecast.forecaster.MissingInputWarning)
-        fc.fit(train, "y")
-        seconds = time.perf_counter() - began
-        bt = fc.backtest(ds, start=ds["time"].values[origins[0]], stride=horizon)
-    da = bt["y"].transpose(..., "init_time", "lead")
-    values = da.values.reshape(-1, bt.sizes["init_time"], bt.sizes["lead"])
-    assert bt.sizes["init_time"] == len(origins), (bt.sizes, len(origins))
-    return values, seconds, fc
+def numlstm_forecasts(ds, origins, lookback, horizon, refit=False):
+    """numlstm's (S, n_origins, horizon) forecasts, fit seconds per fit and the (last) fitted model:
+    fitted once on the record up to the first origin and backtested from every origin, or with
+    ``refit`` fitted afresh on the record up to each origin (as the statsforecast peers are)."""
+    fits = [origins[:1]] if not refit else [origins[k:k + 1] for k in range(len(origins))]
+    values, seconds = [], 0.0
+    for first in fits:
+        o = int(first[0])
+        train = ds.isel(time=slice(0, o + 1))
+        fc = numlstm.Forecaster(lookback=lookback, horizon=horizon, random_state=SEED)
+        began = time.perf_counter()
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", numlstm.forecast.forecaster.MissingInputWarning)
+            fc.fit(train, "y")
+            seconds += time.perf_counter() - began
+            upto = ds if not refit else ds.isel(time=slice(0, o + horizon + 1))
+            bt = fc.backtest(upto, start=ds["time"].values[o], stride=horizon)
+        da = bt["y"].transpose(..., "init_time", "lead")
+        values.append(da.values.reshape(-1, bt.sizes["init_time"], bt.sizes["lead"]))
+    values = np.concatenate(values, axis=1)
+    assert values.shape[1] == len(origins), (values.shape, len(origins))
+    return values, seconds / len(fits), fc
 
 
 def mae(forecast, truth):
@@ -254,7 +265,7 @@ def mae(forecast, truth):
     return float(np.nanmean(err)), int(np.isnan(err).sum())
 
 
-def run_case(name, load, freq_label, season, lookback, horizon, darts=True):
+def run_case(name, load, freq_label, season, lookback, horizon, darts=True, refit=False):
     ds = load()
     y = _panel(ds)
     n_time = y.shape[1]
@@ -264,7 +275,7 @@ def run_case(name, load, freq_label, season, lookback, horizon, darts=True):
     persistence, seasonal = naive_forecasts(y, origins, horizon, season)
     forecasts = {"persistence": persistence, "seasonal naive": seasonal}
     fits = {}
-    forecasts["numlstm"], seconds, fc = numlstm_forecasts(ds, origins, lookback, horizon)
+    forecasts["numlstm"], seconds, fc = numlstm_forecasts(ds, origins, lookback, horizon, refit)
     fits["numlstm"] = seconds / y.shape[0]
     peers, peer_seconds = peer_forecasts(y, origins, horizon, season, freq_label)
     forecasts.update(peers)
@@ -284,6 +295,8 @@ def main(argv=None):
     parser.add_argument("--output", help="also write the report to this file")
     parser.add_argument("--only", help="run only the cases whose name contains this")
     parser.add_argument("--skip-darts", action="store_true", help="do not run Darts' LSTM")
+    parser.add_argument("--refit", action="store_true",
+                        help="fit numlstm afresh at every origin (as AutoETS and AutoTheta are), not once")
     args = parser.parse_args(argv)
     why_not = "--skip-darts" if args.skip_darts else darts_missing()
     darts = why_not is None
@@ -303,12 +316,14 @@ def main(argv=None):
     lines = [
         (f"numlstm {numlstm.__version__}, Forecaster(lookback, horizon, random_state={SEED}) otherwise defaults; "
          f"{provenance(REPO)}; CPU: {cpu_model()}"),
-        (f"{ORIGINS} origins per data set, horizon steps apart; numlstm fitted once before the first origin, "
-         "AutoETS and AutoTheta refitted at every origin."),
+        (f"{ORIGINS} origins per data set, horizon steps apart; numlstm "
+         + ("refitted at every origin (--refit)" if args.refit else "fitted once before the first origin")
+         + ", AutoETS and AutoTheta refitted at every origin."),
         darts_line,
         "",
         ("MAE relative to the better naive forecast (persistence or seasonal naive) of each data set; "
-         "fit time in seconds per series (numlstm and Darts: one global fit, divided by the series)."),
+         "fit time in seconds per series (numlstm and Darts: one global fit, divided by the series; with --refit, "
+         "numlstm's mean over its fits)."),
         "",
     ]
     header = ["data set", "series x steps", "season", "lookback", "horizon", *methods, "better naive",
@@ -325,7 +340,7 @@ def main(argv=None):
                                    for h in header))
         group = []
         for case in cases:
-            row = run_case(*case, darts=darts)
+            row = run_case(*case, darts=darts, refit=args.refit)
             group.append(row)
             sc, best = row["scores"], row["best"]
             better = "persistence" if sc["persistence"][0] <= sc["seasonal naive"][0] else "seasonal naive"
