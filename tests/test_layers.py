@@ -76,3 +76,39 @@ def test_a_forward_pass_without_backward_keeps_one_step_and_gives_the_same_bits(
             np.testing.assert_array_equal(ring[1], full[1])
         else:
             assert ring[1].shape[1] == 1
+
+
+def _at_offset(a, offset):
+    """A copy of ``a`` whose data start ``offset`` bytes past a 64-byte boundary."""
+    raw = np.empty(a.nbytes + 128, dtype=np.uint8)
+    start = -raw.ctypes.data % 64 + offset
+    out = raw[start:start + a.nbytes].view(a.dtype).reshape(a.shape)
+    out[...] = a
+    assert out.ctypes.data % 64 == offset
+    return out
+
+
+@pytest.mark.parametrize("cell", ["lstm", "gru"])
+def test_weights_anywhere_in_memory_give_the_same_bits_through_aligned_copies(rng, cell, monkeypatch):
+    # The kernels read rows of W and U as whole vectors: layers.forward/backward hand them copies on
+    # 64-byte boundaries (NumPy puts large arrays 16 bytes past one) and write into aligned outputs,
+    # for problems from ALIGN_WORK multiply-adds on (here every one, to keep the sizes small).
+    monkeypatch.setattr(layers, "ALIGN_WORK", 0)
+    B, T, I, H = 6, 5, 3, 32
+    make = ref.random_layer if cell == "lstm" else ref.random_gru_layer
+    x, W, U, b = (np.ascontiguousarray(a, dtype=np.float32) for a in make(rng, B, T, I, H))
+    states = tuple((0.3 * rng.standard_normal((B, H))).astype(np.float32) for _ in range(2 if cell == "lstm" else 1))
+    dh = rng.standard_normal((B, T, H)).astype(np.float32)
+    results = []
+    for offset in (0, 16, 32, 48):
+        Wo, Uo, bo = (_at_offset(a, offset) for a in (W, U, b))
+        first, second, hs = layers.forward(cell, "cpu", x, Wo, Uo, bo, states)
+        assert all(a.ctypes.data % 64 == 0 for a in (first, second, hs))
+        carries = [np.zeros((B, H), dtype=np.float32) for _ in states]
+        dx, dW, dU, db = layers.backward(cell, "cpu", x, Wo, Uo, bo, states, first, second, hs, dh, carries)
+        assert dx.ctypes.data % 64 == 0
+        results.append((hs, dx, dW, dU, db, *carries))
+        np.testing.assert_array_equal(Wo, W)  # the caller's arrays are read, never written
+    for other in results[1:]:
+        for a, b_ in zip(results[0], other):
+            np.testing.assert_array_equal(a, b_)

@@ -23,6 +23,7 @@ never per step.
 
 import numpy as np
 
+from numlstm._aligned import ALIGNMENT, aligned, aligned_empty, aligned_zeros  # noqa: F401 (used by core's modules)
 from numlstm._cells import CELLS, NAMES, cell_spec
 from numlstm._threads import one_blas_thread
 from numlstm._validation import check_cell
@@ -33,38 +34,7 @@ CELL_COLUMN = 5  # the column of ``table`` holding the cell's index in NAMES
 VOCABULARY, EMBED_DIM, EMBED_OFFSET = 4, 5, 6
 DIRECTION_COLUMN = 6  # 0 forward, 1 reverse (the second row of a bidirectional layer)
 
-# Where the flat buffers start: on a 64-byte boundary, a cache line and an AVX-512 vector. The
-# kernels load rows of W and U (and store rows of their gradients) as whole vectors; NumPy's
-# allocator starts a large array 16 bytes past a page boundary, so every 256-bit load of such a
-# buffer straddled two halves of a cache line, and the forward kernel ran 17-20% slower (an
-# Intel Xeon with AVX-512, 2 threads, hidden 64 and 256). A row of an LSTM layer's W or U is
-# 16 * hidden bytes, so with the buffer aligned every row is when hidden is even.
-ALIGNMENT = 64
-
-
-def aligned_empty(n, dtype):
-    """An uninitialised 1-D array of ``n`` items of ``dtype`` starting on an :data:`ALIGNMENT` boundary."""
-    itemsize = np.dtype(dtype).itemsize
-    raw = np.empty(n * itemsize + ALIGNMENT, dtype=np.uint8)
-    start = -raw.ctypes.data % ALIGNMENT
-    return raw[start:start + n * itemsize].view(dtype)
-
-
-def aligned_zeros(n, dtype):
-    """:func:`aligned_empty`, zeroed."""
-    out = aligned_empty(n, dtype)
-    out[...] = 0
-    return out
-
-
-def aligned(a):
-    """``a`` itself where its data starts on an :data:`ALIGNMENT` boundary, else an aligned
-    C-contiguous copy of the same shape."""
-    if a.ctypes.data % ALIGNMENT == 0:
-        return a
-    out = aligned_empty(a.size, a.dtype).reshape(a.shape)
-    out[...] = a
-    return out
+# The flat buffers start on a 64-byte boundary: see numlstm._aligned.
 
 
 class Network:
