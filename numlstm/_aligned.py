@@ -1,11 +1,12 @@
 """Arrays whose data start on a 64-byte boundary (a cache line and an AVX-512 vector).
 
-The CPU kernels load rows of their weights (and store rows of their outputs) as
-whole vectors; a vector load that straddles two cache lines costs two. NumPy's
-allocator starts a large array 16 bytes past a page boundary, so the compiled
-training loops run on aligned buffers (:mod:`numlstm.core.network`), and the
-functional API passes aligned copies of the weights and aligned outputs to the
-same kernels (:mod:`numlstm.kernels.layers`).
+The CPU kernels' products load rows of their weights and store rows of their
+outputs as whole vectors; a vector load that straddles two cache lines costs
+two. NumPy's allocator starts a large array 16 bytes past a page boundary, so
+the compiled training loops run on aligned parameter and gradient buffers
+(:mod:`numlstm.core.network`), and the functional API passes the forward
+kernels aligned copies of ``W`` and ``U`` and aligned outputs
+(:mod:`numlstm.kernels.layers`).
 """
 
 import numpy as np

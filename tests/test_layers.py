@@ -1,6 +1,8 @@
 """numlstm.kernels.layers: one layer, forward and backward, through the same call on every
 device and for every cell, masks included, against the NumPy reference (float64)."""
 
+from types import SimpleNamespace
+
 import numpy as np
 import pytest
 
@@ -89,26 +91,39 @@ def _at_offset(a, offset):
 
 
 @pytest.mark.parametrize("cell", ["lstm", "gru"])
-def test_weights_anywhere_in_memory_give_the_same_bits_through_aligned_copies(rng, cell, monkeypatch):
-    # The kernels read rows of W and U as whole vectors: layers.forward/backward hand them copies on
-    # 64-byte boundaries (NumPy puts large arrays 16 bytes past one) and write into aligned outputs,
-    # for problems from ALIGN_WORK multiply-adds on (here every one, to keep the sizes small).
-    monkeypatch.setattr(layers, "ALIGN_WORK", 0)
+def test_weights_anywhere_in_memory_reach_the_forward_kernel_aligned_and_give_the_same_bits(rng, cell, monkeypatch):
+    # The forward kernels read rows of W and U as whole vectors: for problems from ALIGN_WORK
+    # multiply-adds on, layers.forward hands them copies on 64-byte boundaries (NumPy puts large
+    # arrays 16 bytes past one) and aligned outputs; below it, the arrays as they came.
     B, T, I, H = 6, 5, 3, 32
     make = ref.random_layer if cell == "lstm" else ref.random_gru_layer
     x, W, U, b = (np.ascontiguousarray(a, dtype=np.float32) for a in make(rng, B, T, I, H))
     states = tuple((0.3 * rng.standard_normal((B, H))).astype(np.float32) for _ in range(2 if cell == "lstm" else 1))
     dh = rng.standard_normal((B, T, H)).astype(np.float32)
+    kernels = layers.LAYERS[cell, "cpu"]
+    real = kernels.module
+    seen = []
+
+    def layer_forward(x, W, U, *rest):
+        seen.append((W.ctypes.data % 64, U.ctypes.data % 64))
+        return real.layer_forward(x, W, U, *rest)
+
+    monkeypatch.setattr(kernels, "module", SimpleNamespace(layer_forward=layer_forward,
+                                                           layer_backward=real.layer_backward))
     results = []
-    for offset in (0, 16, 32, 48):
+    for work, offset in [(0, offset) for offset in (0, 16, 32, 48)] + [(1 << 62, 16)]:
+        monkeypatch.setattr(layers, "ALIGN_WORK", work)  # 0: every problem is big; 2**62: none is
         Wo, Uo, bo = (_at_offset(a, offset) for a in (W, U, b))
         first, second, hs = layers.forward(cell, "cpu", x, Wo, Uo, bo, states)
-        assert all(a.ctypes.data % 64 == 0 for a in (first, second, hs))
+        assert seen[-1] == ((0, 0) if work == 0 else (offset, offset))
+        if work == 0:
+            assert all(a.ctypes.data % 64 == 0 for a in (first, second, hs))
         carries = [np.zeros((B, H), dtype=np.float32) for _ in states]
         dx, dW, dU, db = layers.backward(cell, "cpu", x, Wo, Uo, bo, states, first, second, hs, dh, carries)
-        assert dx.ctypes.data % 64 == 0
+        if work == 0:
+            assert dx.ctypes.data % 64 == 0
         results.append((hs, dx, dW, dU, db, *carries))
         np.testing.assert_array_equal(Wo, W)  # the caller's arrays are read, never written
-    for other in results[1:]:
+    for other in results[1:]:  # aligned copies or not, the same bits
         for a, b_ in zip(results[0], other):
             np.testing.assert_array_equal(a, b_)

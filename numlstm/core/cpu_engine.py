@@ -625,7 +625,7 @@ def batch_loss_grad(params, grads, table, head, Xb, Yb, Mb, loss_id, lparams, n_
 
 
 def _copy_back(*pairs):
-    """After a kernel ran on aligned copies (:func:`~numlstm.core.network.aligned`) of the
+    """After a kernel ran on aligned copies (:func:`~numlstm._aligned.aligned`) of the
     caller's buffers, ``(copy, original, ...)``: the results into the originals."""
     for work, original in zip(pairs[::2], pairs[1::2]):
         if work is not original:

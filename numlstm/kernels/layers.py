@@ -25,7 +25,7 @@ GRU's gate values) are then kept for the current step only, ``first`` (and for a
 
 import numpy as np
 
-from numlstm._aligned import aligned
+from numlstm._aligned import ALIGNMENT, aligned
 from numlstm._threads import kernel_threads
 from numlstm.kernels import cpu, gru_cpu
 
@@ -50,8 +50,8 @@ def _output(shape, dtype, big):
     n = 1
     for d in shape:
         n *= d
-    raw = np.empty(n + 64 // dtype.itemsize, dtype=dtype)
-    start = (-raw.ctypes.data % 64) // dtype.itemsize
+    raw = np.empty(n + ALIGNMENT // dtype.itemsize, dtype=dtype)  # (aligned_empty, without its uint8 detour)
+    start = (-raw.ctypes.data % ALIGNMENT) // dtype.itemsize
     return raw[start:start + n].reshape(shape)
 
 
@@ -75,8 +75,8 @@ class _Cpu:
         # (64, 100, 16, 256) 40 MB a call (a GRU's two projections) neither allocated nor written.
         ring = 1 if not for_backward else T
         # The weights and outputs of a big problem on 64-byte boundaries, as the training loops'
-        # are (see ALIGN_WORK): the kernels load rows of W and U and store rows of the outputs as
-        # whole vectors. At (64, 100, 16, 256) an LSTM layer forward took 14 ms instead of 19.
+        # are (see ALIGN_WORK): the forward kernels load rows of W and U and store rows of the
+        # outputs as whole vectors. At (64, 100, 16, 256) an LSTM layer forward took 14 ms, not 19.
         big = B * T * U.size >= ALIGN_WORK
         first = _output((B, ring, self.gates * H), x.dtype, big)
         second = _output((B, ring if self.second_is_cache else T, self.second_blocks * H), x.dtype, big)
@@ -89,8 +89,10 @@ class _Cpu:
         dW, dU, db = np.empty_like(W), np.empty_like(U), np.empty_like(b)
         big = x.shape[0] * x.shape[1] * U.size >= ALIGN_WORK
         dx = _output(x.shape, x.dtype, big)  # (a product's output, stored as whole vectors)
-        self.module.layer_backward(x, _ready(W, big), _ready(U, big), *states, first, second, hs, dhs, *carries, dW,
-                                   dU, db, dx, cpu.chunk_count(x.shape[0], kernel_threads()), need_dx,
+        # (W and U as they are: the backward pass multiplies by their transposes, which the kernel
+        # makes itself.)
+        self.module.layer_backward(x, W, U, *states, first, second, hs, dhs, *carries, dW, dU, db, dx,
+                                   cpu.chunk_count(x.shape[0], kernel_threads()), need_dx,
                                    *self._masks(keep, hmask, x.dtype))
         return dx if need_dx else None, dW, dU, db
 
