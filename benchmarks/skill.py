@@ -274,10 +274,9 @@ def numlstm_forecasts(ds, origins, lookback, horizon, refit=False):
     """numlstm's (S, n_origins, horizon) forecasts, fit seconds per fit and the (last) fitted model:
     fitted once on the record up to the first origin and backtested from every origin, or with
     ``refit`` fitted afresh on the record up to each origin (as the statsforecast peers are)."""
-    fits = [origins[:1]] if not refit else [origins[k:k + 1] for k in range(len(origins))]
+    fits = origins if refit else origins[:1]
     values, seconds = [], 0.0
-    for first in fits:
-        o = int(first[0])
+    for o in map(int, fits):
         train = ds.isel(time=slice(0, o + 1))
         fc = numlstm.Forecaster(lookback=lookback, horizon=horizon, random_state=SEED)
         began = time.perf_counter()

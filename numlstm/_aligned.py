@@ -22,10 +22,16 @@ ALIGNMENT = 64
 
 def aligned_empty(n, dtype):
     """An uninitialised 1-D array of ``n`` items of ``dtype`` starting on an :data:`ALIGNMENT` boundary."""
-    itemsize = np.dtype(dtype).itemsize
-    raw = np.empty(n * itemsize + ALIGNMENT, dtype=np.uint8)
-    start = -raw.ctypes.data % ALIGNMENT
-    return raw[start:start + n * itemsize].view(dtype)
+    dtype = np.dtype(dtype)
+    itemsize = dtype.itemsize
+    if ALIGNMENT % itemsize:  # (no whole number of items to skip: count in bytes)
+        raw = np.empty(n * itemsize + ALIGNMENT, dtype=np.uint8)
+        start = -raw.ctypes.data % ALIGNMENT
+        return raw[start:start + n * itemsize].view(dtype)
+    # NumPy starts an array on a multiple of its item size, so the boundary is whole items away.
+    raw = np.empty(n + ALIGNMENT // itemsize, dtype=dtype)
+    start = (-raw.ctypes.data % ALIGNMENT) // itemsize
+    return raw[start:start + n]
 
 
 def aligned_zeros(n, dtype):

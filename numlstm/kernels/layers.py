@@ -23,9 +23,11 @@ GRU's gate values) are then kept for the current step only, ``first`` (and for a
 ``second``) of time length 1, instead of written out for every step.
 """
 
+import math
+
 import numpy as np
 
-from numlstm._aligned import ALIGNMENT, aligned
+from numlstm._aligned import aligned, aligned_empty
 from numlstm._threads import kernel_threads
 from numlstm.kernels import cpu, gru_cpu
 
@@ -38,6 +40,11 @@ from numlstm.kernels import cpu, gru_cpu
 ALIGN_WORK = 1 << 24
 
 
+def _big(x, U):
+    """Whether a layer's problem is large enough for aligned weights and outputs (ALIGN_WORK)."""
+    return x.shape[0] * x.shape[1] * U.size >= ALIGN_WORK
+
+
 def _ready(a, big):
     """``a``, or (for a big problem) an aligned copy of it where it starts off a 64-byte boundary."""
     return aligned(a) if big else a
@@ -45,14 +52,7 @@ def _ready(a, big):
 
 def _output(shape, dtype, big):
     """A new array for a kernel's output, on a 64-byte boundary for a big problem."""
-    if not big:
-        return np.empty(shape, dtype=dtype)
-    n = 1
-    for d in shape:
-        n *= d
-    raw = np.empty(n + ALIGNMENT // dtype.itemsize, dtype=dtype)  # (aligned_empty, without its uint8 detour)
-    start = (-raw.ctypes.data % ALIGNMENT) // dtype.itemsize
-    return raw[start:start + n].reshape(shape)
+    return aligned_empty(math.prod(shape), dtype).reshape(shape) if big else np.empty(shape, dtype=dtype)
 
 
 class _Cpu:
@@ -77,7 +77,7 @@ class _Cpu:
         # The weights and outputs of a big problem on 64-byte boundaries, as the training loops'
         # are (see ALIGN_WORK): the forward kernels load rows of W and U and store rows of the
         # outputs as whole vectors. At (64, 100, 16, 256) an LSTM layer forward took 14 ms, not 19.
-        big = B * T * U.size >= ALIGN_WORK
+        big = _big(x, U)
         first = _output((B, ring, self.gates * H), x.dtype, big)
         second = _output((B, ring if self.second_is_cache else T, self.second_blocks * H), x.dtype, big)
         hs = _output((B, T, H), x.dtype, big)
@@ -87,7 +87,7 @@ class _Cpu:
 
     def backward(self, x, W, U, b, states, first, second, hs, dhs, carries, need_dx=True, keep=None, hmask=None):
         dW, dU, db = np.empty_like(W), np.empty_like(U), np.empty_like(b)
-        big = x.shape[0] * x.shape[1] * U.size >= ALIGN_WORK
+        big = _big(x, U)
         dx = _output(x.shape, x.dtype, big)  # (a product's output, stored as whole vectors)
         # (W and U as they are: the backward pass multiplies by their transposes, which the kernel
         # makes itself.)
