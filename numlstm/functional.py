@@ -90,8 +90,7 @@ def _kernels(cell, device):
         arrays = tuple(map(to_device, (x, W, U, b)))
         states = tuple(map(to_device, states))
         carried = [to_device(c) for c in carries]
-        first, second, hs = layers.forward(cell, device, *arrays, states)
-        dx, dW, dU, db = layers.backward(cell, device, *arrays, states, first, second, hs, to_device(dh), carried)
+        dx, dW, dU, db = layers.forward_backward(cell, device, *arrays, states, to_device(dh), carried)
         out = {"dx": to_host(dx), "dW": to_host(dW), "dU": to_host(dU), "db": to_host(db),
                "dh0": to_host(carried[0])}
         if cell == "lstm":
@@ -154,6 +153,9 @@ def lstm_backward(x, W, U, b, dh, h0=None, c0=None, *, dh_T=None, dc_T=None, dev
     Recomputes the forward pass, then propagates ``dh`` (the gradient of the
     loss with respect to every hidden state) and, optionally, ``dh_T``/``dc_T``
     (gradients with respect to the final states) back through time.
+    On the CPU the recomputed forward pass is stored in memory kept between
+    calls (up to 256 MiB of it; larger problems allocate theirs afresh), so a
+    repeated call touches no new pages.
 
     Parameters
     ----------
@@ -255,6 +257,9 @@ def gru_backward(x, W, U, b, dh, h0=None, *, dh_T=None, device="cpu"):
     Recomputes the forward pass, then propagates ``dh`` (the gradient of the
     loss with respect to every hidden state) and, optionally, ``dh_T`` (the
     gradient with respect to the final state) back through time.
+    On the CPU the recomputed forward pass is stored in memory kept between
+    calls (up to 256 MiB of it; larger problems allocate theirs afresh), so a
+    repeated call touches no new pages.
 
     Parameters
     ----------

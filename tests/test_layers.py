@@ -127,3 +127,56 @@ def test_weights_anywhere_in_memory_reach_the_forward_kernel_aligned_and_give_th
     for other in results[1:]:  # aligned copies or not, the same bits
         for a, b_ in zip(results[0], other):
             np.testing.assert_array_equal(a, b_)
+
+
+@pytest.mark.parametrize("cell", ["lstm", "gru"])
+def test_forward_backward_reuses_its_kept_memory_and_never_reads_what_was_left_in_it(rng, cell):
+    # forward_backward (the functional API's backward) stores the forward pass in memory kept
+    # between calls (layers.SCRATCH): a second call runs in the first call's buffer, whatever the
+    # buffer holds (here NaN), and the results are the reference's, bit for bit those of
+    # forward then backward on fresh arrays.
+    B, T, I, H = 4, 7, 3, 5
+    make = ref.random_layer if cell == "lstm" else ref.random_gru_layer
+    x, W, U, b = (np.ascontiguousarray(a) for a in make(rng, B, T, I, H))
+    states = tuple(0.3 * rng.standard_normal((B, H)) for _ in range(2 if cell == "lstm" else 1))
+    dh = rng.standard_normal((B, T, H))
+    final = [rng.standard_normal((B, H)) for _ in states]
+    first, second, hs = layers.forward(cell, "cpu", x, W, U, b, states)
+    fresh_carries = [c.copy() for c in final]
+    fresh = layers.backward(cell, "cpu", x, W, U, b, states, first, second, hs, dh, fresh_carries)
+    want = (ref.lstm_backward if cell == "lstm" else ref.gru_backward)(x, W, U, b, dh, *states, *final)
+    layers.SCRATCH.clear()
+    buffers = []
+    for _ in range(2):
+        carries = [c.copy() for c in final]
+        got = layers.forward_backward(cell, "cpu", x, W, U, b, states, dh, carries)
+        for a, b_ in zip(got + tuple(carries), fresh + tuple(fresh_carries)):
+            np.testing.assert_array_equal(a, b_)
+        np.testing.assert_allclose(got[0], want["dx"], rtol=1e-9, atol=1e-11)
+        np.testing.assert_allclose(carries[0], want["dh0"], rtol=1e-9, atol=1e-11)
+        kept = layers.SCRATCH._idle
+        assert kept is not None and kept.ctypes.data % 64 == 0
+        buffers.append(kept.ctypes.data)
+        kept[...] = 255  # every byte: float NaN
+    assert buffers[0] == buffers[1]
+
+
+def test_the_scratch_pool_lends_a_buffer_once_and_keeps_the_largest_within_its_limit():
+    from numlstm._aligned import ScratchPool
+
+    pool = ScratchPool(limit=1000)
+    with pool.borrow(100) as a:
+        with pool.borrow(100) as b:  # (another thread's call while the first is out)
+            assert a.ctypes.data != b.ctypes.data
+            assert a.size == b.size == 100 and a.ctypes.data % 64 == 0
+    assert pool.kept_bytes == 100
+    with pool.borrow(60) as c:  # the kept one, large enough
+        assert c.ctypes.data in (a.ctypes.data, b.ctypes.data) and c.size == 60
+    with pool.borrow(500):
+        pass
+    assert pool.kept_bytes == 500  # the larger one kept
+    with pool.borrow(2000):
+        pass
+    assert pool.kept_bytes == 500  # over the limit: memory of its own, not kept, the 500 left alone
+    pool.clear()
+    assert pool.kept_bytes == 0

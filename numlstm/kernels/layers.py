@@ -27,7 +27,7 @@ import math
 
 import numpy as np
 
-from numlstm._aligned import aligned, aligned_empty
+from numlstm._aligned import ScratchPool, aligned, aligned_empty, carve, carve_bytes
 from numlstm._threads import kernel_threads
 from numlstm.kernels import cpu, gru_cpu
 
@@ -38,6 +38,13 @@ from numlstm.kernels import cpu, gru_cpu
 # instead of 12-13. Below it the aligned copies and allocations, a few microseconds in Python,
 # cost more than they save (at (32, 30, 1, 50): 0.144-0.156 ms against 0.137-0.139).
 ALIGN_WORK = 1 << 24
+
+
+# The memory :func:`forward_backward` keeps between calls for a layer's stored forward pass (see
+# numlstm._aligned.ScratchPool), for problems that need at most 256 MiB of it (a GRU layer at
+# (64, 100, 16, 256) needs 46 MB): a process that called numlstm.gru_backward or lstm_backward
+# holds up to that much until it ends. Larger problems allocate and free theirs at every call.
+SCRATCH = ScratchPool(limit=256 << 20)
 
 
 def _big(x, U):
@@ -67,22 +74,27 @@ class _Cpu:
     def _masks(keep, hmask, dtype):
         return cpu.NO_KEEP if keep is None else keep, cpu.no_hmask(dtype) if hmask is None else hmask
 
-    def forward(self, x, W, U, b, states, keep=None, hmask=None, for_backward=True):
+    def shapes(self, x, U, for_backward=True):
+        """The shapes of the forward pass's ``(first, second, hs)``."""
         B, T, _ = x.shape
         H = U.shape[0]
         # Without a backward pass to come, the kernels keep the step's projections in a ring of
         # length 1 (step t at t % 1), as prediction does: the same compiled code, and at
         # (64, 100, 16, 256) 40 MB a call (a GRU's two projections) neither allocated nor written.
         ring = 1 if not for_backward else T
+        return ((B, ring, self.gates * H), (B, ring if self.second_is_cache else T, self.second_blocks * H),
+                (B, T, H))
+
+    def forward(self, x, W, U, b, states, keep=None, hmask=None, for_backward=True, out=None):
         # The weights and outputs of a big problem on 64-byte boundaries, as the training loops'
         # are (see ALIGN_WORK): the forward kernels load rows of W and U and store rows of the
         # outputs as whole vectors. At (64, 100, 16, 256) an LSTM layer forward took 14 ms, not 19.
         big = _big(x, U)
-        first = _output((B, ring, self.gates * H), x.dtype, big)
-        second = _output((B, ring if self.second_is_cache else T, self.second_blocks * H), x.dtype, big)
-        hs = _output((B, T, H), x.dtype, big)
+        if out is None:
+            out = [_output(shape, x.dtype, big) for shape in self.shapes(x, U, for_backward)]
+        first, second, hs = out
         self.module.layer_forward(x, _ready(W, big), _ready(U, big), b, *states, first, second, hs,
-                                  cpu.chunk_count(B, kernel_threads()), *self._masks(keep, hmask, x.dtype))
+                                  cpu.chunk_count(x.shape[0], kernel_threads()), *self._masks(keep, hmask, x.dtype))
         return first, second, hs
 
     def backward(self, x, W, U, b, states, first, second, hs, dhs, carries, need_dx=True, keep=None, hmask=None):
@@ -138,6 +150,22 @@ def forward(cell, device, x, W, U, b, states, keep=None, hmask=None, for_backwar
     """One layer of ``cell`` forward on ``device``: ``(first, second, hs)`` (see the module;
     ``for_backward=False`` when only the states will be read)."""
     return LAYERS[cell, device].forward(x, W, U, b, states, keep=keep, hmask=hmask, for_backward=for_backward)
+
+
+def forward_backward(cell, device, x, W, U, b, states, dhs, carries, need_dx=True):
+    """One layer of ``cell`` forward on ``device`` and straight back: ``(dx, dW, dU, db)``,
+    ``carries`` overwritten, as :func:`backward` after :func:`forward`. On the CPU the forward
+    pass's stored arrays, which no caller sees, live in memory kept between calls
+    (:data:`SCRATCH`), so a repeated call touches no fresh pages."""
+    if device != "cpu":
+        first, second, hs = forward(cell, device, x, W, U, b, states)
+        return backward(cell, device, x, W, U, b, states, first, second, hs, dhs, carries, need_dx=need_dx)
+    layer = LAYERS[cell, device]
+    shapes = layer.shapes(x, U)
+    with SCRATCH.borrow(carve_bytes(shapes, x.dtype)) as buffer:
+        stored = carve(buffer, shapes, x.dtype)
+        layer.forward(x, W, U, b, states, out=stored)
+        return layer.backward(x, W, U, b, states, *stored, dhs, carries, need_dx=need_dx)
 
 
 def backward(cell, device, x, W, U, b, states, first, second, hs, dhs, carries, need_dx=True, keep=None,
