@@ -30,7 +30,8 @@ f32 = numba.float32
 sig = (f32[:, :, ::1], numba.int64, f32[:, :, ::1], numba.int64, f32[:, ::1], numba.int64, numba.int64,
        f32[::1])
 cpu.add_tile.compile(sig)
-row = (f32[::1], f32[::1], f32[::1], f32[::1])
+a3 = f32[:, :, ::1]
+row = (a3, numba.int64, a3, numba.int64, a3, numba.int64, a3, numba.int64, numba.int64)
 cpu._cell_forward_row.compile(row)
 parts = (f32[:, ::1], f32[::1])
 cpu.sum_parts.compile(parts)

@@ -30,20 +30,26 @@ from numlstm.kernels.cpu import (FIRST, add_gram, assign, add_recurrent_grad, ad
 from numlstm.kernels.gates import gru_cell_backward, gru_cell_forward
 
 
+# (The row functions take whole arrays and a row's indices: see kernels.cpu's.)
 @njit(**CPU_OPTIONS)
-def _cell_forward_row(a, g, h_prev, h):
+def _cell_forward_row(xs, gs, tx, h_src, t_src, hs, t, r):
+    """Row ``r`` of one step: ``xs[r, tx]``/``gs[r, tx]`` the projections, ``h_src[r, t_src]``
+    the state before, ``hs[r, t]`` the state written."""
     _tile.full_width()
+    a, g, h_prev, h = xs[r, tx], gs[r, tx], h_src[r, t_src], hs[r, t]
     H = h.shape[0]
     for j in range(H):
         h[j] = gru_cell_forward(a[j], a[H + j], a[2 * H + j], g[j], g[H + j], g[2 * H + j], h_prev[j])
 
 
 @njit(**CPU_OPTIONS)
-def _cell_backward_row(a, g, h_prev, dh):
-    """``a``/``g`` hold the input/recurrent projections on entry and their gradients
-    on exit; ``dh`` goes in as the total gradient into ``h_t`` and comes out as the
-    part of the gradient into ``h_{t-1}`` that bypasses ``U``."""
+def _cell_backward_row(xs, gs, t, h_src, t_src, dh_carry, r):
+    """Row ``r`` of step ``t``: ``a = xs[r, t]``/``g = gs[r, t]`` hold the input/recurrent
+    projections on entry and their gradients on exit; ``h_src[r, t_src]`` is the state
+    before; ``dh = dh_carry[r, 0]`` goes in as the total gradient into ``h_t`` and comes
+    out as the part of the gradient into ``h_{t-1}`` that bypasses ``U``."""
     _tile.full_width()
+    a, g, h_prev, dh = xs[r, t], gs[r, t], h_src[r, t_src], dh_carry[r, 0]
     H = dh.shape[0]
     for j in range(H):
         dz, dr, dan, dgn, dh_prev = gru_cell_backward(
@@ -82,11 +88,11 @@ def forward_rows(x, W, U, b, h0, xs, gs, hs, r0, r1, keep, hmask, hm):
             # each projection and its bias in one pass
             add_tile(xs, tx, x, t, W, a, e, b_in)
             add_recurrent_product(gs, tx, t, h0, hs, U, hmask, hm, a, e, b_rec)
+            h_src, t_src = (h0, FIRST) if t == 0 else (hs, t - 1)
             for r in range(a, e):
-                h_prev = h0[r, 0] if t == 0 else hs[r, t - 1]
-                _cell_forward_row(xs[r, tx], gs[r, tx], h_prev, hs[r, t])
+                _cell_forward_row(xs, gs, tx, h_src, t_src, hs, t, r)
                 if skipping and keep[r, t] == 0:
-                    assign(hs[r, t], h_prev)
+                    assign(hs[r, t], h_src[r, t_src])
     fpenv.restore(env)
 
 
@@ -137,9 +143,9 @@ def backward_rows(x, W_T, U_T, h0, xs, gs, hs, dhs, dh_carry, dW, dU, db, dx, r0
                     xs[r, t, :] = 0
                     gs[r, t, :] = 0
                 elif t == 0:
-                    _cell_backward_row(xs[r, t], gs[r, t], h0[r, 0], dh_t)
+                    _cell_backward_row(xs, gs, t, h0, FIRST, dh_carry, r)
                 else:
-                    _cell_backward_row(xs[r, t], gs[r, t], hs[r, t - 1], dh_t)
+                    _cell_backward_row(xs, gs, t, hs, t - 1, dh_carry, r)
             add_recurrent_grad(dh_carry, gs, t, U_T, hmask, hm, a, e)
             if need_dx:
                 for r in range(a, e):
