@@ -96,7 +96,8 @@ class ScratchPool:
         return lent()
 
     def clear(self):
-        """Let the kept buffer go (its memory returns to the allocator)."""
+        """Let the kept buffer go (its memory returns to the allocator); a buffer lent
+        out at the time is kept again when it comes back."""
         with self._lock:
             self._idle = None
 

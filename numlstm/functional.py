@@ -153,9 +153,9 @@ def lstm_backward(x, W, U, b, dh, h0=None, c0=None, *, dh_T=None, dc_T=None, dev
     Recomputes the forward pass, then propagates ``dh`` (the gradient of the
     loss with respect to every hidden state) and, optionally, ``dh_T``/``dc_T``
     (gradients with respect to the final states) back through time.
-    On the CPU the recomputed forward pass is stored in memory kept between
-    calls (up to 256 MiB of it; larger problems allocate theirs afresh), so a
-    repeated call touches no new pages.
+    On the CPU the recomputed forward pass is written into memory kept
+    between calls (up to 256 MiB of it; larger problems allocate theirs
+    afresh) rather than into arrays allocated and freed at every call.
 
     Parameters
     ----------
@@ -257,9 +257,9 @@ def gru_backward(x, W, U, b, dh, h0=None, *, dh_T=None, device="cpu"):
     Recomputes the forward pass, then propagates ``dh`` (the gradient of the
     loss with respect to every hidden state) and, optionally, ``dh_T`` (the
     gradient with respect to the final state) back through time.
-    On the CPU the recomputed forward pass is stored in memory kept between
-    calls (up to 256 MiB of it; larger problems allocate theirs afresh), so a
-    repeated call touches no new pages.
+    On the CPU the recomputed forward pass is written into memory kept
+    between calls (up to 256 MiB of it; larger problems allocate theirs
+    afresh) rather than into arrays allocated and freed at every call.
 
     Parameters
     ----------

@@ -106,7 +106,7 @@ def tile_rows(G):
 # within one function). One function a row, not one a tile: with the loop over rows around it,
 # LLVM's overlap test between the source and the new cell states (rows of one array) covered
 # every row at once and failed, and the arithmetic ran unvectorized, 6x slower.
-# LSTM cell forward at (32 rows, hidden 64): 2.70-2.77 us a step against 3.71-3.92 (Intel Xeon).
+# LSTM cell forward at (32 rows, hidden 64): 2.5-2.8 us a step against 3.8-4.0 (Intel Xeon, one thread).
 
 
 @njit(**CPU_OPTIONS)

@@ -21,6 +21,11 @@ final states in, with respect to the initial states out) and returns
 is for a caller that reads only the states: on the CPU the pre-activations (and a
 GRU's gate values) are then kept for the current step only, ``first`` (and for a GRU
 ``second``) of time length 1, instead of written out for every step.
+
+:func:`forward_backward` runs both for a caller that wants only the gradients (the
+functional API's backward): on the CPU the forward pass's arrays, which it never
+returns, are carved from memory kept between calls (:data:`SCRATCH`), through the
+CPU forward's ``out=`` argument.
 """
 
 import math
@@ -63,8 +68,9 @@ def _output(shape, dtype, big):
 
 
 class _Cpu:
-    """A cell's CPU kernels behind the common convention: outputs allocated here,
-    ``None`` masks passed as the kernels' empty arrays."""
+    """A cell's CPU kernels behind the common convention: outputs allocated here (or,
+    for the forward pass, given as ``out``), ``None`` masks passed as the kernels'
+    empty arrays."""
 
     def __init__(self, module, gates, second_blocks, second_is_cache):
         self.module, self.gates, self.second_blocks = module, gates, second_blocks
