@@ -239,7 +239,7 @@ def test_prediction_keeping_two_steps_matches_the_training_forward_bit_for_bit(r
 
 def test_buffers_start_on_a_vector_boundary_and_misaligned_ones_give_the_same_results(rng, dtype):
     from numlstm.core.cpu_engine import train_epoch
-    from numlstm.core.network import ALIGNMENT, aligned, aligned_zeros
+    from numlstm._aligned import ALIGNMENT, aligned, aligned_zeros
     net = _net(rng, 3, (8,), 2, dtype)
     assert net.params.ctypes.data % ALIGNMENT == 0 and net.params.flags.c_contiguous
     assert Network(3, (8,), 2, dtype).params.ctypes.data % ALIGNMENT == 0

@@ -23,11 +23,11 @@ import numpy as np
 from numba import types
 from numba.extending import overload
 
+from numlstm._aligned import aligned, aligned_empty
 from numlstm._cells import NAMES
 from numlstm.core import ahead
 from numlstm.core import losses as _losses
-from numlstm.core.network import (CELL_COLUMN, DIRECTION_COLUMN, EMBED_DIM, EMBED_OFFSET, VOCABULARY, Network,
-                                  aligned, aligned_empty)
+from numlstm.core.network import CELL_COLUMN, DIRECTION_COLUMN, EMBED_DIM, EMBED_OFFSET, VOCABULARY, Network
 from numlstm.core.optimizers import KIND_ADAM, Adam, apply_update
 from numlstm.kernels import dropout as _dropout
 from numlstm.kernels import cpu as _cpu

@@ -35,7 +35,7 @@ from numlstm._threads import kernel_threads
 from numlstm.core import losses as _losses
 from numlstm.core.cpu_engine import batch_loss_grad
 from numlstm.core.engines import CpuTrainer, Engine, cpu_predict
-from numlstm.core.network import aligned_zeros
+from numlstm._aligned import aligned_zeros
 from numlstm.core.optimizers import apply_update
 
 RETRIES = 3  # attempts per batch after the first, each on freshly scattered shards

@@ -23,7 +23,7 @@ import numpy as np
 from numlstm._threads import kernel_threads
 from numlstm.core.cpu_engine import (dataset_loss, dropout_plan, no_workspace, predict_rows, train_epoch, workspace,
                                      workspace_size)
-from numlstm.core.network import aligned_zeros
+from numlstm._aligned import aligned_zeros
 
 
 @dataclass(frozen=True)

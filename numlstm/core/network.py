@@ -23,7 +23,7 @@ never per step.
 
 import numpy as np
 
-from numlstm._aligned import ALIGNMENT, aligned, aligned_empty, aligned_zeros  # noqa: F401 (used by core's modules)
+from numlstm._aligned import aligned_empty, aligned_zeros
 from numlstm._cells import CELLS, NAMES, cell_spec
 from numlstm._threads import one_blas_thread
 from numlstm._validation import check_cell
@@ -33,8 +33,6 @@ CELL_COLUMN = 5  # the column of ``table`` holding the cell's index in NAMES
 # Entries of ``head`` after the dense head's four: the embedding layer.
 VOCABULARY, EMBED_DIM, EMBED_OFFSET = 4, 5, 6
 DIRECTION_COLUMN = 6  # 0 forward, 1 reverse (the second row of a bidirectional layer)
-
-# The flat buffers start on a 64-byte boundary: see numlstm._aligned.
 
 
 class Network:

@@ -23,7 +23,7 @@ import numpy as np
 from numlstm._threads import kernel_threads
 from numlstm.core import engines as _engines
 from numlstm.core.cpu_engine import PER_STEP, RATE, _drop, batch_loss_grad, dataset_loss
-from numlstm.core.network import aligned_zeros
+from numlstm._aligned import aligned_zeros
 from numlstm.core.optimizers import LBFGS
 
 log = logging.getLogger("numlstm")
