@@ -9,6 +9,9 @@ kernels aligned copies of ``W`` and ``U`` and aligned outputs
 (:mod:`numlstm.kernels.layers`).
 """
 
+import threading
+from contextlib import contextmanager
+
 import numpy as np
 
 # Where the flat buffers start: on a 64-byte boundary, a cache line and an AVX-512 vector. The
@@ -66,34 +69,27 @@ class ScratchPool:
     """
 
     def __init__(self, limit):
-        import threading
-
         self.limit = limit
         self._lock = threading.Lock()
         self._idle = None
 
+    @contextmanager
     def borrow(self, nbytes):
         """A context manager giving an aligned uint8 array of ``nbytes`` (contents undefined)."""
-        from contextlib import contextmanager
-
-        @contextmanager
-        def lent():
-            if nbytes > self.limit:  # (memory of its own, the kept buffer left where it is)
-                yield aligned_empty(nbytes, np.uint8)
-                return
+        if nbytes > self.limit:  # (memory of its own, the kept buffer left where it is)
+            yield aligned_empty(nbytes, np.uint8)
+            return
+        with self._lock:
+            buffer, self._idle = self._idle, None
+        if buffer is None or buffer.size < nbytes:
+            buffer = None  # (the smaller one freed before the new one is made)
+            buffer = aligned_empty(nbytes, np.uint8)
+        try:
+            yield buffer[:nbytes]
+        finally:
             with self._lock:
-                buffer, self._idle = self._idle, None
-            if buffer is None or buffer.size < nbytes:
-                buffer = None  # (the smaller one freed before the new one is made)
-                buffer = aligned_empty(nbytes, np.uint8)
-            try:
-                yield buffer[:nbytes]
-            finally:
-                with self._lock:
-                    if self._idle is None or self._idle.size < buffer.size:
-                        self._idle = buffer
-
-        return lent()
+                if self._idle is None or self._idle.size < buffer.size:
+                    self._idle = buffer
 
     def clear(self):
         """Let the kept buffer go (its memory returns to the allocator); a buffer lent
@@ -108,6 +104,13 @@ class ScratchPool:
         return 0 if idle is None else idle.size
 
 
+def _padded_bytes(shape, dtype):
+    """The bytes an array of ``shape`` and ``dtype`` takes in a carved buffer: its own,
+    rounded up to a whole number of :data:`ALIGNMENT` so that the next one starts on one."""
+    n = int(np.prod(shape)) * np.dtype(dtype).itemsize
+    return -(-n // ALIGNMENT) * ALIGNMENT
+
+
 def carve(buffer, shapes, dtype):
     """Arrays of ``shapes`` and ``dtype`` laid out one after another in the uint8 ``buffer``,
     each starting on an :data:`ALIGNMENT` boundary (the buffer's own start is one):
@@ -117,11 +120,10 @@ def carve(buffer, shapes, dtype):
     for shape in shapes:
         n = int(np.prod(shape)) * itemsize
         out.append(buffer[offset:offset + n].view(dtype).reshape(shape))
-        offset += -(-n // ALIGNMENT) * ALIGNMENT
+        offset += _padded_bytes(shape, dtype)
     return out
 
 
 def carve_bytes(shapes, dtype):
     """The bytes :func:`carve` uses for ``shapes`` of ``dtype``."""
-    itemsize = np.dtype(dtype).itemsize
-    return sum(-(-int(np.prod(shape)) * itemsize // ALIGNMENT) * ALIGNMENT for shape in shapes)
+    return sum(_padded_bytes(shape, dtype) for shape in shapes)

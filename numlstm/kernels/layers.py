@@ -162,7 +162,7 @@ def forward_backward(cell, device, x, W, U, b, states, dhs, carries, need_dx=Tru
     """One layer of ``cell`` forward on ``device`` and straight back: ``(dx, dW, dU, db)``,
     ``carries`` overwritten, as :func:`backward` after :func:`forward`. On the CPU the forward
     pass's stored arrays, which no caller sees, live in memory kept between calls
-    (:data:`SCRATCH`), so a repeated call touches no fresh pages."""
+    (:data:`SCRATCH`) rather than in arrays allocated and freed at every call."""
     if device != "cpu":
         first, second, hs = forward(cell, device, x, W, U, b, states)
         return backward(cell, device, x, W, U, b, states, first, second, hs, dhs, carries, need_dx=need_dx)
