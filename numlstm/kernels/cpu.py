@@ -324,6 +324,7 @@ def backward_rows(x, W_T, U_T, h0, c0, zs, cs, hs, dhs, dh_carry, dc_carry, dW, 
     for a in range(r0, r1, R):
         e = min(r1, a + R)
         for t in range(T - 1, -1, -1):
+            c_src, t_src = (c0, FIRST) if t == 0 else (cs, t - 1)
             for r in range(a, e):
                 assign(dh_t, dhs[r, t])
                 dh_t += dh_carry[r, 0]
@@ -331,10 +332,7 @@ def backward_rows(x, W_T, U_T, h0, c0, zs, cs, hs, dhs, dh_carry, dc_carry, dW, 
                     zs[r, t, :] = 0
                     assign(dh_carry[r, 0], dh_t)
                     continue
-                if t == 0:
-                    _cell_backward_row(zs, t, c0, FIRST, cs, dh_t, dc_carry, r)
-                else:
-                    _cell_backward_row(zs, t, cs, t - 1, cs, dh_t, dc_carry, r)
+                _cell_backward_row(zs, t, c_src, t_src, cs, dh_t, dc_carry, r)
                 dh_carry[r, 0, :] = 0
             add_recurrent_grad(dh_carry, zs, t, U_T, hmask, hm, a, e)
             if need_dx:

@@ -136,16 +136,15 @@ def backward_rows(x, W_T, U_T, h0, xs, gs, hs, dhs, dh_carry, dW, dU, db, dx, r0
     for a in range(r0, r1, R):
         e = min(r1, a + R)
         for t in range(T - 1, -1, -1):
+            h_src, t_src = (h0, FIRST) if t == 0 else (hs, t - 1)
             for r in range(a, e):
                 dh_t = dh_carry[r, 0]
                 dh_t += dhs[r, t]
                 if skipping and keep[r, t] == 0:  # the gradient passes through to h_{t-1}
                     xs[r, t, :] = 0
                     gs[r, t, :] = 0
-                elif t == 0:
-                    _cell_backward_row(xs, gs, t, h0, FIRST, dh_carry, r)
                 else:
-                    _cell_backward_row(xs, gs, t, hs, t - 1, dh_carry, r)
+                    _cell_backward_row(xs, gs, t, h_src, t_src, dh_carry, r)
             add_recurrent_grad(dh_carry, gs, t, U_T, hmask, hm, a, e)
             if need_dx:
                 for r in range(a, e):
