@@ -704,12 +704,12 @@ def compile_ahead(cell, dtype):
     keep, hmask, hm = _cpu.NO_KEEP, _cpu.no_hmask(dt), zeros(0, 1, H)
     if cell == "lstm":
         _cpu._backward_chunks(x, W_T, U_T, h0, zeros(B, 1, H), zeros(B, T, G), zeros(B, T, H), zeros(B, T, H),
-                              zeros(B, T, H), zeros(B, 1, H), zeros(B, 1, H), zeros(chunks, I, G), zeros(chunks, H, G),
-                              zeros(chunks, G), zeros(B, T, I), chunks, False, keep, hmask, hm)
+                              zeros(B, T, H), zeros(B, 1, H), zeros(B, 1, H), zeros(chunks, I + H + 1, G),
+                              zeros(B, T, I), chunks, False, keep, hmask, hm)
     else:
         gru_cpu._backward_chunks(x, W_T, U_T, h0, zeros(B, T, G), zeros(B, T, G), zeros(B, T, H), zeros(B, T, H),
-                                 zeros(B, 1, H), zeros(chunks, I, G), zeros(chunks, H, G), zeros(chunks, 2, G),
-                                 zeros(B, T, I), chunks, False, keep, hmask, hm)
+                                 zeros(B, 1, H), zeros(chunks, I + 1, G), zeros(chunks, H + 1, G), zeros(B, T, I),
+                                 chunks, False, keep, hmask, hm)
     sum_parts(zeros(chunks, I, G), zeros(I, G))
     sum_parts(zeros(chunks, G), zeros(G))  # (the LSTM's bias gradients, and every cell's head bias)
     params = zeros(8)

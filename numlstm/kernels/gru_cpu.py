@@ -26,7 +26,7 @@ from numlstm.kernels import fpenv
 from numlstm.kernels import tile as _tile
 from numlstm.kernels._jit import CPU_OPTIONS, njit
 from numlstm.kernels.cpu import (FIRST, add_gram, assign, add_recurrent_grad, add_recurrent_product, add_tile,
-                                 PREVIOUS, no_initial, scratch_states, steps_T, sum_parts, tile_rows)
+                                 PREVIOUS, no_initial, ones_row, scratch_states, steps_T, sum_parts, tile_rows)
 from numlstm.kernels.gates import gru_cell_backward, gru_cell_forward
 
 
@@ -118,14 +118,17 @@ def layer_forward(x, W, U, b, h0, xs, gs, hs, n_chunks, keep, hmask):
 
 
 @njit(**CPU_OPTIONS)
-def backward_rows(x, W_T, U_T, h0, xs, gs, hs, dhs, dh_carry, dW, dU, db, dx, r0, r1, need_dx, keep, hmask, hm):
+def backward_rows(x, W_T, U_T, h0, xs, gs, hs, dhs, dh_carry, in_grads, rec_grads, dx, r0, r1, need_dx, keep, hmask,
+                  hm):
     """Backpropagation through time for rows ``r0:r1``, a tile of rows at a time.
 
     ``h0`` and ``dh_carry`` are (batch, 1, hidden); the carry holds ``dh_T``
     on entry and ``dh0`` on exit. ``xs``/``gs`` are overwritten with the
     gradients of the input/recurrent projections. The weight gradients of
-    these rows are *added* to ``dW``, ``dU``, ``db`` (the caller gives each
-    thread its own). ``keep``, ``hmask``, ``hm`` as in :func:`forward_rows`.
+    these rows are *added* to ``in_grads`` (input + 1, 3 * hidden), ``dW`` over
+    the input bias's, and ``rec_grads`` (hidden + 1, 3 * hidden), ``dU`` over the
+    recurrent bias's (see :data:`numlstm.kernels.cpu.BIAS_ROW`; the caller gives
+    each thread its own). ``keep``, ``hmask``, ``hm`` as in :func:`forward_rows`.
     """
     _tile.full_width()
     env = fpenv.flush_subnormals()  # (see kernels.fpenv)
@@ -151,25 +154,24 @@ def backward_rows(x, W_T, U_T, h0, xs, gs, hs, dhs, dh_carry, dW, dU, db, dx, r0
                     dx[r, t, :] = 0
                 add_tile(dx, t, xs, t, W_T, a, e, no_initial(dx))
         n = (e - a) * T
-        da = xs[a:e].reshape((n, G))
-        dg = gs[a:e].reshape((n, G))
-        add_gram(dW, steps_T(x, x, hmask[:0], a, e, T, FIRST), da)
-        add_gram(dU, steps_T(h0, hs, hmask, a, e, T, PREVIOUS), dg)
-        db_in, db_rec = db[0], db[1]
-        for i in range(n):
-            db_in += da[i]
-            db_rec += dg[i]
+        A_T = np.empty((in_grads.shape[0], n), dtype=xs.dtype)
+        steps_T(A_T, FIRST, x, x, hmask[:0], a, e, T, FIRST)
+        ones_row(A_T, in_grads.shape[0] - 1)
+        add_gram(in_grads, A_T, xs[a:e].reshape((n, G)))
+        A_T = np.empty((rec_grads.shape[0], n), dtype=xs.dtype)
+        steps_T(A_T, FIRST, h0, hs, hmask, a, e, T, PREVIOUS)
+        ones_row(A_T, rec_grads.shape[0] - 1)
+        add_gram(rec_grads, A_T, gs[a:e].reshape((n, G)))
     fpenv.restore(env)
 
 
 @njit(parallel=True, **CPU_OPTIONS)
-def _backward_chunks(x, W_T, U_T, h0, xs, gs, hs, dhs, dh_carry, dW_parts, dU_parts, db_parts, dx, n_chunks,
-                     need_dx, keep, hmask, hm):
+def _backward_chunks(x, W_T, U_T, h0, xs, gs, hs, dhs, dh_carry, in_parts, rec_parts, dx, n_chunks, need_dx, keep,
+                     hmask, hm):
     B = xs.shape[0]
     for chunk in prange(n_chunks):
-        backward_rows(x, W_T, U_T, h0, xs, gs, hs, dhs, dh_carry, dW_parts[chunk], dU_parts[chunk],
-                      db_parts[chunk], dx, chunk * B // n_chunks, (chunk + 1) * B // n_chunks, need_dx, keep, hmask,
-                      hm)
+        backward_rows(x, W_T, U_T, h0, xs, gs, hs, dhs, dh_carry, in_parts[chunk], rec_parts[chunk], dx,
+                      chunk * B // n_chunks, (chunk + 1) * B // n_chunks, need_dx, keep, hmask, hm)
 
 
 @njit(inline="always", **CPU_OPTIONS)  # as kernels.cpu's (see INLINED_LEVELS there)
@@ -190,15 +192,21 @@ def layer_backward(x, W, U, h0, xs, gs, hs, dhs, dh_carry, dW, dU, db, dx, n_chu
     h0 = h0.reshape((B, 1, H))
     dh_carry = dh_carry.reshape((B, 1, H))
     hm = scratch_states(hmask, B, H, xs.dtype)
-    dW_parts = np.zeros((n_chunks,) + dW.shape, dtype=dW.dtype)
-    dU_parts = np.zeros((n_chunks,) + dU.shape, dtype=dU.dtype)
-    db_parts = np.zeros((n_chunks,) + db.shape, dtype=db.dtype)
+    I, G = x.shape[2], xs.shape[2]
+    # [dW; the input bias's] and [dU; the recurrent bias's] per thread (see kernels.cpu.BIAS_ROW)
+    in_parts = np.zeros((n_chunks, I + 1, G), dtype=xs.dtype)
+    rec_parts = np.zeros((n_chunks, H + 1, G), dtype=xs.dtype)
     if n_chunks > 1:
-        _backward_chunks(x, W_T, U_T, h0, xs, gs, hs, dhs, dh_carry, dW_parts, dU_parts, db_parts, dx, n_chunks,
-                         need_dx, keep, hmask, hm)
+        _backward_chunks(x, W_T, U_T, h0, xs, gs, hs, dhs, dh_carry, in_parts, rec_parts, dx, n_chunks, need_dx, keep,
+                         hmask, hm)
     else:
-        backward_rows(x, W_T, U_T, h0, xs, gs, hs, dhs, dh_carry, dW_parts[0], dU_parts[0], db_parts[0], dx,
-                      FIRST, B, need_dx, keep, hmask, hm)
-    sum_parts(dW_parts, dW)
-    sum_parts(dU_parts, dU)
-    sum_parts(db_parts, db)
+        backward_rows(x, W_T, U_T, h0, xs, gs, hs, dhs, dh_carry, in_parts[0], rec_parts[0], dx, FIRST, B, need_dx,
+                      keep, hmask, hm)
+    grads = np.empty((I + 1, G), dtype=xs.dtype)
+    sum_parts(in_parts, grads)
+    assign(dW, grads[:I])
+    assign(db[0], grads[I])
+    grads = np.empty((H + 1, G), dtype=xs.dtype)
+    sum_parts(rec_parts, grads)
+    assign(dU, grads[:H])
+    assign(db[1], grads[H])
