@@ -161,3 +161,25 @@ def test_arrays_it_cannot_take_are_a_typing_error_not_a_wrong_result():
 ])
 def test_geometry_follows_the_features_numba_compiles_for(features, requested, expected):
     assert tile.geometry(features, requested) == expected
+
+
+@numba.njit(**CPU_OPTIONS)
+def _prefetch_every_row(array):
+    for t in range(array.shape[1]):
+        tile.prefetch_rows(array, t, 0, array.shape[0])
+        tile.prefetch_rows(array, t, array.shape[0], array.shape[0])  # no rows: nothing asked
+    return array[-1, -1, -1]
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("shape", [(1, 1, 1), (3, 5, 7), (2, 4, 17), (4, 3, 64), (2, 2, 100)])
+def test_prefetch_rows_reads_nothing_wrong_and_changes_nothing(shape, dtype):
+    # Rows of every length around a cache line (64 bytes), starting on and off a line, the last
+    # row of the array included (its last line requested, not the one after it): no fault, and
+    # the array is unchanged.
+    base = np.random.default_rng(0).standard_normal((np.prod(shape) + 3,)).astype(dtype)
+    for start in (0, 1, 3):
+        array = base[start:start + np.prod(shape)].reshape(shape)
+        before = array.copy()
+        assert _prefetch_every_row(array) == before[-1, -1, -1]
+        np.testing.assert_array_equal(array, before)

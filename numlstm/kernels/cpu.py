@@ -142,6 +142,18 @@ def _cell_backward_row(zs, t, c_src, t_src, cs, dh, dc_carry, r):
         dc[j] = dc_prev
 
 
+# PREFETCH: the backward pass reads what the forward pass stored for each step (an LSTM's
+# pre-activations and cell states, a GRU's two projections), long out of the nearer caches when the
+# problem is large (46 MB for a GRU layer at (64, 100, 16, 256)), a step at a time, last step
+# first, and the cell's arithmetic waited for it. While a step's products run, the rows of the
+# step before are asked for (tile.prefetch_rows), so that they are in L2 when its cells need them. The
+# same bits; the backward pass alone with and without, alternated in one process (31 calls each,
+# two runs, Intel Xeon, two threads): at (64, 100, 16, 256) LSTM 36.1/40.2 ms against 36.9/41.5,
+# GRU 27.5/32.0 against 28.7/33.3; at (256, 60, 8, 64) LSTM 8.4/8.9 against 9.5/10.1, GRU 6.5/7.7
+# against 6.7/8.1. (Emitted as one loop in LLVM IR: written as a loop in Python it added 0.75 s
+# to the compile of a GRU backward pass, as an intrinsic 0.2-0.4 s.)
+
+
 @njit(**CPU_OPTIONS)
 def masked_state(prev, hmask, hm, r):
     """``hm[r, 0] = prev * hmask[r]``: the state entering the recurrent product under
@@ -353,6 +365,11 @@ def backward_rows(x, W_T, U_T, h0, c0, zs, cs, hs, dhs, dh_carry, dc_carry, grad
                     continue
                 _cell_backward_row(zs, t, c_src, t_src, cs, dh_t, dc_carry, r)
                 dh_carry[r, 0, :] = 0
+            if t > 0:  # what the next step's cells read, while this step's products run (see PREFETCH)
+                _tile.prefetch_rows(zs, t - 1, a, e)
+                _tile.prefetch_rows(dhs, t - 1, a, e)
+                if t > 1:
+                    _tile.prefetch_rows(cs, t - 2, a, e)
             add_recurrent_grad(dh_carry, zs, t, U_T, hmask, hm, a, e)
             if need_dx:
                 for r in range(a, e):

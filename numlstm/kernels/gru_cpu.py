@@ -148,6 +148,12 @@ def backward_rows(x, W_T, U_T, h0, xs, gs, hs, dhs, dh_carry, in_grads, rec_grad
                     gs[r, t, :] = 0
                 else:
                     _cell_backward_row(xs, gs, t, h_src, t_src, dh_carry, r)
+            if t > 0:  # what the next step's cells read, while this step's products run (see cpu.PREFETCH)
+                _tile.prefetch_rows(xs, t - 1, a, e)
+                _tile.prefetch_rows(gs, t - 1, a, e)
+                _tile.prefetch_rows(dhs, t - 1, a, e)
+                if t > 1:
+                    _tile.prefetch_rows(hs, t - 2, a, e)
             add_recurrent_grad(dh_carry, gs, t, U_T, hmask, hm, a, e)
             if need_dx:
                 for r in range(a, e):

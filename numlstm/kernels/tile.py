@@ -41,6 +41,10 @@ last bits.)
 Arrays must be C-contiguous (the loads take whole vectors along the last
 axis), of one float dtype, and ``Z`` writable; anything else is a typing
 error. ``Z`` must not overlap ``S`` or ``M`` (no caller's does).
+
+The module also emits :func:`prefetch_rows`, with which the backward passes
+ask for the next step's stored rows ahead of their use (see PREFETCH in
+:mod:`numlstm.kernels.cpu`).
 """
 
 from llvmlite import ir
@@ -268,6 +272,45 @@ def make_add_tile(vector_bytes, nv):
         return None if signature is None else (signature, codegen)
 
     return add_tile
+
+
+def _emit_prefetch_rows(context, builder, signature, args):
+    array_type = signature.args[0]
+    array = context.make_array(array_type)(context, builder, args[0])
+    t, r0, r1 = args[1:]
+    i64, i32, i8p = ir.IntType(64), ir.IntType(32), ir.IntType(8).as_pointer()
+    strides = cgutils.unpack_tuple(builder, array.strides)
+    row_bytes = builder.mul(cgutils.unpack_tuple(builder, array.shape)[2], strides[2])
+    function = cgutils.get_or_insert_function(builder.module, ir.FunctionType(ir.VoidType(), [i8p, i32, i32, i32]),
+                                              "llvm.prefetch.p0")
+    base = builder.gep(builder.bitcast(array.data, i8p), [builder.mul(t, strides[1])])
+    with cgutils.for_range(builder, builder.sub(r1, r0)) as rows:
+        row = builder.gep(base, [builder.mul(builder.add(r0, rows.index), strides[0])])
+        # one request a cache line, from the row's first byte to its last (a row need not start on a line)
+        lines = builder.sdiv(builder.add(row_bytes, ir.Constant(i64, LINE_BYTES - 1)), ir.Constant(i64, LINE_BYTES))
+        with cgutils.for_range(builder, builder.add(lines, ir.Constant(i64, 1))) as line:
+            offset = builder.mul(line.index, ir.Constant(i64, LINE_BYTES))
+            offset = builder.select(builder.icmp_signed("<", offset, row_bytes), offset,
+                                    builder.sub(row_bytes, ir.Constant(i64, 1)))
+            # (read, locality 2: into L2 and the caches below it, data)
+            builder.call(function, [builder.gep(row, [offset]), ir.Constant(i32, 0), ir.Constant(i32, 2),
+                                    ir.Constant(i32, 1)])
+    return context.get_dummy_value()
+
+
+LINE_BYTES = 64  # a cache line on the CPUs numlstm runs on (x86-64, AArch64)
+
+
+@intrinsic
+def prefetch_rows(typingctx, array, t, r0, r1):
+    """``prefetch_rows(array, t, r0, r1)``: ask the CPU to bring ``array[r0:r1, t]`` (a 3-D
+    array) into its L2 cache, a cache line at a time, without waiting for it (x86's
+    ``prefetcht1``; nothing where the CPU has no such instruction). Never faults, changes
+    no value."""
+    if not (isinstance(array, types.Array) and array.ndim == 3 and array.layout == "C"
+            and all(isinstance(i, types.Integer) for i in (t, r0, r1))):
+        return None
+    return types.void(array, types.intp, types.intp, types.intp), _emit_prefetch_rows
 
 
 def make_full_width(vector_bytes):
