@@ -183,3 +183,7 @@ def test_prefetch_rows_reads_nothing_wrong_and_changes_nothing(shape, dtype):
         before = array.copy()
         assert _prefetch_every_row(array) == before[-1, -1, -1]
         np.testing.assert_array_equal(array, before)
+    strided = base[:np.prod(shape)].reshape(shape)[:, ::2, ::3]  # (any layout: a view of every other step)
+    before = strided.copy()
+    assert _prefetch_every_row(strided) == before[-1, -1, -1]
+    np.testing.assert_array_equal(strided, before)

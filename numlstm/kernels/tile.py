@@ -304,10 +304,10 @@ LINE_BYTES = 64  # a cache line on the CPUs numlstm runs on (x86-64, AArch64)
 @intrinsic
 def prefetch_rows(typingctx, array, t, r0, r1):
     """``prefetch_rows(array, t, r0, r1)``: ask the CPU to bring ``array[r0:r1, t]`` (a 3-D
-    array) into its L2 cache, a cache line at a time, without waiting for it (x86's
-    ``prefetcht1``; nothing where the CPU has no such instruction). Never faults, changes
-    no value."""
-    if not (isinstance(array, types.Array) and array.ndim == 3 and array.layout == "C"
+    array of any layout) into its L2 cache, a cache line at a time, without waiting for it
+    (x86's ``prefetcht1``; nothing where the CPU has no such instruction). Never faults,
+    changes no value."""
+    if not (isinstance(array, types.Array) and array.ndim == 3
             and all(isinstance(i, types.Integer) for i in (t, r0, r1))):
         return None
     return types.void(array, types.intp, types.intp, types.intp), _emit_prefetch_rows
