@@ -711,7 +711,7 @@ def compile_ahead(cell, dtype):
                                  zeros(B, 1, H), zeros(chunks, I + 1, G), zeros(chunks, H + 1, G), zeros(B, T, I),
                                  chunks, False, keep, hmask, hm)
     sum_parts(zeros(chunks, I, G), zeros(I, G))
-    sum_parts(zeros(chunks, G), zeros(G))  # (the LSTM's bias gradients, and every cell's head bias)
+    sum_parts(zeros(chunks, G), zeros(G))  # (every cell's head bias)
     params = zeros(8)
     global_norm(params)
     apply_update(KIND_ADAM, params, zeros(8), zeros(2, 8), 1, Adam().hyperparams())

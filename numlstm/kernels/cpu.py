@@ -143,15 +143,17 @@ def _cell_backward_row(zs, t, c_src, t_src, cs, dh, dc_carry, r):
 
 
 # PREFETCH: the backward pass reads what the forward pass stored for each step (an LSTM's
-# pre-activations and cell states, a GRU's two projections), long out of the nearer caches when the
-# problem is large (46 MB for a GRU layer at (64, 100, 16, 256)), a step at a time, last step
-# first, and the cell's arithmetic waited for it. While a step's products run, the rows of the
-# step before are asked for (tile.prefetch_rows), so that they are in L2 when its cells need them. The
-# same bits; the backward pass alone with and without, alternated in one process (31 calls each,
-# two runs, Intel Xeon, two threads): at (64, 100, 16, 256) LSTM 36.1/40.2 ms against 36.9/41.5,
-# GRU 27.5/32.0 against 28.7/33.3; at (256, 60, 8, 64) LSTM 8.4/8.9 against 9.5/10.1, GRU 6.5/7.7
-# against 6.7/8.1. (Emitted as one loop in LLVM IR: written as a loop in Python it added 0.75 s
-# to the compile of a GRU backward pass, as an intrinsic 0.2-0.4 s.)
+# pre-activations and cell states, a GRU's two projections and its states), and the incoming
+# gradients, long out of the nearer caches when the problem is large (46 MB stored for a GRU layer
+# at (64, 100, 16, 256)), a step at a time, last step first, and the cell's arithmetic waited for
+# them. While a step's products run, the rows the step before will read are asked for
+# (tile.prefetch_rows), so that they are in L2 when its cells need them. The same bits; the
+# backward pass alone with and without, alternated in one process (31 calls each, two runs whose
+# levels differ by more than the gain, Intel Xeon, two threads): at (64, 100, 16, 256) LSTM
+# 36.1/40.2 ms against 36.9/41.5, GRU 27.5/32.0 against 28.7/33.3; at (256, 60, 8, 64) LSTM 8.4/8.9
+# against 9.5/10.1, GRU 6.5/7.7 against 6.7/8.1. It costs about 0.2 s of compile time a backward
+# pass (a GRU's 6.23-6.51 s against 6.06-6.34, four alternated runs); written as a loop in Python
+# rather than one emitted in LLVM IR, 0.75 s.
 
 
 @njit(**CPU_OPTIONS)
