@@ -292,6 +292,9 @@ def make_add_tile(vector_bytes, nv, panel=None):
     return add_tile
 
 
+LINE_BYTES = 64  # a cache line on the CPUs numlstm runs on (x86-64, AArch64)
+
+
 def _emit_prefetch_rows(context, builder, signature, args):
     array_type = signature.args[0]
     array = context.make_array(array_type)(context, builder, args[0])
@@ -301,14 +304,14 @@ def _emit_prefetch_rows(context, builder, signature, args):
     row_bytes = builder.mul(cgutils.unpack_tuple(builder, array.shape)[2], strides[2])
     function = cgutils.get_or_insert_function(builder.module, ir.FunctionType(ir.VoidType(), [i8p, i32, i32, i32]),
                                               "llvm.prefetch.p0")
+    # one request a cache line of each row, from its first byte to its last (a row need not start
+    # on a line), and nothing for an empty row
+    lines = builder.sdiv(builder.add(row_bytes, ir.Constant(i64, LINE_BYTES - 1)), ir.Constant(i64, LINE_BYTES))
+    requests = builder.select(builder.icmp_signed(">", row_bytes, ir.Constant(i64, 0)),
+                              builder.add(lines, ir.Constant(i64, 1)), ir.Constant(i64, 0))
     base = builder.gep(builder.bitcast(array.data, i8p), [builder.mul(t, strides[1])])
     with cgutils.for_range(builder, builder.sub(r1, r0)) as rows:
         row = builder.gep(base, [builder.mul(builder.add(r0, rows.index), strides[0])])
-        # one request a cache line, from the row's first byte to its last (a row need not start on a line)
-        # (and nothing for an empty row)
-        lines = builder.sdiv(builder.add(row_bytes, ir.Constant(i64, LINE_BYTES - 1)), ir.Constant(i64, LINE_BYTES))
-        requests = builder.select(builder.icmp_signed(">", row_bytes, ir.Constant(i64, 0)),
-                                  builder.add(lines, ir.Constant(i64, 1)), ir.Constant(i64, 0))
         with cgutils.for_range(builder, requests) as line:
             offset = builder.mul(line.index, ir.Constant(i64, LINE_BYTES))
             offset = builder.select(builder.icmp_signed("<", offset, row_bytes), offset,
@@ -317,9 +320,6 @@ def _emit_prefetch_rows(context, builder, signature, args):
             builder.call(function, [builder.gep(row, [offset]), ir.Constant(i32, 0), ir.Constant(i32, 2),
                                     ir.Constant(i32, 1)])
     return context.get_dummy_value()
-
-
-LINE_BYTES = 64  # a cache line on the CPUs numlstm runs on (x86-64, AArch64)
 
 
 @intrinsic
