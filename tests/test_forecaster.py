@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 
 import numlstm
 from numlstm import MissingInputWarning, NotFittedError
-from numlstm.forecast import baselines
+from numlstm.forecast import baselines, skill
 from numlstm.forecast.streaming import line_r2, trending
 from numlstm.forecast.windows import window_inputs
 
@@ -207,6 +207,60 @@ def test_baseline_auto_follows_the_trend_and_the_season():
     assert fc.season_ == 7 and (fc.baseline_ == "seasonal").all() and fc.relative_ is False
     np.testing.assert_allclose(fc.predict()["y"].values, np.sin(2 * np.pi * np.arange(120, 123) / 7.0), atol=0.05)
     assert numlstm.Forecaster(**TINY, relative=False).fit(wave, "y").baseline_.tolist() == [[["none"]] * 3]
+
+
+def test_linear_penalty_is_chosen_over_time_ordered_blocks():
+    # Residuals follow the last value in every block but the validation one, where they are noise:
+    # judged on that block alone the linear stage is dropped, over three blocks it is kept.
+    rng = np.random.default_rng(0)
+    n, horizon = 300, 2
+    origins = np.arange(n)
+    Z = np.column_stack([rng.standard_normal(n), np.ones(n)])
+    R = 0.8 * Z[:, :1] + 0.1 * rng.standard_normal((n, 1))
+    val = origins >= 250
+    R[val] = rng.standard_normal((val.sum(), 1))
+    train = origins + horizon < 250
+    M = np.ones_like(R, dtype=bool)
+    alone = skill.fit_linear(Z, R, M, train, val, origins, folds=1)
+    blocks = skill.fit_linear(Z, R, M, train, val, origins, folds=3)
+    np.testing.assert_array_equal(alone, 0.0)
+    assert 0.7 < blocks[0, 0] < 0.9
+    # too few windows before a block to fit: the blocks stop there (here: only the validation one)
+    short = origins >= 196  # two windows before the first earlier block: fewer than its ridge needs
+    np.testing.assert_array_equal(skill.fit_linear(Z[short], R[short], M[short], train[short], val[short],
+                                                   origins[short], folds=3)[:, 0], 0.0)
+
+
+def test_forecast_is_the_mean_of_the_stages():
+    wave = xr.Dataset({"y": ("time", np.sin(2 * np.pi * np.arange(200) / 7.0) + 0.02 * np.arange(200)
+                             + 0.2 * np.random.default_rng(1).standard_normal(200))},
+                      coords={"time": pd.date_range("2000", periods=200, freq="D")})
+    fc = numlstm.Forecaster(lookback=14, horizon=4, units=4, epochs=3, random_state=0).fit(wave, "y")
+    assert fc.stage_weights_ == skill.STAGE_WEIGHTS == (2 / 3, 1 / 3)
+    assert np.abs(fc.linear_[:-1]).max() > 0 and np.abs(fc.linear_[-1]).max() > 0 and fc.shrink_.max() > 0
+    forecast = fc.predict()["y"].values
+    gate, linear = fc.shrink_, fc.linear_
+    fc.stage_weights_ = (1.0, 1.0)
+    full = fc.predict()["y"].values
+    fc.shrink_ = np.zeros_like(gate)
+    with_lags = fc.predict()["y"].values
+    fc.linear_ = np.where(np.arange(len(linear))[:, None] == len(linear) - 1, linear, 0.0)  # the constant alone
+    with_drift = fc.predict()["y"].values
+    np.testing.assert_allclose(forecast, (full + with_lags + with_drift) / 3, rtol=1e-5)
+    assert np.abs(forecast - full).max() > 1e-3  # the weights matter here
+    # no baseline: the network forecasts the values themselves, whole
+    assert numlstm.Forecaster(**TINY, baseline=None).fit(wave, "y").stage_weights_ == (1.0, 1.0)
+
+
+def test_stage_weights_keep_a_quantile_band_whole(data):
+    fc = numlstm.Forecaster(**TINY, quantiles=[0.1, 0.5, 0.9]).fit(data, "flow")
+    weighted = fc.predict()["flow"]
+    fc.stage_weights_ = (1.0, 1.0)
+    whole = fc.predict()["flow"]
+    width = weighted.sel(quantile=0.9) - weighted.sel(quantile=0.1)
+    np.testing.assert_allclose(width.values, (whole.sel(quantile=0.9) - whole.sel(quantile=0.1)).values, rtol=1e-4,
+                               atol=1e-4)
+    assert float(np.abs(weighted - whole).max()) > 1e-3
 
 
 def _trending(scaled):
@@ -743,6 +797,7 @@ def test_gate_and_baselines_survive_the_model_file(tmp_path):
     assert back.season_ == fc.season_ == 7 and (back.baseline_ == fc.baseline_).all()
     np.testing.assert_array_equal(back.shrink_, fc.shrink_)
     assert ((fc.shrink_ >= 0) & (fc.shrink_ <= 1)).all()
+    assert back.stage_weights_ == fc.stage_weights_ == skill.STAGE_WEIGHTS
     xr.testing.assert_identical(back.predict(), fc.predict())
 
 

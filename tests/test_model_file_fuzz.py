@@ -201,6 +201,8 @@ def test_an_unknown_string_encoding_is_refused(saved):
     (("skill", "linear"), [[0.5]], r"skill.linear.*has shape \(1, 1\), not \(6, 2\)"),
     (("skill", "calibration"), [[]], r"skill.calibration.*has shape \(1, 0\), not \(2, 1, 2\)"),
     (("skill", "shrink"), [1.0] * 4, r"skill.shrink.*has shape \(2, 2, 1\), not \(2, 1\)"),  # per series
+    (("skill", "stages"), [2.0, 0.5], r"skill.stages.*is \[2.0, 0.5\], not two weights from 0 to 1"),
+    (("skill", "stages"), [0.5], r"'skill' in numlstm_config cannot be read \(IndexError"),
 ])
 def test_damaged_config_values_are_refused(saved, path, value, message):
     ds = saved["ds"].copy(deep=True)

@@ -126,10 +126,11 @@ class Fitting:
         Z = skill.linear_inputs(X, n_targets, lookback)
         with one_blas_thread():  # no BLAS threads left spinning beside the kernels that train next
             if self.mode == "global":
-                linear = self.linear_ if warm else skill.fit_linear(Z, Y, M, train, val)
+                linear = self.linear_ if warm else skill.fit_linear(Z, Y, M, train, val, w_origin)
                 Y = np.where(M, Y - Z @ linear, 0.0)
             else:
-                linear = np.stack([skill.fit_linear(Z, Y, M, train & (w_series == s), val & (w_series == s))
+                linear = np.stack([skill.fit_linear(Z, Y, M, train & (w_series == s), val & (w_series == s),
+                                                    w_origin)
                                    for s in range(values.shape[0])])
                 Y = np.where(M, Y - np.einsum("np,npm->nm", Z, linear[w_series]), 0.0)
         del Z
@@ -179,7 +180,7 @@ class Fitting:
             model._fitted(ds, net, params, scaler, history, int(train.sum()), (targets, past, future), dim, freq,
                           series_dims, calendar, bool((codes == skill.BASELINES["persistence"]).all()), axis,
                           values[:, n_time - lookback:])
-            model._set_skill(codes, season, shrink, True)
+            model._set_skill(codes, season, shrink, True, skill.stage_weights(codes))
             model.linear_ = linear
             model.calibration_ = None
             return model
@@ -233,7 +234,7 @@ class Fitting:
         first fit's; the tail (for ``predict()``) moves on when ``ds`` has the fitted series."""
         self.history_ = {k: list(self.history_.get(k, [])) + list(v) for k, v in history.items()}
         self.n_windows_ = n_windows
-        self._set_skill(self._codes, self.season_, shrink, True)
+        self._set_skill(self._codes, self.season_, shrink, True, self.stage_weights_)
         index = _series_index(ds, self.series_dims_)
         if all(a.equals(b) for a, b in zip(index, self._series_index)):
             self._tail = (tail, ds[self.dim_].values[ds.sizes[self.dim_] - tail.shape[1]:])
@@ -282,6 +283,7 @@ class Fitting:
         """The baselines, season, gate and gap handling as JSON-able values, for model files."""
         return {"baseline": self._codes.tolist(), "season": self.season_,
                 "shrink": None if self.shrink_ is None else self.shrink_.tolist(), "gap_fill": self.gap_fill_,
+                "stages": list(self.stage_weights_),
                 "linear": None if self.linear_ is None else self.linear_.tolist(),
                 "calibration": None if getattr(self, "calibration_", None) is None else self.calibration_.tolist()}
 
@@ -298,10 +300,12 @@ class Fitting:
         self.linear_ = None if linear is None else np.asarray(linear, dtype=np.float64)
         return self._set_skill(np.array(config["baseline"], dtype=np.int8).reshape(-1, self.horizon,
                                                                                      len(self.targets_)),
-                               config["season"], config["shrink"], config["gap_fill"])
+                               config["season"], config["shrink"], config["gap_fill"],
+                               config.get("stages", (1.0, 1.0)))  # files from before: the stages summed
 
-    def _set_skill(self, codes, season, shrink, gap_fill):
-        """Record the baselines, season, shrinkage gate and gap handling of a fit (or a model file)."""
+    def _set_skill(self, codes, season, shrink, gap_fill, stages=(1.0, 1.0)):
+        """Record the baselines, season, shrinkage gate, gap handling and the stages' weights
+        ``(linear, network)`` of a fit (or a model file)."""
         self._codes = np.asarray(codes, dtype=np.int8)
         self.baseline_ = np.array([skill.NAMES[int(c)] for c in self._codes.ravel()], dtype=object).reshape(
             self._codes.shape)
@@ -312,6 +316,7 @@ class Fitting:
             shrink = shrink.reshape(shape if shrink.size == np.prod(shape) else (-1,) + shape)
         self.shrink_ = shrink
         self.gap_fill_ = bool(gap_fill)
+        self.stage_weights_ = (float(stages[0]), float(stages[1]))
         return self
 
     def _fitted(self, ds, net, params, scaler, history, n_windows, names, dim, freq, series_dims, calendar, relative,

@@ -180,9 +180,17 @@ class Forecaster(Fitting, Forecasting, LazyForecasts, ParamsMixin):
     linear_ : ndarray, shape (lookback * n_targets + 1, horizon * n_targets), or None
         The linear stage between the baseline and the network: ridge
         regression of the correction on the targets' past values (and a
-        constant), its penalty chosen on the validation windows (all 0 when
-        none helps there); in local mode one per series (a leading series
-        axis). None for streamed fits.
+        constant), its penalty chosen on three time-ordered blocks of
+        windows, the validation ones and two before them (all 0 when none
+        helps there); in local mode one per series (a leading series axis).
+        None for streamed fits.
+    stage_weights_ : tuple of two floats
+        The weights of the linear stage's lag coefficients and of the gated
+        network in the forecast, (2/3, 1/3): the forecast is the mean of the
+        baseline with the linear stage's constant (its drift), that plus the
+        lags, and that plus the network (quantile bands keep the network's
+        width). (1, 1), the stages summed, without a baseline, for streamed
+        fits and for models saved before the weights.
     calibration_ : ndarray, shape (horizon, n_targets, n_quantiles), or None
         Conformal shifts of the quantiles, in units of each series' standard
         deviation, set by :meth:`calibrate`.

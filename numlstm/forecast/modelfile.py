@@ -401,6 +401,9 @@ def _restore_skill(fc, config):
                                    or not 1 <= fc.season_ <= fc.lookback):
         raise _damaged("skill.season", f"is {fc.season_!r}, not a whole number of steps from 1 to the lookback "
                        f"({fc.lookback}): the seasonal-naive baseline reads one season back inside the lookback")
+    if not all(np.isfinite(w) and 0 <= w <= 1 for w in fc.stage_weights_):
+        raise _damaged("skill.stages", f"is {list(fc.stage_weights_)!r}, not two weights from 0 to 1 (the linear "
+                       "stage's and the network's)")
     k, h = len(fc.targets_), fc.horizon
     per_series = (n_series,) if fc.mode == "local" else ()
     shapes = {"shrink_": (per_series + (h, k), "a gate per lead and target"),

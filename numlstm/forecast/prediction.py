@@ -288,13 +288,17 @@ class Forecasting:
             gate = self.shrink_[None] if self.shrink_.ndim == 2 else self.shrink_[rows]  # local: per series
             raw = raw * gate[expand]
         base = skill.baseline_values(X[:, :self.lookback], tables["codes"][series], self.horizon, self.season_)
+        fitted = drift = None
         if self.linear_ is not None:
             Z = skill.linear_inputs(X, n_targets, self.lookback)
             with one_blas_thread():  # no BLAS threads left spinning beside the next call's kernels
                 fitted = Z @ self.linear_ if self.linear_.ndim == 2 else np.einsum("np,npm->nm", Z,
                                                                                    self.linear_[rows])
-            base = base + fitted.reshape(shape)
-        raw = raw + base[expand]
+            fitted = fitted.reshape(shape)
+            # the constant's coefficients (Z's last column is 1), per series in local mode
+            drift = np.broadcast_to(self.linear_[..., -1, :] if self.linear_.ndim == 2 else self.linear_[rows, -1],
+                                    (len(series), fitted[0].size)).reshape(shape)
+        raw = skill.combine(base, fitted, drift, raw, self.stage_weights_, quantiles=bool(self.quantiles_))
         if self.quantiles_ and getattr(self, "calibration_", None) is not None:
             raw = np.sort(raw + self.calibration_[None], axis=-1)  # conformal shifts; quantiles never cross
         scale = (slice(None), None, slice(None)) + expand[3:]
