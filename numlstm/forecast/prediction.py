@@ -296,8 +296,8 @@ class Forecasting:
                                                                                    self.linear_[rows])
             fitted = fitted.reshape(shape)
             # the constant's coefficients (Z's last column is 1), per series in local mode
-            drift = np.broadcast_to(self.linear_[..., -1, :] if self.linear_.ndim == 2 else self.linear_[rows, -1],
-                                    (len(series), fitted[0].size)).reshape(shape)
+            drift = np.broadcast_to(self.linear_[-1] if self.linear_.ndim == 2 else self.linear_[rows, -1],
+                                    (len(series), shape[1] * shape[2])).reshape(shape)
         raw = skill.combine(base, fitted, drift, raw, self.stage_weights_, quantiles=bool(self.quantiles_))
         if self.quantiles_ and getattr(self, "calibration_", None) is not None:
             raw = np.sort(raw + self.calibration_[None], axis=-1)  # conformal shifts; quantiles never cross
