@@ -209,6 +209,33 @@ def test_baseline_auto_follows_the_trend_and_the_season():
     assert numlstm.Forecaster(**TINY, relative=False).fit(wave, "y").baseline_.tolist() == [[["none"]] * 3]
 
 
+def _penalty_by_blocks(Z, R, train, val, origins, folds):
+    """The linear stage's choice written out plainly: the index into (none, *RIDGE_GRID) with the
+    least squared error summed over the validation block and up to ``folds - 1`` equal blocks of
+    training windows before it, each block scored by a ridge fitted on the windows at least the
+    train/validation gap before the block."""
+    p = Z.shape[1]
+    penalty = np.eye(p)
+    penalty[-1, -1] = 0
+
+    def ridge(rows, c):
+        A, b = Z[rows].T @ Z[rows], Z[rows].T @ R[rows]
+        return np.zeros((p, R.shape[1])) if c is None else np.linalg.solve(A + c * rows.sum() * penalty, b)
+
+    first, last = origins[val].min(), origins[val].max()
+    width, gap = last + 1 - first, first - origins[train].max()
+    blocks = [(train, val)]
+    for k in range(1, folds):
+        start = first - k * width
+        before = train & (origins <= start - gap)
+        if before.sum() < 2 * p:
+            break
+        blocks.append((before, train & (origins >= start) & (origins < start + width)))
+    scores = [sum(((R[held] - Z[held] @ ridge(fit, c)) ** 2).sum() for fit, held in blocks)
+              for c in (None,) + skill.RIDGE_GRID]
+    return int(np.argmin(scores))
+
+
 def test_linear_penalty_is_chosen_over_time_ordered_blocks():
     # Residuals follow the last value in every block but the validation one, where they are noise:
     # judged on that block alone the linear stage is dropped, over three blocks it is kept.
@@ -231,12 +258,37 @@ def test_linear_penalty_is_chosen_over_time_ordered_blocks():
                                                    origins[short], folds=3)[:, 0], 0.0)
 
 
+def test_linear_penalty_matches_the_blocks_written_out():
+    # Weak signals whose strength drifts over time, so that which penalty wins depends on which windows
+    # each block's ridge sees: a block fitted on its own targets, or without the gap, chooses otherwise.
+    chosen = {1: [], 3: []}
+    for seed in range(12):
+        rng = np.random.default_rng(seed)
+        n, horizon, p = 160, 3, 5
+        origins = np.arange(n)
+        Z = np.column_stack([rng.standard_normal((n, p - 1)), np.ones(n)])
+        strength = np.linspace(0.6, -0.2, n)[:, None] * rng.standard_normal((1, p - 1))
+        R = (Z[:, :-1] * strength).sum(axis=1, keepdims=True) + 0.5 * rng.standard_normal((n, 1))
+        R = np.repeat(R, 2, axis=1) + 0.1 * rng.standard_normal((n, 2))
+        train, val = origins + horizon < 130, origins >= 129
+        M = np.ones_like(R, dtype=bool)
+        for folds in (1, 3):
+            k = _penalty_by_blocks(Z, R, train, val, origins, folds)
+            got = skill.fit_linear(Z, R, M, train, val, origins, folds=folds)
+            want = (np.zeros((p, 2)) if k == 0 else
+                    np.linalg.solve(Z[train].T @ Z[train] + skill.RIDGE_GRID[k - 1] * train.sum() * np.diag(
+                        [1.0] * (p - 1) + [0.0]), Z[train].T @ R[train]))
+            np.testing.assert_allclose(got, want, rtol=1e-10, atol=1e-12)
+            chosen[folds].append(k)
+    assert chosen[1] != chosen[3] and len(set(chosen[3])) > 1  # the blocks matter, and not one answer
+
+
 def test_forecast_is_the_mean_of_the_stages():
     wave = xr.Dataset({"y": ("time", np.sin(2 * np.pi * np.arange(200) / 7.0) + 0.02 * np.arange(200)
                              + 0.2 * np.random.default_rng(1).standard_normal(200))},
                       coords={"time": pd.date_range("2000", periods=200, freq="D")})
     fc = numlstm.Forecaster(lookback=14, horizon=4, units=4, epochs=3, random_state=0).fit(wave, "y")
-    assert fc.stage_weights_ == skill.STAGE_WEIGHTS == (2 / 3, 1 / 3)
+    assert fc.stage_weights_ == skill.STAGE_WEIGHTS["mean"] == (2 / 3, 1 / 3)
     assert np.abs(fc.linear_[:-1]).max() > 0 and np.abs(fc.linear_[-1]).max() > 0 and fc.shrink_.max() > 0
     forecast = fc.predict()["y"].values
     gate, linear = fc.shrink_, fc.linear_
@@ -250,6 +302,52 @@ def test_forecast_is_the_mean_of_the_stages():
     assert np.abs(forecast - full).max() > 1e-3  # the weights matter here
     # no baseline: the network forecasts the values themselves, whole
     assert numlstm.Forecaster(**TINY, baseline=None).fit(wave, "y").stage_weights_ == (1.0, 1.0)
+
+
+def test_stage_weights_apply_to_the_centre_of_a_band():
+    base = np.zeros((1, 1, 1))
+    # levels 0.5, 0.9, 0.99: the median is the first; it is weighted, the others keep their distance
+    out = skill.combine(base, None, None, np.array([[[[0.0, 1.0, 2.0]]]]), (2 / 3, 1 / 3),
+                        skill.median_of(np.array([[[[0.0, 1.0, 2.0]]]]), [0.5, 0.9, 0.99]))
+    np.testing.assert_allclose(out.ravel(), [0.0, 1.0, 2.0])
+    raw = np.array([[[[3.0, 4.0, 6.0]]]])  # levels 0.25, 0.75, 0.9: the centre 3.5 lies between the first two
+    centre = skill.median_of(raw, [0.25, 0.75, 0.9])
+    np.testing.assert_allclose(centre.ravel(), [3.5])
+    np.testing.assert_allclose(skill.combine(base, None, None, raw, (2 / 3, 1 / 3), centre).ravel(),
+                               np.array([3.0, 4.0, 6.0]) - 2 / 3 * 3.5)
+    np.testing.assert_allclose(skill.median_of(raw, [0.6, 0.7, 0.8]).ravel(), [3.0])  # nearest level outside
+    np.testing.assert_allclose(skill.median_of(raw, [0.1, 0.2, 0.3]).ravel(), [6.0])
+    # the lags at 2/3 and the drift whole; a point forecast's network correction at 1/3
+    point = skill.combine(np.ones((1, 2, 1)), np.full((1, 2, 1), 3.0), np.full((1, 2, 1), 0.5),
+                          np.full((1, 2, 1), 0.9), (2 / 3, 1 / 3))
+    np.testing.assert_allclose(point.ravel(), [1 + 0.5 + 2 / 3 * 2.5 + 0.3] * 2)
+
+
+def test_stages_sum_is_the_former_forecast_and_old_files_sum_them(tmp_path):
+    wave = xr.Dataset({"y": ("time", np.sin(2 * np.pi * np.arange(150) / 7.0) + 0.02 * np.arange(150))},
+                      coords={"time": pd.date_range("2000", periods=150, freq="D")})
+    summed = numlstm.Forecaster(lookback=14, horizon=4, units=4, epochs=3, random_state=0, stages="sum").fit(wave, "y")
+    mean = numlstm.Forecaster(lookback=14, horizon=4, units=4, epochs=3, random_state=0).fit(wave, "y")
+    assert summed.stage_weights_ == (1.0, 1.0) and mean.stage_weights_ == (2 / 3, 1 / 3)
+    np.testing.assert_array_equal(summed.linear_, mean.linear_)  # the same fit, forecast two ways
+    mean.stage_weights_ = (1.0, 1.0)
+    xr.testing.assert_identical(mean.predict(), summed.predict())
+    mean.stage_weights_ = (2 / 3, 1 / 3)
+    # files: a weighted forecast is format version 3, which an older numlstm refuses rather than
+    # sum the stages; a summed one keeps the cell's version; a file without the weights sums them
+    for fc, version in ((mean, 3), (summed, 1)):
+        fc.save(tmp_path / "m.nc")
+        assert xr.open_dataset(tmp_path / "m.nc", engine="scipy").attrs["numlstm_format_version"] == version
+        assert numlstm.load(tmp_path / "m.nc").stage_weights_ == fc.stage_weights_
+    mean.save(tmp_path / "m.nc")
+    ds = xr.load_dataset(tmp_path / "m.nc", engine="scipy")
+    cfg = json.loads(ds.attrs["numlstm_config"])
+    del cfg["skill"]["stages"]
+    ds.attrs["numlstm_config"] = json.dumps(cfg)
+    ds.to_netcdf(tmp_path / "old.nc", engine="scipy")
+    old = numlstm.load(tmp_path / "old.nc")
+    assert old.stage_weights_ == (1.0, 1.0)
+    xr.testing.assert_allclose(old.predict(), summed.predict())
 
 
 def test_stage_weights_keep_a_quantile_band_whole(data):
@@ -438,7 +536,7 @@ def test_model_file_is_plain_netcdf(tmp_path, fitted):
     assert path.read_bytes()[:3] == b"CDF"  # netCDF3, readable without the netCDF C library
     ds = xr.load_dataset(path, engine="scipy")
     assert ds.attrs["numlstm_format"] == "numlstm.Forecaster"
-    assert ds.attrs["numlstm_format_version"] == 1
+    assert ds.attrs["numlstm_format_version"] == 3  # its forecast weights its stages
     config = json.loads(ds.attrs["numlstm_config"])
     assert config["targets"] == ["flow"] and config["covariates"] == ["rain"]
     H = 4
@@ -626,6 +724,7 @@ def test_fit_bad_data(data):
         (dict(quantiles=[0.5, 0.5]), ValueError, "repeats a level"),
         (dict(relative="yes"), TypeError, "relative must be 'auto', True or False"),
         (dict(baseline="mean"), ValueError, "baseline must be 'auto', 'persistence', 'seasonal' or None"),
+        (dict(stages="median"), ValueError, "stages must be 'mean' .* or 'sum'"),
         (dict(season=1), ValueError, "season must be 'auto', None or a number of steps >= 2"),
         (dict(lookback=6, season=12), ValueError, "season=12 is longer than lookback=6"),
         (dict(calendar=["season"]), ValueError, "features must be one or more of"),
@@ -797,7 +896,7 @@ def test_gate_and_baselines_survive_the_model_file(tmp_path):
     assert back.season_ == fc.season_ == 7 and (back.baseline_ == fc.baseline_).all()
     np.testing.assert_array_equal(back.shrink_, fc.shrink_)
     assert ((fc.shrink_ >= 0) & (fc.shrink_ <= 1)).all()
-    assert back.stage_weights_ == fc.stage_weights_ == skill.STAGE_WEIGHTS
+    assert back.stage_weights_ == fc.stage_weights_ == skill.STAGE_WEIGHTS["mean"]
     xr.testing.assert_identical(back.predict(), fc.predict())
 
 

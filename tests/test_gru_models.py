@@ -319,7 +319,7 @@ def test_forecaster_model_file_round_trip_of_a_gru_network(tmp_path):
     ds = xr.Dataset({"y": (("time", "site"), rng.standard_normal((30, 2)))},
                     coords={"time": pd.date_range("2000-01-01", periods=30, freq="D"), "site": ["a", "b"]})
     fc = numlstm.Forecaster(lookback=4, horizon=2, units=3, epochs=1, batch_size=16, dtype="float64",
-                            random_state=0).fit(ds, "y")
+                            random_state=0, stages="sum").fit(ds, "y")  # stages summed: the cell's version
     lstm_file = modelfile.to_dataset(fc)
     assert lstm_file.attrs["numlstm_format_version"] == 1 and "lstm0_W" in lstm_file
     old = fc.network_

@@ -41,6 +41,21 @@ def test_samples_are_reproducible_by_seed(dropped):
     np.testing.assert_array_equal(dropped.predict(samples=2, seed=7)["flow"].values, a[..., :2])
 
 
+def test_samples_keep_their_spread_under_the_stage_weights(dropped):
+    assert dropped.stage_weights_ == (2 / 3, 1 / 3)
+    weighted = dropped.predict(samples=4, seed=3)["flow"]
+    dropped.stage_weights_ = (1.0, 1.0)
+    try:
+        whole = dropped.predict(samples=4, seed=3)["flow"]
+        point = dropped.predict()["flow"]
+    finally:
+        dropped.stage_weights_ = (2 / 3, 1 / 3)
+    # every sample keeps its distance from the forecast with dropout off; only that forecast is weighted
+    np.testing.assert_allclose((weighted - dropped.predict()["flow"]).values, (whole - point).values, rtol=1e-4,
+                               atol=1e-4)
+    assert float(np.abs(weighted - whole).max()) > 1e-3
+
+
 def test_predict_without_samples_has_dropout_off(dropped):
     a, b = dropped.predict()["flow"].values, dropped.predict()["flow"].values
     np.testing.assert_array_equal(a, b)

@@ -202,7 +202,10 @@ def test_an_unknown_string_encoding_is_refused(saved):
     (("skill", "calibration"), [[]], r"skill.calibration.*has shape \(1, 0\), not \(2, 1, 2\)"),
     (("skill", "shrink"), [1.0] * 4, r"skill.shrink.*has shape \(2, 2, 1\), not \(2, 1\)"),  # per series
     (("skill", "stages"), [2.0, 0.5], r"skill.stages.*is \[2.0, 0.5\], not two weights from 0 to 1"),
-    (("skill", "stages"), [0.5], r"'skill' in numlstm_config cannot be read \(IndexError"),
+    (("skill", "stages"), [0.5], r"'skill' in numlstm_config cannot be read .*stages is \[0.5\], not a list of two"),
+    (("skill", "stages"), [True, False], r"stages is \[True, False\], not a list of two weights"),
+    (("skill", "stages"), "01", r"stages is '01', not a list of two weights"),
+    (("skill", "stages"), [0.5, 0.5, 9], r"stages is \[0.5, 0.5, 9\], not a list of two weights"),
 ])
 def test_damaged_config_values_are_refused(saved, path, value, message):
     ds = saved["ds"].copy(deep=True)

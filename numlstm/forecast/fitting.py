@@ -59,6 +59,9 @@ class Fitting:
             raise ValueError(f"mode must be 'global' (one model for every series) or 'local' (one model per series), "
                              f"got {self.mode!r}.")
         self._baseline_choice()  # checks baseline
+        if not isinstance(self.stages, str) or self.stages not in skill.STAGE_WEIGHTS:
+            raise ValueError(f"stages must be 'mean' (the forecast is the mean of the stages' forecasts) or 'sum' "
+                             f"(the stages added up), got {self.stages!r}.")
         if not (self.season is None or (isinstance(self.season, str) and self.season == "auto")):
             skill.season_of(None, self.season, lookback)  # checks a given season against lookback
         return {"device": device, "lookback": lookback, "horizon": horizon, "units": units,
@@ -180,7 +183,7 @@ class Fitting:
             model._fitted(ds, net, params, scaler, history, int(train.sum()), (targets, past, future), dim, freq,
                           series_dims, calendar, bool((codes == skill.BASELINES["persistence"]).all()), axis,
                           values[:, n_time - lookback:])
-            model._set_skill(codes, season, shrink, True, skill.stage_weights(codes))
+            model._set_skill(codes, season, shrink, True, skill.stage_weights(codes, self.stages))
             model.linear_ = linear
             model.calibration_ = None
             return model
@@ -298,10 +301,14 @@ class Fitting:
         self.calibration_ = None if calibration is None else np.asarray(calibration, dtype=np.float64)
         linear = config.get("linear")
         self.linear_ = None if linear is None else np.asarray(linear, dtype=np.float64)
+        stages = config.get("stages", [1.0, 1.0])  # files from before the weights: the stages summed
+        if not (isinstance(stages, list) and len(stages) == 2 and all(
+                isinstance(w, (int, float)) and not isinstance(w, bool) for w in stages)):
+            raise ValueError(f"stages is {stages!r}, not a list of two weights (the linear stage's lags' and the "
+                             "network's)")
         return self._set_skill(np.array(config["baseline"], dtype=np.int8).reshape(-1, self.horizon,
                                                                                      len(self.targets_)),
-                               config["season"], config["shrink"], config["gap_fill"],
-                               config.get("stages", (1.0, 1.0)))  # files from before: the stages summed
+                               config["season"], config["shrink"], config["gap_fill"], stages)
 
     def _set_skill(self, codes, season, shrink, gap_fill, stages=(1.0, 1.0)):
         """Record the baselines, season, shrinkage gate, gap handling and the stages' weights

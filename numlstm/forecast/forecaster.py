@@ -96,6 +96,16 @@ class Forecaster(Fitting, Forecasting, LazyForecasts, ParamsMixin):
         a day for sub-daily steps (24 hourly), a week for daily steps and a
         year for weekly, monthly and quarterly ones (52, 12, 4), when it fits
         in ``lookback``; none for yearly or integer axes.
+    stages : {"mean", "sum"}, default "mean"
+        How the baseline, the linear stage (ridge regression on the past
+        values, between the baseline and the network) and the gated network
+        make the forecast. ``"mean"``: the mean of three forecasts, the
+        baseline with the linear stage's drift, that plus the stage's lag
+        terms, and that plus the network (``stage_weights_`` (2/3, 1/3));
+        robust where a stage fitted on a few dozen validation windows does
+        not carry over. ``"sum"``: all three added up, the default before
+        2026-12-06, stronger where the stages' gains are real. Without a
+        baseline the stages are always summed. See docs/how-it-works.md.
     relative : "auto" or bool, default "auto"
         The older knob for the baseline: True is ``baseline="persistence"``,
         False ``baseline=None``; ``"auto"`` follows ``baseline``.
@@ -185,12 +195,15 @@ class Forecaster(Fitting, Forecasting, LazyForecasts, ParamsMixin):
         helps there); in local mode one per series (a leading series axis).
         None for streamed fits.
     stage_weights_ : tuple of two floats
-        The weights of the linear stage's lag coefficients and of the gated
-        network in the forecast, (2/3, 1/3): the forecast is the mean of the
-        baseline with the linear stage's constant (its drift), that plus the
-        lags, and that plus the network (quantile bands keep the network's
-        width). (1, 1), the stages summed, without a baseline, for streamed
-        fits and for models saved before the weights.
+        The weights of the linear stage's lag terms and of the gated network
+        in the forecast: (2/3, 1/3) with ``stages="mean"``, the forecast being
+        the mean of the baseline with the linear stage's intercept (its
+        drift), that plus the lags, and that plus the network (quantile bands
+        and Monte-Carlo samples keep their spread around the network's
+        centre). (1, 1), the stages summed, with ``stages="sum"``, without a
+        baseline, for streamed fits and for models saved before the weights.
+        The gate (``shrink_``) and the validation loss are those of the
+        network on top of the whole linear stage, as fitted.
     calibration_ : ndarray, shape (horizon, n_targets, n_quantiles), or None
         Conformal shifts of the quantiles, in units of each series' standard
         deviation, set by :meth:`calibrate`.
@@ -218,7 +231,7 @@ class Forecaster(Fitting, Forecasting, LazyForecasts, ParamsMixin):
                  learning_rate=1e-3, relative="auto", calendar="auto", validation_fraction=0.2,
                  early_stopping=True, patience=5, clipnorm=1.0, dtype="float32", device="cpu",
                  random_state=None, verbose=0, mode="global", cell="lstm", dropout=0.0, recurrent_dropout=0.0,
-                 baseline="auto", season="auto"):
+                 baseline="auto", season="auto", stages="mean"):
         self.lookback = lookback
         self.horizon = horizon
         self.units = units
@@ -243,6 +256,7 @@ class Forecaster(Fitting, Forecasting, LazyForecasts, ParamsMixin):
         self.recurrent_dropout = recurrent_dropout
         self.baseline = baseline
         self.season = season
+        self.stages = stages
 
     # ------------------------------------------------------------------ fit
 

@@ -45,7 +45,8 @@ from numlstm.forecast.inputs import _jsonable, _series_index
 from numlstm.forecast.windows import SeriesScaler
 
 FORMAT_NAME = "numlstm.Forecaster"
-FORMAT_VERSION = 2  # the newest version this numlstm reads and writes
+FORMAT_VERSION = 3  # the newest version this numlstm reads and writes
+STAGES_FORMAT_VERSION = 3  # a file whose forecast weights its stages (skill.stages): older versions would sum them
 
 SERIES, FEATURE, STEP = "numlstm_series", "numlstm_feature", "numlstm_step"
 
@@ -162,7 +163,8 @@ def to_dataset(fc):
     coords.update({k: v.variable for k, v in fc._series_coords.coords.items()})
     return xr.Dataset(data_vars, coords=coords, attrs={
         "numlstm_format": FORMAT_NAME,
-        "numlstm_format_version": net.spec.format_version,
+        "numlstm_format_version": (net.spec.format_version if tuple(fc.stage_weights_) == (1.0, 1.0)
+                                   else max(net.spec.format_version, STAGES_FORMAT_VERSION)),
         "numlstm_version": __version__,
         "numlstm_config": json.dumps(config),
         "title": f"numlstm Forecaster of {', '.join(fc.targets_)}",

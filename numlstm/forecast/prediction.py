@@ -298,7 +298,14 @@ class Forecasting:
             # the constant's coefficients (Z's last column is 1), per series in local mode
             drift = np.broadcast_to(self.linear_[-1] if self.linear_.ndim == 2 else self.linear_[rows, -1],
                                     (len(series), shape[1] * shape[2])).reshape(shape)
-        raw = skill.combine(base, fitted, drift, raw, self.stage_weights_, quantiles=bool(self.quantiles_))
+        centre = None  # what the stages' weights apply to when the network gives a band or samples
+        if self.stage_weights_[1] != 1.0 and self.quantiles_:
+            centre = skill.median_of(raw, self.quantiles_)
+        elif self.stage_weights_[1] != 1.0 and sampling is not None:
+            centre = self._raw_predict(X, rows).astype(np.float64).reshape(shape)  # dropout off
+            if self.shrink_ is not None:
+                centre = centre * gate
+        raw = skill.combine(base, fitted, drift, raw, self.stage_weights_, centre)
         if self.quantiles_ and getattr(self, "calibration_", None) is not None:
             raw = np.sort(raw + self.calibration_[None], axis=-1)  # conformal shifts; quantiles never cross
         scale = (slice(None), None, slice(None)) + expand[3:]

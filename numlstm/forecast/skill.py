@@ -10,9 +10,9 @@ training windows support. After training, a per-lead gate ``shrink`` in
 [0, 1], fitted on the time-ordered validation windows, scales the correction
 down where it does not pay (to 0 where it does harm). Between the baseline
 and the network sits a linear stage (ridge regression on the past values);
-the forecast is the mean of the stages' forecasts (``combine``), so that no
-single fitted stage, chosen on a few dozen validation windows, can carry it
-far from the baseline.
+the forecast is by default the mean of the stages' forecasts (``combine``),
+so that no single fitted stage, chosen on a few dozen validation windows,
+can carry it far from the baseline.
 
 Gaps: a missing input is carried forward from the last observed value of
 that variable inside the model's view (0, the series mean, where there is
@@ -39,8 +39,8 @@ import numpy as np
 import pandas as pd
 
 __all__ = ["BASELINES", "baseline_values", "choose_baselines", "combine", "conformal_shifts", "fill_gaps",
-           "fit_linear", "hide_inputs", "linear_inputs", "season_of", "shrink", "stage_weights", "start_at_baseline",
-           "target_windows"]
+           "fit_linear", "hide_inputs", "linear_inputs", "median_of", "season_of", "shrink", "stage_weights",
+           "start_at_baseline", "target_windows"]
 
 BASELINES = {"none": 0, "persistence": 1, "seasonal": 2}
 NAMES = {v: k for k, v in BASELINES.items()}
@@ -254,38 +254,54 @@ def fit_linear(Z, R, M, train, val, origins=None, folds=LINEAR_FOLDS):
     return candidates[int(np.argmin(scores))]
 
 
-STAGE_WEIGHTS = (2 / 3, 1 / 3)  # the weights of the linear stage's lags and of the network (see ``combine``)
+STAGE_WEIGHTS = {"mean": (2 / 3, 1 / 3), "sum": (1.0, 1.0)}  # (lags, network) per ``stages`` (see ``combine``)
 
 
-def stage_weights(codes):
+def stage_weights(codes, stages="mean"):
     """The weights ``(lags, network)`` a fit with baseline ``codes`` forecasts with
-    (see :func:`combine`): ``STAGE_WEIGHTS`` where there is a baseline, both whole
-    where there is none (every code 0: the network forecasts the values themselves)."""
-    return STAGE_WEIGHTS if (np.asarray(codes) != BASELINES["none"]).any() else (1.0, 1.0)
+    (see :func:`combine`): those of ``stages`` ("mean" or "sum") where there is a
+    baseline, both whole where there is none (every code 0: the network
+    forecasts the values themselves)."""
+    if (np.asarray(codes) == BASELINES["none"]).all():
+        return STAGE_WEIGHTS["sum"]
+    return STAGE_WEIGHTS[stages]
 
 
-def combine(base, fitted, drift, raw, weights, quantiles=False):
+def median_of(values, levels):
+    """Each quantile forecast's value at level 0.5, interpolated linearly between the
+    ``levels`` (sorted) along the last axis of ``values`` (the nearest level where 0.5
+    is outside them): the centre of a band however its levels are spread."""
+    levels = np.asarray(levels, dtype=np.float64)
+    if 0.5 <= levels[0]:
+        return values[..., 0]
+    if 0.5 >= levels[-1]:
+        return values[..., -1]
+    j = int(np.searchsorted(levels, 0.5))  # levels[j - 1] < 0.5 <= levels[j]
+    t = (0.5 - levels[j - 1]) / (levels[j] - levels[j - 1])
+    return (1 - t) * values[..., j - 1] + t * values[..., j]
+
+
+def combine(base, fitted, drift, raw, weights, centre=None):
     """The forecast from the stages: the baseline ``base`` (n, horizon, k), the linear
     stage's ``fitted`` correction and its constant part ``drift`` (same shape, or both
     None), and the gated network's correction ``raw`` (same shape, or with a last axis
-    of quantiles or samples), at ``weights`` (lags, network).
+    of quantiles or Monte-Carlo samples), at ``weights`` (lags, network).
 
-    With the default weights (2/3, 1/3) this is the mean of three forecasts, the
-    baseline with its drift, that plus the linear stage's lags, and that plus the
-    network, so each fitted stage counts in proportion to how few parameters it has:
-    the drift (one mean per lead over every training window) whole, the lag
-    coefficients at 2/3, the network at 1/3. With ``quantiles`` (the last axis of
-    ``raw`` is the network's quantiles of the target) only their mean is weighted and
-    their spread around it is kept whole, so a band is as wide as the network made
-    it; Monte-Carlo samples (a last axis that is not ``quantiles``) are each a
-    network's correction, weighted as one, so that a sample does not depend on the
-    others drawn with it."""
+    With the default weights (2/3, 1/3) the point forecast is the mean of three
+    forecasts: the baseline with the linear stage's intercept (its drift), that plus
+    the stage's lag terms, and that plus the network. The intercept is one number
+    per lead fitted on every training window, the lags are many, the network more
+    still: each counts less the more it was fitted. With a last axis, only the
+    network's ``centre`` (same shape as ``base``: its median quantile, or its
+    forecast with dropout off) is weighted and every quantile or sample keeps its
+    distance from it, so a band is as wide as the network made it."""
     w_lag, w_net = weights
     if fitted is not None:
         base = base + drift + w_lag * (fitted - drift)
     extra = raw.ndim == base.ndim + 1
     if w_net != 1.0:
-        raw = raw - (1.0 - w_net) * (raw.mean(axis=-1, keepdims=True) if quantiles else raw)
+        centre = raw if not extra else centre
+        raw = raw - (1.0 - w_net) * (centre[..., None] if extra else centre)
     return raw + (base[..., None] if extra else base)
 
 
