@@ -209,11 +209,12 @@ def test_baseline_auto_follows_the_trend_and_the_season():
     assert numlstm.Forecaster(**TINY, relative=False).fit(wave, "y").baseline_.tolist() == [[["none"]] * 3]
 
 
-def _penalty_by_blocks(Z, R, train, val, origins, folds):
+def _penalty_by_blocks(Z, R, train, val, origins, folds, gap=None, own=False):
     """The linear stage's choice written out plainly: the index into (none, *RIDGE_GRID) with the
     least squared error summed over the validation block and up to ``folds - 1`` equal blocks of
     training windows before it, each block scored by a ridge fitted on the windows at least the
-    train/validation gap before the block."""
+    train/validation gap before the block (``gap`` and ``own``, a block fitted on itself too: wrong
+    ways, for the test to show that they choose otherwise)."""
     p = Z.shape[1]
     penalty = np.eye(p)
     penalty[-1, -1] = 0
@@ -223,14 +224,16 @@ def _penalty_by_blocks(Z, R, train, val, origins, folds):
         return np.zeros((p, R.shape[1])) if c is None else np.linalg.solve(A + c * rows.sum() * penalty, b)
 
     first, last = origins[val].min(), origins[val].max()
-    width, gap = last + 1 - first, first - origins[train].max()
+    width = last + 1 - first
+    gap = first - origins[train].max() if gap is None else gap
     blocks = [(train, val)]
     for k in range(1, folds):
         start = first - k * width
+        held = train & (origins >= start) & (origins < start + width)
         before = train & (origins <= start - gap)
         if before.sum() < 2 * p:
             break
-        blocks.append((before, train & (origins >= start) & (origins < start + width)))
+        blocks.append((before | held if own else before, held))
     scores = [sum(((R[held] - Z[held] @ ridge(fit, c)) ** 2).sum() for fit, held in blocks)
               for c in (None,) + skill.RIDGE_GRID]
     return int(np.argmin(scores))
@@ -260,8 +263,9 @@ def test_linear_penalty_is_chosen_over_time_ordered_blocks():
 
 def test_linear_penalty_matches_the_blocks_written_out():
     # Weak signals whose strength drifts over time, so that which penalty wins depends on which windows
-    # each block's ridge sees: a block fitted on its own targets, or without the gap, chooses otherwise.
-    chosen = {1: [], 3: []}
+    # each block's ridge sees; wild targets in the gaps before the earlier blocks, so that a ridge
+    # fitted without the gap is thrown off.
+    chosen = {"folds 1": [], "folds 3": [], "no gap": [], "own targets": []}
     for seed in range(12):
         rng = np.random.default_rng(seed)
         n, horizon, p = 160, 3, 5
@@ -270,7 +274,9 @@ def test_linear_penalty_matches_the_blocks_written_out():
         strength = np.linspace(0.6, -0.2, n)[:, None] * rng.standard_normal((1, p - 1))
         R = (Z[:, :-1] * strength).sum(axis=1, keepdims=True) + 0.5 * rng.standard_normal((n, 1))
         R = np.repeat(R, 2, axis=1) + 0.1 * rng.standard_normal((n, 2))
-        train, val = origins + horizon < 130, origins >= 129
+        train, val = origins + horizon < 130, origins >= 129  # validation from 129, 31 wide; the gap 3
+        wild = [96, 97, 65, 66]  # inside the gaps before the blocks at 98 and 67
+        R[wild] = 40 * Z[wild, :1]
         M = np.ones_like(R, dtype=bool)
         for folds in (1, 3):
             k = _penalty_by_blocks(Z, R, train, val, origins, folds)
@@ -279,8 +285,12 @@ def test_linear_penalty_matches_the_blocks_written_out():
                     np.linalg.solve(Z[train].T @ Z[train] + skill.RIDGE_GRID[k - 1] * train.sum() * np.diag(
                         [1.0] * (p - 1) + [0.0]), Z[train].T @ R[train]))
             np.testing.assert_allclose(got, want, rtol=1e-10, atol=1e-12)
-            chosen[folds].append(k)
-    assert chosen[1] != chosen[3] and len(set(chosen[3])) > 1  # the blocks matter, and not one answer
+            chosen[f"folds {folds}"].append(k)
+        chosen["no gap"].append(_penalty_by_blocks(Z, R, train, val, origins, 3, gap=1))
+        chosen["own targets"].append(_penalty_by_blocks(Z, R, train, val, origins, 3, own=True))
+    # the blocks matter, and the wrong ways of fitting them would have chosen otherwise
+    assert chosen["folds 3"] != chosen["folds 1"] and len(set(chosen["folds 3"])) > 1, chosen
+    assert chosen["no gap"] != chosen["folds 3"] and chosen["own targets"] != chosen["folds 3"], chosen
 
 
 def test_forecast_is_the_mean_of_the_stages():
@@ -315,8 +325,11 @@ def test_stage_weights_apply_to_the_centre_of_a_band():
     np.testing.assert_allclose(centre.ravel(), [3.5])
     np.testing.assert_allclose(skill.combine(base, None, None, raw, (2 / 3, 1 / 3), centre).ravel(),
                                np.array([3.0, 4.0, 6.0]) - 2 / 3 * 3.5)
-    np.testing.assert_allclose(skill.median_of(raw, [0.6, 0.7, 0.8]).ravel(), [3.0])  # nearest level outside
-    np.testing.assert_allclose(skill.median_of(raw, [0.1, 0.2, 0.3]).ravel(), [6.0])
+    # levels all above or all below 0.5 have no centre: such a band is left as the network made it
+    np.testing.assert_array_equal(skill.median_of(raw, [0.6, 0.7, 0.8]).ravel(), [0.0])
+    np.testing.assert_allclose(skill.combine(base, None, None, raw, (2 / 3, 1 / 3),
+                                             skill.median_of(raw, [0.1, 0.2, 0.3])).ravel(), [3.0, 4.0, 6.0])
+    np.testing.assert_allclose(skill.median_of(raw[..., :1], [0.5]).ravel(), [3.0])
     # the lags at 2/3 and the drift whole; a point forecast's network correction at 1/3
     point = skill.combine(np.ones((1, 2, 1)), np.full((1, 2, 1), 3.0), np.full((1, 2, 1), 0.5),
                           np.full((1, 2, 1), 0.9), (2 / 3, 1 / 3))
@@ -333,21 +346,39 @@ def test_stages_sum_is_the_former_forecast_and_old_files_sum_them(tmp_path):
     mean.stage_weights_ = (1.0, 1.0)
     xr.testing.assert_identical(mean.predict(), summed.predict())
     mean.stage_weights_ = (2 / 3, 1 / 3)
-    # files: a weighted forecast is format version 3, which an older numlstm refuses rather than
-    # sum the stages; a summed one keeps the cell's version; a file without the weights sums them
-    for fc, version in ((mean, 3), (summed, 1)):
+    # files are format version 3, which an older numlstm refuses rather than sum the stages
+    for fc in (mean, summed):
         fc.save(tmp_path / "m.nc")
-        assert xr.open_dataset(tmp_path / "m.nc", engine="scipy").attrs["numlstm_format_version"] == version
-        assert numlstm.load(tmp_path / "m.nc").stage_weights_ == fc.stage_weights_
+        assert xr.open_dataset(tmp_path / "m.nc", engine="scipy").attrs["numlstm_format_version"] == 3
+        back = numlstm.load(tmp_path / "m.nc")
+        assert back.stage_weights_ == fc.stage_weights_ and back.stages == fc.stages
+    # a file from before the weights (version 1, no stages anywhere) forecasts as it did, and says so
     mean.save(tmp_path / "m.nc")
     ds = xr.load_dataset(tmp_path / "m.nc", engine="scipy")
     cfg = json.loads(ds.attrs["numlstm_config"])
-    del cfg["skill"]["stages"]
+    del cfg["skill"]["stages"], cfg["params"]["stages"]
     ds.attrs["numlstm_config"] = json.dumps(cfg)
+    ds.attrs["numlstm_format_version"] = 1
     ds.to_netcdf(tmp_path / "old.nc", engine="scipy")
     old = numlstm.load(tmp_path / "old.nc")
-    assert old.stage_weights_ == (1.0, 1.0)
+    assert old.stage_weights_ == (1.0, 1.0) and old.stages == "sum"
     xr.testing.assert_allclose(old.predict(), summed.predict())
+    # a warm start follows the parameter
+    assert mean.set_params(stages="sum").fit(wave, "y", warm_start=True).stage_weights_ == (1.0, 1.0)
+
+
+def test_stage_weights_move_a_lopsided_band_by_its_median(data):
+    fc = numlstm.Forecaster(**TINY, quantiles=[0.5, 0.8, 0.95]).fit(data, "flow")
+    out = {}
+    for w_net in (1 / 3, 1.0, 0.0):  # the lags' weight held at 2/3
+        fc.stage_weights_ = (2 / 3, w_net)
+        out[w_net] = fc.predict()["flow"]
+    # the median: baseline and linear stage, plus a third of the network's median correction
+    without, whole = out[0.0].sel(quantile=0.5), out[1.0].sel(quantile=0.5)
+    np.testing.assert_allclose(out[1 / 3].sel(quantile=0.5), without + (whole - without) / 3, rtol=1e-4, atol=1e-4)
+    # every level moves with it
+    np.testing.assert_allclose((out[1 / 3] - out[1.0]).std("quantile").values, 0, atol=1e-4)
+    assert float(np.abs(whole - without).max()) > 1e-3
 
 
 def test_stage_weights_keep_a_quantile_band_whole(data):

@@ -319,15 +319,15 @@ def test_forecaster_model_file_round_trip_of_a_gru_network(tmp_path):
     ds = xr.Dataset({"y": (("time", "site"), rng.standard_normal((30, 2)))},
                     coords={"time": pd.date_range("2000-01-01", periods=30, freq="D"), "site": ["a", "b"]})
     fc = numlstm.Forecaster(lookback=4, horizon=2, units=3, epochs=1, batch_size=16, dtype="float64",
-                            random_state=0, stages="sum").fit(ds, "y")  # stages summed: the cell's version
+                            random_state=0).fit(ds, "y")
     lstm_file = modelfile.to_dataset(fc)
-    assert lstm_file.attrs["numlstm_format_version"] == 1 and "lstm0_W" in lstm_file
+    assert lstm_file.attrs["numlstm_format_version"] == 3 and "lstm0_W" in lstm_file  # every file since the stages
     old = fc.network_
     fc.network_ = Network(old.input_size, old.hidden_sizes, old.output_size, old.dtype, cell="gru").initialize(rng)
     want = fc.predict()
     io.write_dataset(modelfile.to_dataset(fc), tmp_path / "gru.nc")
     on_disk = xr.load_dataset(tmp_path / "gru.nc")
-    assert on_disk.attrs["numlstm_format_version"] == 2
+    assert on_disk.attrs["numlstm_format_version"] == 3
     assert "gru0_W" in on_disk and "lstm0_W" not in on_disk
     assert json.loads(on_disk.attrs["numlstm_config"])["network"]["cell"] == "gru"
     loaded = numlstm.load(tmp_path / "gru.nc")

@@ -206,6 +206,7 @@ def test_an_unknown_string_encoding_is_refused(saved):
     (("skill", "stages"), [True, False], r"stages is \[True, False\], not a list of two weights"),
     (("skill", "stages"), "01", r"stages is '01', not a list of two weights"),
     (("skill", "stages"), [0.5, 0.5, 9], r"stages is \[0.5, 0.5, 9\], not a list of two weights"),
+    (("quantiles",), [0.9, 0.1], r"'quantiles' in numlstm_config is \[0.9, 0.1\], not a list of increasing"),
 ])
 def test_damaged_config_values_are_refused(saved, path, value, message):
     ds = saved["ds"].copy(deep=True)

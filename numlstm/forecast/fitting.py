@@ -237,7 +237,7 @@ class Fitting:
         first fit's; the tail (for ``predict()``) moves on when ``ds`` has the fitted series."""
         self.history_ = {k: list(self.history_.get(k, [])) + list(v) for k, v in history.items()}
         self.n_windows_ = n_windows
-        self._set_skill(self._codes, self.season_, shrink, True, self.stage_weights_)
+        self._set_skill(self._codes, self.season_, shrink, True, skill.stage_weights(self._codes, self.stages))
         index = _series_index(ds, self.series_dims_)
         if all(a.equals(b) for a, b in zip(index, self._series_index)):
             self._tail = (tail, ds[self.dim_].values[ds.sizes[self.dim_] - tail.shape[1]:])

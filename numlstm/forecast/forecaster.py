@@ -105,7 +105,8 @@ class Forecaster(Fitting, Forecasting, LazyForecasts, ParamsMixin):
         robust where a stage fitted on a few dozen validation windows does
         not carry over. ``"sum"``: all three added up, the default before
         2026-12-06, stronger where the stages' gains are real. Without a
-        baseline the stages are always summed. See docs/how-it-works.md.
+        baseline, and in streamed fits (no linear stage), the stages are
+        always summed. See docs/how-it-works.md.
     relative : "auto" or bool, default "auto"
         The older knob for the baseline: True is ``baseline="persistence"``,
         False ``baseline=None``; ``"auto"`` follows ``baseline``.

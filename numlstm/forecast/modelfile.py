@@ -26,7 +26,11 @@ Layout, an ordinary xarray Dataset:
 Format versions: 1 for LSTM networks (files written before GRU networks
 existed have no ``cell`` and are LSTM networks), 2 for GRU networks, so that
 a numlstm that predates them refuses such a file with "upgrade numlstm"
-rather than as damaged. This numlstm reads both.
+rather than as damaged; 3 for every file written since the Forecaster's
+stages are weighted (``stages``; the skill entry ``"stages"``), which a
+numlstm from before would forecast differently (it would add the stages up)
+or call damaged (it knows no ``stages`` parameter). This numlstm reads all
+three; a file without ``stages`` had its stages summed, and loads so.
 """
 
 from __future__ import annotations
@@ -45,8 +49,7 @@ from numlstm.forecast.inputs import _jsonable, _series_index
 from numlstm.forecast.windows import SeriesScaler
 
 FORMAT_NAME = "numlstm.Forecaster"
-FORMAT_VERSION = 3  # the newest version this numlstm reads and writes
-STAGES_FORMAT_VERSION = 3  # a file whose forecast weights its stages (skill.stages): older versions would sum them
+FORMAT_VERSION = 3  # the version this numlstm writes, and the newest it reads (see the module's docstring)
 
 SERIES, FEATURE, STEP = "numlstm_series", "numlstm_feature", "numlstm_step"
 
@@ -163,8 +166,7 @@ def to_dataset(fc):
     coords.update({k: v.variable for k, v in fc._series_coords.coords.items()})
     return xr.Dataset(data_vars, coords=coords, attrs={
         "numlstm_format": FORMAT_NAME,
-        "numlstm_format_version": (net.spec.format_version if tuple(fc.stage_weights_) == (1.0, 1.0)
-                                   else max(net.spec.format_version, STAGES_FORMAT_VERSION)),
+        "numlstm_format_version": max(net.spec.format_version, FORMAT_VERSION),
         "numlstm_version": __version__,
         "numlstm_config": json.dumps(config),
         "title": f"numlstm Forecaster of {', '.join(fc.targets_)}",
@@ -252,8 +254,9 @@ def check_model(ds, cfg):
                        f"indicators make {expected_inputs} inputs")
     quantiles = cfg.get("quantiles")
     if quantiles is not None and (not isinstance(quantiles, list) or not quantiles or not all(
-            isinstance(q, (int, float)) and not isinstance(q, bool) and 0 < q < 1 for q in quantiles)):
-        raise _damaged("quantiles", f"in numlstm_config is {quantiles!r}, not a list of levels in (0, 1)")
+            isinstance(q, (int, float)) and not isinstance(q, bool) and 0 < q < 1 for q in quantiles)
+            or any(b <= a for a, b in zip(quantiles, quantiles[1:]))):  # the forecast's sort assumes their order
+        raise _damaged("quantiles", f"in numlstm_config is {quantiles!r}, not a list of increasing levels in (0, 1)")
     if output_size != horizon * len(cfg["targets"]) * (len(quantiles) if quantiles else 1):
         raise _damaged("network.output_size", f"is {output_size}, but horizon, targets and quantiles make "
                        f"{horizon * len(cfg['targets']) * (len(quantiles) if quantiles else 1)} outputs")
@@ -341,6 +344,10 @@ def from_dataset(ds, Forecaster):
                          "write it again with Forecaster.save.") from None
     check_model(ds, cfg)
     try:
+        if isinstance(cfg.get("params"), dict) and "stages" not in cfg["params"]:
+            # a file from before the parameter: its forecast summed the stages, unless it weighted them
+            skill_cfg = cfg.get("skill") if isinstance(cfg.get("skill"), dict) else {}
+            cfg["params"]["stages"] = "sum" if skill_cfg.get("stages", [1.0, 1.0]) == [1.0, 1.0] else "mean"
         Forecaster(**{**cfg["params"], "device": "cpu"})._check_params()  # the parameters as fit checks them
         fc = Forecaster(**cfg["params"])
         net, local_params = network_from_dataset(ds, cfg["network"])

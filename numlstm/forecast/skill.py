@@ -269,14 +269,15 @@ def stage_weights(codes, stages="mean"):
 
 def median_of(values, levels):
     """Each quantile forecast's value at level 0.5, interpolated linearly between the
-    ``levels`` (sorted) along the last axis of ``values`` (the nearest level where 0.5
-    is outside them): the centre of a band however its levels are spread."""
+    ``levels`` (sorted) along the last axis of ``values``: the centre of a band however
+    its levels are spread. Levels all on one side of 0.5 have no centre: 0, so that
+    :func:`combine` leaves such a band as the network made it."""
     levels = np.asarray(levels, dtype=np.float64)
-    if 0.5 <= levels[0]:
+    if not levels[0] <= 0.5 <= levels[-1]:
+        return np.zeros(values.shape[:-1])
+    j = max(1, int(np.searchsorted(levels, 0.5)))  # levels[j - 1] <= 0.5 <= levels[j]
+    if len(levels) == 1 or levels[j] == levels[j - 1]:
         return values[..., 0]
-    if 0.5 >= levels[-1]:
-        return values[..., -1]
-    j = int(np.searchsorted(levels, 0.5))  # levels[j - 1] < 0.5 <= levels[j]
     t = (0.5 - levels[j - 1]) / (levels[j] - levels[j - 1])
     return (1 - t) * values[..., j - 1] + t * values[..., j]
 
