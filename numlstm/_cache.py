@@ -55,6 +55,9 @@ PACKAGE_ROOT = pathlib.Path(__file__).resolve().parent
 # most recently used (several environments may share one user cache directory).
 KEEP_DAYS = 30
 KEEP_NEWEST = 4
+# Entries written before layout 2 may lack their callees' reload hooks (see KernelCache._load):
+# a new layout, a new fingerprint, and such entries are never read.
+LAYOUT = 2
 _STAMP = "last-used"  # a file in each fingerprint directory, touched when that fingerprint is chosen
 
 # Settings that change the machine code Numba generates for the same source.
@@ -150,7 +153,8 @@ def fingerprint_parts():
     import numba
 
     cpu_name, cpu_features = _cpu()
-    parts = [("python", f"{sys.implementation.name} {sys.version} {sys.abiflags if hasattr(sys, 'abiflags') else ''}"),
+    parts = [("layout", LAYOUT),
+             ("python", f"{sys.implementation.name} {sys.version} {sys.abiflags if hasattr(sys, 'abiflags') else ''}"),
              ("numba", numba.__version__), ("llvmlite", _version("llvmlite")), ("numpy", _version("numpy")),
              ("numlstm", _version("numlstm")),
              ("cpu", cpu_name), ("cpu features", cpu_features)]
@@ -450,10 +454,17 @@ def _make_classes():
 
         def _load(self, sig, target_context):
             try:
-                return super().load_overload(sig, target_context)
+                result = super().load_overload(sig, target_context)
             except Exception as err:  # corrupt, truncated, unreadable, foreign: compile, then overwrite it
                 warn_once(f"reading {self._cache_path} failed ({type(err).__name__}: {err})")
                 return None
+            if result is not None:
+                # Numba runs a loaded function's reload hooks (for prange code: starting the
+                # parallel backend) but leaves them off its library, so a function compiled
+                # later that calls this one inherited none, and its cache entry, loaded first
+                # in a new process, ran prange code with no backend started: a segfault.
+                result.library._reload_init.update(result.reload_init)
+            return result
 
         def save_overload(self, sig, data):
             if self._sources_changed():

@@ -170,6 +170,38 @@ def test_corrupted_cache_files_are_recompiled_warned_about_and_repaired(tmp_path
     assert "CacheWarning" not in repaired["stderr"]
 
 
+CALLER = """
+import numpy as np
+import numlstm
+from numlstm.core.cpu_engine import batch_loss_grad
+from numlstm.core.network import Network
+rng = np.random.default_rng(0)
+net = Network(3, (4,), 2, np.float64).initialize(rng)
+X, Y, M = rng.standard_normal((5, 6, 3)), rng.standard_normal((5, 2)), np.ones((5, 2))
+if {callees_first}:  # the parallel layer kernels alone, as a first fit would leave them in the cache
+    W, U, b = net.layer(net.params, 0)
+    h, _ = numlstm.lstm_forward(X, W, U, b)
+    numlstm.lstm_backward(X, W, U, b, np.ones_like(h))
+else:
+    print(repr(batch_loss_grad(net.params, np.zeros_like(net.params), net.table, net.head, X, Y, M, 0,
+                               np.zeros(1), 2)))
+"""
+
+
+def test_a_caller_compiled_over_cached_prange_kernels_loads_in_a_new_process(tmp_path):
+    # First a process caches the parallel (prange) layer kernels; a second loads them and compiles,
+    # and caches, a function calling them; a third loads that function first. Numba leaves a loaded
+    # function's reload hooks (starting the parallel backend) off its library, so the caller's entry
+    # had none and the third process segfaulted (numba/numba#8578 is the same mechanism).
+    env = dict(os.environ)
+    env.update(NUMLSTM_CACHE_DIR=str(tmp_path), PYTHONPATH=str(ROOT))
+    runs = [subprocess.run([sys.executable, "-c", CALLER.format(callees_first=first)], env=env, cwd=ROOT,
+                           capture_output=True, text=True, timeout=600) for first in (True, False, False)]
+    for run in runs:
+        assert run.returncode == 0, (run.returncode, run.stderr[-2000:])
+    assert runs[1].stdout == runs[2].stdout and float(runs[2].stdout) > 0
+
+
 def test_four_processes_starting_cold_at_once(tmp_path):
     env = {k: v for k, v in os.environ.items() if not k.startswith(("NUMLSTM_", "NUMBA_CACHE"))}
     env.update(NUMLSTM_CACHE_DIR=str(tmp_path), PYTHONPATH=str(ROOT))
