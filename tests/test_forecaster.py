@@ -293,6 +293,36 @@ def test_linear_penalty_matches_the_blocks_written_out():
     assert chosen["no gap"] != chosen["folds 3"] and chosen["own targets"] != chosen["folds 3"], chosen
 
 
+def test_linear_stage_reads_the_lags_level_free():
+    # Two targets, lookback 4: the ridge on each lag's difference from its target's last value in the
+    # window (and the constant), mapped back onto the lags, whose coefficients then sum to 0 per target.
+    rng = np.random.default_rng(3)
+    n, L, k, m = 200, 4, 2, 3
+    Z = np.column_stack([rng.standard_normal((n, L * k)).cumsum(axis=1), np.ones(n)])  # lag t, target j: t * k + j
+    R = 0.1 * Z[:, :-1] @ rng.standard_normal((L * k, m)) + 0.3 * rng.standard_normal((n, m))
+    origins = np.arange(n)
+    train, val, M = origins + 3 < 160, origins >= 159, np.ones_like(R, dtype=bool)
+    got = skill.fit_linear(Z, R, M, train, val, origins, n_targets=k)
+    D = np.column_stack([Z[:, t * k + j] - Z[:, (L - 1) * k + j] for t in range(L - 1) for j in range(k)]
+                        + [np.ones(n)])
+    on_differences = skill.fit_linear(D, R, M, train, val, origins)
+    want = np.zeros((L * k + 1, m))
+    for t in range(L - 1):
+        for j in range(k):
+            want[t * k + j] = on_differences[t * k + j]
+            want[(L - 1) * k + j] -= on_differences[t * k + j]
+    want[-1] = on_differences[-1]
+    np.testing.assert_allclose(got, want, rtol=1e-10, atol=1e-12)
+    assert np.abs(got[:-1]).max() > 0.01
+    np.testing.assert_allclose(got[:-1].reshape(L, k, m).sum(axis=0), 0.0, atol=1e-12)
+    # so the stage's correction does not move with a target's level
+    shifted = Z.copy()
+    shifted[:, 1:-1:k] += 5.0  # target 1's lags
+    np.testing.assert_allclose(shifted @ got, Z @ got, atol=1e-9)
+    # on the levels as they are (no n_targets) the ridge fits another stage, which does move with them
+    assert np.abs(skill.fit_linear(Z, R, M, train, val, origins)[:-1].reshape(L, k, m).sum(axis=0)).max() > 1e-3
+
+
 def test_forecast_is_the_mean_of_the_stages():
     wave = xr.Dataset({"y": ("time", np.sin(2 * np.pi * np.arange(200) / 7.0) + 0.02 * np.arange(200)
                              + 0.2 * np.random.default_rng(1).standard_normal(200))},
@@ -300,6 +330,7 @@ def test_forecast_is_the_mean_of_the_stages():
     fc = numlstm.Forecaster(lookback=14, horizon=4, units=4, epochs=3, random_state=0).fit(wave, "y")
     assert fc.stage_weights_ == skill.STAGE_WEIGHTS["mean"] == (2 / 3, 1 / 3)
     assert np.abs(fc.linear_[:-1]).max() > 0 and np.abs(fc.linear_[-1]).max() > 0 and fc.shrink_.max() > 0
+    np.testing.assert_allclose(fc.linear_[:-1].sum(axis=0), 0.0, atol=1e-9)  # level-free on a baseline
     forecast = fc.predict()["y"].values
     gate, linear = fc.shrink_, fc.linear_
     fc.stage_weights_ = (1.0, 1.0)

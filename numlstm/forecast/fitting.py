@@ -126,14 +126,17 @@ class Fitting:
         M = w_M.reshape(len(w_series), -1)
         # A linear stage (ridge on the past values, penalty chosen on validation) before the
         # network: small data sets get most of their skill from it. One per series in local mode.
+        # On a baseline it reads the lags level-free (it corrects the baseline and leaves the
+        # level to it); with none it must forecast the level and reads the lags as they are.
         Z = skill.linear_inputs(X, n_targets, lookback)
+        free = None if (codes == skill.BASELINES["none"]).all() else n_targets
         with one_blas_thread():  # no BLAS threads left spinning beside the kernels that train next
             if self.mode == "global":
-                linear = self.linear_ if warm else skill.fit_linear(Z, Y, M, train, val, w_origin)
+                linear = self.linear_ if warm else skill.fit_linear(Z, Y, M, train, val, w_origin, n_targets=free)
                 Y = np.where(M, Y - Z @ linear, 0.0)
             else:
                 linear = np.stack([skill.fit_linear(Z, Y, M, train & (w_series == s), val & (w_series == s),
-                                                    w_origin)
+                                                    w_origin, n_targets=free)
                                    for s in range(values.shape[0])])
                 Y = np.where(M, Y - np.einsum("np,npm->nm", Z, linear[w_series]), 0.0)
         del Z

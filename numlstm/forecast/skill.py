@@ -39,8 +39,8 @@ import numpy as np
 import pandas as pd
 
 __all__ = ["BASELINES", "baseline_values", "choose_baselines", "combine", "conformal_shifts", "fill_gaps",
-           "fit_linear", "hide_inputs", "linear_inputs", "median_of", "season_of", "shrink", "stage_weights",
-           "start_at_baseline", "target_windows"]
+           "fit_linear", "hide_inputs", "level_free", "linear_inputs", "median_of", "season_of", "shrink",
+           "stage_weights", "start_at_baseline", "target_windows"]
 
 BASELINES = {"none": 0, "persistence": 1, "seasonal": 2}
 NAMES = {v: k for k, v in BASELINES.items()}
@@ -197,11 +197,32 @@ def linear_inputs(X, n_targets, lookback):
 LINEAR_FOLDS = 3  # time-ordered blocks the linear stage's penalty is chosen on (1: the validation windows alone)
 
 
-def fit_linear(Z, R, M, train, val, origins=None, folds=LINEAR_FOLDS):
+def level_free(p, n_targets):
+    """The (p, p - n_targets) map ``T`` from the linear stage's inputs (:func:`linear_inputs`:
+    ``n_targets`` targets' lags, then the constant) to their level-free form ``Z @ T``:
+    each lag but the last as its difference from its target's last value in the window,
+    and the constant; the last values themselves are left out. Coefficients ``b`` on
+    the level-free inputs are ``T @ b`` on the lags' levels, and those sum to 0 per
+    target: the correction does not move with the series' level."""
+    lookback = (p - 1) // n_targets
+    last = (lookback - 1) * n_targets + np.arange(n_targets)
+    T = np.eye(p)
+    for j in range(n_targets):
+        T[last[j], j:last[0]:n_targets] = -1.0
+    return np.delete(T, last, axis=1)
+
+
+def fit_linear(Z, R, M, train, val, origins=None, folds=LINEAR_FOLDS, n_targets=None):
     """Ridge regression from the windows' past values ``Z`` to the residual ``R``
     (truth minus baseline; (n, m), where ``M``), on the ``train`` windows with every
     target observed, its penalty chosen among ``RIDGE_GRID`` and *none at all*:
     returns the (p, m) coefficients, all 0 when no penalty beats the baseline.
+
+    With ``n_targets``, the ridge reads the lags level-free (:func:`level_free`:
+    their differences from the window's last value, and the constant) and the
+    coefficients are mapped back onto the lags: the stage corrects the baseline
+    with local means, slopes and seasons, but cannot pull the forecast towards the
+    training stretch's mean, which a series that has moved since no longer has.
 
     The penalty is the one with the least squared error summed over ``folds``
     time-ordered blocks: the ``val`` windows, and with the windows' ``origins``
@@ -210,6 +231,9 @@ def fit_linear(Z, R, M, train, val, origins=None, folds=LINEAR_FOLDS):
     windows are from the validation ones, so no block's targets are fitted).
     One block of a few dozen windows is a noisy judge on short series; where a
     block has too few windows before it to fit, the blocks stop there."""
+    if n_targets is not None:
+        T = level_free(Z.shape[1], n_targets)
+        return T @ fit_linear(Z @ T, R, M, train, val, origins, folds)
     rows = train & M.all(axis=1)
     p = Z.shape[1]
     if rows.sum() < 2 * p:
