@@ -176,6 +176,10 @@ def test_multiple_targets_and_float64():
     assert set(out.data_vars) == {"flow", "rain"}
     assert out["rain"].dims == ("time", "station")  # each target keeps its own dimension order
     assert out["flow"].dtype == np.float64
+    # the linear stage reads each target's lags level-free: per target and output, its lag coefficients sum to 0
+    lags = fc.linear_[:-1].reshape(TINY["lookback"], 2, -1)
+    assert np.abs(lags).max() > 1e-3
+    np.testing.assert_allclose(lags.sum(axis=0), 0.0, atol=1e-9)
 
 
 # ---------------------------------------------------------------- modelling
@@ -341,8 +345,10 @@ def test_forecast_is_the_mean_of_the_stages():
     with_drift = fc.predict()["y"].values
     np.testing.assert_allclose(forecast, (full + with_lags + with_drift) / 3, rtol=1e-5)
     assert np.abs(forecast - full).max() > 1e-3  # the weights matter here
-    # no baseline: the network forecasts the values themselves, whole
-    assert numlstm.Forecaster(**TINY, baseline=None).fit(wave, "y").stage_weights_ == (1.0, 1.0)
+    # no baseline: the network forecasts the values themselves, whole, and the linear stage reads the values
+    plain = numlstm.Forecaster(**TINY, baseline=None).fit(wave, "y")
+    assert plain.stage_weights_ == (1.0, 1.0)
+    assert np.abs(plain.linear_[:-1].sum(axis=0)).max() > 1e-2
 
 
 def test_stage_weights_apply_to_the_centre_of_a_band():
@@ -879,6 +885,16 @@ def test_local_mode_fits_each_series_alone(data, tmp_path):
     np.testing.assert_array_equal(back.local_params_, local.local_params_)
     np.testing.assert_array_equal(back.local_seeds_, seeds)
     xr.testing.assert_identical(back.backtest(data, start="2000-03-01"), local.backtest(data, start="2000-03-01"))
+
+
+def test_local_mode_linear_stage_is_each_series_own(data):
+    # on a baseline (level-free lags), each series' linear stage is the one a fit on that series alone finds
+    local = numlstm.Forecaster(**TINY, dtype="float64", mode="local").fit(data, "flow", covariates=["rain"])
+    for s, site in enumerate(["st0", "st1", "st2"]):
+        alone = numlstm.Forecaster(**TINY, dtype="float64").fit(data.sel(station=[site]), "flow", covariates=["rain"])
+        np.testing.assert_allclose(local.linear_[s], alone.linear_, rtol=1e-9, atol=1e-12)
+    assert np.abs(local.linear_[:, :-1]).max() > 1e-3
+    np.testing.assert_allclose(local.linear_[:, :-1].sum(axis=1), 0.0, atol=1e-9)
 
 
 def test_local_mode_bad_combinations(data):

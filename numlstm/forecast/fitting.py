@@ -135,9 +135,9 @@ class Fitting:
                 linear = self.linear_ if warm else skill.fit_linear(Z, Y, M, train, val, w_origin, n_targets=free)
                 Y = np.where(M, Y - Z @ linear, 0.0)
             else:
-                linear = np.stack([skill.fit_linear(Z, Y, M, train & (w_series == s), val & (w_series == s),
-                                                    w_origin, n_targets=free)
-                                   for s in range(values.shape[0])])
+                mine = [w_series == s for s in range(values.shape[0])]  # each series' own windows only
+                linear = np.stack([skill.fit_linear(Z[m], Y[m], M[m], train[m], val[m], w_origin[m], n_targets=free)
+                                   for m in mine])
                 Y = np.where(M, Y - np.einsum("np,npm->nm", Z, linear[w_series]), 0.0)
         del Z
 

@@ -194,10 +194,13 @@ class Forecaster(Fitting, Forecasting, LazyForecasts, ParamsMixin):
         constant), its penalty chosen on three time-ordered blocks of
         windows, the validation ones and two before them (all 0 when none
         helps there); in local mode one per series (a leading series axis).
-        On a baseline the ridge reads each past value as its difference from
-        the target's last value in the window, so the coefficients of a
-        target's lags sum to 0 (the correction does not move with the level);
-        with ``baseline=None`` it reads the values. None for streamed fits.
+        On a baseline the ridge reads each past value but the last as its
+        difference from the target's last value in the window, so the
+        coefficients of a target's lags sum to 0 (the correction does not
+        move with the level; fits before numlstm's commit 5597684, loaded
+        from a file or warm-started from one, keep the coefficients they were
+        fitted with); with ``baseline=None`` it reads the values. None for
+        streamed fits.
     stage_weights_ : tuple of two floats
         The weights of the linear stage's lag terms and of the gated network
         in the forecast: (2/3, 1/3) with ``stages="mean"``, the forecast being
