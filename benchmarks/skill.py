@@ -428,13 +428,13 @@ def main(argv=None):
     groups = [("the eight series", CASES), ("held-out check", HELD_OUT), ("second held-out check", HELD_OUT_2),
               ("third held-out check", HELD_OUT_3)]
     keys = dict(zip(("eight", "held-out", "second", "third"), (label for label, _ in groups)))
-    wanted = None if not args.group else {part.strip() for part in args.group.split(",")}
-    if wanted and not wanted <= set(keys):
+    wanted = {part.strip() for part in args.group.split(",")} if args.group else set(keys)
+    if not wanted <= set(keys):
         parser.error(f"--group takes {', '.join(keys)} (comma-separated), got {args.group!r}")
+    labels = {keys[key] for key in wanted}
     rows = []
     for label, cases in groups:
-        cases = [case for case in cases if (not args.only or args.only in case[0])
-                 and (not wanted or label in {keys[key] for key in wanted})]
+        cases = [case for case in cases if (not args.only or args.only in case[0]) and label in labels]
         if not cases:
             continue
         lines += [f"Group: {label}", ""]

@@ -129,7 +129,7 @@ class Fitting:
         # On a baseline it reads the lags level-free (it corrects the baseline and leaves the
         # level to it); with none it must forecast the level and reads the lags as they are.
         Z = skill.linear_inputs(X, n_targets, lookback)
-        free = None if (codes == skill.BASELINES["none"]).all() else n_targets
+        free = n_targets if skill.has_baseline(codes) else None
         with one_blas_thread():  # no BLAS threads left spinning beside the kernels that train next
             if self.mode == "global":
                 linear = self.linear_ if warm else skill.fit_linear(Z, Y, M, train, val, w_origin, n_targets=free)

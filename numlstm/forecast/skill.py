@@ -39,8 +39,8 @@ import numpy as np
 import pandas as pd
 
 __all__ = ["BASELINES", "baseline_values", "choose_baselines", "combine", "conformal_shifts", "fill_gaps",
-           "fit_linear", "hide_inputs", "level_free", "linear_inputs", "median_of", "season_of", "shrink",
-           "stage_weights", "start_at_baseline", "target_windows"]
+           "fit_linear", "has_baseline", "hide_inputs", "level_free", "linear_inputs", "median_of", "season_of",
+           "shrink", "stage_weights", "start_at_baseline", "target_windows"]
 
 BASELINES = {"none": 0, "persistence": 1, "seasonal": 2}
 NAMES = {v: k for k, v in BASELINES.items()}
@@ -283,14 +283,17 @@ def fit_linear(Z, R, M, train, val, origins=None, folds=LINEAR_FOLDS, n_targets=
 STAGE_WEIGHTS = {"mean": (2 / 3, 1 / 3), "sum": (1.0, 1.0)}  # (lags, network) per ``stages`` (see ``combine``)
 
 
+def has_baseline(codes):
+    """Whether a fit with baseline ``codes`` has a baseline (every code 0: none, the
+    network and the linear stage forecast the values themselves)."""
+    return bool((np.asarray(codes) != BASELINES["none"]).any())
+
+
 def stage_weights(codes, stages="mean"):
     """The weights ``(lags, network)`` a fit with baseline ``codes`` forecasts with
     (see :func:`combine`): those of ``stages`` ("mean" or "sum") where there is a
-    baseline, both whole where there is none (every code 0: the network
-    forecasts the values themselves)."""
-    if (np.asarray(codes) == BASELINES["none"]).all():
-        return STAGE_WEIGHTS["sum"]
-    return STAGE_WEIGHTS[stages]
+    baseline, both whole where there is none."""
+    return STAGE_WEIGHTS[stages] if has_baseline(codes) else STAGE_WEIGHTS["sum"]
 
 
 def median_of(values, levels):
