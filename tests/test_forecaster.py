@@ -220,8 +220,7 @@ def _penalty_by_blocks(Z, R, train, val, origins, folds, gap=None, own=False):
     train/validation gap before the block (``gap`` and ``own``, a block fitted on itself too: wrong
     ways, for the test to show that they choose otherwise)."""
     p = Z.shape[1]
-    penalty = np.eye(p)
-    penalty[-1, -1] = 0
+    penalty = np.eye(p)  # the constant too
 
     def ridge(rows, c):
         A, b = Z[rows].T @ Z[rows], Z[rows].T @ R[rows]
@@ -286,8 +285,8 @@ def test_linear_penalty_matches_the_blocks_written_out():
             k = _penalty_by_blocks(Z, R, train, val, origins, folds)
             got = skill.fit_linear(Z, R, M, train, val, origins, folds=folds)
             want = (np.zeros((p, 2)) if k == 0 else
-                    np.linalg.solve(Z[train].T @ Z[train] + skill.RIDGE_GRID[k - 1] * train.sum() * np.diag(
-                        [1.0] * (p - 1) + [0.0]), Z[train].T @ R[train]))
+                    np.linalg.solve(Z[train].T @ Z[train] + skill.RIDGE_GRID[k - 1] * train.sum() * np.eye(p),
+                                    Z[train].T @ R[train]))
             np.testing.assert_allclose(got, want, rtol=1e-10, atol=1e-12)
             chosen[f"folds {folds}"].append(k)
         chosen["no gap"].append(_penalty_by_blocks(Z, R, train, val, origins, 3, gap=1))

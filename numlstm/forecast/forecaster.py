@@ -190,10 +190,11 @@ class Forecaster(Fitting, Forecasting, LazyForecasts, ParamsMixin):
         quantile models and models with dropout: the correction is used whole.
     linear_ : ndarray, shape (lookback * n_targets + 1, horizon * n_targets), or None
         The linear stage between the baseline and the network: ridge
-        regression of the correction on the targets' past values (and a
-        constant), its penalty chosen on three time-ordered blocks of
-        windows, the validation ones and two before them (all 0 when none
-        helps there); in local mode one per series (a leading series axis).
+        regression of the correction on the targets' past values and a
+        constant (the drift, shrunk with the lags), its penalty chosen on
+        three time-ordered blocks of windows, the validation ones and two
+        before them (all 0 when none helps there); in local mode one per
+        series (a leading series axis).
         On a baseline the ridge reads each past value but the last as its
         difference from the target's last value in the window, so the
         coefficients of a target's lags sum to 0 (the correction does not

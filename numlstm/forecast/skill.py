@@ -224,6 +224,12 @@ def fit_linear(Z, R, M, train, val, origins=None, folds=LINEAR_FOLDS, n_targets=
     with local means, slopes and seasons, but cannot pull the forecast towards the
     training stretch's mean, which a series that has moved since no longer has.
 
+    The constant, the stage's drift per lead, is penalised with the lags, so the
+    penalty also decides how much of a drift learned on the training years is
+    carried on: shrunk towards the baseline's flat forecast, as a damped trend is,
+    where the blocks do not support it (a series that has stopped growing, a random
+    walk that happened to drift), and kept where they do (a steady trend).
+
     The penalty is the one with the least squared error summed over ``folds``
     time-ordered blocks: the ``val`` windows, and with the windows' ``origins``
     the blocks of training windows of the same length before them, each scored
@@ -238,8 +244,7 @@ def fit_linear(Z, R, M, train, val, origins=None, folds=LINEAR_FOLDS, n_targets=
     p = Z.shape[1]
     if rows.sum() < 2 * p:
         return np.zeros((p, R.shape[1]))
-    penalty = np.eye(p)
-    penalty[-1, -1] = 0  # the constant is not shrunk
+    penalty = np.eye(p)  # the constant (the drift) is shrunk with the lags
 
     def path(fit):
         """No stage (0), then the ridge at each of ``RIDGE_GRID`` fitted on the windows ``fit``;
