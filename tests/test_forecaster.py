@@ -264,6 +264,21 @@ def test_linear_penalty_is_chosen_over_time_ordered_blocks():
                                                    origins[short], folds=3)[:, 0], 0.0)
 
 
+def test_linear_stage_damps_a_drift_the_blocks_do_not_support():
+    # The correction drifts by 0.5 a window in the early training years and by 0.2 since: the constant
+    # (the drift) is shrunk with the lags, so the blocks choose a drift between none and the training
+    # windows' mean (0.44), which is all a free constant could choose from.
+    rng = np.random.default_rng(0)
+    n, horizon = 300, 2
+    origins = np.arange(n)
+    Z = np.ones((n, 1))
+    R = np.where(origins < 200, 0.5, 0.2)[:, None] + 0.05 * rng.standard_normal((n, 1))
+    val, train = origins >= 250, origins + horizon < 250
+    drift = skill.fit_linear(Z, R, np.ones_like(R, dtype=bool), train, val, origins)[0, 0]
+    full = R[train].mean()
+    assert 0.1 < drift < 0.8 * full, (drift, full)
+    np.testing.assert_allclose(drift, full / (1 + skill.RIDGE_GRID[4]), rtol=1e-9)  # the penalty 1.0 won
+
 def test_linear_penalty_matches_the_blocks_written_out():
     # Weak signals whose strength drifts over time, so that which penalty wins depends on which windows
     # each block's ridge sees; wild targets in the gaps before the earlier blocks, so that a ridge
