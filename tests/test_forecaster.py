@@ -279,6 +279,7 @@ def test_linear_stage_damps_a_drift_the_blocks_do_not_support():
     assert 0.1 < drift < 0.8 * full, (drift, full)
     np.testing.assert_allclose(drift, full / (1 + skill.RIDGE_GRID[4]), rtol=1e-9)  # the penalty 1.0 won
 
+
 def test_linear_penalty_matches_the_blocks_written_out():
     # Weak signals whose strength drifts over time, so that which penalty wins depends on which windows
     # each block's ridge sees; wild targets in the gaps before the earlier blocks, so that a ridge
