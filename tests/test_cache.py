@@ -236,6 +236,7 @@ def test_other_settings_change_the_fingerprint(monkeypatch):
     assert {"numba", "llvmlite", "numpy", "python", "cpu", "cpu features"} <= set(names)
     assert "source kernels/cpu.py" in names and "source core/cpu_engine.py" in names
     assert "source forecast/timeaxis.py" not in names  # no compiled code there
+    assert "source forecast/cycles.py" not in names and "source forecast/frequency.py" not in names
 
 
 def test_cache_root_follows_the_environment(monkeypatch, tmp_path):

@@ -10,9 +10,9 @@ import xarray as xr
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from numlstm.forecast.cycles import calendar_features
 from numlstm.forecast.timeaxis import (
     TimeAxis,
-    calendar_features,
     check_time_axis,
     continue_time_axis,
     infer_frequency,

@@ -12,8 +12,12 @@
 - :mod:`numlstm.forecast.local`: one model per series (``mode="local"``);
 - :mod:`numlstm.forecast.streaming`: out-of-core fits;
 - :mod:`numlstm.forecast.baselines`: naive forecasts to score against;
-- :mod:`numlstm.forecast.timeaxis`: validate, infer, continue and featurise
-  time axes, for numpy datetimes, cftime calendars and integer steps alike;
+- :mod:`numlstm.forecast.timeaxis`: validate, infer and continue time axes,
+  for numpy datetimes, cftime calendars and integer steps alike;
+- :mod:`numlstm.forecast.frequency`: offset aliases and the step, checked or
+  inferred, behind the time axis's functions;
+- :mod:`numlstm.forecast.cycles`: calendar features (sin, cos of the day,
+  week and year) in any calendar;
 - :mod:`numlstm.forecast.windows`: training and prediction windows,
   per-series scaling, relative targets;
 - :mod:`numlstm.forecast.skill`: the naive baselines the network corrects,

@@ -27,7 +27,7 @@ from numlstm.core import losses as _losses
 from numlstm.core import training as _training
 from numlstm.core.network import Network
 from numlstm.core.optimizers import make_optimizer
-from numlstm.forecast import skill, streaming, timeaxis
+from numlstm.forecast import cycles, skill, streaming
 from numlstm.forecast.inputs import (
     MissingInputWarning,
     _check_quantiles,
@@ -380,7 +380,7 @@ class Fitting:
         static = [k for k, n in enumerate(variables) if dim not in ds[n].dims]
         scaler = scale_static_across_series(SeriesScaler(mean=stats.mean, std=stats.std), stats.first, static)
         relative = streaming.trending(stats.r2) if self.relative == "auto" else bool(self.relative)
-        cal = timeaxis.calendar_features(axis.index, calendar)[0] if calendar else None
+        cal = cycles.calendar_features(axis.index, calendar)[0] if calendar else None
         n_features = len(variables) + 2 * len(calendar)
         known = np.arange(n_features - len(future) - 2 * len(calendar), n_features)
         origins = np.arange(first, last + 1)

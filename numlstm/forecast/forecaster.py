@@ -112,7 +112,7 @@ class Forecaster(Fitting, Forecasting, LazyForecasts, ParamsMixin):
         False ``baseline=None``; ``"auto"`` follows ``baseline``.
     calendar : "auto", None or sequence of str, default "auto"
         Cyclic calendar features from the time labels, known in the future
-        too (see :func:`numlstm.forecast.timeaxis.calendar_features`):
+        too (see :func:`numlstm.forecast.cycles.calendar_features`):
         ``"auto"`` picks ``("hour", "dow", "doy")`` for sub-daily steps,
         ``("dow", "doy")`` for steps of one to six days, ``("doy",)`` for
         weekly to 27 days, ``("month",)`` for monthly to quarterly, and none

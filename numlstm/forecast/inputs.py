@@ -16,7 +16,7 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
-from numlstm.forecast import skill, timeaxis
+from numlstm.forecast import cycles, skill
 
 
 class MissingInputWarning(UserWarning):
@@ -121,7 +121,7 @@ def _calendar_choice(calendar, axis, dim):
             return ("month",)
         return ()
     names = (calendar,) if isinstance(calendar, str) else tuple(calendar)
-    timeaxis.calendar_features(axis, names, name=dim)  # validates the names against the axis
+    cycles.calendar_features(axis, names, name=dim)  # validates the names against the axis
     return names
 
 
@@ -162,7 +162,7 @@ def _stack(ds, variables, dim, series_dims):
 def _with_calendar(scaled, index, calendar):
     if not calendar:
         return scaled
-    cal, _ = timeaxis.calendar_features(index, calendar)
+    cal, _ = cycles.calendar_features(index, calendar)
     cal = np.broadcast_to(cal[None], (scaled.shape[0],) + cal.shape)
     return np.concatenate([scaled, cal], axis=2)
 

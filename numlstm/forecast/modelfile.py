@@ -44,7 +44,7 @@ import xarray as xr
 from numlstm._cells import CELLS, cell_spec
 from numlstm._validation import resolve_device
 from numlstm.core.network import Network
-from numlstm.forecast import timeaxis
+from numlstm.forecast import cycles, timeaxis
 from numlstm.forecast.inputs import _jsonable, _series_index
 from numlstm.forecast.windows import SeriesScaler
 
@@ -231,10 +231,10 @@ def check_model(ds, cfg):
     if not cfg["targets"]:
         raise _damaged("targets", "in numlstm_config is empty")
     calendar = _str_list(cfg["calendar_features"], "calendar_features")
-    unknown = [c for c in calendar if c not in timeaxis.CALENDAR_FEATURES]
+    unknown = [c for c in calendar if c not in cycles.CALENDAR_FEATURES]
     if unknown:
         raise _damaged("calendar_features", f"in numlstm_config names {unknown!r}, not calendar features "
-                                            f"{timeaxis.CALENDAR_FEATURES}")
+                                            f"{cycles.CALENDAR_FEATURES}")
     series_dims = _str_list(cfg["series_dims"], "series_dims")
     shape = cfg["series_shape"]
     if not isinstance(shape, list) or len(shape) != len(series_dims):

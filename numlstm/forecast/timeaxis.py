@@ -6,7 +6,7 @@ or plain integer steps), that it is clean (sorted, no duplicates, no NaT) and
 what its step is. Nothing here sorts, deduplicates or fills user data: every
 problem is reported with the call that fixes it.
 
-The same four functions serve numpy datetimes and every cftime calendar
+The same three functions serve numpy datetimes and every cftime calendar
 (``standard``, ``proleptic_gregorian``, ``noleap``, ``all_leap``,
 ``360_day``, ``julian``):
 
@@ -14,20 +14,24 @@ The same four functions serve numpy datetimes and every cftime calendar
   :class:`TimeAxis` (kind, calendar and a pandas/xarray index);
 - :func:`infer_frequency` infers the step, or checks a given ``freq=``
   against the axis;
-- :func:`continue_time_axis` gives the next ``n`` labels;
-- :func:`calendar_features` gives cyclic (sin, cos) features of the labels.
+- :func:`continue_time_axis` gives the next ``n`` labels.
+
+The offset aliases and the step's arithmetic are in
+:mod:`numlstm.forecast.frequency`; the calendar features of the labels
+(cyclic sin and cos of the day, week and year) in
+:mod:`numlstm.forecast.cycles`.
 """
 
 from __future__ import annotations
 
 import datetime
-import re
-import warnings
 from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
 import xarray as xr
+
+from numlstm.forecast import frequency
 
 try:
     import cftime
@@ -36,7 +40,6 @@ except ImportError:  # cftime is optional: without it there are no cftime axes
 
 __all__ = [
     "TimeAxis",
-    "calendar_features",
     "check_time_axis",
     "continue_time_axis",
     "infer_frequency",
@@ -44,24 +47,6 @@ __all__ = [
 
 # What numpy datetime64 labels are, in CF terms (xarray's convention).
 NUMPY_CALENDAR = "proleptic_gregorian"
-
-CALENDAR_FEATURES = ("doy", "hour", "month", "dow")
-
-# Offset aliases renamed in pandas 2.2 (and in xarray for cftime). Newer
-# pandas rejects the old names and newer xarray warns on them; older versions
-# know only the old ones. A freq is tried as given, then under its other name.
-_LEGACY_TO_MODERN = {
-    "M": "ME", "Q": "QE", "Y": "YE", "A": "YE", "AS": "YS", "H": "h",
-    "T": "min", "S": "s", "L": "ms", "U": "us", "N": "ns", "BM": "BME",
-    "BQ": "BQE", "BA": "BYE", "BY": "BYE", "BAS": "BYS", "SM": "SME",
-    "CBM": "CBME",
-}  # fmt: skip
-_MODERN_TO_LEGACY = {
-    "ME": "M", "QE": "Q", "YE": "A", "h": "H", "s": "S", "ms": "L", "us": "U",
-    "ns": "N", "BME": "BM", "BQE": "BQ", "BYE": "BA", "SME": "SM", "CBME": "CBM",
-}  # fmt: skip
-_ALIAS = re.compile(r"^([+-]?\d*)([A-Za-z]+)(-[A-Za-z]{3})?$")
-_EXAMPLE_ALIASES = "'D', 'h', '6h', '7D', 'MS', 'ME', 'QS-JAN' or 'YS'"
 
 
 @dataclass(frozen=True, eq=False)
@@ -140,7 +125,7 @@ def check_time_axis(index_or_coord, *, name=None):
     else:
         calendar = None
 
-    keys = _sort_keys(index, kind)
+    keys = frequency.sort_keys(index, kind)
     decreasing = np.flatnonzero(keys[1:] < keys[:-1])
     if decreasing.size:
         i = int(decreasing[0]) + 1
@@ -214,11 +199,11 @@ def infer_frequency(coord, freq=None, *, name=None):
     """
     axis = check_time_axis(coord, name=name)
     if axis.kind == "integer":
-        return _integer_step(axis, freq)
+        return frequency.integer_step(axis, freq)
     if freq is None:
-        return _infer_datetime_freq(axis)
-    freq = _normalise_freq(freq, axis)
-    _check_fits(axis, freq)
+        return frequency.infer_datetime_freq(axis)
+    freq = frequency.normalise_freq(freq, axis)
+    frequency.check_fits(axis, freq)
     return freq
 
 
@@ -283,7 +268,7 @@ def continue_time_axis(coord, n, freq=None, *, name=None):
             new_index = pd.Index(new.astype(index.dtype), dtype=index.dtype)
     else:
         try:
-            labels = _date_range(last, n + 1, step, axis)
+            labels = frequency.date_range(last, n + 1, step, axis)
         except (OverflowError, pd.errors.OutOfBoundsDatetime) as err:
             raise ValueError(
                 f"{axis.name} cannot be continued by {n} steps of {step!r} past "
@@ -291,92 +276,12 @@ def continue_time_axis(coord, n, freq=None, *, name=None):
                 "nanosecond resolution; use a coarser unit (e.g. "
                 "`.astype('datetime64[s]')`) or cftime labels."
             ) from None
-        if _sort_keys(labels[:1], axis.kind)[0] != _sort_keys(index[-1:], axis.kind)[0]:
+        if frequency.sort_keys(labels[:1], axis.kind)[0] != frequency.sort_keys(index[-1:], axis.kind)[0]:
             raise ValueError(  # infer_frequency has checked this; kept as a guard
                 f"{axis.name}[-1] = {last} does not fall on a {step!r} step."
             )
         new_index = labels[1:]
     return _like(coord, new_index, axis)
-
-
-def calendar_features(coord, features=("doy",), *, name=None):
-    """Cyclic (sin, cos) features of the time labels, for any calendar.
-
-    Parameters
-    ----------
-    coord : xarray.DataArray, pandas.Index, array_like or TimeAxis
-        Datetime or cftime labels (see :func:`check_time_axis`).
-    features : sequence of str or str
-        Any of
-
-        - ``"doy"``: day of year, ``2*pi*(dayofyear - 1)/days_in_year`` with
-          the calendar's own year length (360; 365; 366 in leap years of
-          calendars that have them);
-        - ``"hour"``: time of day, ``2*pi*hour/24`` (minutes and seconds count
-          as fractions of an hour);
-        - ``"month"``: ``2*pi*(month - 1)/12``;
-        - ``"dow"``: day of week, ``2*pi*dayofweek/7`` with Monday 0 (not for
-          the 360_day calendar, whose days are not real days).
-    name : str, optional
-        The dimension name used in messages.
-
-    Returns
-    -------
-    values : numpy.ndarray
-        float64, shape ``(n_times, 2 * len(features))``: sin and cos of each
-        feature, in the order given.
-    names : list of str
-        ``["doy_sin", "doy_cos", ...]``, one per column.
-
-    Raises
-    ------
-    ValueError
-        For integer axes (they have no calendar), unknown or repeated feature
-        names, and ``"dow"`` on a 360_day calendar.
-
-    Examples
-    --------
-    >>> import xarray as xr
-    >>> times = xr.date_range("2001-01-01", periods=2, freq="D",
-    ...                       calendar="360_day", use_cftime=True)
-    >>> values, names = calendar_features(times, features=("doy", "month"))
-    >>> names
-    ['doy_sin', 'doy_cos', 'month_sin', 'month_cos']
-    >>> values.shape
-    (2, 4)
-    >>> values[0]
-    array([0., 1., 0., 1.])
-    """
-    axis = check_time_axis(coord, name=name)
-    if isinstance(features, str):
-        features = (features,)
-    features = list(features)
-    unknown = [f for f in features if f not in CALENDAR_FEATURES]
-    if unknown or not features:
-        raise ValueError(
-            f"features must be one or more of {CALENDAR_FEATURES}; got {tuple(features)}."
-        )
-    if len(set(features)) != len(features):
-        raise ValueError(f"features has repeats: {tuple(features)}; give each one once.")
-    if axis.kind == "integer":
-        raise ValueError(
-            f"{axis.name} holds integer labels, which have no calendar; calendar "
-            "features need datetime64 or cftime labels (or pass covariates of "
-            "your own)."
-        )
-    if "dow" in features and axis.calendar == "360_day":
-        raise ValueError(
-            f"{axis.name} uses the 360_day calendar, whose days are not real days, "
-            "so the day of week ('dow') is undefined; drop 'dow' from features."
-        )
-
-    index = axis.index
-    columns, names = [], []
-    for feature in features:
-        angle = 2 * np.pi * _phase(index, feature, axis.kind)
-        columns += [np.sin(angle), np.cos(angle)]
-        names += [f"{feature}_sin", f"{feature}_cos"]
-    return np.column_stack(columns).astype(np.float64, copy=False), names
 
 
 # --- validation ---------------------------------------------------------------
@@ -521,7 +426,7 @@ def _is_missing(value):
 def _missing(name, first, count):
     raise ValueError(
         f"{name} has {count} missing label(s) (NaT), the first at position {first}. "
-        f"Drop those rows first, e.g. `data.isel({_kw(name, f'data[{name!r}].notnull().values')})`; "
+        f"Drop those rows first, e.g. `data.isel({frequency.kw(name, f'data[{name!r}].notnull().values')})`; "
         "a forecast needs every step labelled."
     )
 
@@ -543,209 +448,6 @@ def _unsupported(name, dtype):
         f"{name} has unsupported dtype {dtype}; expected datetime64, cftime or "
         f"integer labels: {advice}."
     )
-
-
-def _sort_keys(index, kind):
-    """An array that orders and equates like the labels themselves."""
-    if kind == "datetime64":
-        return np.asarray(index.asi8)
-    # cftime objects compare in C; CFTimeIndex.asi8 is a slow Python loop
-    return np.asarray(index, dtype=object if kind == "cftime" else None)
-
-
-# --- frequencies --------------------------------------------------------------
-
-
-def _date_range(start, periods, freq, axis):
-    """A range of labels of the axis's kind, starting at (or after) start."""
-    if axis.kind == "datetime64":
-        unit = getattr(axis.index, "unit", None)
-        kwargs = {"unit": unit} if unit is not None else {}
-        return pd.date_range(start=start, periods=periods, freq=freq, **kwargs)
-    date_range = getattr(xr, "date_range", None)
-    if date_range is None:  # xarray < 2023.4
-        return xr.cftime_range(start=start, periods=periods, freq=freq, calendar=axis.calendar)
-    return date_range(start=start, periods=periods, freq=freq, calendar=axis.calendar, use_cftime=True)
-
-
-def _normalise_freq(freq, axis):
-    """freq as an alias this pandas/xarray accepts for the axis, or raise."""
-    if isinstance(freq, (bool, np.bool_)) or isinstance(freq, (int, np.integer)):
-        raise TypeError(
-            f"freq={freq!r} is an integer step, which only integer axes take; "
-            f"{axis.name} holds {axis.kind} labels: pass an offset alias such as "
-            f"{_EXAMPLE_ALIASES}."
-        )
-    if isinstance(freq, (pd.DateOffset, pd.Timedelta, datetime.timedelta, np.timedelta64)):
-        freq = pd.tseries.frequencies.to_offset(freq).freqstr
-    if not isinstance(freq, str):
-        raise TypeError(
-            f"freq must be an offset alias string such as {_EXAMPLE_ALIASES}; "
-            f"got {type(freq).__name__} {freq!r}."
-        )
-    candidates = [freq]
-    match = _ALIAS.match(freq.strip())
-    if match:
-        count, base, anchor = match.groups()
-        for table in (_LEGACY_TO_MODERN, _MODERN_TO_LEGACY):
-            if base in table:
-                candidates.append(f"{count}{table[base]}{anchor or ''}")
-    problem = None
-    for candidate in candidates:
-        try:
-            with warnings.catch_warnings():
-                # a deprecated name warns here; then its other name is tried
-                warnings.simplefilter("error")
-                probe = _date_range("2000-01-01", 2, candidate, axis)
-        except (ValueError, TypeError, KeyError, Warning) as err:
-            problem = problem or err
-            continue
-        if not _sort_keys(probe, axis.kind)[1] > _sort_keys(probe, axis.kind)[0]:
-            raise ValueError(
-                f"freq={freq!r} does not step forward in time; give a positive step "
-                f"such as {_EXAMPLE_ALIASES}."
-            )
-        return candidate
-    raise ValueError(
-        f"freq={freq!r} is not a frequency for {axis.kind} labels"
-        f"{' in the ' + axis.calendar + ' calendar' if axis.kind == 'cftime' else ''} "
-        f"({problem}); use an offset alias such as {_EXAMPLE_ALIASES}."
-    )
-
-
-def _fill_advice(name, freq):
-    return (
-        f"if the axis has gaps, fill them with NaN rows first, e.g. "
-        f"`data.resample({_kw(name, repr(freq))}).asfreq()` or "
-        f"`data.reindex({_kw(name, '...')})`: numlstm never fills gaps silently."
-    )
-
-
-def _kw(name, value):
-    """How to write {name: value} as keyword arguments in advice."""
-    return f"{name}={value}" if name.isidentifier() else f"{{{name!r}: {value}}}"
-
-
-def _check_fits(axis, freq):
-    index, name = axis.index, axis.name
-    expected = _date_range(index[0], len(index), freq, axis)
-    if len(expected) == len(index):
-        wrong = np.flatnonzero(_sort_keys(expected, axis.kind) != _sort_keys(index, axis.kind))
-    else:
-        wrong = np.array([0])
-    if not wrong.size:
-        return
-    i = int(wrong[0])
-    if i == 0:
-        where = (
-            f"{name}[0] = {index[0]} does not fall on a {freq!r} step "
-            f"(the {freq!r} steps from there start at {expected[0]})"
-        )
-    else:
-        where = (
-            f"{name}[{i}] = {index[i]}, but one {freq!r} step after "
-            f"{name}[{i - 1}] = {index[i - 1]} is {expected[i]}"
-        )
-    raise ValueError(
-        f"{name} does not step by {freq!r}: {where}. Pass the frequency the axis "
-        "really has (infer_frequency infers it when the axis is regular); "
-        + _fill_advice(name, freq)
-    )
-
-
-def _infer_freq(index):
-    try:
-        return xr.infer_freq(index)
-    except ValueError:
-        return None
-
-
-def _infer_datetime_freq(axis):
-    index, name = axis.index, axis.name
-    if len(index) < 3:
-        raise ValueError(
-            f"{name} has only {len(index)} label(s); inferring a frequency needs at "
-            f"least 3. Pass freq= explicitly, e.g. freq='D'."
-        )
-    freq = _infer_freq(index)
-    if freq is not None:
-        return freq
-    # The longest regular prefix: regular for 3 <= k <= lo, irregular at hi.
-    lo, hi = 2, len(index)
-    while hi - lo > 1:
-        mid = (lo + hi) // 2
-        if _infer_freq(index[:mid]) is None:
-            hi = mid
-        else:
-            lo = mid
-    if lo < 3:
-        step_a, step_b = index[1] - index[0], index[2] - index[1]
-        where = (
-            f"its first steps differ: {name}[0] -> {name}[1] is {_step(step_a)}, "
-            f"{name}[1] -> {name}[2] is {_step(step_b)}"
-        )
-        example = "'D'"
-    else:
-        prefix_freq = _infer_freq(index[:lo])
-        where = (
-            f"its first {lo} labels step by {prefix_freq!r}, but {name}[{lo}] = "
-            f"{index[lo]} comes {_step(index[lo] - index[lo - 1])} after "
-            f"{name}[{lo - 1}] = {index[lo - 1]}"
-        )
-        example = repr(prefix_freq)
-    raise ValueError(
-        f"{name} is irregular, so its frequency cannot be inferred: {where}. "
-        f"Pass freq= explicitly (e.g. freq={example}); "
-        + _fill_advice(name, example.strip("'"))
-    )
-
-
-def _step(delta):
-    return str(pd.Timedelta(delta))
-
-
-def _integer_step(axis, freq):
-    index, name = axis.index, axis.name
-    values = np.asarray(index)
-    steps = np.diff(values)
-    if freq is None:
-        if len(values) < 2:
-            raise ValueError(
-                f"{name} has a single label; inferring its step needs at least 2. "
-                "Pass freq= explicitly, e.g. freq=1."
-            )
-        step = int(steps[0])
-        irregular = np.flatnonzero(steps != steps[0])
-        if irregular.size:
-            i = int(irregular[0])
-            raise ValueError(
-                f"{name} is irregular, so its step cannot be inferred: it starts "
-                f"stepping by {step}, but {name}[{i}] = {values[i]} -> {name}[{i + 1}] = "
-                f"{values[i + 1]} is a step of {int(steps[i])}. Pass freq= explicitly "
-                f"(e.g. freq={step}); if the axis has gaps, fill them with NaN rows "
-                f"first, e.g. `data.reindex({_kw(name, f'np.arange({values[0]}, {values[-1] + 1}, {step})')})`: "
-                "numlstm never fills gaps silently."
-            )
-        return step
-    if isinstance(freq, (bool, np.bool_)) or not isinstance(freq, (int, np.integer)):
-        raise TypeError(
-            f"{name} holds integer labels, so freq must be a positive integer step; "
-            f"got {type(freq).__name__} {freq!r}."
-        )
-    if freq < 1:
-        raise ValueError(f"freq must be a positive integer step; got {freq}.")
-    step = int(freq)
-    wrong = np.flatnonzero(steps != step)
-    if wrong.size:
-        i = int(wrong[0]) + 1
-        raise ValueError(
-            f"{name} does not step by {step}: {name}[{i}] = {values[i]}, but one step "
-            f"after {name}[{i - 1}] = {values[i - 1]} is {values[i - 1] + step}. Pass "
-            "the step the axis really has; if the axis has gaps, fill them with NaN "
-            f"rows first, e.g. `data.reindex({_kw(name, f'np.arange({values[0]}, {values[-1] + 1}, {step})')})`: "
-            "numlstm never fills gaps silently."
-        )
-    return step
 
 
 # --- output -------------------------------------------------------------------
@@ -780,43 +482,3 @@ def _values(new_index, axis, dtype):
     elif axis.kind == "integer":
         values = values.astype(dtype)
     return values
-
-
-# --- calendar features ----------------------------------------------------------
-
-
-def _phase(index, feature, kind):
-    """Where each label sits in the feature's cycle, in [0, 1)."""
-    if feature == "doy":
-        return (_field(index, "day_of_year", "dayofyear") - 1) / _days_in_year(index, kind)
-    if feature == "hour":
-        seconds = (
-            np.asarray(index.hour) * 3600.0
-            + np.asarray(index.minute) * 60.0
-            + np.asarray(index.second)
-            + np.asarray(index.microsecond) / 1e6
-        )
-        return seconds / 86400.0
-    if feature == "month":
-        return (np.asarray(index.month) - 1) / 12.0
-    return _field(index, "day_of_week", "dayofweek") / 7.0  # "dow"
-
-
-def _field(index, name, old_name):
-    """A datetime field under its pandas >= 1.1 name, else its old one."""
-    return np.asarray(getattr(index, name) if hasattr(index, name) else getattr(index, old_name))
-
-
-def _days_in_year(index, kind):
-    years = np.asarray(index.year)
-    if kind == "datetime64":
-        return 365.0 + np.asarray(index.is_leap_year)
-    # The day of year of each year's last day, from the calendar itself (360, 365
-    # or 366), so that day-of-year phases stay in [0, 1) as cftime counts them.
-    jan_1 = index[0].replace(month=1, day=1, hour=0, minute=0, second=0, microsecond=0)
-    one_day = datetime.timedelta(days=1)
-    unique, inverse = np.unique(years, return_inverse=True)
-    lengths = np.array(
-        [(jan_1.replace(year=int(y) + 1) - one_day).dayofyr for y in unique], dtype=np.float64
-    )
-    return lengths[inverse.reshape(-1)]
