@@ -762,7 +762,9 @@ def test_lazy_result_writes_to_netcdf(tmp_path, data, fitted):
         (dict(target="nope"), ValueError, r"target 'nope' not found in data; its data variables are"),
         (dict(target="flow", covariates=["wind"]), ValueError, "covariates 'wind' not found"),
         (dict(target="flow", covariates=["flow"]), ValueError, r"appear in both target and covariates"),
-        (dict(target="flow", dim="date"), ValueError, r"target 'flow' has no 'date' dimension"),
+        (dict(target="flow", dim="date"), ValueError,
+         r"target 'flow' has no 'date' dimension .*; pass dim=<the time dimension>, e.g. dim='time' \(its labels "
+         r"are dates\)"),
         (dict(target=3), TypeError, "target must be a variable name or a list of names"),
         (dict(target="flow", future_covariates=["temp"], covariates=["temp"]), ValueError, "appear in both"),
     ],
@@ -795,6 +797,17 @@ def test_fit_bad_data(data):
         fc.fit(text, "label")
     with pytest.raises(ValueError, match="covariate 'rain' has dimension"):
         fc.fit(data.assign(rain=data["rain"].expand_dims(member=2)), "flow", covariates="rain")
+    with pytest.raises(ValueError, match=r"data has repeated 'station' labels \['st0'\].*drop_duplicates\('station'\)"):
+        fc.fit(data.isel(station=[0, 0, 1]), "flow")
+    for name in ("flow", "rain"):
+        bad = data.copy(deep=True)
+        bad[name].loc[dict(station="st1", time="2000-02-10")] = np.inf if name == "flow" else -np.inf
+        match = rf"'{name}' holds 1 infinite value\(s\), the first at station=st1, time=2000-02-10.*\.where\(np.isfinite"
+        with pytest.raises(ValueError, match=match):
+            fc.fit(bad, "flow", covariates=["rain"])
+        with pytest.raises(ValueError, match=match):
+            fc.fit(bad, "flow", covariates=["rain"], stream=True)
+        assert np.isinf(bad[name].sel(station="st1", time="2000-02-10"))  # the user's data as it was
 
 
 @pytest.mark.parametrize(
@@ -841,6 +854,18 @@ def test_predict_and_backtest_bad_input(data, fitted, tmp_path):
         fitted.backtest(data, start=object())
     with pytest.raises(ValueError, match="stride must be an integer >= 1"):
         fitted.backtest(data, start="2000-02-01", stride=0)
+    renamed = r"target 'flow' has no 'time' dimension .* the model was fitted on; .*data.rename\(\{'date': 'time'\}\)"
+    with pytest.raises(ValueError, match=renamed):
+        fitted.predict(data.rename(time="date"))
+    with pytest.raises(ValueError, match=renamed):
+        fitted.backtest(data.rename(time="date"), start="2000-02-01")
+    for call in (fitted.predict, lambda d: fitted.backtest(d, start="2000-02-01")):
+        with pytest.raises(ValueError, match=r"data has repeated 'station' labels \['st1'\]"):
+            call(data.isel(station=[1, 1, 2]))
+    bad = data.copy(deep=True)
+    bad["rain"].loc[dict(station="st0", time="2000-03-20")] = np.inf
+    with pytest.raises(ValueError, match=r"'rain' holds 1 infinite value\(s\), the first at station=st0, time=2000-03-20"):
+        fitted.predict(bad)
 
 
 def test_future_covariates_required_and_checked(data):
@@ -856,6 +881,9 @@ def test_future_covariates_required_and_checked(data):
     good = xr.Dataset({"temp": ("time", np.zeros(5))},
                       coords={"time": pd.date_range("2000-03-20", periods=5, freq="D")})
     assert fc.predict(future_covariates=good).sizes["time"] == 3
+    per_station = good.expand_dims(station=data["station"].values).isel(station=[0, 0, 1, 2])
+    with pytest.raises(ValueError, match=r"future_covariates has repeated 'station' labels"):
+        fc.predict(future_covariates=per_station)
     plain = numlstm.Forecaster(**TINY).fit(data, "flow")
     with pytest.raises(ValueError, match="fitted without any"):
         plain.predict(future_covariates=good)
@@ -1037,6 +1065,32 @@ def test_warm_start_continues_the_loss_curve(data):
         fresh.fit(data, "flow", warm_start=True)
     with pytest.raises(ValueError, match="warm_start=True needs the variables of the first fit"):
         fc.fit(data, "flow", warm_start=True)
+    with pytest.raises(ValueError, match="rescale=True refits the scaling of a warm-started fit; pass warm_start"):
+        fc.fit(data, "flow", covariates=["rain"], rescale=True)
+    with pytest.raises(TypeError, match="rescale must be True or False, got 'yes'"):
+        fc.fit(data, "flow", covariates=["rain"], warm_start=True, rescale="yes")
+
+
+def test_warm_start_rescales_when_told(data):
+    """rescale=True: the series in the data get the scaling of their own training stretch, the
+    other fitted series keep theirs, static covariates keep the fit's (across series)."""
+    fc = numlstm.Forecaster(lookback=10, horizon=3, units=8, epochs=2, random_state=0)
+    fc.fit(data.assign(elev=("station", [100.0, 200.0, 400.0])), "flow", covariates=["rain", "elev"])
+    before = fc.scaler_
+    moved = data.sel(station=["st1"]).copy(deep=True)
+    moved["flow"] = moved["flow"] * 3 + 50  # a new gauge: another level and spread
+    moved = moved.assign(elev=("station", [200.0]))
+    kept = moved.copy(deep=True)
+    fc.fit(moved, "flow", covariates=["rain", "elev"], warm_start=True, rescale=True)
+    xr.testing.assert_identical(moved, kept)  # the user's data as it was
+    cut = 10 - 1 + int(np.ceil(0.8 * (80 - 3 - 10 + 1)))  # the fit's training stretch: as for a fresh fit
+    flow = moved["flow"].values[0, :cut]
+    np.testing.assert_allclose(fc.scaler_.mean[1, 0], flow.mean())
+    np.testing.assert_allclose(fc.scaler_.std[1, 0], flow.std())
+    np.testing.assert_array_equal(fc.scaler_.mean[[0, 2]], before.mean[[0, 2]])  # not in the data: kept
+    np.testing.assert_array_equal(fc.scaler_.mean[:, 2], before.mean[:, 2])  # the static covariate: kept
+    forecast = fc.predict(moved)["flow"].values
+    assert np.isfinite(forecast).all() and abs(forecast.mean() - moved["flow"].values[0, -10:].mean()) < 15
 
 
 def test_conformal_bands_reach_their_coverage_on_held_out_data(tmp_path):
@@ -1064,3 +1118,7 @@ def test_conformal_bands_reach_their_coverage_on_held_out_data(tmp_path):
     xr.testing.assert_identical(back.backtest(ds, start=held_out), bt)
     with pytest.raises(ValueError, match="calibrate adjusts quantile bands"):
         numlstm.Forecaster(**TINY).fit(ds.isel(time=slice(0, 100)), "y").calibrate(ds, start=held_out)
+    # a warm start changes the network the shifts were computed for: they are dropped, with a warning
+    with pytest.warns(UserWarning, match="no longer holds and is dropped: call calibrate"):
+        fc.fit(ds.isel(time=slice(300, 600)), "y", warm_start=True)
+    assert fc.calibration_ is None

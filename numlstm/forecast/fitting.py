@@ -68,14 +68,13 @@ class Fitting:
                 "validation_fraction": float(self.validation_fraction), "quantiles": _check_quantiles(self.quantiles),
                 "dtype": dtype, "optimizer": optimizer, "rng": rng, "drop": check_dropout(self)}
 
-    def _fit_in_memory(self, ds, names, dim, series_dims, axis, freq, calendar, params, *, client, warm_start, stream,
+    def _fit_in_memory(self, ds, names, dim, series_dims, axis, freq, calendar, params, *, client, warm, rescale,
                        checkpoint, checkpoint_every, resume):
         """``fit`` on data held in memory, after ``fit`` checked its arguments."""
         targets, past, future = names
         variables = targets + past + future
         lookback, horizon = params["lookback"], params["horizon"]
         n_time = len(axis)
-        warm = self._check_warm(warm_start, (targets, past, future), dim, client, stream)
         values = _stack(ds, variables, dim, series_dims)
         n_targets = len(targets)
         self._check_observed(np.isfinite(values[:, :, :n_targets]).any(axis=(1, 2)), targets)
@@ -84,8 +83,13 @@ class Fitting:
         first, last = lookback - 1, n_time - horizon - 1
         frac = params["validation_fraction"]
         cut = n_time if frac == 0 else first + int(math.ceil((1 - frac) * (last - first + 1)))
-        if warm:  # the fitted scaling; new series by their own history
-            tables = self._tables(values, self._check_data(ds))
+        if warm:  # the fitted scaling; new series by their own history (every series with rescale=True)
+            positions = self._check_data(ds)
+            tables = self._tables(values, positions)
+            if rescale:
+                varying = [k for k, n in enumerate(variables) if dim in ds[n].dims]  # static ones stay as fitted
+                own = SeriesScaler.fit(values, slice(0, cut))
+                tables["mean"][:, varying], tables["std"][:, varying] = own.mean[:, varying], own.std[:, varying]
             scaled = SeriesScaler(mean=tables["mean"], std=tables["std"]).transform(values)
         else:
             scaler = scale_static_across_series(SeriesScaler.fit(values, slice(0, cut)), values[:, 0],
@@ -191,6 +195,13 @@ class Fitting:
             model.calibration_ = None
             return model
 
+        if warm and getattr(self, "calibration_", None) is not None:
+            warnings.warn("warm_start=True changes the network, so the conformal calibration of its quantile bands "
+                          "(computed for the weights before) no longer holds and is dropped: call calibrate(data, "
+                          "start=...) again after this fit.", UserWarning, stacklevel=3)  # user -> fit -> here
+            self.calibration_ = None
+        if warm and rescale:
+            self._rescaled(positions, tables)
         local_params = local_seeds = None
         if self.mode == "local" and client is not None:
             local_params, history, local_seeds = _fit_local_on(client, net, values.shape[0], w_series, train, val,
@@ -218,10 +229,18 @@ class Fitting:
             self.local_seeds_ = local_seeds
         return fitted(self, net, history, shrink)
 
-    def _check_warm(self, warm_start, names, dim, client, stream):
-        """Whether this fit continues the fitted one (see ``fit``'s ``warm_start``)."""
+    def _check_warm(self, warm_start, names, dim, client, stream, rescale, resume):
+        """Whether this fit continues the fitted one (see ``fit``'s ``warm_start`` and ``rescale``)."""
         if not isinstance(warm_start, (bool, np.bool_)):
             raise TypeError(f"warm_start must be True or False, got {warm_start!r}.")
+        if not isinstance(rescale, (bool, np.bool_)):
+            raise TypeError(f"rescale must be True or False, got {rescale!r}.")
+        if rescale and not warm_start:
+            raise ValueError("rescale=True refits the scaling of a warm-started fit; pass warm_start=True with it "
+                             "(a fit without warm_start always learns its scaling afresh).")
+        if resume is not None and warm_start:
+            raise ValueError("resume= continues the interrupted fit its checkpoint holds, and warm_start=True the "
+                             "fitted model: use one of them (resume= for a killed fit, warm_start=True for new data).")
         if not warm_start:
             return False
         self._check_fitted()
@@ -234,6 +253,13 @@ class Fitting:
                 f"{self.covariates_}, future_covariates={self.future_covariates_}, dim={self.dim_!r}; got "
                 f"{list(names[0])}, {list(names[1])}, {list(names[2])}, {dim!r}.")
         return True
+
+    def _rescaled(self, positions, tables):
+        """Record a warm fit's new scaling (``rescale=True``) for the fitted series in its data."""
+        mine = positions >= 0
+        mean, std = self.scaler_.mean.copy(), self.scaler_.std.copy()
+        mean[positions[mine]], std[positions[mine]] = tables["mean"][mine], tables["std"][mine]
+        self.scaler_ = SeriesScaler(mean=mean, std=std)
 
     def _warm_fitted(self, ds, history, n_windows, shrink, tail):
         """Record a warm-started fit: the history goes on; the scaling and series stay the

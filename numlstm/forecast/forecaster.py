@@ -44,9 +44,9 @@ from numlstm.forecast.inputs import (
     _as_dataset,
     _calendar_choice,
     _check_disjoint,
+    _fit_dims,
     _is_lazy,
     _names,
-    _series_dims,
 )
 from numlstm.forecast.lazy import LazyForecasts
 from numlstm.forecast.prediction import Forecasting
@@ -269,7 +269,7 @@ class Forecaster(Fitting, Forecasting, LazyForecasts, ParamsMixin):
     # ------------------------------------------------------------------ fit
 
     def fit(self, data, target, *, covariates=None, future_covariates=None, dim="time", freq=None, client=None,
-            stream="auto", warm_start=False, checkpoint=None, checkpoint_every=1, resume=None):
+            stream="auto", warm_start=False, rescale=False, checkpoint=None, checkpoint_every=1, resume=None):
         """Fit one global model to every series of ``data``.
 
         Parameters
@@ -319,7 +319,15 @@ class Forecaster(Fitting, Forecasting, LazyForecasts, ParamsMixin):
             ``epochs`` more epochs, the gate is refitted on ``data``'s
             validation windows and ``history_`` goes on from where it was.
             The variables must be those of the first fit. Global mode, in
-            memory (not streamed), without ``client`` only.
+            memory (not streamed), without ``client`` only. A calibration
+            (:meth:`calibrate`) was computed for the weights before: it is
+            dropped, with a warning; calibrate again.
+        rescale : bool, default False
+            With ``warm_start``: refit the scaling of each series in ``data``
+            on its own training stretch instead of keeping the first fit's (a
+            station whose level or spread has moved since, a sensor replaced).
+            Static covariates keep the first fit's scaling; the fitted series
+            not in ``data`` keep theirs.
         checkpoint : str or os.PathLike, optional
             A ``.nc`` file to write, atomically, every ``checkpoint_every``
             epochs and when the fit is interrupted: a model file of the fit so
@@ -364,20 +372,8 @@ class Forecaster(Fitting, Forecasting, LazyForecasts, ParamsMixin):
         _check_disjoint(targets, past, future)
         if not isinstance(dim, str):
             raise TypeError(f"dim must be the name of the time dimension (a str), got {dim!r}.")
-        series_dims = _series_dims(ds, targets, dim)
-        for name in future:
-            if dim not in ds[name].dims:
-                raise ValueError(
-                    f"future covariate {name!r} has no {dim!r} dimension (dims {ds[name].dims}); a future "
-                    f"covariate varies in time. Pass a static feature as covariates=[{name!r}] instead.")
+        series_dims = _fit_dims(ds, targets, past, future, dim)
         variables = targets + past + future
-        for name in past + future:
-            extra = set(ds[name].dims) - set(series_dims) - {dim}
-            if extra:
-                raise ValueError(
-                    f"covariate {name!r} has dimension(s) {sorted(extra)} that the target(s) lack; a covariate "
-                    f"may only use {dim!r} and the series dimensions {list(series_dims)}. Select or reduce "
-                    f"them first, e.g. data[{name!r}].mean({sorted(extra)[0]!r}).")
         axis = timeaxis.check_time_axis(ds[dim], name=dim)
         freq = timeaxis.infer_frequency(axis, freq, name=dim)
         calendar = _calendar_choice(self.calendar, axis, dim)
@@ -390,10 +386,8 @@ class Forecaster(Fitting, Forecasting, LazyForecasts, ParamsMixin):
                 "give a longer record.")
         if (checkpoint is not None or resume is not None) and self.mode == "local":
             raise ValueError("checkpoint= and resume= work with mode='global'; fit per-series models without them.")
-        if resume is not None and warm_start:
-            raise ValueError("resume= continues the interrupted fit its checkpoint holds, and warm_start=True the "
-                             "fitted model: use one of them (resume= for a killed fit, warm_start=True for new data).")
-        if self._streams(stream, ds, variables, series_dims, n_time, len(calendar), params):
+        warm = self._check_warm(warm_start, (targets, past, future), dim, client, stream, rescale, resume)
+        if not warm and self._streams(stream, ds, variables, series_dims, n_time, len(calendar), params):
             streamed = _training.resolve_engine(params["device"], client, streamed=True)
             if self.mode == "local":
                 streamed.require("per_series", "mode='local'", "use mode='global', or pass stream=False to load "
@@ -404,7 +398,7 @@ class Forecaster(Fitting, Forecasting, LazyForecasts, ParamsMixin):
             return self._fit_streamed(ds, targets, past, future, dim, series_dims, axis, freq, calendar, params)
 
         return self._fit_in_memory(ds, (targets, past, future), dim, series_dims, axis, freq, calendar, params,
-                                   client=client, warm_start=warm_start, stream=stream, checkpoint=checkpoint,
+                                   client=client, warm=warm, rescale=rescale, checkpoint=checkpoint,
                                    checkpoint_every=checkpoint_every, resume=resume)
 
     # ----------------------------------------------------------- forecasts

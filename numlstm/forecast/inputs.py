@@ -74,17 +74,55 @@ def _check_disjoint(targets, past, future):
             raise ValueError(f"{both} appear in both {a_name} and {b_name}; list each variable once.")
 
 
-def _series_dims(ds, targets, dim):
+def _time_like_dims(ds, dims):
+    """The dimensions among ``dims`` whose coordinate holds dates (datetime64 or cftime)."""
+    out = []
+    for d in dims:
+        if d in ds.coords:
+            values = ds[d].values
+            if np.issubdtype(values.dtype, np.datetime64) or (
+                    values.dtype == object and values.size and hasattr(values.flat[0], "calendar")):
+                out.append(d)
+    return out
+
+
+def _series_dims(ds, targets, dim, fitted=False):
+    """The targets' dimensions other than ``dim``; ``fitted``: ``dim`` is the fitted model's."""
     dims = ds[targets[0]].dims
     if dim not in dims:
-        raise ValueError(
-            f"target {targets[0]!r} has no {dim!r} dimension (dims {dims}); pass dim=<the time dimension>"
-            f"{f', e.g. dim={dims[0]!r}' if dims else ''}.")
+        dated = _time_like_dims(ds, dims)
+        if fitted:
+            fix = (f"rename data's time dimension to {dim!r}, e.g. data.rename({{{dated[0]!r}: {dim!r}}})" if dated
+                   else f"rename data's time dimension to {dim!r}, e.g. data.rename({{<its name>: {dim!r}}})")
+            raise ValueError(f"target {targets[0]!r} has no {dim!r} dimension (dims {dims}), the time dimension "
+                             f"the model was fitted on; {fix}.")
+        fix = (f"pass dim=<the time dimension>, e.g. dim={dated[0]!r} (its labels are dates)" if dated
+               else f"pass dim=<the time dimension>, one of {list(dims)}")
+        raise ValueError(f"target {targets[0]!r} has no {dim!r} dimension (dims {dims}); {fix}.")
     for name in targets[1:]:
         if set(ds[name].dims) != set(dims):
             raise ValueError(f"targets must share dimensions: {targets[0]!r} has {dims}, {name!r} has "
                              f"{ds[name].dims}.")
     return tuple(d for d in dims if d != dim)
+
+
+def _fit_dims(ds, targets, past, future, dim):
+    """The series dimensions of a fit's data, its variables' dimensions checked."""
+    series_dims = _series_dims(ds, targets, dim)
+    _check_unique_series(ds, series_dims)
+    for name in future:
+        if dim not in ds[name].dims:
+            raise ValueError(
+                f"future covariate {name!r} has no {dim!r} dimension (dims {ds[name].dims}); a future "
+                f"covariate varies in time. Pass a static feature as covariates=[{name!r}] instead.")
+    for name in past + future:
+        extra = set(ds[name].dims) - set(series_dims) - {dim}
+        if extra:
+            raise ValueError(
+                f"covariate {name!r} has dimension(s) {sorted(extra)} that the target(s) lack; a covariate "
+                f"may only use {dim!r} and the series dimensions {list(series_dims)}. Select or reduce "
+                f"them first, e.g. data[{name!r}].mean({sorted(extra)[0]!r}).")
+    return series_dims
 
 
 def _check_quantiles(quantiles):
@@ -155,8 +193,20 @@ def _stack(ds, variables, dim, series_dims):
         if missing:
             da = da.expand_dims(missing)
         arr = np.asarray(da.transpose(*series_dims, dim).values, dtype=np.float64)  # a new array (dask: loaded)
+        if np.isinf(arr).any():
+            _infinite(ds, name, da.transpose(*series_dims, dim), arr)
         columns.append(arr.reshape(-1, arr.shape[-1]))
     return np.stack(columns, axis=-1)
+
+
+def _infinite(ds, name, da, arr):
+    """Raise for the infinite values of variable ``name`` (``arr`` its values as ``da`` lays them out)."""
+    where = np.argwhere(np.isinf(arr))[0]
+    at = ", ".join(f"{d}={ds[d].values[i] if d in ds.coords else i}" for d, i in zip(da.dims, where))
+    raise ValueError(
+        f"{name!r} holds {int(np.isinf(arr).sum())} infinite value(s), the first at {at}; numlstm reads NaN as "
+        f"missing but cannot scale an infinite value. Mark them missing first, e.g. "
+        f"data[{name!r}] = data[{name!r}].where(np.isfinite(data[{name!r}])).")
 
 
 def _with_calendar(scaled, index, calendar):
@@ -170,6 +220,19 @@ def _with_calendar(scaled, index, calendar):
 def _series_index(ds, series_dims):
     """One index per series dim: its coordinate labels, or positions when it has none."""
     return [ds.indexes[d] if d in ds.indexes else pd.RangeIndex(ds.sizes[d], name=d) for d in series_dims]
+
+
+def _check_unique_series(ds, series_dims, what="data"):
+    """Raise where a series dimension's labels repeat: series are matched by label (to the
+    fitted ones, to future covariates, in the output), so each needs its own."""
+    for d in series_dims:
+        if d in ds.indexes and not ds.indexes[d].is_unique:
+            index = ds.indexes[d]
+            repeated = list(index[index.duplicated()].unique()[:5])
+            raise ValueError(
+                f"{what} has repeated {d!r} labels {repeated}; each series needs its own label, as forecasts are "
+                f"matched to series by label. Drop or rename the repeats first, e.g. {what}.drop_duplicates({d!r}) "
+                "keeps the first of each.")
 
 
 def _series_positions(ds, series_dims, fitted_index):

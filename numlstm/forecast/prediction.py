@@ -28,6 +28,7 @@ from numlstm.forecast.inputs import (
     MissingInputWarning,
     _as_dataset,
     _as_label,
+    _check_unique_series,
     _names,
     _series_dims,
     _series_frame,
@@ -73,9 +74,9 @@ class Forecasting:
             frame, time_attrs = self._series_coords, self._time["attrs"]
         else:
             ds = _as_dataset(data, "data")
+            new = (self._check_data(ds) < 0).any()
             self._check_history(ds)
             # only the last lookback steps, unless a series not seen at fit needs its history for scaling
-            new = (self._check_data(ds) < 0).any()
             values, time, time_attrs, positions = self._read(
                 ds if new else ds.isel({self.dim_: slice(-self.lookback, None)}))
             tables = self._tables(values, positions)
@@ -184,11 +185,12 @@ class Forecasting:
         coordinates alone; the position of each of its series among the fitted ones."""
         dim = self.dim_
         _names(self._variables, "data variables", ds, required=True, what="the variables the model was fitted on")
-        series_dims = _series_dims(ds, self.targets_, dim)
+        series_dims = _series_dims(ds, self.targets_, dim, fitted=True)
         if set(series_dims) != set(self.series_dims_):
             raise ValueError(
                 f"the targets in data have series dimensions {list(series_dims)}, but the model was fitted on "
                 f"{list(self.series_dims_)}. Pass data with the same dimensions.")
+        _check_unique_series(ds, series_dims)
         axis = timeaxis.check_time_axis(ds[dim], name=dim)
         kind, calendar = self._time["kind"], self._time["calendar"]
         if axis.kind != kind or axis.calendar != calendar:
@@ -218,6 +220,7 @@ class Forecasting:
         fut = _as_dataset(future_covariates, "future_covariates")
         _names(self.future_covariates_, "future_covariates", fut, required=True,
                what="the future covariates of the fit")
+        _check_unique_series(fut, [d for d in self.series_dims_ if d in fut.dims], "future_covariates")
         for k, name in enumerate(self.future_covariates_):
             da = fut[name]
             if dim not in da.dims:
@@ -308,8 +311,9 @@ class Forecasting:
         raw = skill.combine(base, fitted, drift, raw, self.stage_weights_, centre)
         if self.quantiles_ and getattr(self, "calibration_", None) is not None:
             raw = np.sort(raw + self.calibration_[None], axis=-1)  # conformal shifts; quantiles never cross
-        scale = (slice(None), None, slice(None)) + expand[3:]
-        out = raw * tables["std"][series, :n_targets][scale] + tables["mean"][series, :n_targets][scale]
+        scaler = SeriesScaler(mean=tables["mean"], std=tables["std"])  # the data's series: new ones by their own
+        out = np.moveaxis(scaler.inverse_transform(np.moveaxis(raw, 2, -1), np.arange(n_targets), series=series),
+                          -1, 2)  # the targets on the last axis, as the scaler reads them
         out[~ok] = np.nan
         return out.astype(self.network_.dtype, copy=False)
 

@@ -36,6 +36,7 @@ from numpy.lib.stride_tricks import sliding_window_view
 
 from numlstm.core.cpu_engine import _drop
 from numlstm.core import training as _training
+from numlstm.forecast.inputs import _infinite
 from numlstm.forecast.windows import SeriesScaler, window_inputs
 
 STATS_BYTES = 2**20  # float64 values per step of the statistics pass (1 MiB): bounds its temporaries
@@ -86,6 +87,9 @@ class SeriesBlocks:
             if missing:
                 da = da.expand_dims(missing)
             arr = np.asarray(da.transpose(*self.series_dims, self.dim).values)
+            if arr.dtype.kind == "f" and np.isinf(arr).any():
+                _infinite(self.ds.isel({d: s for d, s in zip(self.series_dims, slices)}), name,
+                          da.transpose(*self.series_dims, self.dim), arr)
             if dtype is not None and arr.dtype.kind == "f" and arr.dtype.itemsize > np.dtype(dtype).itemsize:
                 arr = arr.astype(dtype)  # the block is held at the model's precision
             raws.append(arr.reshape(len(rows), arr.shape[-1]))
@@ -138,8 +142,7 @@ class Statistics:
                     self.tail[where, :, f] = values[:, n_time - lookback:, 0]
                     if f < n_targets:
                         self.observed[where] |= np.isfinite(values).any(axis=(1, 2))
-                        self.r2[where, f] = line_r2((values[:, :cut] - scaler.mean[:, None]) / scaler.std[:, None])[
-                            :, 0]
+                        self.r2[where, f] = line_r2(scaler.transform(values[:, :cut]))[:, 0]
                 del raw
 
 
@@ -195,11 +198,10 @@ class WindowCutter:
         L, H, nt = self.lookback, self.horizon, self.n_targets
         m = len(s_local)
         where = rows[s_local]
-        steps = np.empty((m, L + H, len(raws)))  # the windows' raw steps, then scaled in place
+        steps = np.empty((m, L + H, len(raws)))  # the windows' raw steps, one window a row
         for k, raw in enumerate(raws):
             steps[:, :, k] = sliding_window_view(raw, L + H, axis=1)[s_local, origin - L + 1]
-        steps -= self.scaler.mean[where][:, None, :]
-        steps /= self.scaler.std[where][:, None, :]
+        steps = SeriesScaler(mean=self.scaler.mean[where], std=self.scaler.std[where]).transform(steps)
         if self.calendar is not None:
             cal = sliding_window_view(self.calendar, L + H, axis=0)[origin - L + 1].transpose(0, 2, 1)
             steps = np.concatenate([steps, cal], axis=2)
