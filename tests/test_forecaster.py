@@ -802,12 +802,21 @@ def test_fit_bad_data(data):
     for name in ("flow", "rain"):
         bad = data.copy(deep=True)
         bad[name].loc[dict(station="st1", time="2000-02-10")] = np.inf if name == "flow" else -np.inf
-        match = rf"'{name}' holds 1 infinite value\(s\), the first at station=st1, time=2000-02-10.*\.where\(np.isfinite"
+        match = rf"data\['{name}'\] holds 1 infinite value\(s\), the first at station=st1, time=2000-02-10.*\.where\("
         with pytest.raises(ValueError, match=match):
             fc.fit(bad, "flow", covariates=["rain"])
-        with pytest.raises(ValueError, match=match):
-            fc.fit(bad, "flow", covariates=["rain"], stream=True)
         assert np.isinf(bad[name].sel(station="st1", time="2000-02-10"))  # the user's data as it was
+    # streamed, one station a chunk: the same place (not the chunk's own position), no chunk's count
+    pytest.importorskip("dask")
+    bad = data.copy(deep=True).drop_vars("station")  # no labels: positions are all there is to name
+    bad["flow"][2, 40] = np.inf
+    with pytest.raises(ValueError, match=r"data\['flow'\] holds infinite values, the first at station=2, time="
+                                         r"2000-02-10"):
+        fc.fit(bad.chunk({"station": 1}), "flow", stream=True)
+    with pytest.raises(ValueError, match=r"data\['flow'\] holds 1 infinite value\(s\), the first at station=2"):
+        fc.fit(bad, "flow")
+    with pytest.raises(ValueError, match=r"target 'flow' has no dimensions \(a single value\)"):
+        fc.fit(data.isel(station=0, time=0), "flow")
 
 
 @pytest.mark.parametrize(
@@ -864,7 +873,8 @@ def test_predict_and_backtest_bad_input(data, fitted, tmp_path):
             call(data.isel(station=[1, 1, 2]))
     bad = data.copy(deep=True)
     bad["rain"].loc[dict(station="st0", time="2000-03-20")] = np.inf
-    with pytest.raises(ValueError, match=r"'rain' holds 1 infinite value\(s\), the first at station=st0, time=2000-03-20"):
+    with pytest.raises(ValueError, match=r"data\['rain'\] holds 1 infinite value\(s\), the first at station=st0, "
+                                         r"time=2000-03-20"):
         fitted.predict(bad)
 
 
@@ -884,6 +894,11 @@ def test_future_covariates_required_and_checked(data):
     per_station = good.expand_dims(station=data["station"].values).isel(station=[0, 0, 1, 2])
     with pytest.raises(ValueError, match=r"future_covariates has repeated 'station' labels"):
         fc.predict(future_covariates=per_station)
+    infinite = good.copy(deep=True)
+    infinite["temp"][2] = np.inf
+    with pytest.raises(ValueError, match=r"future_covariates\['temp'\] holds 3 infinite value\(s\), the first "
+                                         r"at station=st0, time=2000-03-22"):
+        fc.predict(future_covariates=infinite)
     plain = numlstm.Forecaster(**TINY).fit(data, "flow")
     with pytest.raises(ValueError, match="fitted without any"):
         plain.predict(future_covariates=good)
@@ -1071,7 +1086,7 @@ def test_warm_start_continues_the_loss_curve(data):
         fc.fit(data, "flow", covariates=["rain"], warm_start=True, rescale="yes")
 
 
-def test_warm_start_rescales_when_told(data):
+def test_warm_start_rescales_when_told(data, tmp_path):
     """rescale=True: the series in the data get the scaling of their own training stretch, the
     other fitted series keep theirs, static covariates keep the fit's (across series)."""
     fc = numlstm.Forecaster(lookback=10, horizon=3, units=8, epochs=2, random_state=0)
@@ -1081,6 +1096,10 @@ def test_warm_start_rescales_when_told(data):
     moved["flow"] = moved["flow"] * 3 + 50  # a new gauge: another level and spread
     moved = moved.assign(elev=("station", [200.0]))
     kept = moved.copy(deep=True)
+    with pytest.raises(ValueError, match="checkpoint"):  # a fit that fails before training changes nothing
+        fc.fit(moved, "flow", covariates=["rain", "elev"], warm_start=True, rescale=True,
+               checkpoint=tmp_path / "ck.txt")
+    assert fc.scaler_ is before and len(fc.history_["loss"]) == 2
     fc.fit(moved, "flow", covariates=["rain", "elev"], warm_start=True, rescale=True)
     xr.testing.assert_identical(moved, kept)  # the user's data as it was
     cut = 10 - 1 + int(np.ceil(0.8 * (80 - 3 - 10 + 1)))  # the fit's training stretch: as for a fresh fit
@@ -1091,6 +1110,11 @@ def test_warm_start_rescales_when_told(data):
     np.testing.assert_array_equal(fc.scaler_.mean[:, 2], before.mean[:, 2])  # the static covariate: kept
     forecast = fc.predict(moved)["flow"].values
     assert np.isfinite(forecast).all() and abs(forecast.mean() - moved["flow"].values[0, -10:].mean()) < 15
+    # predict() without data reads the recent past kept at fit: for st1 now the moved one, on its new scale
+    np.testing.assert_allclose(fc.predict()["flow"].sel(station="st1").values, forecast[0], rtol=1e-6)
+    # data that ends elsewhere cannot replace it: the fit says predict() needs data for them
+    with pytest.warns(UserWarning, match=r"predict\(\) without data would read their recent past"):
+        fc.fit(moved.isel(time=slice(0, -5)), "flow", covariates=["rain", "elev"], warm_start=True, rescale=True)
 
 
 def test_conformal_bands_reach_their_coverage_on_held_out_data(tmp_path):
@@ -1118,7 +1142,11 @@ def test_conformal_bands_reach_their_coverage_on_held_out_data(tmp_path):
     xr.testing.assert_identical(back.backtest(ds, start=held_out), bt)
     with pytest.raises(ValueError, match="calibrate adjusts quantile bands"):
         numlstm.Forecaster(**TINY).fit(ds.isel(time=slice(0, 100)), "y").calibrate(ds, start=held_out)
-    # a warm start changes the network the shifts were computed for: they are dropped, with a warning
-    with pytest.warns(UserWarning, match="no longer holds and is dropped: call calibrate"):
+    # a warm start changes the network the shifts were computed for: they are dropped, with a warning,
+    # once the fit is recorded (a fit that fails first leaves them)
+    with pytest.raises(ValueError, match="checkpoint"):
+        fc.fit(ds.isel(time=slice(300, 600)), "y", warm_start=True, checkpoint=tmp_path / "ck.txt")
+    assert fc.calibration_ is not None
+    with pytest.warns(UserWarning, match="no longer holds and was dropped: call calibrate"):
         fc.fit(ds.isel(time=slice(300, 600)), "y", warm_start=True)
     assert fc.calibration_ is None

@@ -114,6 +114,15 @@ def test_auto_streams_only_data_too_large_to_load():
         fc.fit(ds, "y", stream="yes")
 
 
+def test_warm_start_refuses_data_auto_would_stream():
+    small = xr.Dataset({"y": (("site", "time"), np.random.default_rng(0).normal(size=(3, 40)))})
+    fc = numlstm.Forecaster(**KW).fit(small, "y")
+    huge = xr.Dataset({"y": (("site", "time"), __import__("dask.array").array.zeros((10**6, 10**4)))})
+    with pytest.raises(ValueError, match=r"warm_start=True continues a model fitted in memory, but data is "
+                                         r"dask-backed .* pass stream=False to load it anyway"):
+        fc.fit(huge, "y", warm_start=True)  # nothing is loaded before the refusal
+
+
 def test_streamed_fit_refuses_what_it_cannot_do():
     ds = _stations()
     with pytest.raises(ValueError, match="mode='local' cannot run on a streamed .*fit.*stream=False"):

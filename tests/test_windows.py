@@ -211,6 +211,12 @@ def test_scaler_round_trip_and_targets():
     np.testing.assert_allclose(Y, raw.Y, rtol=1e-12, atol=1e-12)
     # Per-series arrays with a subset of features.
     np.testing.assert_allclose(sc.inverse_transform(z[:, :, [1]], [1]), values[:, :, [1]], rtol=1e-12)
+    # In place (a streamed fit's buffers): the same numbers, in the array given.
+    buffer = values.copy()
+    assert sc.transform(buffer, inplace=True) is buffer
+    np.testing.assert_array_equal(buffer, z)
+    with pytest.raises(TypeError, match="inplace=True needs float64 values, got float32"):
+        sc.transform(values.astype(np.float32), inplace=True)
 
 
 def test_scaler_keeps_float32_and_dict_round_trip():

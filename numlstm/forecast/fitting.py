@@ -186,7 +186,8 @@ class Fitting:
         def fitted(model, net, history, shrink):
             """Record the fit in ``model``: at the end, after Ctrl-C, or for a checkpoint."""
             if warm:
-                return model._warm_fitted(ds, history, int(train.sum()), shrink, values[:, n_time - lookback:])
+                return model._warm_fitted(ds, history, int(train.sum()), shrink, values[:, n_time - lookback:],
+                                          (positions, tables) if rescale else None)
             model._fitted(ds, net, params, scaler, history, int(train.sum()), (targets, past, future), dim, freq,
                           series_dims, calendar, bool((codes == skill.BASELINES["persistence"]).all()), axis,
                           values[:, n_time - lookback:])
@@ -195,13 +196,8 @@ class Fitting:
             model.calibration_ = None
             return model
 
-        if warm and getattr(self, "calibration_", None) is not None:
-            warnings.warn("warm_start=True changes the network, so the conformal calibration of its quantile bands "
-                          "(computed for the weights before) no longer holds and is dropped: call calibrate(data, "
-                          "start=...) again after this fit.", UserWarning, stacklevel=3)  # user -> fit -> here
-            self.calibration_ = None
-        if warm and rescale:
-            self._rescaled(positions, tables)
+        # what a warm fit will drop or leave behind, said once it is recorded (not if it fails first)
+        notes = self._warm_notes(ds, rescale) if warm else []
         local_params = local_seeds = None
         if self.mode == "local" and client is not None:
             local_params, history, local_seeds = _fit_local_on(client, net, values.shape[0], w_series, train, val,
@@ -227,7 +223,10 @@ class Fitting:
         if not warm:
             self.local_params_ = local_params
             self.local_seeds_ = local_seeds
-        return fitted(self, net, history, shrink)
+        fitted(self, net, history, shrink)
+        for note in notes:
+            warnings.warn(note, UserWarning, stacklevel=3)  # user -> fit -> here
+        return self
 
     def _check_warm(self, warm_start, names, dim, client, stream, rescale, resume):
         """Whether this fit continues the fitted one (see ``fit``'s ``warm_start`` and ``rescale``)."""
@@ -254,22 +253,48 @@ class Fitting:
                 f"{list(names[0])}, {list(names[1])}, {list(names[2])}, {dim!r}.")
         return True
 
-    def _rescaled(self, positions, tables):
-        """Record a warm fit's new scaling (``rescale=True``) for the fitted series in its data."""
-        mine = positions >= 0
-        mean, std = self.scaler_.mean.copy(), self.scaler_.std.copy()
-        mean[positions[mine]], std[positions[mine]] = tables["mean"][mine], tables["std"][mine]
-        self.scaler_ = SeriesScaler(mean=mean, std=std)
+    def _warm_notes(self, ds, rescale):
+        """The warnings a warm fit on ``ds`` owes once recorded: a calibration dropped, and a
+        ``predict()`` without data that would read the first fit's recent past on a new scale."""
+        notes = []
+        if getattr(self, "calibration_", None) is not None:
+            notes.append("warm_start=True changes the network, so the conformal calibration of its quantile bands "
+                         "(computed for the weights before) no longer holds and was dropped: call calibrate(data, "
+                         "start=...) again.")
+        index = _series_index(ds, self.series_dims_)
+        if rescale and not all(a.equals(b) for a, b in zip(index, self._series_index)):
+            recent = ds[self.dim_].values[ds.sizes[self.dim_] - self.lookback:]
+            if not np.array_equal(recent, self._tail[1]):
+                notes.append("rescale=True gave some fitted series a new scaling, but data does not end where the "
+                             "first fit's data did, so predict() without data would read their recent past from "
+                             "the first fit on the new scale: forecast them with predict(data), data holding their "
+                             "recent past.")
+        return notes
 
-    def _warm_fitted(self, ds, history, n_windows, shrink, tail):
-        """Record a warm-started fit: the history goes on; the scaling and series stay the
-        first fit's; the tail (for ``predict()``) moves on when ``ds`` has the fitted series."""
+    def _warm_fitted(self, ds, history, n_windows, shrink, tail, rescaled=None):
+        """Record a warm-started fit: the history goes on; the series stay the first fit's, and
+        so does their scaling unless ``rescaled`` = (positions, tables) gives the data's series a
+        new one; a calibration is dropped (it was for the weights before); the tail (for
+        ``predict()``) moves on when ``ds`` has the fitted series, or, rescaled, those it has where
+        it ends where the tail does."""
         self.history_ = {k: list(self.history_.get(k, [])) + list(v) for k, v in history.items()}
         self.n_windows_ = n_windows
         self._set_skill(self._codes, self.season_, shrink, True, skill.stage_weights(self._codes, self.stages))
+        self.calibration_ = None
+        recent = ds[self.dim_].values[ds.sizes[self.dim_] - tail.shape[1]:]
         index = _series_index(ds, self.series_dims_)
         if all(a.equals(b) for a, b in zip(index, self._series_index)):
-            self._tail = (tail, ds[self.dim_].values[ds.sizes[self.dim_] - tail.shape[1]:])
+            self._tail = (tail, recent)
+        if rescaled is not None:
+            positions, tables = rescaled
+            mine = positions >= 0
+            mean, std = self.scaler_.mean.copy(), self.scaler_.std.copy()
+            mean[positions[mine]], std[positions[mine]] = tables["mean"][mine], tables["std"][mine]
+            self.scaler_ = SeriesScaler(mean=mean, std=std)
+            if np.array_equal(recent, self._tail[1]):
+                values = self._tail[0].copy()
+                values[positions[mine]] = tail[mine]
+                self._tail = (values, self._tail[1])
         return self
 
     @staticmethod

@@ -319,9 +319,9 @@ class Forecaster(Fitting, Forecasting, LazyForecasts, ParamsMixin):
             ``epochs`` more epochs, the gate is refitted on ``data``'s
             validation windows and ``history_`` goes on from where it was.
             The variables must be those of the first fit. Global mode, in
-            memory (not streamed), without ``client`` only. A calibration
-            (:meth:`calibrate`) was computed for the weights before: it is
-            dropped, with a warning; calibrate again.
+            memory (never streamed: data too big to load is refused), without
+            ``client`` only. A calibration (:meth:`calibrate`) was for the
+            weights before: it is dropped, with a warning; calibrate again.
         rescale : bool, default False
             With ``warm_start``: refit the scaling of each series in ``data``
             on its own training stretch instead of keeping the first fit's (a
@@ -387,7 +387,13 @@ class Forecaster(Fitting, Forecasting, LazyForecasts, ParamsMixin):
         if (checkpoint is not None or resume is not None) and self.mode == "local":
             raise ValueError("checkpoint= and resume= work with mode='global'; fit per-series models without them.")
         warm = self._check_warm(warm_start, (targets, past, future), dim, client, stream, rescale, resume)
-        if not warm and self._streams(stream, ds, variables, series_dims, n_time, len(calendar), params):
+        streams = self._streams(stream, ds, variables, series_dims, n_time, len(calendar), params)
+        if warm and streams:
+            raise ValueError(
+                "warm_start=True continues a model fitted in memory, but data is dask-backed and its training "
+                "windows would take more than a quarter of this machine's memory (stream='auto' would stream it). "
+                "Fine-tune on a selection (data.sel(...)), or pass stream=False to load it anyway.")
+        if streams:
             streamed = _training.resolve_engine(params["device"], client, streamed=True)
             if self.mode == "local":
                 streamed.require("per_series", "mode='local'", "use mode='global', or pass stream=False to load "

@@ -89,6 +89,9 @@ def _time_like_dims(ds, dims):
 def _series_dims(ds, targets, dim, fitted=False):
     """The targets' dimensions other than ``dim``; ``fitted``: ``dim`` is the fitted model's."""
     dims = ds[targets[0]].dims
+    if not dims:
+        raise ValueError(f"target {targets[0]!r} has no dimensions (a single value); a target is a time series "
+                         f"along {dim!r}, e.g. data[{targets[0]!r}] with dims ({dim!r},) or ('station', {dim!r}).")
     if dim not in dims:
         dated = _time_like_dims(ds, dims)
         if fitted:
@@ -194,19 +197,24 @@ def _stack(ds, variables, dim, series_dims):
             da = da.expand_dims(missing)
         arr = np.asarray(da.transpose(*series_dims, dim).values, dtype=np.float64)  # a new array (dask: loaded)
         if np.isinf(arr).any():
-            _infinite(ds, name, da.transpose(*series_dims, dim), arr)
+            _infinite(ds, name, (*series_dims, dim), arr)
         columns.append(arr.reshape(-1, arr.shape[-1]))
     return np.stack(columns, axis=-1)
 
 
-def _infinite(ds, name, da, arr):
-    """Raise for the infinite values of variable ``name`` (``arr`` its values as ``da`` lays them out)."""
+def _infinite(ds, name, dims, arr, *, offsets=None, what="data"):
+    """Raise for the infinite values of variable ``name`` of ``what``: ``arr`` its values laid out
+    along ``dims``, each starting at position ``offsets[dim]`` of ``ds`` (0 where not given: a
+    streamed fit reads one block of series at a time, and counts only that block's)."""
+    offsets = offsets or {}
     where = np.argwhere(np.isinf(arr))[0]
-    at = ", ".join(f"{d}={ds[d].values[i] if d in ds.coords else i}" for d, i in zip(da.dims, where))
+    index = {d: int(k) + offsets.get(d, 0) for d, k in zip(dims, where)}
+    at = ", ".join(f"{d}={ds[d].values[i] if d in ds.coords else i}" for d, i in index.items())
+    count = f"{int(np.isinf(arr).sum())} infinite value(s)" if not offsets else "infinite values"
     raise ValueError(
-        f"{name!r} holds {int(np.isinf(arr).sum())} infinite value(s), the first at {at}; numlstm reads NaN as "
-        f"missing but cannot scale an infinite value. Mark them missing first, e.g. "
-        f"data[{name!r}] = data[{name!r}].where(np.isfinite(data[{name!r}])).")
+        f"{what}[{name!r}] holds {count}, the first at {at}; numlstm reads NaN as missing but cannot scale an "
+        f"infinite value. Mark them missing first, e.g. {what}[{name!r}] = {what}[{name!r}].where("
+        f"np.isfinite({what}[{name!r}])) ({what} = {what}.where(np.isfinite({what})) for a DataArray).")
 
 
 def _with_calendar(scaled, index, calendar):

@@ -29,6 +29,7 @@ from numlstm.forecast.inputs import (
     _as_dataset,
     _as_label,
     _check_unique_series,
+    _infinite,
     _names,
     _series_dims,
     _series_frame,
@@ -249,6 +250,9 @@ class Forecasting:
             da = da.drop_vars([c for c in da.coords if c != dim]).broadcast_like(
                 frame.drop_vars(list(frame.coords)))
             arr = np.asarray(da.transpose(*self.series_dims_, dim).values, dtype=np.float64)
+            if np.isinf(arr).any():
+                labels = xr.Dataset(coords={**frame.coords, dim: new_time})  # the series forecast, the horizon
+                _infinite(labels, name, (*self.series_dims_, dim), arr, what="future_covariates")
             out[:, :, len(variables) - len(self.future_covariates_) + k] = arr.reshape(n_series, -1)
         return out
 

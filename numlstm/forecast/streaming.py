@@ -88,8 +88,8 @@ class SeriesBlocks:
                 da = da.expand_dims(missing)
             arr = np.asarray(da.transpose(*self.series_dims, self.dim).values)
             if arr.dtype.kind == "f" and np.isinf(arr).any():
-                _infinite(self.ds.isel({d: s for d, s in zip(self.series_dims, slices)}), name,
-                          da.transpose(*self.series_dims, self.dim), arr)
+                _infinite(self.ds, name, (*self.series_dims, self.dim), arr,
+                          offsets={d: s.start for d, s in zip(self.series_dims, slices)})
             if dtype is not None and arr.dtype.kind == "f" and arr.dtype.itemsize > np.dtype(dtype).itemsize:
                 arr = arr.astype(dtype)  # the block is held at the model's precision
             raws.append(arr.reshape(len(rows), arr.shape[-1]))
@@ -198,10 +198,10 @@ class WindowCutter:
         L, H, nt = self.lookback, self.horizon, self.n_targets
         m = len(s_local)
         where = rows[s_local]
-        steps = np.empty((m, L + H, len(raws)))  # the windows' raw steps, one window a row
+        steps = np.empty((m, L + H, len(raws)))  # the windows' raw steps, then scaled in place
         for k, raw in enumerate(raws):
             steps[:, :, k] = sliding_window_view(raw, L + H, axis=1)[s_local, origin - L + 1]
-        steps = SeriesScaler(mean=self.scaler.mean[where], std=self.scaler.std[where]).transform(steps)
+        SeriesScaler(mean=self.scaler.mean[where], std=self.scaler.std[where]).transform(steps, inplace=True)
         if self.calendar is not None:
             cal = sliding_window_view(self.calendar, L + H, axis=0)[origin - L + 1].transpose(0, 2, 1)
             steps = np.concatenate([steps, cal], axis=2)

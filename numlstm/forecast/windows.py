@@ -305,10 +305,19 @@ class SeriesScaler:
                 f"and expects {n_features} feature(s) on the last axis."
             )
 
-    def transform(self, values):
-        """Standardise ``values`` (n_series, n_time, n_features); a new array."""
+    def transform(self, values, *, inplace=False):
+        """Standardise ``values`` (n_series, n_time, n_features): a new array, or with
+        ``inplace`` ``values`` itself, overwritten (a float64 array; where memory is
+        the point, as in a streamed fit's buffers)."""
         values = _check_values(values)
         self._check(values, "values", self.mean.shape[1])
+        if inplace:
+            if values.dtype != np.float64:
+                raise TypeError(f"inplace=True needs float64 values, got {values.dtype}; drop inplace to get a "
+                                "new array of the values' dtype.")
+            values -= self.mean[:, None, :]
+            values /= self.std[:, None, :]
+            return values
         out = (values - self.mean[:, None, :]) / self.std[:, None, :]
         return out.astype(values.dtype, copy=False)
 
