@@ -261,15 +261,21 @@ class Fitting:
             notes.append("warm_start=True changes the network, so the conformal calibration of its quantile bands "
                          "(computed for the weights before) no longer holds and was dropped: call calibrate(data, "
                          "start=...) again.")
-        index = _series_index(ds, self.series_dims_)
-        if rescale and not all(a.equals(b) for a, b in zip(index, self._series_index)):
-            recent = ds[self.dim_].values[ds.sizes[self.dim_] - self.lookback:]
-            if not np.array_equal(recent, self._tail[1]):
-                notes.append("rescale=True gave some fitted series a new scaling, but data does not end where the "
-                             "first fit's data did, so predict() without data would read their recent past from "
-                             "the first fit on the new scale: forecast them with predict(data), data holding their "
-                             "recent past.")
+        _, same, aligned = self._recent_past(ds, self.lookback)
+        if rescale and not same and not aligned:
+            notes.append("rescale=True gave some fitted series a new scaling, but data does not end where the "
+                         "first fit's data did, so predict() without data would read their recent past from "
+                         "the first fit on the new scale: forecast them with predict(data), data holding their "
+                         "recent past.")
         return notes
+
+    def _recent_past(self, ds, n_steps):
+        """How a warm fit on ``ds`` meets the recent past kept for ``predict()``: the labels of
+        ``ds``'s last ``n_steps``, whether ``ds`` holds the fitted series, and whether it ends
+        where the kept past does."""
+        recent = ds[self.dim_].values[ds.sizes[self.dim_] - n_steps:]
+        same = all(a.equals(b) for a, b in zip(_series_index(ds, self.series_dims_), self._series_index))
+        return recent, same, np.array_equal(recent, self._tail[1])
 
     def _warm_fitted(self, ds, history, n_windows, shrink, tail, rescaled=None):
         """Record a warm-started fit: the history goes on; the series stay the first fit's, and
@@ -281,9 +287,8 @@ class Fitting:
         self.n_windows_ = n_windows
         self._set_skill(self._codes, self.season_, shrink, True, skill.stage_weights(self._codes, self.stages))
         self.calibration_ = None
-        recent = ds[self.dim_].values[ds.sizes[self.dim_] - tail.shape[1]:]
-        index = _series_index(ds, self.series_dims_)
-        if all(a.equals(b) for a, b in zip(index, self._series_index)):
+        recent, same, aligned = self._recent_past(ds, tail.shape[1])
+        if same:
             self._tail = (tail, recent)
         if rescaled is not None:
             positions, tables = rescaled
@@ -291,7 +296,7 @@ class Fitting:
             mean, std = self.scaler_.mean.copy(), self.scaler_.std.copy()
             mean[positions[mine]], std[positions[mine]] = tables["mean"][mine], tables["std"][mine]
             self.scaler_ = SeriesScaler(mean=mean, std=std)
-            if np.array_equal(recent, self._tail[1]):
+            if aligned and not same:  # the rescaled series' rows move on; the others keep theirs
                 values = self._tail[0].copy()
                 values[positions[mine]] = tail[mine]
                 self._tail = (values, self._tail[1])
