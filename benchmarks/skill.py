@@ -437,10 +437,25 @@ def _ratios(rows, method):
     return np.array([r["scores"][method][0] / r["best"] for r in rows])
 
 
+def _geomean(ratios):
+    return float(np.exp(np.mean(np.log(ratios))))
+
+
+def _method_lines(rows, methods, label=None):
+    """Each method's geometric mean, worst ratio and count above the better naive on ``rows``."""
+    lines = []
+    for m in methods:
+        ratios = _ratios(rows, m)
+        lines.append(f"- {m}{f' ({label})' if label else ''}: geometric mean {_geomean(ratios):.3f}, worst "
+                     f"{float(ratios.max()):.3f}, worse than the better naive on {int((ratios > 1).sum())} of "
+                     f"{len(ratios)}")
+    return lines
+
+
 def _targets(rows, methods, label):
     """The issue's three targets for numlstm on ``rows``: at most 1 on each, geometric mean at most
     0.85, and below every peer's geometric mean."""
-    gm = {m: float(np.exp(np.mean(np.log(_ratios(rows, m))))) for m in methods}
+    gm = {m: _geomean(_ratios(rows, m)) for m in methods}
     ahead = all(gm["numlstm"] < gm[m] for m in methods[1:])
     return [f"- targets ({label}): <= {TARGET_EACH} on every data set: "
             f"{'met' if (_ratios(rows, 'numlstm') <= TARGET_EACH).all() else 'NOT met'}; geometric mean <= "
@@ -530,12 +545,7 @@ def main(argv=None):
             lines.append("| " + " | ".join(map(str, cells)) + " |")
             print(lines[-1], flush=True)
         lines.append("")
-        for m in methods:
-            ratios = np.array([r["scores"][m][0] / r["best"] for r in group])
-            gm = float(np.exp(np.mean(np.log(ratios))))
-            worst = float(ratios.max())
-            lines.append(f"- {m} ({label}): geometric mean {gm:.3f}, worst {worst:.3f}, worse than the better naive "
-                         f"on {int((ratios > 1).sum())} of {len(ratios)}")
+        lines += _method_lines(group, methods, label)
         lines += _targets(group, methods, label)
         lines.append("")
         rows += group
@@ -543,11 +553,7 @@ def main(argv=None):
     if len({r["group"] for r in pooled}) > 1:
         apart = " but the fourth held-out check" if len(pooled) < len(rows) else ""
         lines += [f"All groups{apart} ({len(pooled)} data sets)", ""]
-        for m in methods:
-            ratios = np.array([r["scores"][m][0] / r["best"] for r in pooled])
-            lines.append(f"- {m}: geometric mean {float(np.exp(np.mean(np.log(ratios)))):.3f}, worst "
-                         f"{float(ratios.max()):.3f}, worse than the better naive on {int((ratios > 1).sum())} of "
-                         f"{len(ratios)}")
+        lines += _method_lines(pooled, methods)
         lines += _targets(pooled, methods, "all groups")
         for m in methods[1:]:
             lines.append(_head_to_head(pooled, m))
