@@ -6,6 +6,7 @@ and, for the fourth held-out check, ``statsmodels`` for the series)::
 
     python benchmarks/skill.py [--output benchmarks/results/skill.txt] [--skip-darts]
     python benchmarks/skill.py --group fourth --output benchmarks/results/skill-fourth.txt
+    python benchmarks/skill.py --group fifth --skip-darts --output benchmarks/results/skill-fifth.txt
 
 The series, their settings and the forecast origins are fixed here, before any
 result is looked at; nothing is tuned on the test stretch. The series of the
@@ -69,6 +70,18 @@ surface temperature, 1950-2010) and ``co2`` (weekly Mauna Loa CO2, 1958-2001, wi
 ``danish_data`` (55 quarters), ``copper``, ``longley``, ``grunfeld`` and ``fertility`` are too
 short. It scores the defaults of commit b74cc5d and was not used to choose them. It runs
 only when asked for (``--group fourth``), so that a plain run needs no ``statsmodels``.
+A **fifth held-out check** was added on 2026-12-06, after the fourth, from four more packages the
+benchmark had not drawn on, installed for their data files alone (``pip install --target DIR --no-deps
+vega_datasets pmdarima arch river``; the files are read without importing the packages). Its rule, fixed
+before any was loaded (``benchmarks/results/skill-decisions-2026-12-06.txt``): every time series shipped as a
+data file in their wheels on a regular calendar (annual to hourly, trading days with holidays as gaps), long
+enough by the third group's rule, neither one of the 46 data sets above nor the same quantity as one, nor the
+data numlstm ships; a file's numeric columns are its series, a column with one value throughout is none.
+That gives vega_datasets' hourly temperatures of Seattle and San Francisco (2010), river's hourly water flow
+(with gaps), daily approval ratings by six pollsters and daily returns of 11 stocks, arch's monthly core CPI,
+crude oil prices, corporate bond yields and Fama-French factors and, on trading days, the NASDAQ and S&P 500
+(prices and volume), the VIX and the WTI spot price, and pmdarima's MSFT prices and volume. It runs only when
+asked for (``--group fifth``) and, like the fourth, is never pooled with the groups the defaults were chosen on.
 The report gives each group's summary apart, then (with more than one group) a summary over
 the data sets of all the groups run but the fourth, which is never pooled with the groups the
 defaults were chosen on, and numlstm head to head against each peer there.
@@ -279,6 +292,65 @@ def _statsmodels(name, freq):
                       coords={"time": time, "variable": list(df.columns)})
 
 
+def _data_file(package, *parts):
+    """The path of a data file shipped inside ``package``, found without importing it (the fifth group's
+    packages are installed without their dependencies, for their data alone)."""
+    import importlib.util
+
+    spec = importlib.util.find_spec(package)
+    if spec is None:
+        raise ImportError(f"the fifth held-out check reads data shipped in {package!r}; install it, e.g. "
+                          f"pip install --target DIR --no-deps {package}, and put DIR on PYTHONPATH")
+    return os.path.join(spec.submodule_search_locations[0], *parts)
+
+
+def _regular(df, freq, dim="variable"):
+    """A table indexed by time on a full regular axis at ``freq`` (missing steps, holidays on trading days
+    among them, become gaps); every numeric column that takes more than one value is a series."""
+    df = df.apply(pd.to_numeric, errors="coerce")
+    df = df.loc[:, df.nunique() > 1]
+    df = df[~df.index.duplicated()].sort_index()
+    full = pd.date_range(df.index.min(), df.index.max(), freq=freq)
+    df = df.reindex(full)
+    if df.shape[1] == 1:
+        return xr.Dataset({"y": ("time", df.iloc[:, 0].to_numpy(dtype=float))}, coords={"time": full.values})
+    return xr.Dataset({"y": (("time", dim), df.to_numpy(dtype=float))},
+                      coords={"time": full.values, dim: [str(c) for c in df.columns]})
+
+
+def _vega_temperature(name):
+    df = pd.read_csv(_data_file("vega_datasets", "_data", f"{name}.csv"))
+    return _regular(df.set_index(pd.to_datetime(df["date"]))[["temp"]], "h")
+
+
+def _arch(name, file, monthly=False, time_format=None):
+    """A data set of ``arch.data``: monthly ones on the first of each month, daily ones on trading days."""
+    df = pd.read_csv(_data_file("arch", "data", name, f"{file}.csv.gz"))
+    time = pd.to_datetime(df.pop("Date").astype(str), format=time_format)
+    if monthly:
+        time = time.dt.to_period("M").dt.to_timestamp()
+    return _regular(df.set_index(time), "MS" if monthly else "B")
+
+
+def _river(file, time, freq, dim="variable"):
+    df = pd.read_csv(_data_file("river", "datasets", file))
+    t = df.pop(time)
+    if time == "ordinal_date":
+        t = pd.to_datetime([pd.Timestamp.fromordinal(int(o)) for o in t])
+    else:
+        t = pd.to_datetime(t, utc=True).dt.tz_localize(None)
+    return _regular(df.set_index(t), freq, dim)
+
+
+def _msft():
+    """pmdarima's MSFT prices and volume (its OpenInt column is 0 throughout: not a series)."""
+    import tarfile
+
+    with tarfile.open(_data_file("pmdarima", "datasets", "data", "msft.tar.gz")) as archive:
+        df = pd.read_csv(archive.extractfile("msft.csv"))
+    return _regular(df.set_index(pd.to_datetime(df.pop("Date"))), "B")
+
+
 # The fourth held-out check (see the module's docstring): same columns as CASES.
 HELD_OUT_4 = [
     ("interest_inflation, quarterly, 2 variables", lambda: _statsmodels("interest_inflation", "QS"),
@@ -287,6 +359,27 @@ HELD_OUT_4 = [
      "quarterly", 4, 12, 4),
     ("elnino, monthly", lambda: _statsmodels("elnino", "MS"), "monthly", 12, 24, 12),
     ("co2, weekly, with gaps", lambda: _statsmodels("co2", "W-SAT"), "weekly", 52, 104, 52),
+]
+
+# The fifth held-out check (see the module's docstring): same columns as CASES.
+HELD_OUT_5 = [
+    ("seattle-temps, hourly", lambda: _vega_temperature("seattle-temps"), "hourly", 24, 48, 24),
+    ("sf-temps, hourly", lambda: _vega_temperature("sf-temps"), "hourly", 24, 48, 24),
+    ("water-flow, hourly, with gaps", lambda: _river("water-flow.csv", "Time", "h"), "hourly", 24, 48, 24),
+    ("core_cpi, monthly", lambda: _arch("core_cpi", "core-cpi", True), "monthly", 12, 24, 12),
+    ("crude, monthly, 2 prices", lambda: _arch("crude", "crude", True), "monthly", 12, 24, 12),
+    ("default, monthly, 2 yields", lambda: _arch("default", "default", True), "monthly", 12, 24, 12),
+    ("frenchdata, monthly, 4 factors", lambda: _arch("frenchdata", "frenchdata", True, "%Y%m"), "monthly", 12,
+     24, 12),
+    ("trump_approval, daily, 6 pollsters", lambda: _river("trump_approval.csv.gz", "ordinal_date", "D",
+                                                          "pollster"), "daily", 7, 28, 7),
+    ("nasdaq, trading days, 6 columns", lambda: _arch("nasdaq", "nasdaq"), "daily", 5, 20, 5),
+    ("sp500, trading days, 6 columns", lambda: _arch("sp500", "sp500"), "daily", 5, 20, 5),
+    ("vix, trading days", lambda: _arch("vix", "vix"), "daily", 5, 20, 5),
+    ("wti, trading days", lambda: _arch("wti", "wti"), "daily", 5, 20, 5),
+    ("sp500 returns, trading days, 11 stocks", lambda: _river("sp500.csv.gz", "date", "B", "stock"), "daily", 5,
+     20, 5),
+    ("msft, trading days, 5 columns", _msft, "daily", 5, 20, 5),
 ]
 
 
@@ -480,7 +573,8 @@ def main(argv=None):
     parser.add_argument("--only", help="run only the cases whose name contains this")
     parser.add_argument("--skip-darts", action="store_true", help="do not run Darts' LSTM")
     parser.add_argument("--group", help="run only these groups, comma-separated: eight, held-out, second, third, "
-                        "fourth (held-out: the first held-out check alone; default: all but fourth)")
+                        "fourth, fifth (held-out: the first held-out check alone; default: all but fourth and "
+                        "fifth)")
     parser.add_argument("--refit", action="store_true",
                         help="fit numlstm afresh at every origin (as AutoETS and AutoTheta are), not once")
     args = parser.parse_args(argv)
@@ -515,9 +609,11 @@ def main(argv=None):
     header = ["data set", "series x steps", "season", "lookback", "horizon", *methods, "better naive",
               *(FIT_COLUMNS[m] for m in methods), "numlstm lead-1 / persistence"]
     groups = [("the eight series", CASES), ("held-out check", HELD_OUT), ("second held-out check", HELD_OUT_2),
-              ("third held-out check", HELD_OUT_3), ("fourth held-out check", HELD_OUT_4)]
-    keys = dict(zip(("eight", "held-out", "second", "third", "fourth"), (label for label, _ in groups)))
-    wanted = {part.strip() for part in args.group.split(",")} if args.group else set(keys) - {"fourth"}
+              ("third held-out check", HELD_OUT_3), ("fourth held-out check", HELD_OUT_4),
+              ("fifth held-out check", HELD_OUT_5)]
+    keys = dict(zip(("eight", "held-out", "second", "third", "fourth", "fifth"), (label for label, _ in groups)))
+    unseen = {keys["fourth"], keys["fifth"]}  # scored after the defaults were chosen: never pooled
+    wanted = {part.strip() for part in args.group.split(",")} if args.group else set(keys) - {"fourth", "fifth"}
     if not wanted <= set(keys):
         parser.error(f"--group takes {', '.join(keys)} (comma-separated), got {args.group!r}")
     labels = {keys[key] for key in wanted}
@@ -549,9 +645,9 @@ def main(argv=None):
         lines += _targets(group, methods, label)
         lines.append("")
         rows += group
-    pooled = [r for r in rows if r["group"] != keys["fourth"]]  # the unseen check stays apart
+    pooled = [r for r in rows if r["group"] not in unseen]  # the unseen checks stay apart
     if len({r["group"] for r in pooled}) > 1:
-        apart = " but the fourth held-out check" if len(pooled) < len(rows) else ""
+        apart = " but the fourth and fifth held-out checks" if len(pooled) < len(rows) else ""
         lines += [f"All groups{apart} ({len(pooled)} data sets)", ""]
         lines += _method_lines(pooled, methods)
         lines += _targets(pooled, methods, "all groups")
