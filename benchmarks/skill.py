@@ -101,7 +101,11 @@ LSTM (``BlockRNNModel``, 100 epochs, its other settings default, on series
 min-max scaled by Darts' ``Scaler``), which, like numlstm, is fitted once on all
 series of a data set up to the first origin and predicts from every origin. MAE is over
 every origin, lead and series with an observation, divided by the MAE of the
-better of the two naive forecasts on that data set: below 1 beats both.
+better of the two naive forecasts on that data set: below 1 beats both. A panel's
+MAE is pooled in data units, so its largest series decide it; each summary line
+therefore also gives the ratio series by series (each series' MAE over its own
+better naive MAE), as a geometric mean over every series of the group and a count
+of the series above 1.
 """
 
 import argparse
@@ -523,7 +527,21 @@ def run_case(name, load, freq_label, season, lookback, horizon, darts=True, refi
     lead1 = {k: mae(v[:, :, :1], truth[:, :, :1])[0] for k, v in forecasts.items()}
     return {"name": name, "freq": freq_label, "series": y.shape[0], "T": n_time, "season": season,
             "lookback": lookback, "horizon": horizon, "scores": scores, "best": best, "fits": fits,
-            "lead1": lead1, "baselines": getattr(fc, "baseline_", None)}
+            "lead1": lead1, "baselines": getattr(fc, "baseline_", None),
+            "per_series": series_ratios(forecasts, truth)}
+
+
+def series_ratios(forecasts, truth):
+    """Each method's ratio series by series (its MAE on a series over that series' better naive MAE),
+    for every series with an observation and a naive error above 0: a panel's pooled MAE is in data
+    units, so its largest series decide it, and this shows the others."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # a series without observations: skipped below
+        err = {k: np.nanmean(np.where(np.isfinite(truth), np.abs(v - truth), np.nan), axis=(1, 2))
+               for k, v in forecasts.items()}
+    best = np.minimum(err["persistence"], err["seasonal naive"])
+    ok = np.isfinite(best) & (best > 0)
+    return {k: v[ok] / best[ok] for k, v in err.items()}
 
 
 def _ratios(rows, method):
@@ -535,13 +553,17 @@ def _geomean(ratios):
 
 
 def _method_lines(rows, methods, label=None):
-    """Each method's geometric mean, worst ratio and count above the better naive on ``rows``."""
+    """Each method's geometric mean, worst ratio and count above the better naive on ``rows``, and the
+    same over every series of every data set (see ``series_ratios``)."""
     lines = []
     for m in methods:
         ratios = _ratios(rows, m)
+        each = np.concatenate([r["per_series"][m] for r in rows])
+        each = each[np.isfinite(each)]
         lines.append(f"- {m}{f' ({label})' if label else ''}: geometric mean {_geomean(ratios):.3f}, worst "
                      f"{float(ratios.max()):.3f}, worse than the better naive on {int((ratios > 1).sum())} of "
-                     f"{len(ratios)}")
+                     f"{len(ratios)}; series by series {_geomean(each):.3f}, worse on {int((each > 1).sum())} of "
+                     f"{len(each)} series")
     return lines
 
 
