@@ -194,7 +194,11 @@ def test_resume_is_checked(tmp_path):
 
 
 SIGINT_SCRIPT = textwrap.dedent("""
-    import sys, warnings
+    import signal, sys, warnings
+    # A process started in the background by a non-interactive shell (CI run with `&`) inherits
+    # SIGINT ignored, and Python then installs no KeyboardInterrupt handler: restore it, as a
+    # terminal's foreground process has it.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     import numpy as np
     import numlstm
 
