@@ -398,10 +398,10 @@ def test_stages_sum_is_the_former_forecast_and_old_files_sum_them(tmp_path):
     mean.stage_weights_ = (1.0, 1.0)
     xr.testing.assert_identical(mean.predict(), summed.predict())
     mean.stage_weights_ = (2 / 3, 1 / 3)
-    # files are format version 3, which an older numlstm refuses rather than sum the stages
+    # files are format version 3 or later, which an older numlstm refuses rather than sum the stages
     for fc in (mean, summed):
         fc.save(tmp_path / "m.nc")
-        assert xr.open_dataset(tmp_path / "m.nc", engine="scipy").attrs["numlstm_format_version"] == 3
+        assert xr.open_dataset(tmp_path / "m.nc", engine="scipy").attrs["numlstm_format_version"] >= 3
         back = numlstm.load(tmp_path / "m.nc")
         assert back.stage_weights_ == fc.stage_weights_ and back.stages == fc.stages
     # a file from before the weights (version 1, no stages anywhere) forecasts as it did, and says so
@@ -619,7 +619,7 @@ def test_model_file_is_plain_netcdf(tmp_path, fitted):
     assert path.read_bytes()[:3] == b"CDF"  # netCDF3, readable without the netCDF C library
     ds = xr.load_dataset(path, engine="scipy")
     assert ds.attrs["numlstm_format"] == "numlstm.Forecaster"
-    assert ds.attrs["numlstm_format_version"] == 3  # its forecast weights its stages
+    assert ds.attrs["numlstm_format_version"] == 4  # its forecast weights its stages; it knows the smoothing member
     config = json.loads(ds.attrs["numlstm_config"])
     assert config["targets"] == ["flow"] and config["covariates"] == ["rain"]
     H = 4

@@ -27,7 +27,7 @@ from numlstm.core import losses as _losses
 from numlstm.core import training as _training
 from numlstm.core.network import Network
 from numlstm.core.optimizers import make_optimizer
-from numlstm.forecast import cycles, skill, streaming
+from numlstm.forecast import cycles, skill, smoothing, streaming
 from numlstm.forecast.inputs import (
     MissingInputWarning,
     _check_quantiles,
@@ -62,6 +62,10 @@ class Fitting:
         if not isinstance(self.stages, str) or self.stages not in skill.STAGE_WEIGHTS:
             raise ValueError(f"stages must be 'mean' (the forecast is the mean of the stages' forecasts) or 'sum' "
                              f"(the stages added up), got {self.stages!r}.")
+        if not (isinstance(self.smoothing, (bool, np.bool_)) or (isinstance(self.smoothing, str) and
+                                                                 self.smoothing == "auto")):
+            raise TypeError(f"smoothing must be 'auto' (a local exponential-smoothing forecast averaged in when there "
+                            f"are no covariates), True (always) or False (never), got {self.smoothing!r}.")
         if not (self.season is None or (isinstance(self.season, str) and self.season == "auto")):
             skill.season_of(None, self.season, lookback)  # checks a given season against lookback
         return {"device": device, "lookback": lookback, "horizon": horizon, "units": units,
@@ -125,6 +129,16 @@ class Fitting:
             season = skill.season_of(axis, self.season, lookback)
             codes = self._baseline_codes(X[train, :lookback], w_Y[train], w_M[train], w_series[train],
                                          values.shape[0], n_targets, season)
+        # the local exponential-smoothing member: kept by a warm fit (new series choose theirs from
+        # their history, in _tables), else chosen per series on the whole record
+        if warm:
+            member = tables["smoothing"]
+        else:
+            use = not (past or future) if isinstance(self.smoothing, str) else bool(self.smoothing)
+            member = smoothing.choose(values[:, :, :n_targets], season) if use else None
+        member_tail = None if member is None else smoothing.forecast(
+            values[:, :, :n_targets], member, season, np.arange(values.shape[0]),
+            np.full(values.shape[0], n_time - 1), horizon)
         B = skill.baseline_values(X[:, :lookback], codes[w_series], horizon, season)
         Y = np.where(w_M, w_Y - B, 0.0).reshape(len(w_series), -1)
         M = w_M.reshape(len(w_series), -1)
@@ -187,13 +201,14 @@ class Fitting:
             """Record the fit in ``model``: at the end, after Ctrl-C, or for a checkpoint."""
             if warm:
                 return model._warm_fitted(ds, history, int(train.sum()), shrink, values[:, n_time - lookback:],
-                                          (positions, tables) if rescale else None)
+                                          (positions, tables) if rescale else None, member_tail)
             model._fitted(ds, net, params, scaler, history, int(train.sum()), (targets, past, future), dim, freq,
                           series_dims, calendar, bool((codes == skill.BASELINES["persistence"]).all()), axis,
                           values[:, n_time - lookback:])
             model._set_skill(codes, season, shrink, True, skill.stage_weights(codes, self.stages))
             model.linear_ = linear
             model.calibration_ = None
+            model._set_smoothing(member, member_tail)
             return model
 
         # what a warm fit will drop or leave behind, said once it is recorded (not if it fails first)
@@ -277,12 +292,13 @@ class Fitting:
         same = all(a.equals(b) for a, b in zip(_series_index(ds, self.series_dims_), self._series_index))
         return recent, same, np.array_equal(recent, self._tail[1])
 
-    def _warm_fitted(self, ds, history, n_windows, shrink, tail, rescaled=None):
+    def _warm_fitted(self, ds, history, n_windows, shrink, tail, rescaled=None, member_tail=None):
         """Record a warm-started fit: the history goes on; the series stay the first fit's, and
         so does their scaling unless ``rescaled`` = (positions, tables) gives the data's series a
         new one; a calibration is dropped (it was for the weights before); the tail (for
         ``predict()``) moves on when ``ds`` has the fitted series, or, rescaled, those it has where
-        it ends where the tail does."""
+        it ends where the tail does, and the smoothing member's forecasts from the end of the
+        data (``member_tail``) move with it."""
         self.history_ = {k: list(self.history_.get(k, [])) + list(v) for k, v in history.items()}
         self.n_windows_ = n_windows
         self._set_skill(self._codes, self.season_, shrink, True, skill.stage_weights(self._codes, self.stages))
@@ -290,6 +306,8 @@ class Fitting:
         recent, same, aligned = self._recent_past(ds, tail.shape[1])
         if same:
             self._tail = (tail, recent)
+            if member_tail is not None:
+                self._smoothing_tail = member_tail
         if rescaled is not None:
             positions, tables = rescaled
             mine = positions >= 0
@@ -300,6 +318,16 @@ class Fitting:
                 values = self._tail[0].copy()
                 values[positions[mine]] = tail[mine]
                 self._tail = (values, self._tail[1])
+                if member_tail is not None:
+                    self._smoothing_tail = self._smoothing_tail.copy()
+                    self._smoothing_tail[positions[mine]] = member_tail[mine]
+        return self
+
+    def _set_smoothing(self, params, tail):
+        """Record the smoothing member: its ``params`` (S, k, 5) and its forecasts (S, horizon, k)
+        from the end of the fitted record (for ``predict()``), or None for none."""
+        self.smoothing_ = params
+        self._smoothing_tail = tail
         return self
 
     @staticmethod
@@ -462,6 +490,7 @@ class Fitting:
                          calendar, relative, axis, stats.tail)
             # The streamed fit keeps the older design: persistence or no baseline, windows with gaps skipped.
             self.linear_ = self.calibration_ = None
+            self._set_smoothing(None, None)
             return self._set_skill(np.full((n_series, horizon, n_targets), int(relative), dtype=np.int8), None,
                                    None, False)
 

@@ -107,6 +107,9 @@ class Forecaster(Fitting, Forecasting, LazyForecasts, ParamsMixin):
         2026-12-06, stronger where the stages' gains are real. Without a
         baseline, and in streamed fits (no linear stage), the stages are
         always summed. See docs/how-it-works.md.
+    smoothing : "auto" or bool, default "auto"
+        Average with each series' own exponential smoothing, half each (it reads the
+        whole record given; ``"auto"``: only without covariates; :mod:`numlstm.forecast.smoothing`).
     relative : "auto" or bool, default "auto"
         The older knob for the baseline: True is ``baseline="persistence"``,
         False ``baseline=None``; ``"auto"`` follows ``baseline``.
@@ -212,6 +215,8 @@ class Forecaster(Fitting, Forecasting, LazyForecasts, ParamsMixin):
         baseline, for streamed fits and for models saved before the weights.
         The gate (``shrink_``) and the validation loss are those of the
         network on top of the whole linear stage, as fitted.
+    smoothing_ : ndarray (n_series, n_targets, 5) or None
+        Each series' smoothing form and alpha, beta, phi, gamma; None without.
     calibration_ : ndarray, shape (horizon, n_targets, n_quantiles), or None
         Conformal shifts of the quantiles, in units of each series' standard
         deviation, set by :meth:`calibrate`.
@@ -239,7 +244,7 @@ class Forecaster(Fitting, Forecasting, LazyForecasts, ParamsMixin):
                  learning_rate=1e-3, relative="auto", calendar="auto", validation_fraction=0.2,
                  early_stopping=True, patience=5, clipnorm=1.0, dtype="float32", device="cpu",
                  random_state=None, verbose=0, mode="global", cell="lstm", dropout=0.0, recurrent_dropout=0.0,
-                 baseline="auto", season="auto", stages="mean"):
+                 baseline="auto", season="auto", stages="mean", smoothing="auto"):
         self.lookback = lookback
         self.horizon = horizon
         self.units = units
@@ -265,6 +270,7 @@ class Forecaster(Fitting, Forecasting, LazyForecasts, ParamsMixin):
         self.baseline = baseline
         self.season = season
         self.stages = stages
+        self.smoothing = smoothing
 
     # ------------------------------------------------------------------ fit
 
@@ -466,9 +472,9 @@ class Forecaster(Fitting, Forecasting, LazyForecasts, ParamsMixin):
         sampling = self._check_sampling(samples, seed)
         if data is not None and _is_lazy(_as_dataset(data, "data"), self._variables):
             return self._lazy_predict(_as_dataset(data, "data"), h, future_covariates, sampling)
-        features, tables, frame, new_time, time_attrs = self._prediction_features(data, future_covariates)
+        features, tables, frame, new_time, time_attrs, member = self._prediction_features(data, future_covariates)
         rows = np.arange(features.shape[0])
-        out = self._forecast(features, tables, rows, np.full(rows.size, self.lookback - 1), sampling)[:, :h]
+        out = self._forecast(features, tables, rows, np.full(rows.size, self.lookback - 1), sampling, member)[:, :h]
         self._warn_missing(out, "the last lookback steps")
         return self._dataset(out, frame, {self.dim_: (self.dim_, new_time[:h], dict(time_attrs))}, (self.dim_,),
                              sampling)
@@ -529,8 +535,8 @@ class Forecaster(Fitting, Forecasting, LazyForecasts, ParamsMixin):
         tables = self._tables(values, positions)
         features = self._features(values, tables, time)
         n_series = values.shape[0]
-        series = np.repeat(np.arange(n_series), origins.size)
-        out = self._forecast(features, tables, series, np.tile(origins, n_series))[:, :h]
+        series, at = np.repeat(np.arange(n_series), origins.size), np.tile(origins, n_series)
+        out = self._forecast(features, tables, series, at, member=self._member(values, tables, series, at))[:, :h]
         self._warn_missing(out, "the lookback steps before some origins")
         out = out.reshape((n_series, origins.size) + out.shape[1:])
         return self._dataset(out, self._frame(ds), self._backtest_coords(ds, origins, h), ("init_time", "lead"))

@@ -42,7 +42,10 @@ class LazyForecasts:
         self._check_data(ds)
         self._check_history(ds)
         dim = self.dim_
-        recent = ds[self._variables].isel({dim: slice(-self.lookback, None)}).chunk({dim: -1})
+        recent = ds[self._variables]
+        if self.smoothing_ is None:  # else the smoothing member reads the whole record
+            recent = recent.isel({dim: slice(-self.lookback, None)})
+        recent = recent.chunk({dim: -1})
         new_time = timeaxis.continue_time_axis(recent[dim].values, self.horizon, self.freq_, name=dim)
         if future_covariates is not None:
             future_covariates = _as_dataset(future_covariates, "future_covariates").compute()  # the horizon only

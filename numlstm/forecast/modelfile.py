@@ -30,7 +30,14 @@ rather than as damaged; 3 for every file written since the Forecaster's
 stages are weighted (``stages``; the skill entry ``"stages"``), which a
 numlstm from before would forecast differently (it would add the stages up)
 or call damaged (it knows no ``stages`` parameter). This numlstm reads all
-three; a file without ``stages`` had its stages summed, and loads so.
+three; a file without ``stages`` had its stages summed, and loads so. 4 for
+every file written since the smoothing member (the ``smoothing`` parameter;
+with a member, the variables ``smoothing (numlstm_series, numlstm_target,
+numlstm_smoothing_param)``, each series' form and parameters, and
+``smoothing_forecast (numlstm_series, numlstm_lead, numlstm_target)``, its
+forecasts from the end of the training data), which a numlstm from before
+would call damaged (it knows no ``smoothing`` parameter). A file without
+these variables has no member, and loads so.
 """
 
 from __future__ import annotations
@@ -44,14 +51,15 @@ import xarray as xr
 from numlstm._cells import CELLS, cell_spec
 from numlstm._validation import resolve_device
 from numlstm.core.network import Network
-from numlstm.forecast import cycles, timeaxis
+from numlstm.forecast import cycles, smoothing, timeaxis
 from numlstm.forecast.inputs import _jsonable, _series_index
 from numlstm.forecast.windows import SeriesScaler
 
 FORMAT_NAME = "numlstm.Forecaster"
-FORMAT_VERSION = 3  # the version this numlstm writes, and the newest it reads (see the module's docstring)
+FORMAT_VERSION = 4  # the version this numlstm writes, and the newest it reads (see the module's docstring)
 
 SERIES, FEATURE, STEP = "numlstm_series", "numlstm_feature", "numlstm_step"
+TARGET, LEAD, SMOOTHING_PARAM = "numlstm_target", "numlstm_lead", "numlstm_smoothing_param"
 
 
 def _encode_times(values, kind):
@@ -143,6 +151,11 @@ def to_dataset(fc):
     tail_values, tail_time = fc._tail
     data_vars["tail"] = ((SERIES, STEP, FEATURE), tail_values,
                          {"long_name": "last lookback steps of the training data"})
+    if fc.smoothing_ is not None:
+        data_vars["smoothing"] = ((SERIES, TARGET, SMOOTHING_PARAM), fc.smoothing_, {
+            "long_name": "each series' exponential-smoothing member", "columns": ", ".join(smoothing.PARAMS)})
+        data_vars["smoothing_forecast"] = ((SERIES, LEAD, TARGET), fc._smoothing_tail, {
+            "long_name": "the smoothing member's forecasts from the end of the training data"})
     params = fc.get_params()
     if not (params["random_state"] is None or isinstance(params["random_state"], (int, np.integer))):
         params["random_state"] = None
@@ -348,6 +361,8 @@ def from_dataset(ds, Forecaster):
             # a file from before the parameter: its forecast summed the stages, unless it weighted them
             skill_cfg = cfg.get("skill") if isinstance(cfg.get("skill"), dict) else {}
             cfg["params"]["stages"] = "sum" if skill_cfg.get("stages", [1.0, 1.0]) == [1.0, 1.0] else "mean"
+        if isinstance(cfg.get("params"), dict) and "smoothing" not in cfg["params"]:
+            cfg["params"]["smoothing"] = False  # a file from before the smoothing member has none
         Forecaster(**{**cfg["params"], "device": "cpu"})._check_params()  # the parameters as fit checks them
         fc = Forecaster(**cfg["params"])
         net, local_params = network_from_dataset(ds, cfg["network"])
@@ -384,6 +399,7 @@ def from_dataset(ds, Forecaster):
     fc.quantiles_ = cfg["quantiles"]
     fc.relative_ = bool(cfg["relative"])
     _restore_skill(fc, cfg.get("skill"))
+    _restore_smoothing(fc, ds)
     fc.local_params_ = local_params
     fc.local_seeds_ = None if cfg.get("local_seeds") is None else np.array(cfg["local_seeds"], dtype=np.int64)
     fc._series_index = _series_index(frame, series_dims)
@@ -427,6 +443,30 @@ def _restore_skill(fc, config):
             raise _damaged(f"skill.{name.rstrip('_')}", "holds values that are not finite numbers")
         if value.shape != shape:  # it loaded, and then predict() failed to broadcast
             raise _damaged(f"skill.{name.rstrip('_')}", f"has shape {value.shape}, not {shape} ({what})")
+
+
+def _restore_smoothing(fc, ds):
+    """The smoothing member, checked: none in a file without it."""
+    if "smoothing" not in ds.variables:
+        return fc._set_smoothing(None, None)
+    if "smoothing_forecast" not in ds.variables:
+        raise _damaged("smoothing_forecast", "is missing beside 'smoothing'")
+    params = np.asarray(ds["smoothing"].values, dtype=np.float64)
+    tail = np.asarray(ds["smoothing_forecast"].values, dtype=np.float64)
+    n_series, k = fc.scaler_.mean.shape[0], len(fc.targets_)
+    if params.shape != (n_series, k, len(smoothing.PARAMS)):
+        raise _damaged("smoothing", f"has shape {params.shape}, not {(n_series, k, len(smoothing.PARAMS))} (a form and "
+                       "four parameters per series and target)")
+    if tail.shape != (n_series, fc.horizon, k):
+        raise _damaged("smoothing_forecast", f"has shape {tail.shape}, not {(n_series, fc.horizon, k)}")
+    chosen = np.isfinite(params[..., 0])
+    if not (np.isin(params[..., 0][chosen], np.arange(len(smoothing.FORMS))).all()
+            and np.isfinite(params[chosen]).all() and (np.abs(params[chosen][:, 1:]) <= 1).all()):
+        raise _damaged("smoothing", f"holds a form that is not one of 0-{len(smoothing.FORMS) - 1} or parameters "
+                       "that are not numbers from 0 to 1")
+    if np.isinf(tail).any():
+        raise _damaged("smoothing_forecast", "holds infinite values")
+    return fc._set_smoothing(params, tail)
 
 
 def training_checkpoints(fitted, net, *, checkpoint, checkpoint_every, resume, early_stopping):

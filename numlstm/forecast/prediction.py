@@ -23,7 +23,7 @@ import xarray as xr
 from numlstm._threads import one_blas_thread
 from numlstm._validation import NotFittedError, check_positive_int
 from numlstm.core import training as _training
-from numlstm.forecast import skill, timeaxis
+from numlstm.forecast import skill, smoothing, timeaxis
 from numlstm.forecast.inputs import (
     MissingInputWarning,
     _as_dataset,
@@ -68,37 +68,53 @@ class Forecasting:
     def _prediction_features(self, data, future_covariates):
         """Features (S, lookback + horizon, F) of the series to forecast, in the order of
         ``data``; their per-series tables (see ``_tables``); their series frame; the
-        forecast's time labels and attrs."""
+        forecast's time labels and attrs; the smoothing member's forecasts (or None)."""
         if data is None:
             values, time = self._tail
             tables = self._tables(values, np.arange(values.shape[0]))
             frame, time_attrs = self._series_coords, self._time["attrs"]
+            member = self._smoothing_tail
         else:
             ds = _as_dataset(data, "data")
             new = (self._check_data(ds) < 0).any()
             self._check_history(ds)
-            # only the last lookback steps, unless a series not seen at fit needs its history for scaling
+            # only the last lookback steps, unless a series not seen at fit needs its history for
+            # scaling or the smoothing member reads the record
+            whole = new or self.smoothing_ is not None
             values, time, time_attrs, positions = self._read(
-                ds if new else ds.isel({self.dim_: slice(-self.lookback, None)}))
+                ds if whole else ds.isel({self.dim_: slice(-self.lookback, None)}))
             tables = self._tables(values, positions)
+            member = self._member(values, tables, np.arange(values.shape[0]), np.full(values.shape[0],
+                                                                                         values.shape[1] - 1))
             values, time = values[:, -self.lookback:], time[-self.lookback:]
             frame = self._frame(ds)
         new_time = timeaxis.continue_time_axis(time, self.horizon, self.freq_, name=self.dim_)
         future = self._future_values(future_covariates, new_time, frame)
         features = self._features(np.concatenate([values, future], axis=1), tables,
                                   np.concatenate([time, new_time]))
-        return features, tables, frame, new_time, time_attrs
+        return features, tables, frame, new_time, time_attrs, member
+
+    def _member(self, values, tables, series, origins):
+        """The smoothing member's forecasts (n, horizon, k) from ``origins`` of ``series`` of
+        ``values`` (S, T, F) read from the start of the record, or None without the member."""
+        if tables["smoothing"] is None:
+            return None
+        return smoothing.forecast(values[:, :, :len(self.targets_)], tables["smoothing"], self.season_, series,
+                                  origins, self.horizon)
 
     def _tables(self, values, positions):
         """Per series of the data (rows of ``values``): the scaling ``mean``/``std``
-        (S, F), the baseline ``codes`` (S, horizon, k) and the network ``rows``. A
-        fitted series (``positions`` >= 0) has its fitted ones; a new series (-1) is
-        scaled by its own observed history in ``values`` (static covariates by the
-        fit's across-series scaling) and takes the baseline most fitted series
-        took, per lead and target; its network row is numbered after the fitted ones."""
+        (S, F), the baseline ``codes`` (S, horizon, k), the network ``rows`` and the
+        ``smoothing`` member's parameters (S, k, 5; None without it). A fitted series
+        (``positions`` >= 0) has its fitted ones; a new series (-1) is scaled by its
+        own observed history in ``values`` (static covariates by the fit's
+        across-series scaling), takes the baseline most fitted series took, per lead
+        and target, and has its smoothing member chosen on its history in ``values``;
+        its network row is numbered after the fitted ones."""
         fitted = np.maximum(positions, 0)
         mean, std = self.scaler_.mean[fitted].copy(), self.scaler_.std[fitted].copy()
         codes, rows = self._codes[fitted].copy(), positions.copy()
+        member = None if self.smoothing_ is None else self.smoothing_[fitted].copy()
         new = np.flatnonzero(positions < 0)
         if new.size:
             if self.local_params_ is not None:
@@ -113,7 +129,9 @@ class Forecasting:
             counts = np.stack([(self._codes == c).sum(axis=0) for c in range(len(skill.BASELINES))])
             codes[new] = counts.argmax(axis=0).astype(np.int8)
             rows[new] = self.scaler_.mean.shape[0] + np.arange(new.size)
-        return {"mean": mean, "std": std, "codes": codes, "rows": rows}
+            if member is not None:
+                member[new] = smoothing.choose(values[new][:, :, :len(self.targets_)], self.season_)
+        return {"mean": mean, "std": std, "codes": codes, "rows": rows, "smoothing": member}
 
     def _origins(self, ds, start, stride):
         """The forecast origins (time indices) of a backtest of ``ds``."""
@@ -275,8 +293,9 @@ class Forecasting:
             ok &= observed_enough(X, self.lookback, n_var, n_cal, len(self.targets_))
         return X, ok
 
-    def _forecast(self, features, tables, series, origin, sampling=None):
-        """Forecasts (n, horizon, n_targets[, Q]) in data units; NaN where inputs are missing."""
+    def _forecast(self, features, tables, series, origin, sampling=None, member=None):
+        """Forecasts (n, horizon, n_targets[, Q]) in data units, mixed with the smoothing
+        ``member``'s (n, horizon, n_targets; data units) when given; NaN where inputs are missing."""
         n_targets = len(self.targets_)
         X, ok = self._windows(features, series, origin)
         rows = tables["rows"][series]
@@ -313,6 +332,12 @@ class Forecasting:
             if self.shrink_ is not None:
                 centre = centre * gate
         raw = skill.combine(base, fitted, drift, raw, self.stage_weights_, centre)
+        if member is not None:  # in the scaled units of raw
+            k = np.arange(n_targets)
+            scaled = (member - tables["mean"][series][:, None, k]) / tables["std"][series][:, None, k]
+            centre = (skill.median_of(raw, self.quantiles_) if self.quantiles_ else
+                      raw.mean(axis=-1) if sampling is not None else None)
+            raw = smoothing.mix(raw, scaled, centre)
         if self.quantiles_ and getattr(self, "calibration_", None) is not None:
             raw = np.sort(raw + self.calibration_[None], axis=-1)  # conformal shifts; quantiles never cross
         scaler = SeriesScaler(mean=tables["mean"], std=tables["std"])  # the data's series: new ones by their own

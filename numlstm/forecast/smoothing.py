@@ -1,0 +1,161 @@
+"""The Forecaster's local exponential-smoothing member.
+
+Each series (and target) gets an exponential-smoothing model of its own: additive
+errors, a trend that is none or damped, a season that is none or additive (of the
+model's ``season_``). The form and its smoothing parameters are chosen at fit on the
+series' record, by the smallest corrected Akaike criterion (AICc) over a fixed grid,
+each form's initial state read from the record's first observations (Hyndman and
+Athanasopoulos, *Forecasting: Principles and Practice*, 3rd ed., chapter 8). At
+forecast time its filter runs over the whole record given, from its first
+observation to the origin, so the member reads more than the network's lookback: the
+level, trend and season it carries are estimated from every step.
+
+The Forecaster's point forecast is the mean of its pipeline's (baseline, linear stage
+and network) and this member's, ``WEIGHT`` each; a quantile band or a set of
+Monte-Carlo samples moves with its centre. The two fail on different series: the
+network reads a short window and learns across series, the member a long record of
+one (see ``docs/how-it-works.md``).
+
+Parameters are stored per (series, target) as the ``PARAMS`` columns: the form (see
+``FORMS``), alpha, beta, phi and gamma; NaN everywhere for a series with too few
+observations to choose (no member: the pipeline alone forecasts it).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from numlstm.kernels import smoothing as _kernels
+
+WEIGHT = 0.5
+PARAMS = ("form", "alpha", "beta", "phi", "gamma")
+FORMS = ("level", "level and season", "damped trend", "damped trend and season")
+
+# The grid: alpha; beta and gamma as shares of what keeps the model stable (beta of alpha,
+# gamma of 1 - alpha); phi damps the trend.
+_ALPHA = np.array([0.02, 0.05, 0.1, 0.2, 0.3, 0.5, 0.7, 0.9, 0.99])
+_BETA_SHARE = np.array([0.02, 0.1, 0.3])
+_PHI = np.array([0.8, 0.9, 0.98])
+_GAMMA_SHARE = np.array([0.02, 0.1, 0.3])
+_LEVEL_STEPS = 10  # a form without a season starts its level (and trend) from this many first steps
+
+
+def _form(trend, season):
+    return 2 * int(trend) + int(season)
+
+
+def _grid(trend, season):
+    """(G, 4) rows of (alpha, beta, phi, gamma) for a form."""
+    rows = [(a, a * b, p, (1 - a) * g)
+            for a in _ALPHA
+            for b in (_BETA_SHARE if trend else [0.0])
+            for p in (_PHI if trend else [0.0])
+            for g in (_GAMMA_SHARE if season else [0.0])]
+    return np.array(rows, dtype=np.float64)
+
+
+def _initial(y, m, trend, season):
+    """The initial level, trend and season (m,) of a form, from the start of ``y``
+    (1-D, its first value observed)."""
+    if season:
+        first, second = np.full(m, np.nan), y[m:2 * m]  # a record shorter than a season: the rest unknown
+        first[:min(m, y.size)] = y[:m]
+        level = float(np.nanmean(first))
+        slope = 0.0
+        if trend and np.isfinite(second).any():
+            slope = (float(np.nanmean(second)) - level) / m
+        s0 = np.where(np.isfinite(first), first - level, 0.0)
+        return level, slope, s0 - s0.mean()
+    head = y[:_LEVEL_STEPS]
+    t = np.flatnonzero(np.isfinite(head))
+    if trend and t.size >= 2:
+        slope, intercept = np.polyfit(t.astype(np.float64), head[t], 1)
+        return float(intercept), float(slope), np.zeros(1)
+    return (float(head[0]) if trend else float(head[t].mean())), 0.0, np.zeros(1)
+
+
+def _observed_part(y):
+    """``y`` from its first observation on (float64, contiguous) and where that is; None if none is."""
+    seen = np.flatnonzero(np.isfinite(y))
+    if seen.size == 0:
+        return None, 0
+    return np.ascontiguousarray(y[seen[0]:], dtype=np.float64), int(seen[0])
+
+
+def choose_one(y, season):
+    """The ``PARAMS`` row (5,) chosen for one series ``y`` (1-D, NaN where missing)."""
+    y, _ = _observed_part(y)
+    best, best_ic = np.full(len(PARAMS), np.nan), np.inf
+    if y is None:
+        return best
+    m = season or 1
+    seasonal = m >= 2 and y.size >= 3 * m
+    start = 2 * m if seasonal else 2  # every form is scored on the same steps
+    for trend in (False, True):
+        for has_season in ((False, True) if seasonal else (False,)):
+            grid = _grid(trend, has_season)
+            mm = m if has_season else 1
+            level, slope, s0 = _initial(y, mm, trend, has_season)
+            sse = np.empty(grid.shape[0])
+            n = _kernels.grid_sse(y, mm, start, grid, level, slope, s0, sse)
+            k = 2 + 2 * int(trend) + (m if has_season else 0)  # alpha and level, beta/phi/trend, gamma/season
+            if n - k - 1 <= 0 or not np.isfinite(sse).any():
+                continue
+            g = int(np.nanargmin(sse))
+            v = max(float(sse[g]), 1e-300)
+            ic = n * np.log(v / n) + 2 * k + 2 * k * (k + 1) / (n - k - 1)
+            if ic < best_ic:
+                best_ic = ic
+                best = np.concatenate([[_form(trend, has_season)], grid[g]])
+    return best
+
+
+def choose(values, season):
+    """The members' ``PARAMS`` (S, k, 5) for targets ``values`` (S, T, k) in data units."""
+    n_series, _, n_targets = values.shape
+    out = np.full((n_series, n_targets, len(PARAMS)), np.nan)
+    for s in range(n_series):
+        for j in range(n_targets):
+            out[s, j] = choose_one(values[s, :, j], season)
+    return out
+
+
+def forecast(values, params, season, series, origins, horizon):
+    """The members' forecasts (n, horizon, k) in data units: row ``i`` from step
+    ``origins[i]`` of series ``series[i]`` of ``values`` (S, T, k), its filter run from
+    the series' first observation with ``params`` (S, k, 5). NaN where a series has no
+    member or no observation up to the origin."""
+    n_targets = values.shape[2]
+    out = np.full((len(series), horizon, n_targets), np.nan)
+    for s in np.unique(series):
+        rows = np.flatnonzero(series == s)
+        for j in range(n_targets):
+            p = params[s, j]
+            if np.isnan(p[0]):
+                continue
+            y, first = _observed_part(values[s, :, j])
+            if y is None:
+                continue
+            at = origins[rows] - first
+            keep = at >= 0
+            order = np.argsort(at[keep], kind="stable")
+            form = int(p[0])
+            trend, has_season = bool(form // 2), bool(form % 2)
+            mm = (season or 1) if has_season else 1
+            level, slope, s0 = _initial(y, mm, trend, has_season)
+            res = np.full((int(keep.sum()), horizon), np.nan)
+            _kernels.forecasts(y, mm, np.ascontiguousarray(p[1:]), level, slope, s0,
+                               np.ascontiguousarray(at[keep][order], dtype=np.int64), res)
+            out[rows[keep][order], :, j] = res
+    return out
+
+
+def mix(forecast, member, centre):
+    """The Forecaster's forecast from its pipeline's ``forecast`` (n, horizon, k[, Q]) and the
+    ``member``'s (n, horizon, k), both in the same units: the point forecast moves to the
+    weighted mean of the two; a band or samples (a last axis, with their ``centre``) move
+    with it. Where the member is NaN the pipeline's stays."""
+    extra = forecast.ndim == member.ndim + 1
+    centre = forecast if not extra else centre
+    shift = np.where(np.isfinite(member), WEIGHT * (member - centre), 0.0)
+    return forecast + (shift[..., None] if extra else shift)

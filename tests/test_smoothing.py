@@ -1,0 +1,241 @@
+"""The Forecaster's local exponential-smoothing member: its kernels against a plain-Python
+filter, its choice of form, and how the Forecaster mixes it into every kind of forecast."""
+
+import copy
+
+import numpy as np
+import pandas as pd
+import pytest
+import xarray as xr
+
+import numlstm
+from numlstm.forecast import smoothing
+from numlstm.kernels import smoothing as kernels
+
+TINY = dict(lookback=7, horizon=3, units=4, epochs=2, batch_size=16, random_state=0)
+
+
+def reference_filter(y, m, alpha, beta, phi, gamma, l0, b0, s0, horizon):
+    """Plain Python: one-step errors (NaN where y is missing) and, after every step, the
+    forecasts 1..horizon ahead, of additive-error exponential smoothing."""
+    level, trend, season = l0, b0, list(s0)
+    errors, ahead = [], []
+    for t, v in enumerate(y):
+        j = t % m
+        e = v - (level + phi * trend + season[j]) if np.isfinite(v) else 0.0
+        errors.append(e if np.isfinite(v) else np.nan)
+        level, trend = level + phi * trend + alpha * e, phi * trend + beta * e
+        season[j] += gamma * e
+        ahead.append([level + sum(phi ** i for i in range(1, h + 1)) * trend + season[(t + h) % m]
+                      for h in range(1, horizon + 1)])
+    return np.array(errors), np.array(ahead)
+
+
+def seasonal_series(n=120, m=12, seed=0, trend=0.0, noise=0.3):
+    rng = np.random.default_rng(seed)
+    t = np.arange(n)
+    return 5 + trend * t + 2 * np.sin(2 * np.pi * t / m) + rng.normal(0, noise, n)
+
+
+@pytest.mark.parametrize("m, params", [(1, (0.3, 0.0, 0.0, 0.0)), (1, (0.5, 0.1, 0.9, 0.0)),
+                                       (4, (0.2, 0.0, 0.0, 0.3)), (7, (0.7, 0.05, 0.98, 0.1))])
+def test_kernels_match_the_filter_written_out(m, params):
+    rng = np.random.default_rng(m)
+    y = rng.normal(size=60).cumsum()
+    y[[5, 17, 18, 40]] = np.nan  # missing steps: the state runs on as forecast
+    l0, b0, s0 = 0.4, -0.1, rng.normal(size=m)
+    errors, ahead = reference_filter(y, m, *params, l0, b0, s0, horizon=5)
+    sse = np.empty(2)
+    grid = np.array([params, (0.9, 0.0, 0.0, 0.0)])
+    n = kernels.grid_sse(y, m, 10, grid, l0, b0, s0, sse)
+    assert n == np.isfinite(y[10:]).sum()
+    np.testing.assert_allclose(sse[0], np.nansum(errors[10:] ** 2), rtol=1e-12)
+    origins = np.array([3, 17, 17, 59])  # repeated origins each get their row
+    out = np.empty((4, 5))
+    kernels.forecasts(y, m, np.array(params), l0, b0, s0, origins, out)
+    np.testing.assert_allclose(out, ahead[origins], rtol=1e-12)
+
+
+def test_choice_follows_the_series():
+    rng = np.random.default_rng(1)
+    seasonal = seasonal_series()
+    trending = 2.0 * np.arange(120) + rng.normal(0, 1.0, 120)
+    walk = rng.normal(size=120).cumsum()
+    forms = [smoothing.FORMS[int(smoothing.choose_one(y, 12)[0])] for y in (seasonal, trending, walk)]
+    assert forms[0] in ("level and season", "damped trend and season")
+    assert forms[1] in ("damped trend", "damped trend and season")
+    assert forms[2] == "level"
+    assert smoothing.choose_one(walk, 12)[1] >= 0.7  # a random walk: the level follows the last value
+    # too short to choose, or nothing observed: no member
+    assert np.isnan(smoothing.choose_one(np.array([1.0, 2.0, np.nan]), None)).all()
+    assert np.isnan(smoothing.choose_one(np.full(50, np.nan), 12)).all()
+    # no season asked for: none chosen
+    assert int(smoothing.choose_one(seasonal, None)[0]) in (0, 2)
+
+
+def test_forecasts_read_the_record_from_its_first_observation():
+    y = seasonal_series(seed=2)
+    padded = np.concatenate([np.full(30, np.nan), y])
+    params = smoothing.choose(y[None, :, None], 12)
+    late = smoothing.forecast(padded[None, :, None], params, 12, np.array([0, 0]), np.array([20, 149]), 12)
+    early = smoothing.forecast(y[None, :, None], params, 12, np.array([0]), np.array([119]), 12)
+    assert np.isnan(late[0]).all()  # before the first observation: nothing to forecast from
+    np.testing.assert_allclose(late[1], early[0])
+    # the seasonal forecast tracks the season it was never shown
+    t = np.arange(120, 132)
+    assert np.abs(early[0, :, 0] - (5 + 2 * np.sin(2 * np.pi * t / 12))).mean() < 0.5
+
+
+def test_a_record_shorter_than_a_season_still_forecasts():
+    y = seasonal_series(seed=3)
+    params = smoothing.choose(y[None, :, None], 12)
+    assert int(params[0, 0, 0]) % 2 == 1  # a seasonal member
+    short = smoothing.forecast(y[None, -5:, None], params, 12, np.array([0]), np.array([4]), 12)
+    assert np.isfinite(short).all()
+    assert np.abs(short - y[-5:].mean()).max() < 4 * y.std()
+
+
+def stations(n_time=90, n_series=3, seed=0):
+    rng = np.random.default_rng(seed)
+    t = np.arange(n_time)
+    flow = 10 + 3 * np.sin(2 * np.pi * t / 7)[None] * np.arange(1, n_series + 1)[:, None] \
+        + 0.05 * t[None] + rng.normal(0, 0.3, (n_series, n_time))
+    return xr.Dataset({"flow": (("station", "time"), flow), "rain": (("time", "station"),
+                                                                      rng.gamma(1.0, 1.0, (n_time, n_series)))},
+                      coords={"time": pd.date_range("2000-01-01", periods=n_time, freq="D"),
+                              "station": [f"st{i}" for i in range(n_series)]})
+
+
+def without_member(fc):
+    off = copy.copy(fc)
+    return off._set_smoothing(None, None)
+
+
+def member_of(fc, ds, origins, station=None):
+    """The member's forecasts written out from the module's functions: (S, n_origins, horizon)."""
+    y = ds["flow"].transpose("station", "time").values[:, :, None].astype(np.float64)
+    params = fc.smoothing_ if station is None else smoothing.choose(y, fc.season_)
+    n = y.shape[0]
+    out = smoothing.forecast(y, params, fc.season_, np.repeat(np.arange(n), len(origins)),
+                             np.tile(origins, n), fc.horizon)
+    return out[..., 0].reshape(n, len(origins), fc.horizon)
+
+
+@pytest.fixture(scope="module")
+def data():
+    return stations()
+
+
+@pytest.fixture(scope="module")
+def fitted(data):
+    return numlstm.Forecaster(**TINY, smoothing=True).fit(data, "flow", covariates=["rain"])
+
+
+def test_forecast_is_the_mean_of_the_pipeline_and_the_member(data, fitted):
+    assert fitted.smoothing_.shape == (3, 1, 5) and np.isfinite(fitted.smoothing_).all()
+    assert fitted.season_ == 7 and (fitted.smoothing_[:, 0, 0] % 2 == 1).all()  # every station has its season
+    start = data["time"].values[60]
+    on = fitted.backtest(data, start=start)["flow"].transpose("station", "init_time", "lead").values
+    off = without_member(fitted).backtest(data, start=start)["flow"].transpose("station", "init_time", "lead").values
+    member = member_of(fitted, data, np.arange(60, 90 - 3))
+    np.testing.assert_allclose(on, 0.5 * (off + member), rtol=1e-5)
+    # the member helps here: the seasonal stations are what it models
+    obs = np.stack([data["flow"].values[:, o + 1:o + 4] for o in range(60, 87)], axis=1)
+    assert np.abs(on - obs).mean() < np.abs(off - obs).mean()
+
+
+def test_predict_reads_the_whole_record(data, fitted):
+    # predict() from the fit's end equals predict(data): the member's forecast was kept at fit
+    xr.testing.assert_allclose(fitted.predict(), fitted.predict(data))
+    edited = data.copy(deep=True)
+    edited["flow"][:, :10] += 5.0  # long before the last lookback steps: only the member sees it
+    moved = fitted.predict(edited)["flow"] - fitted.predict(data)["flow"]
+    assert float(np.abs(moved).max()) > 1e-3
+    off = without_member(fitted)
+    xr.testing.assert_identical(off.predict(edited), off.predict(data))
+
+
+def test_smoothing_false_has_no_member(data):
+    fc = numlstm.Forecaster(**TINY, smoothing=False).fit(data, "flow")
+    assert fc.smoothing_ is None
+    xr.testing.assert_identical(fc.predict(data), without_member(fc).predict(data))
+    with pytest.raises(TypeError, match="smoothing must be 'auto' .* True .* or False .*, got 'yes'"):
+        numlstm.Forecaster(**TINY, smoothing="yes").fit(data, "flow")
+    # "auto": on without covariates, off with them; True forces it
+    assert numlstm.Forecaster(**TINY).fit(data, "flow", covariates=["rain"]).smoothing_ is None
+    assert numlstm.Forecaster(**TINY, smoothing=True).fit(data, "flow", covariates=["rain"]).smoothing_ is not None
+
+
+def test_bands_and_samples_move_with_their_centre(data):
+    fc = numlstm.Forecaster(**TINY, quantiles=[0.1, 0.5, 0.9]).fit(data, "flow")
+    on, off = fc.predict(data)["flow"].values, without_member(fc).predict(data)["flow"].values
+    shift = on - off
+    np.testing.assert_allclose(shift, shift[..., 1:2].repeat(3, axis=-1), rtol=1e-4, atol=1e-4)  # one shift per band
+    member = member_of(fc, data, np.array([89]))[:, 0]
+    np.testing.assert_allclose(on[..., 1], 0.5 * (off[..., 1] + member), rtol=1e-5)
+    drop = numlstm.Forecaster(**TINY, dropout=0.2).fit(data, "flow")
+    on = drop.predict(data, samples=5)["flow"].values
+    off = without_member(drop).predict(data, samples=5)["flow"].values
+    np.testing.assert_allclose(on - off, (on - off)[..., :1].repeat(5, axis=-1), rtol=1e-4, atol=1e-4)
+    np.testing.assert_allclose(on.mean(-1), 0.5 * (off.mean(-1) + member_of(drop, data, np.array([89]))[:, 0]),
+                               rtol=1e-5)
+
+
+def test_new_series_choose_their_member_from_their_own_history(data):
+    fc = numlstm.Forecaster(**TINY).fit(data.sel(station=["st0", "st1"]), "flow")
+    bt = fc.backtest(data, start=data["time"].values[60])["flow"].sel(station="st2")
+    off = without_member(fc).backtest(data, start=data["time"].values[60])["flow"].sel(station="st2")
+    member = member_of(fc, data, np.arange(60, 87), station="st2")[2]
+    np.testing.assert_allclose(bt.transpose("init_time", "lead").values,
+                               0.5 * (off.transpose("init_time", "lead").values + member), rtol=1e-5)
+
+
+def test_lazy_and_local_forecasts_mix_the_member(data, fitted):
+    lazy = fitted.predict(data.chunk({"station": 1}))
+    xr.testing.assert_allclose(lazy.compute(), fitted.predict(data))
+    local = numlstm.Forecaster(**TINY, mode="local").fit(data, "flow")
+    np.testing.assert_allclose(local.smoothing_, fitted.smoothing_)  # chosen per series in either mode
+    on, off = local.predict(data)["flow"].values, without_member(local).predict(data)["flow"].values
+    np.testing.assert_allclose(on, 0.5 * (off + member_of(local, data, np.array([89]))[:, 0]), rtol=1e-5)
+
+
+def test_warm_start_keeps_the_member_and_moves_its_forecast_on(data):
+    fc = numlstm.Forecaster(**TINY).fit(data.isel(time=slice(0, 70)), "flow")
+    chosen = fc.smoothing_.copy()
+    fc.fit(data, "flow", warm_start=True)
+    np.testing.assert_array_equal(fc.smoothing_, chosen)
+    xr.testing.assert_allclose(fc.predict(), fc.predict(data))  # the kept forecast moved to the data's end
+
+
+def test_the_member_survives_the_model_file(tmp_path, data, fitted):
+    path = tmp_path / "m.nc"
+    fitted.save(path)
+    back = numlstm.load(path)
+    np.testing.assert_array_equal(back.smoothing_, fitted.smoothing_)
+    xr.testing.assert_identical(back.predict(), fitted.predict())
+    xr.testing.assert_identical(back.predict(data), fitted.predict(data))
+    with xr.open_dataset(path) as ds:
+        ds = ds.load()
+    assert ds.attrs["numlstm_format_version"] == 4
+    bad = ds.copy(deep=True)
+    bad["smoothing"][0, 0, 0] = 7.0
+    bad.to_netcdf(tmp_path / "bad.nc", engine="scipy")
+    with pytest.raises(ValueError, match="'smoothing' holds a form that is not one of 0-3"):
+        numlstm.load(tmp_path / "bad.nc")
+    half = ds.drop_vars("smoothing_forecast")
+    half.to_netcdf(tmp_path / "half.nc", engine="scipy")
+    with pytest.raises(ValueError, match="'smoothing_forecast' is missing"):
+        numlstm.load(tmp_path / "half.nc")
+    none = ds.drop_vars(["smoothing", "smoothing_forecast"])  # a file without a member forecasts without one
+    none.to_netcdf(tmp_path / "none.nc", engine="scipy")
+    old = numlstm.load(tmp_path / "none.nc")
+    assert old.smoothing_ is None
+    xr.testing.assert_allclose(old.predict(data), without_member(fitted).predict(data))
+
+
+def test_user_data_is_unchanged(data, fitted):
+    before = data.copy(deep=True)
+    fitted.predict(data)
+    fitted.backtest(data, start=data["time"].values[50])
+    numlstm.Forecaster(**TINY).fit(data, "flow")
+    xr.testing.assert_identical(data, before)
