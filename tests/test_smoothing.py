@@ -86,13 +86,23 @@ def test_forecasts_read_the_record_from_its_first_observation():
     assert np.abs(early[0, :, 0] - (5 + 2 * np.sin(2 * np.pi * t / 12))).mean() < 0.5
 
 
-def test_a_record_shorter_than_a_season_still_forecasts():
-    y = seasonal_series(seed=3)
-    params = smoothing.choose(y[None, :, None], 12)
-    assert int(params[0, 0, 0]) % 2 == 1  # a seasonal member
-    short = smoothing.forecast(y[None, -5:, None], params, 12, np.array([0]), np.array([4]), 12)
-    assert np.isfinite(short).all()
-    assert np.abs(short - y[-5:].mean()).max() < 4 * y.std()
+def test_a_forecast_never_reads_steps_after_its_origin():
+    rng = np.random.default_rng(4)
+    y = seasonal_series(n=80, seed=4, trend=0.05)
+    for season, forms in ((12, (0, 1, 2, 3)), (None, (0, 2))):
+        for form in forms:
+            params = smoothing.choose(y[None, :, None], season)
+            params[0, 0, :] = [form, 0.3, 0.03, 0.9, 0.1]
+            origins = np.arange(80)
+            base = smoothing.forecast(y[None, :, None], params, season, np.zeros(80, int), origins, 6)
+            for o in (0, 4, 9, 11, 12, 23, 30):  # the future of each origin changed: its forecast is not
+                later = y.copy()
+                later[o + 1:] += rng.normal(0, 50, 79 - o)
+                moved = smoothing.forecast(later[None, :, None], params, season, np.zeros(1, int), np.array([o]), 6)
+                np.testing.assert_array_equal(moved[0], base[o])
+            # the member starts once its initial state has been read: NaN before, numbers after
+            start = {0: 10, 1: 12, 2: 10, 3: 24}[form]
+            assert np.isnan(base[:start - 1]).all() and np.isfinite(base[start - 1:]).all()
 
 
 def stations(n_time=90, n_series=3, seed=0):
@@ -112,9 +122,10 @@ def without_member(fc):
 
 
 def member_of(fc, ds, origins, station=None):
-    """The member's forecasts written out from the module's functions: (S, n_origins, horizon)."""
+    """The member's forecasts written out from the module's functions: (S, n_origins, horizon); with
+    ``station``, every member chosen as a new series' is in a backtest, on the record up to the first origin."""
     y = ds["flow"].transpose("station", "time").values[:, :, None].astype(np.float64)
-    params = fc.smoothing_ if station is None else smoothing.choose(y, fc.season_)
+    params = fc.smoothing_ if station is None else smoothing.choose(y[:, :origins[0] + 1], fc.season_)
     n = y.shape[0]
     out = smoothing.forecast(y, params, fc.season_, np.repeat(np.arange(n), len(origins)),
                              np.tile(origins, n), fc.horizon)
@@ -173,6 +184,10 @@ def test_bands_and_samples_move_with_their_centre(data):
     np.testing.assert_allclose(shift, shift[..., 1:2].repeat(3, axis=-1), rtol=1e-4, atol=1e-4)  # one shift per band
     member = member_of(fc, data, np.array([89]))[:, 0]
     np.testing.assert_allclose(on[..., 1], 0.5 * (off[..., 1] + member), rtol=1e-5)
+    # a band all above the median has no centre to move: the network's band is left whole
+    upper = numlstm.Forecaster(**TINY, quantiles=[0.8, 0.9]).fit(data, "flow")
+    assert upper.smoothing_ is not None
+    xr.testing.assert_identical(upper.predict(data), without_member(upper).predict(data))
     drop = numlstm.Forecaster(**TINY, dropout=0.2).fit(data, "flow")
     on = drop.predict(data, samples=5)["flow"].values
     off = without_member(drop).predict(data, samples=5)["flow"].values
@@ -188,6 +203,14 @@ def test_new_series_choose_their_member_from_their_own_history(data):
     member = member_of(fc, data, np.arange(60, 87), station="st2")[2]
     np.testing.assert_allclose(bt.transpose("init_time", "lead").values,
                                0.5 * (off.transpose("init_time", "lead").values + member), rtol=1e-5)
+
+
+def test_a_short_record_is_forecast_by_the_pipeline_alone(data, fitted):
+    short = data.isel(time=slice(-fitted.lookback, None))  # shorter than the member's start-up
+    xr.testing.assert_identical(fitted.predict(short), without_member(fitted).predict(short))
+    pickled_before = copy.copy(fitted)  # a model from before the member has no such attributes
+    del pickled_before.smoothing_, pickled_before._smoothing_tail
+    xr.testing.assert_identical(pickled_before.predict(data), without_member(fitted).predict(data))
 
 
 def test_lazy_and_local_forecasts_mix_the_member(data, fitted):

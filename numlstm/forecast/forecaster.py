@@ -532,7 +532,7 @@ class Forecaster(Fitting, Forecasting, LazyForecasts, ParamsMixin):
             return self._lazy_backtest(ds, start, stride, h)
         values, time, time_attrs, positions = self._read(ds)
         origins = self._origins(ds, start, stride)
-        tables = self._tables(values, positions)
+        tables = self._tables(values, positions, upto=int(origins[0]) + 1)
         features = self._features(values, tables, time)
         n_series = values.shape[0]
         series, at = np.repeat(np.arange(n_series), origins.size), np.tile(origins, n_series)

@@ -43,7 +43,7 @@ class LazyForecasts:
         self._check_history(ds)
         dim = self.dim_
         recent = ds[self._variables]
-        if self.smoothing_ is None:  # else the smoothing member reads the whole record
+        if getattr(self, "smoothing_", None) is None:  # else the smoothing member reads the whole record
             recent = recent.isel({dim: slice(-self.lookback, None)})
         recent = recent.chunk({dim: -1})
         new_time = timeaxis.continue_time_axis(recent[dim].values, self.horizon, self.freq_, name=dim)

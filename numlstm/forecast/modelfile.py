@@ -151,7 +151,7 @@ def to_dataset(fc):
     tail_values, tail_time = fc._tail
     data_vars["tail"] = ((SERIES, STEP, FEATURE), tail_values,
                          {"long_name": "last lookback steps of the training data"})
-    if fc.smoothing_ is not None:
+    if getattr(fc, "smoothing_", None) is not None:
         data_vars["smoothing"] = ((SERIES, TARGET, SMOOTHING_PARAM), fc.smoothing_, {
             "long_name": "each series' exponential-smoothing member", "columns": ", ".join(smoothing.PARAMS)})
         data_vars["smoothing_forecast"] = ((SERIES, LEAD, TARGET), fc._smoothing_tail, {

@@ -73,14 +73,14 @@ class Forecasting:
             values, time = self._tail
             tables = self._tables(values, np.arange(values.shape[0]))
             frame, time_attrs = self._series_coords, self._time["attrs"]
-            member = self._smoothing_tail
+            member = getattr(self, "_smoothing_tail", None)
         else:
             ds = _as_dataset(data, "data")
             new = (self._check_data(ds) < 0).any()
             self._check_history(ds)
             # only the last lookback steps, unless a series not seen at fit needs its history for
             # scaling or the smoothing member reads the record
-            whole = new or self.smoothing_ is not None
+            whole = new or getattr(self, "smoothing_", None) is not None
             values, time, time_attrs, positions = self._read(
                 ds if whole else ds.isel({self.dim_: slice(-self.lookback, None)}))
             tables = self._tables(values, positions)
@@ -94,6 +94,12 @@ class Forecasting:
                                   np.concatenate([time, new_time]))
         return features, tables, frame, new_time, time_attrs, member
 
+    def _mixes_member(self):
+        """Whether forecasts take the smoothing member in: not a band whose levels are all on one
+        side of 0.5, which has no centre to move to the member (the network's band is left whole)."""
+        q = self.quantiles_
+        return not q or min(q) <= 0.5 <= max(q)
+
     def _member(self, values, tables, series, origins):
         """The smoothing member's forecasts (n, horizon, k) from ``origins`` of ``series`` of
         ``values`` (S, T, F) read from the start of the record, or None without the member."""
@@ -102,19 +108,21 @@ class Forecasting:
         return smoothing.forecast(values[:, :, :len(self.targets_)], tables["smoothing"], self.season_, series,
                                   origins, self.horizon)
 
-    def _tables(self, values, positions):
+    def _tables(self, values, positions, upto=None):
         """Per series of the data (rows of ``values``): the scaling ``mean``/``std``
         (S, F), the baseline ``codes`` (S, horizon, k), the network ``rows`` and the
         ``smoothing`` member's parameters (S, k, 5; None without it). A fitted series
         (``positions`` >= 0) has its fitted ones; a new series (-1) is scaled by its
         own observed history in ``values`` (static covariates by the fit's
         across-series scaling), takes the baseline most fitted series took, per lead
-        and target, and has its smoothing member chosen on its history in ``values``;
-        its network row is numbered after the fitted ones."""
+        and target, and has its smoothing member chosen on its history in ``values``
+        (up to step ``upto``, a backtest's first origin, when given); its network row is
+        numbered after the fitted ones."""
         fitted = np.maximum(positions, 0)
         mean, std = self.scaler_.mean[fitted].copy(), self.scaler_.std[fitted].copy()
         codes, rows = self._codes[fitted].copy(), positions.copy()
-        member = None if self.smoothing_ is None else self.smoothing_[fitted].copy()
+        member = getattr(self, "smoothing_", None)  # None without the member (or pickled before it)
+        member = None if member is None else member[fitted].copy()
         new = np.flatnonzero(positions < 0)
         if new.size:
             if self.local_params_ is not None:
@@ -130,7 +138,7 @@ class Forecasting:
             codes[new] = counts.argmax(axis=0).astype(np.int8)
             rows[new] = self.scaler_.mean.shape[0] + np.arange(new.size)
             if member is not None:
-                member[new] = smoothing.choose(values[new][:, :, :len(self.targets_)], self.season_)
+                member[new] = smoothing.choose(values[new][:, :upto, :len(self.targets_)], self.season_)
         return {"mean": mean, "std": std, "codes": codes, "rows": rows, "smoothing": member}
 
     def _origins(self, ds, start, stride):
@@ -332,7 +340,7 @@ class Forecasting:
             if self.shrink_ is not None:
                 centre = centre * gate
         raw = skill.combine(base, fitted, drift, raw, self.stage_weights_, centre)
-        if member is not None:  # in the scaled units of raw
+        if member is not None and self._mixes_member():  # in the scaled units of raw
             k = np.arange(n_targets)
             scaled = (member - tables["mean"][series][:, None, k]) / tables["std"][series][:, None, k]
             centre = (skill.median_of(raw, self.quantiles_) if self.quantiles_ else

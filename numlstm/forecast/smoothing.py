@@ -19,6 +19,14 @@ one (see ``docs/how-it-works.md``).
 Parameters are stored per (series, target) as the ``PARAMS`` columns: the form (see
 ``FORMS``), alpha, beta, phi and gamma; NaN everywhere for a series with too few
 observations to choose (no member: the pipeline alone forecasts it).
+
+Details, as measured on the skill benchmark (``benchmarks/skill.py``): the AICc counts
+alpha and the initial level, beta and the initial trend, gamma and the ``m`` initial
+seasonal values (phi, one of three grid values, is not counted); a form with a trend
+starts its level at the first steps' regression line at step 0. The initial state is
+read from the record's first season or two (ten steps without a season), so the member
+forecasts only from origins after that stretch (before, NaN: a forecast never reads a
+step after its origin).
 """
 
 from __future__ import annotations
@@ -74,6 +82,14 @@ def _initial(y, m, trend, season):
     return (float(head[0]) if trend else float(head[t].mean())), 0.0, np.zeros(1)
 
 
+def _start_steps(m, trend, season):
+    """How many first steps ``_initial`` reads: a forecast from an earlier origin would read
+    observations after it."""
+    if season:
+        return 2 * m if trend else m
+    return _LEVEL_STEPS
+
+
 def _observed_part(y):
     """``y`` from its first observation on (float64, contiguous) and where that is; None if none is."""
     seen = np.flatnonzero(np.isfinite(y))
@@ -124,7 +140,8 @@ def forecast(values, params, season, series, origins, horizon):
     """The members' forecasts (n, horizon, k) in data units: row ``i`` from step
     ``origins[i]`` of series ``series[i]`` of ``values`` (S, T, k), its filter run from
     the series' first observation with ``params`` (S, k, 5). NaN where a series has no
-    member or no observation up to the origin."""
+    member, or where its initial state would read steps after the origin (origins within
+    the first season or two, or the first ten steps, of its record)."""
     n_targets = values.shape[2]
     out = np.full((len(series), horizon, n_targets), np.nan)
     for s in np.unique(series):
@@ -136,12 +153,12 @@ def forecast(values, params, season, series, origins, horizon):
             y, first = _observed_part(values[s, :, j])
             if y is None:
                 continue
-            at = origins[rows] - first
-            keep = at >= 0
-            order = np.argsort(at[keep], kind="stable")
             form = int(p[0])
             trend, has_season = bool(form // 2), bool(form % 2)
             mm = (season or 1) if has_season else 1
+            at = origins[rows] - first
+            keep = at >= _start_steps(mm, trend, has_season) - 1
+            order = np.argsort(at[keep], kind="stable")
             level, slope, s0 = _initial(y, mm, trend, has_season)
             res = np.full((int(keep.sum()), horizon), np.nan)
             _kernels.forecasts(y, mm, np.ascontiguousarray(p[1:]), level, slope, s0,
