@@ -535,19 +535,19 @@ def naive_forecasts(y, origins, horizon, season):
     return persistence, seasonal
 
 
-def peer_forecasts(y, origins, horizon, season, freq_label):
-    """AutoETS and AutoTheta, refitted at each origin; (S, n_origins, horizon) each, and seconds per fit."""
+def peer_forecasts(y, origins, horizon, season, freq_label, peers=("AutoETS", "AutoTheta")):
+    """The statsforecast ``peers`` (AutoETS, AutoTheta), refitted at each origin; (S, n_origins, horizon)
+    each, and seconds per fit."""
     from statsforecast.models import AutoETS, AutoTheta
 
-    out = {"AutoETS": np.full(y.shape[:1] + (len(origins), horizon), np.nan)}
-    out["AutoTheta"] = out["AutoETS"].copy()
+    out = {name: np.full(y.shape[:1] + (len(origins), horizon), np.nan) for name in peers}
     seconds = {k: 0.0 for k in out}
     filled = pd.DataFrame(y.T).interpolate(limit_direction="both").to_numpy().T
     for s in range(y.shape[0]):
         for k, o in enumerate(origins):
             history = filled[s, :o + 1]
-            for name, model in (("AutoETS", AutoETS(season_length=season)),
-                                ("AutoTheta", AutoTheta(season_length=season))):
+            models = {"AutoETS": AutoETS, "AutoTheta": AutoTheta}
+            for name, model in ((name, models[name](season_length=season)) for name in peers):
                 began = time.perf_counter()
                 try:
                     with warnings.catch_warnings():
@@ -634,7 +634,8 @@ def mae(forecast, truth):
     return float(np.nanmean(err)), int(np.isnan(err).sum())
 
 
-def run_case(name, load, freq_label, season, lookback, horizon, darts=True, refit=False):
+def run_case(name, load, freq_label, season, lookback, horizon, darts=True, refit=False,
+             peers=("AutoETS", "AutoTheta")):
     ds = load()
     y = _panel(ds)
     n_time = y.shape[1]
@@ -646,7 +647,7 @@ def run_case(name, load, freq_label, season, lookback, horizon, darts=True, refi
     fits = {}
     forecasts["numlstm"], forecasts[ABLATION], seconds, fc = numlstm_forecasts(ds, origins, lookback, horizon, refit)
     fits["numlstm"] = seconds / y.shape[0]
-    peers, peer_seconds = peer_forecasts(y, origins, horizon, season, freq_label)
+    peers, peer_seconds = peer_forecasts(y, origins, horizon, season, freq_label, peers)
     forecasts.update(peers)
     fits.update(peer_seconds)
     if darts:
@@ -726,12 +727,16 @@ def main(argv=None):
     parser.add_argument("--group", help="run only these groups, comma-separated: eight, held-out, second, third, "
                         "fourth, fifth, sixth (held-out: the first held-out check alone; default: all but fourth, "
                         "fifth and sixth)")
+    parser.add_argument("--skip-theta", action="store_true",
+                        help="do not run AutoTheta (its fits take many minutes per series on records of tens of "
+                        "thousands of steps)")
     parser.add_argument("--refit", action="store_true",
                         help="fit numlstm afresh at every origin (as AutoETS and AutoTheta are), not once")
     args = parser.parse_args(argv)
     why_not = "--skip-darts" if args.skip_darts else darts_missing()
     darts = why_not is None
-    methods = ["numlstm", ABLATION, "AutoETS", "AutoTheta"] + (["Darts LSTM"] if darts else [])
+    peers = ("AutoETS",) if args.skip_theta else ("AutoETS", "AutoTheta")
+    methods = ["numlstm", ABLATION, *peers] + (["Darts LSTM"] if darts else [])
     if darts:
         import darts as darts_package
         import torch
@@ -749,7 +754,8 @@ def main(argv=None):
          f"{provenance(REPO)}; CPU: {cpu_model()}"),
         (f"{ORIGINS} origins per data set, horizon steps apart; numlstm "
          + ("refitted at every origin (--refit)" if args.refit else "fitted once before the first origin")
-         + ", AutoETS and AutoTheta refitted at every origin."),
+         + f", {' and '.join(peers)} refitted at every origin"
+         + (" (AutoTheta not run: --skip-theta)." if args.skip_theta else ".")),
         darts_line,
         (f"{ABLATION}: the same fitted numlstm model with its smoothing member removed (an ablation, not a "
          "peer; the member does not change what the network is trained on)."),
@@ -783,7 +789,7 @@ def main(argv=None):
                                    for h in header))
         group = []
         for case in cases:
-            row = run_case(*case, darts=darts, refit=args.refit)
+            row = run_case(*case, darts=darts, refit=args.refit, peers=peers)
             row["group"] = label
             group.append(row)
             sc, best = row["scores"], row["best"]
