@@ -69,10 +69,8 @@ EXPECTED = {
     'backward_rows': 1,
     'chunk_count': 1,
     'fill': 1,
-    'forecasts': 1,  # the smoothing member's filter (kernels.smoothing)
     'forward_rows': 1,
     'global_norm': 1,
-    'grid_sse': 1,  # the smoothing member's choice
     'loss_and_grad_impl': 1,
     'masked_state': 1,
     'reverse_time': 2,

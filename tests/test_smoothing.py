@@ -13,6 +13,7 @@ from numlstm.forecast import smoothing
 from numlstm.kernels import smoothing as kernels
 
 TINY = dict(lookback=7, horizon=3, units=4, epochs=2, batch_size=16, random_state=0)
+MEMBER = dict(TINY, smoothing="auto")  # the member is an option (off by default since the sixth skill check)
 
 
 def reference_filter(y, m, alpha, beta, phi, gamma, l0, b0, s0, horizon):
@@ -172,23 +173,24 @@ def test_smoothing_false_has_no_member(data):
     xr.testing.assert_identical(fc.predict(data), without_member(fc).predict(data))
     with pytest.raises(TypeError, match="smoothing must be 'auto' .* True .* or False .*, got 'yes'"):
         numlstm.Forecaster(**TINY, smoothing="yes").fit(data, "flow")
+    assert numlstm.Forecaster(**TINY).fit(data, "flow").smoothing_ is None  # off by default
     # "auto": on without covariates, off with them; True forces it
-    assert numlstm.Forecaster(**TINY).fit(data, "flow", covariates=["rain"]).smoothing_ is None
+    assert numlstm.Forecaster(**MEMBER).fit(data, "flow", covariates=["rain"]).smoothing_ is None
     assert numlstm.Forecaster(**TINY, smoothing=True).fit(data, "flow", covariates=["rain"]).smoothing_ is not None
 
 
 def test_bands_and_samples_move_with_their_centre(data):
-    fc = numlstm.Forecaster(**TINY, quantiles=[0.1, 0.5, 0.9]).fit(data, "flow")
+    fc = numlstm.Forecaster(**MEMBER, quantiles=[0.1, 0.5, 0.9]).fit(data, "flow")
     on, off = fc.predict(data)["flow"].values, without_member(fc).predict(data)["flow"].values
     shift = on - off
     np.testing.assert_allclose(shift, shift[..., 1:2].repeat(3, axis=-1), rtol=1e-4, atol=1e-4)  # one shift per band
     member = member_of(fc, data, np.array([89]))[:, 0]
     np.testing.assert_allclose(on[..., 1], 0.5 * (off[..., 1] + member), rtol=1e-5)
     # a band all above the median has no centre to move: the network's band is left whole
-    upper = numlstm.Forecaster(**TINY, quantiles=[0.8, 0.9]).fit(data, "flow")
+    upper = numlstm.Forecaster(**MEMBER, quantiles=[0.8, 0.9]).fit(data, "flow")
     assert upper.smoothing_ is not None
     xr.testing.assert_identical(upper.predict(data), without_member(upper).predict(data))
-    drop = numlstm.Forecaster(**TINY, dropout=0.2).fit(data, "flow")
+    drop = numlstm.Forecaster(**MEMBER, dropout=0.2).fit(data, "flow")
     on = drop.predict(data, samples=5)["flow"].values
     off = without_member(drop).predict(data, samples=5)["flow"].values
     np.testing.assert_allclose(on - off, (on - off)[..., :1].repeat(5, axis=-1), rtol=1e-4, atol=1e-4)
@@ -197,7 +199,7 @@ def test_bands_and_samples_move_with_their_centre(data):
 
 
 def test_new_series_choose_their_member_from_their_own_history(data):
-    fc = numlstm.Forecaster(**TINY).fit(data.sel(station=["st0", "st1"]), "flow")
+    fc = numlstm.Forecaster(**MEMBER).fit(data.sel(station=["st0", "st1"]), "flow")
     bt = fc.backtest(data, start=data["time"].values[60])["flow"].sel(station="st2")
     off = without_member(fc).backtest(data, start=data["time"].values[60])["flow"].sel(station="st2")
     member = member_of(fc, data, np.arange(60, 87), station="st2")[2]
@@ -216,14 +218,14 @@ def test_a_short_record_is_forecast_by_the_pipeline_alone(data, fitted):
 def test_lazy_and_local_forecasts_mix_the_member(data, fitted):
     lazy = fitted.predict(data.chunk({"station": 1}))
     xr.testing.assert_allclose(lazy.compute(), fitted.predict(data))
-    local = numlstm.Forecaster(**TINY, mode="local").fit(data, "flow")
+    local = numlstm.Forecaster(**MEMBER, mode="local").fit(data, "flow")
     np.testing.assert_allclose(local.smoothing_, fitted.smoothing_)  # chosen per series in either mode
     on, off = local.predict(data)["flow"].values, without_member(local).predict(data)["flow"].values
     np.testing.assert_allclose(on, 0.5 * (off + member_of(local, data, np.array([89]))[:, 0]), rtol=1e-5)
 
 
 def test_warm_start_keeps_the_member_and_moves_its_forecast_on(data):
-    fc = numlstm.Forecaster(**TINY).fit(data.isel(time=slice(0, 70)), "flow")
+    fc = numlstm.Forecaster(**MEMBER).fit(data.isel(time=slice(0, 70)), "flow")
     chosen = fc.smoothing_.copy()
     fc.fit(data, "flow", warm_start=True)
     np.testing.assert_array_equal(fc.smoothing_, chosen)
@@ -260,5 +262,5 @@ def test_user_data_is_unchanged(data, fitted):
     before = data.copy(deep=True)
     fitted.predict(data)
     fitted.backtest(data, start=data["time"].values[50])
-    numlstm.Forecaster(**TINY).fit(data, "flow")
+    numlstm.Forecaster(**MEMBER).fit(data, "flow")
     xr.testing.assert_identical(data, before)

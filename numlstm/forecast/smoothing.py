@@ -10,8 +10,9 @@ forecast time its filter runs over the whole record given, from its first
 observation to the origin, so the member reads more than the network's lookback: the
 level, trend and season it carries are estimated from every step.
 
-The Forecaster's point forecast is the mean of its pipeline's (baseline, linear stage
-and network) and this member's, ``WEIGHT`` each; a quantile band or a set of
+With ``Forecaster(smoothing="auto")`` (an option, off by default: the sixth held-out
+check of ``benchmarks/skill.py`` decided against it) the point forecast is the mean of
+the pipeline's (baseline, linear stage and network) and this member's, ``WEIGHT`` each; a quantile band or a set of
 Monte-Carlo samples moves with its centre. The two fail on different series: the
 network reads a short window and learns across series, the member a long record of
 one (see ``docs/how-it-works.md``).
