@@ -12,8 +12,8 @@ level, trend and season it carries are estimated from every step.
 
 With ``Forecaster(smoothing="auto")`` (an option, off by default: the sixth held-out
 check of ``benchmarks/skill.py`` decided against it) the point forecast is the mean of
-the pipeline's (baseline, linear stage and network) and this member's, ``WEIGHT`` each; a quantile band or a set of
-Monte-Carlo samples moves with its centre. The two fail on different series: the
+the pipeline's (baseline, linear stage and network) and this member's, ``WEIGHT`` each;
+a quantile band or a set of Monte-Carlo samples moves with its centre. The two fail on different series: the
 network reads a short window and learns across series, the member a long record of
 one (see ``docs/how-it-works.md``).
 

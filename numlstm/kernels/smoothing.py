@@ -17,11 +17,23 @@ its special cases). Float64 throughout.
 """
 
 import numpy as np
+from numba.extending import register_jitable
 
 from numlstm.kernels._jit import CPU_OPTIONS, njit
 
 # The grid's columns.
 ALPHA, BETA, PHI, GAMMA = 0, 1, 2, 3
+
+
+@register_jitable
+def _step(value, level, trend, s, j, alpha, beta, phi, gamma):
+    """One step of the filter (the recursions above) on observation ``value`` (NaN: missing),
+    updating ``s[j]`` in place; the new level and trend and the one-step error (0 if missing)."""
+    e = 0.0
+    if not np.isnan(value):
+        e = value - (level + phi * trend + s[j])
+    s[j] += gamma * e
+    return level + phi * trend + alpha * e, phi * trend + beta * e, e
 
 
 @njit(**CPU_OPTIONS)
@@ -43,15 +55,9 @@ def grid_sse(y, m, start, grid, l0, b0, s0, sse):
             s[j] = s0[j]
         total = 0.0
         for t in range(n_time):
-            j = t % m
-            e = 0.0
-            if not np.isnan(y[t]):
-                e = y[t] - (level + phi * trend + s[j])
-                if t >= start:
-                    total += e * e
-            level = level + phi * trend + alpha * e
-            trend = phi * trend + beta * e
-            s[j] += gamma * e
+            level, trend, e = _step(y[t], level, trend, s, t % m, alpha, beta, phi, gamma)
+            if t >= start:
+                total += e * e  # 0 where y[t] is missing
         sse[g] = total
     return n
 
@@ -72,13 +78,7 @@ def forecasts(y, m, params, l0, b0, s0, origins, out):
     for t in range(y.shape[0]):
         if i >= n_origins:
             break
-        j = t % m
-        e = 0.0
-        if not np.isnan(y[t]):
-            e = y[t] - (level + phi * trend + s[j])
-        level = level + phi * trend + alpha * e
-        trend = phi * trend + beta * e
-        s[j] += gamma * e
+        level, trend, _ = _step(y[t], level, trend, s, t % m, alpha, beta, phi, gamma)
         while i < n_origins and origins[i] == t:
             damped = 0.0
             power = 1.0
