@@ -43,6 +43,16 @@ from numlstm.forecast.inputs import (
 from numlstm.forecast.local import _fit_local, _fit_local_on
 from numlstm.forecast.windows import SeriesScaler, scale_static_across_series, window_inputs
 
+# The network's loss for point forecasts under loss="auto" (the Forecaster's ``loss``).
+DEFAULT_LOSS = "mae"
+
+
+def _loss_id(quantiles, loss):
+    """The network's training loss: pinball for a quantile model, else ``loss`` (``"auto"``: ``DEFAULT_LOSS``)."""
+    if quantiles:
+        return _losses.PINBALL
+    return _losses.MAE if (DEFAULT_LOSS if loss == "auto" else loss) == "mae" else _losses.MSE
+
 
 class Fitting:
     """The fit side of :class:`numlstm.Forecaster`."""
@@ -66,11 +76,19 @@ class Fitting:
                                                                  self.smoothing == "auto")):
             raise TypeError(f"smoothing must be 'auto' (a local exponential-smoothing forecast averaged in when there "
                             f"are no covariates), True (always) or False (never), got {self.smoothing!r}.")
+        quantiles = _check_quantiles(self.quantiles)
+        if not (isinstance(self.loss, str) and self.loss in ("auto", "mae", "mse")):
+            raise ValueError(f"loss must be 'auto' ({DEFAULT_LOSS!r} for point forecasts, pinball with quantiles), "
+                             f"'mae' (absolute error) or 'mse' (squared error), got {self.loss!r}.")
+        if quantiles and self.loss != "auto":
+            raise ValueError(f"loss={self.loss!r} with quantiles={list(quantiles)}: a quantile model is trained on the "
+                             f"pinball loss of its levels; leave loss='auto', or drop quantiles for point forecasts.")
         if not (self.season is None or (isinstance(self.season, str) and self.season == "auto")):
             skill.season_of(None, self.season, lookback)  # checks a given season against lookback
         return {"device": device, "lookback": lookback, "horizon": horizon, "units": units,
-                "validation_fraction": float(self.validation_fraction), "quantiles": _check_quantiles(self.quantiles),
-                "dtype": dtype, "optimizer": optimizer, "rng": rng, "drop": check_dropout(self)}
+                "validation_fraction": float(self.validation_fraction), "quantiles": quantiles,
+                "loss": _loss_id(quantiles, self.loss), "dtype": dtype, "optimizer": optimizer, "rng": rng,
+                "drop": check_dropout(self)}
 
     def _fit_in_memory(self, ds, names, dim, series_dims, axis, freq, calendar, params, *, client, warm, rescale,
                        checkpoint, checkpoint_every, resume):
@@ -160,7 +178,7 @@ class Fitting:
         del Z
 
         quantiles = params["quantiles"]
-        loss_id = _losses.PINBALL if quantiles else _losses.MSE
+        loss_id = params["loss"]
         lparams = np.asarray(quantiles if quantiles else [0.0], dtype=np.float64)
         n_out = Y.shape[1] * (len(quantiles) if quantiles else 1)
         if warm:
@@ -476,7 +494,7 @@ class Fitting:
                 f"windows; use a fraction between the two or a longer record.")
         cutter = streaming.WindowCutter(scaler, n_targets, cal, lookback, horizon, known, relative, params["dtype"])
         quantiles = params["quantiles"]
-        loss_id = _losses.PINBALL if quantiles else _losses.MSE
+        loss_id = params["loss"]
         lparams = np.asarray(quantiles if quantiles else [0.0], dtype=np.float64)
         n_out = horizon * n_targets * (len(quantiles) if quantiles else 1)
         rng = params["rng"]

@@ -70,7 +70,11 @@ class Forecaster(Fitting, Forecasting, LazyForecasts, ParamsMixin):
     quantiles : sequence of float, optional
         Quantile levels in (0, 1), e.g. ``[0.1, 0.5, 0.9]``: the network is
         trained with the pinball loss and forecasts get a ``quantile``
-        dimension. Quantiles never cross. Default: point forecasts (MSE).
+        dimension. Quantiles never cross. Default: point forecasts.
+    loss : {"auto", "mae", "mse"}, default "auto"
+        The network's training loss for point forecasts: ``"mae"`` (absolute
+        error: a median; what ``"auto"`` takes since 2026-12-06), ``"mse"``
+        (squared error: a mean). Quantile models use the pinball loss.
     epochs : int, default 100
         At most this many passes over the training windows (early stopping
         usually ends sooner).
@@ -195,16 +199,10 @@ class Forecaster(Fitting, Forecasting, LazyForecasts, ParamsMixin):
         The linear stage between the baseline and the network: ridge
         regression of the correction on the targets' past values and a
         constant (the drift, shrunk with the lags), its penalty chosen on
-        three time-ordered blocks of windows, the validation ones and two
-        before them (all 0 when none helps there); in local mode one per
-        series (a leading series axis).
-        On a baseline the ridge reads each past value but the last as its
-        difference from the target's last value in the window, so the
-        coefficients of a target's lags sum to 0 (the correction does not
-        move with the level; fits before numlstm's commit 5597684, loaded
-        from a file or warm-started from one, keep the coefficients they were
-        fitted with); with ``baseline=None`` it reads the values. None for
-        streamed fits.
+        three time-ordered blocks of windows (all 0 when none helps there);
+        in local mode one per series (a leading series axis). On a baseline
+        a target's lag coefficients sum to 0 (the correction does not move
+        with the level; see docs/how-it-works.md). None for streamed fits.
     stage_weights_ : tuple of two floats
         The weights of the linear stage's lag terms and of the gated network
         in the forecast: (2/3, 1/3) with ``stages="mean"``, the forecast being
@@ -244,7 +242,8 @@ class Forecaster(Fitting, Forecasting, LazyForecasts, ParamsMixin):
                  learning_rate=1e-3, relative="auto", calendar="auto", validation_fraction=0.2,
                  early_stopping=True, patience=5, clipnorm=1.0, dtype="float32", device="cpu",
                  random_state=None, verbose=0, mode="global", cell="lstm", dropout=0.0, recurrent_dropout=0.0,
-                 baseline="auto", season="auto", stages="mean", smoothing=False):
+                 baseline="auto", season="auto", stages="mean", smoothing=False,
+                 loss="auto"):
         self.lookback = lookback
         self.horizon = horizon
         self.units = units
@@ -271,6 +270,7 @@ class Forecaster(Fitting, Forecasting, LazyForecasts, ParamsMixin):
         self.season = season
         self.stages = stages
         self.smoothing = smoothing
+        self.loss = loss
 
     # ------------------------------------------------------------------ fit
 

@@ -363,6 +363,8 @@ def from_dataset(ds, Forecaster):
             cfg["params"]["stages"] = "sum" if skill_cfg.get("stages", [1.0, 1.0]) == [1.0, 1.0] else "mean"
         if isinstance(cfg.get("params"), dict) and "smoothing" not in cfg["params"]:
             cfg["params"]["smoothing"] = False  # a file from before the smoothing member has none
+        if isinstance(cfg.get("params"), dict) and "loss" not in cfg["params"]:
+            cfg["params"]["loss"] = "mse"  # a file from before the loss option: trained on the squared error
         Forecaster(**{**cfg["params"], "device": "cpu"})._check_params()  # the parameters as fit checks them
         fc = Forecaster(**cfg["params"])
         net, local_params = network_from_dataset(ds, cfg["network"])

@@ -1,0 +1,73 @@
+"""The Forecaster's ``loss``: the network's training loss for point forecasts."""
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+import xarray as xr
+
+import numlstm
+from numlstm.core import losses
+from numlstm.forecast import fitting
+
+TINY = dict(lookback=8, horizon=3, units=8, epochs=30, batch_size=32, random_state=0)
+
+
+def intermittent(n=600, seed=0):
+    """Rain-like: 0 on four steps of five, an exponential amount on the fifth (median 0, mean 0.6)."""
+    rng = np.random.default_rng(seed)
+    y = np.where(rng.random(n) < 0.2, rng.exponential(3.0, n), 0.0)
+    return xr.Dataset({"rain": ("time", y)}, coords={"time": pd.date_range("2000-01-01", periods=n, freq="D")})
+
+
+def test_the_loss_is_checked():
+    data = intermittent(100)
+    with pytest.raises(ValueError, match=r"loss must be 'auto'.*'mae'.*'mse'.*got 'huber'"):
+        numlstm.Forecaster(**TINY, loss="huber").fit(data, "rain")
+    with pytest.raises(ValueError, match=r"loss='mae' with quantiles=\[0.1, 0.9\].*leave loss='auto'"):
+        numlstm.Forecaster(**TINY, loss="mae", quantiles=[0.1, 0.9]).fit(data, "rain")
+    assert numlstm.Forecaster().loss == "auto"
+
+
+def test_auto_is_the_default_loss_and_quantiles_keep_the_pinball():
+    assert fitting._loss_id(None, "auto") == (losses.MAE if fitting.DEFAULT_LOSS == "mae" else losses.MSE)
+    assert fitting._loss_id(None, "mse") == losses.MSE and fitting._loss_id(None, "mae") == losses.MAE
+    assert fitting._loss_id((0.1, 0.9), "auto") == losses.PINBALL
+
+
+def test_the_absolute_error_forecasts_a_median():
+    """On intermittent data the squared error's forecasts sit near the mean (0.6), the absolute
+    error's nearer the median (0; the linear stage in front still fits a mean): lower forecasts,
+    and a lower absolute error on later data."""
+    data = intermittent()
+    train, test = data.isel(time=slice(0, 450)), data
+    kw = dict(TINY, baseline=None)  # the network forecasts the values, nothing in front of it
+    out = {}
+    for loss in ("mse", "mae"):
+        fc = numlstm.Forecaster(**kw, loss=loss).fit(train, "rain")
+        bt = fc.backtest(test, start=test["time"].values[450], stride=3)["rain"]
+        starts = 450 + 3 * np.arange(bt.sizes["init_time"])
+        truth = test["rain"].values[starts[:, None] + np.arange(1, 4)]
+        ok = np.isfinite(bt.values) & np.isfinite(truth)
+        out[loss] = (float(np.median(bt.values[ok])), float(np.abs(bt.values - truth)[ok].mean()))
+    assert out["mse"][0] > 0.45, out
+    assert out["mae"][0] < out["mse"][0] - 0.15, out
+    assert out["mae"][1] < out["mse"][1], out
+
+
+def test_the_loss_survives_the_model_file_and_older_files_trained_on_squares(tmp_path):
+    data = intermittent(200)
+    fc = numlstm.Forecaster(**dict(TINY, epochs=2), loss="mae").fit(data, "rain")
+    fc.save(tmp_path / "m.nc")
+    back = numlstm.load(tmp_path / "m.nc")
+    assert back.loss == "mae"
+    xr.testing.assert_identical(back.predict(), fc.predict())
+    ds = xr.load_dataset(tmp_path / "m.nc", engine="scipy")
+    cfg = json.loads(ds.attrs["numlstm_config"])
+    del cfg["params"]["loss"]  # a file from before the option
+    ds.attrs["numlstm_config"] = json.dumps(cfg)
+    ds.to_netcdf(tmp_path / "old.nc", engine="scipy")
+    old = numlstm.load(tmp_path / "old.nc")
+    assert old.loss == "mse"
+    xr.testing.assert_identical(old.predict(), fc.predict())  # the weights forecast as saved
