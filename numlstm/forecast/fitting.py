@@ -30,6 +30,7 @@ from numlstm.core.optimizers import make_optimizer
 from numlstm.forecast import cycles, skill, smoothing, streaming
 from numlstm.forecast.inputs import (
     MissingInputWarning,
+    _check_loss,
     _check_quantiles,
     _is_lazy,
     _memory_bytes,
@@ -42,16 +43,6 @@ from numlstm.forecast.inputs import (
 )
 from numlstm.forecast.local import _fit_local, _fit_local_on
 from numlstm.forecast.windows import SeriesScaler, scale_static_across_series, window_inputs
-
-# The network's loss for point forecasts under loss="auto" (the Forecaster's ``loss``).
-DEFAULT_LOSS = "mae"
-
-
-def _loss_id(quantiles, loss):
-    """The network's training loss: pinball for a quantile model, else ``loss`` (``"auto"``: ``DEFAULT_LOSS``)."""
-    if quantiles:
-        return _losses.PINBALL
-    return _losses.MAE if (DEFAULT_LOSS if loss == "auto" else loss) == "mae" else _losses.MSE
 
 
 class Fitting:
@@ -77,17 +68,12 @@ class Fitting:
             raise TypeError(f"smoothing must be 'auto' (a local exponential-smoothing forecast averaged in when there "
                             f"are no covariates), True (always) or False (never), got {self.smoothing!r}.")
         quantiles = _check_quantiles(self.quantiles)
-        if not (isinstance(self.loss, str) and self.loss in ("auto", "mae", "mse")):
-            raise ValueError(f"loss must be 'auto' ({DEFAULT_LOSS!r} for point forecasts, pinball with quantiles), "
-                             f"'mae' (absolute error) or 'mse' (squared error), got {self.loss!r}.")
-        if quantiles and self.loss != "auto":
-            raise ValueError(f"loss={self.loss!r} with quantiles={list(quantiles)}: a quantile model is trained on the "
-                             f"pinball loss of its levels; leave loss='auto', or drop quantiles for point forecasts.")
+        loss = {"pinball": _losses.PINBALL, "mae": _losses.MAE, "mse": _losses.MSE}[_check_loss(self.loss, quantiles)]
         if not (self.season is None or (isinstance(self.season, str) and self.season == "auto")):
             skill.season_of(None, self.season, lookback)  # checks a given season against lookback
         return {"device": device, "lookback": lookback, "horizon": horizon, "units": units,
                 "validation_fraction": float(self.validation_fraction), "quantiles": quantiles,
-                "loss": _loss_id(quantiles, self.loss), "dtype": dtype, "optimizer": optimizer, "rng": rng,
+                "loss": loss, "dtype": dtype, "optimizer": optimizer, "rng": rng,
                 "drop": check_dropout(self)}
 
     def _fit_in_memory(self, ds, names, dim, series_dims, axis, freq, calendar, params, *, client, warm, rescale,

@@ -143,6 +143,22 @@ def _check_quantiles(quantiles):
     return [float(v) for v in np.sort(q)]
 
 
+# The network's loss for point forecasts under loss="auto" (the Forecaster's ``loss``).
+DEFAULT_LOSS = "mae"
+
+
+def _check_loss(loss, quantiles):
+    """The loss a model with these checked ``quantiles`` trains on: "pinball" for a quantile model
+    (``loss`` must then be "auto"), else "mae" or "mse" (``"auto"``: ``DEFAULT_LOSS``)."""
+    if not (isinstance(loss, str) and loss in ("auto", "mae", "mse")):
+        raise ValueError(f"loss must be 'auto' ({DEFAULT_LOSS!r} for point forecasts, pinball with quantiles), "
+                         f"'mae' (absolute error) or 'mse' (squared error), got {loss!r}.")
+    if quantiles and loss != "auto":
+        raise ValueError(f"loss={loss!r} with quantiles={list(quantiles)}: a quantile model is trained on the "
+                         f"pinball loss of its levels; leave loss='auto', or drop quantiles for point forecasts.")
+    return "pinball" if quantiles else DEFAULT_LOSS if loss == "auto" else loss
+
+
 def _calendar_choice(calendar, axis, dim):
     if calendar is None or calendar is False:
         return ()

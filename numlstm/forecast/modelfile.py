@@ -37,7 +37,11 @@ numlstm_smoothing_param)``, each series' form and parameters, and
 ``smoothing_forecast (numlstm_series, numlstm_lead, numlstm_target)``, its
 forecasts from the end of the training data), which a numlstm from before
 would call damaged (it knows no ``smoothing`` parameter). A file without
-these variables has no member, and loads so.
+these variables has no member, and loads so. 5 for every file written since
+the ``loss`` parameter (the network's training loss, stored as the loss
+``"auto"`` stood for), which a numlstm from before would call damaged; a file
+without it was trained on the squared error (or, with quantiles, the
+pinball loss), and loads with ``loss="mse"`` (``"auto"`` with quantiles).
 """
 
 from __future__ import annotations
@@ -52,11 +56,11 @@ from numlstm._cells import CELLS, cell_spec
 from numlstm._validation import resolve_device
 from numlstm.core.network import Network
 from numlstm.forecast import cycles, smoothing, timeaxis
-from numlstm.forecast.inputs import _jsonable, _series_index
+from numlstm.forecast.inputs import _check_loss, _jsonable, _series_index
 from numlstm.forecast.windows import SeriesScaler
 
 FORMAT_NAME = "numlstm.Forecaster"
-FORMAT_VERSION = 4  # the version this numlstm writes, and the newest it reads (see the module's docstring)
+FORMAT_VERSION = 5  # the version this numlstm writes, and the newest it reads (see the module's docstring)
 
 SERIES, FEATURE, STEP = "numlstm_series", "numlstm_feature", "numlstm_step"
 TARGET, LEAD, SMOOTHING_PARAM = "numlstm_target", "numlstm_lead", "numlstm_smoothing_param"
@@ -160,6 +164,8 @@ def to_dataset(fc):
     if not (params["random_state"] is None or isinstance(params["random_state"], (int, np.integer))):
         params["random_state"] = None
     params = json.loads(json.dumps(params, default=lambda v: v.item() if isinstance(v, np.generic) else str(v)))
+    if not fc.quantiles_:  # the loss "auto" resolves to, whose meaning may change
+        params["loss"] = _check_loss(params.get("loss", "auto"), None)
     time = fc._time
     config = {
         "params": params,
@@ -363,8 +369,8 @@ def from_dataset(ds, Forecaster):
             cfg["params"]["stages"] = "sum" if skill_cfg.get("stages", [1.0, 1.0]) == [1.0, 1.0] else "mean"
         if isinstance(cfg.get("params"), dict) and "smoothing" not in cfg["params"]:
             cfg["params"]["smoothing"] = False  # a file from before the smoothing member has none
-        if isinstance(cfg.get("params"), dict) and "loss" not in cfg["params"]:
-            cfg["params"]["loss"] = "mse"  # a file from before the loss option: trained on the squared error
+        if isinstance(cfg.get("params"), dict) and "loss" not in cfg["params"]:  # a file from before the option:
+            cfg["params"]["loss"] = "auto" if cfg["params"].get("quantiles") else "mse"  # trained on squares
         Forecaster(**{**cfg["params"], "device": "cpu"})._check_params()  # the parameters as fit checks them
         fc = Forecaster(**cfg["params"])
         net, local_params = network_from_dataset(ds, cfg["network"])
