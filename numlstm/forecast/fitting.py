@@ -68,7 +68,7 @@ class Fitting:
             raise TypeError(f"smoothing must be 'auto' (a local exponential-smoothing forecast averaged in when there "
                             f"are no covariates), True (always) or False (never), got {self.smoothing!r}.")
         quantiles = _check_quantiles(self.quantiles)
-        loss = {"pinball": _losses.PINBALL, "mae": _losses.MAE, "mse": _losses.MSE}[_check_loss(self.loss, quantiles)]
+        loss = _losses.NAMES[_check_loss(self.loss, quantiles)]
         if not (self.season is None or (isinstance(self.season, str) and self.season == "auto")):
             skill.season_of(None, self.season, lookback)  # checks a given season against lookback
         return {"device": device, "lookback": lookback, "horizon": horizon, "units": units,
