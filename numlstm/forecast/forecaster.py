@@ -574,7 +574,7 @@ class Forecaster(Fitting, Forecasting, LazyForecasts, ParamsMixin):
         self.calibration_ = None
         bt = self.backtest(ds, start=start, stride=stride)
         values, _, _, positions = self._read(ds)
-        std = self._tables(values, positions)["std"][:, :len(self.targets_)]  # (S, k)
+        std = self._scaling(values, positions)[1][:, :len(self.targets_)]  # (S, k)
         from numlstm.forecast import baselines
 
         obs = baselines.observed(ds, bt, dim=self.dim_)

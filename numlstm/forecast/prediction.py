@@ -73,7 +73,7 @@ class Forecasting:
             values, time = self._tail
             tables = self._tables(values, np.arange(values.shape[0]))
             frame, time_attrs = self._series_coords, self._time["attrs"]
-            member = getattr(self, "_smoothing_tail", None)
+            member = getattr(self, "_smoothing_tail", None) if self._mixes_member() else None
         else:
             ds = _as_dataset(data, "data")
             new = (self._check_data(ds) < 0).any()
@@ -102,24 +102,37 @@ class Forecasting:
 
     def _member(self, values, tables, series, origins):
         """The smoothing member's forecasts (n, horizon, k) from ``origins`` of ``series`` of
-        ``values`` (S, T, F) read from the start of the record, or None without the member."""
-        if tables["smoothing"] is None:
+        ``values`` (S, T, F) read from the start of the record, or None without the member
+        (or where forecasts do not take it in, see ``_mixes_member``)."""
+        if tables["smoothing"] is None or not self._mixes_member():
             return None
         return smoothing.forecast(values[:, :, :len(self.targets_)], tables["smoothing"], self.season_, series,
                                   origins, self.horizon)
 
-    def _tables(self, values, positions, upto=None):
-        """Per series of the data (rows of ``values``): the scaling ``mean``/``std``
-        (S, F), the baseline ``codes`` (S, horizon, k), the network ``rows`` and the
-        ``smoothing`` member's parameters (S, k, 5; None without it). A fitted series
-        (``positions`` >= 0) has its fitted ones; a new series (-1) is scaled by its
-        own observed history in ``values`` (static covariates by the fit's
-        across-series scaling), takes the baseline most fitted series took, per lead
-        and target, and has its smoothing member chosen on its history in ``values``
-        (up to step ``upto``, a backtest's first origin, when given); its network row is
-        numbered after the fitted ones."""
+    def _scaling(self, values, positions):
+        """The scaling ``mean``/``std`` (S, F) of the data's series (rows of ``values``): a
+        fitted series (``positions`` >= 0) has its fitted one; a new series (-1) is scaled by
+        its own observed history in ``values`` (static covariates by the fit's across-series
+        scaling)."""
         fitted = np.maximum(positions, 0)
         mean, std = self.scaler_.mean[fitted].copy(), self.scaler_.std[fitted].copy()
+        new = np.flatnonzero(positions < 0)
+        if new.size:
+            own = SeriesScaler.fit(values[new])
+            varying = [k for k, n in enumerate(self._variables) if self.dim_ in self._var_info[n]["dims"]]
+            mean[np.ix_(new, varying)] = own.mean[:, varying]
+            std[np.ix_(new, varying)] = own.std[:, varying]
+        return mean, std
+
+    def _tables(self, values, positions, upto=None):
+        """Per series of the data (rows of ``values``): the scaling ``mean``/``std``
+        (S, F; see ``_scaling``), the baseline ``codes`` (S, horizon, k), the network
+        ``rows`` and the ``smoothing`` member's parameters (S, k, 5; None without it). A
+        fitted series (``positions`` >= 0) has its fitted ones; a new series (-1) takes
+        the baseline most fitted series took, per lead and target, and has its smoothing
+        member chosen on its history in ``values`` (up to step ``upto``, a backtest's
+        first origin, when given); its network row is numbered after the fitted ones."""
+        fitted = np.maximum(positions, 0)
         codes, rows = self._codes[fitted].copy(), positions.copy()
         member = getattr(self, "smoothing_", None)  # None without the member (or pickled before it)
         member = None if member is None else member[fitted].copy()
@@ -130,15 +143,12 @@ class Forecasting:
                     f"data has {new.size} series the model was not fitted on; a local model (mode='local') has "
                     "one network per fitted series and none for them. Forecast them with a global model "
                     "(mode='global'), or refit with them included.")
-            own = SeriesScaler.fit(values[new])
-            varying = [k for k, n in enumerate(self._variables) if self.dim_ in self._var_info[n]["dims"]]
-            mean[np.ix_(new, varying)] = own.mean[:, varying]
-            std[np.ix_(new, varying)] = own.std[:, varying]
             counts = np.stack([(self._codes == c).sum(axis=0) for c in range(len(skill.BASELINES))])
             codes[new] = counts.argmax(axis=0).astype(np.int8)
             rows[new] = self.scaler_.mean.shape[0] + np.arange(new.size)
             if member is not None:
                 member[new] = smoothing.choose(values[new][:, :upto, :len(self.targets_)], self.season_)
+        mean, std = self._scaling(values, positions)
         return {"mean": mean, "std": std, "codes": codes, "rows": rows, "smoothing": member}
 
     def _origins(self, ds, start, stride):
@@ -340,7 +350,7 @@ class Forecasting:
             if self.shrink_ is not None:
                 centre = centre * gate
         raw = skill.combine(base, fitted, drift, raw, self.stage_weights_, centre)
-        if member is not None and self._mixes_member():  # in the scaled units of raw
+        if member is not None:  # in the scaled units of raw
             k = np.arange(n_targets)
             scaled = (member - tables["mean"][series][:, None, k]) / tables["std"][series][:, None, k]
             centre = (skill.median_of(raw, self.quantiles_) if self.quantiles_ else
