@@ -65,7 +65,8 @@ def _grid(trend, season):
 
 def _initial(y, m, trend, season):
     """The initial level, trend and season (m,) of a form, from the start of ``y``
-    (1-D, its first value observed)."""
+    (1-D, its first value observed), and how many first steps of ``y`` they read (a
+    forecast from an earlier origin would read observations after it)."""
     if season:
         first, second = np.full(m, np.nan), y[m:2 * m]  # a record shorter than a season: the rest unknown
         first[:min(m, y.size)] = y[:m]
@@ -74,21 +75,13 @@ def _initial(y, m, trend, season):
         if trend and np.isfinite(second).any():
             slope = (float(np.nanmean(second)) - level) / m
         s0 = np.where(np.isfinite(first), first - level, 0.0)
-        return level, slope, s0 - s0.mean()
+        return level, slope, s0 - s0.mean(), (2 * m if trend else m)
     head = y[:_LEVEL_STEPS]
     t = np.flatnonzero(np.isfinite(head))
     if trend and t.size >= 2:
         slope, intercept = np.polyfit(t.astype(np.float64), head[t], 1)
-        return float(intercept), float(slope), np.zeros(1)
-    return (float(head[0]) if trend else float(head[t].mean())), 0.0, np.zeros(1)
-
-
-def _start_steps(m, trend, season):
-    """How many first steps ``_initial`` reads: a forecast from an earlier origin would read
-    observations after it."""
-    if season:
-        return 2 * m if trend else m
-    return _LEVEL_STEPS
+        return float(intercept), float(slope), np.zeros(1), _LEVEL_STEPS
+    return (float(head[0]) if trend else float(head[t].mean())), 0.0, np.zeros(1), _LEVEL_STEPS
 
 
 def _observed_part(y):
@@ -112,7 +105,7 @@ def choose_one(y, season):
         for has_season in ((False, True) if seasonal else (False,)):
             grid = _grid(trend, has_season)
             mm = m if has_season else 1
-            level, slope, s0 = _initial(y, mm, trend, has_season)
+            level, slope, s0, _ = _initial(y, mm, trend, has_season)
             sse = np.empty(grid.shape[0])
             n = _kernels.grid_sse(y, mm, start, grid, level, slope, s0, sse)
             k = 2 + 2 * int(trend) + (m if has_season else 0)  # alpha and level, beta/phi/trend, gamma/season
@@ -157,10 +150,10 @@ def forecast(values, params, season, series, origins, horizon):
             form = int(p[0])
             trend, has_season = bool(form // 2), bool(form % 2)
             mm = (season or 1) if has_season else 1
+            level, slope, s0, steps = _initial(y, mm, trend, has_season)
             at = origins[rows] - first
-            keep = at >= _start_steps(mm, trend, has_season) - 1
+            keep = at >= steps - 1
             order = np.argsort(at[keep], kind="stable")
-            level, slope, s0 = _initial(y, mm, trend, has_season)
             res = np.full((int(keep.sum()), horizon), np.nan)
             _kernels.forecasts(y, mm, np.ascontiguousarray(p[1:]), level, slope, s0,
                                np.ascontiguousarray(at[keep][order], dtype=np.int64), res)
