@@ -279,11 +279,7 @@ def _long(package, item, time, key, value, time_format, dim):
     else:
         table = df.pivot_table(index="t", columns=key, values=value, aggfunc="first", dropna=False)
     full = pd.date_range(table.index.min(), table.index.max(), freq=pd.infer_freq(table.index[:24]))
-    table = table.reindex(full)
-    if key is None:
-        return xr.Dataset({"y": ("time", table[value].to_numpy(dtype=float))}, coords={"time": full.values})
-    return xr.Dataset({"y": (("time", dim), table.to_numpy(dtype=float))},
-                      coords={"time": full.values, dim: [str(c) for c in table.columns]})
+    return _dataset(table.reindex(full), dim)
 
 
 def _weather():
@@ -411,12 +407,17 @@ def _regular(df, freq, dim="variable"):
     df = df.loc[:, df.nunique() > 1]
     df = df.loc[:, ~df.T.duplicated()]
     df = df[~df.index.duplicated()].sort_index()
-    full = pd.date_range(df.index.min(), df.index.max(), freq=freq)
-    df = df.reindex(full)
-    if df.shape[1] == 1:
-        return xr.Dataset({"y": ("time", df.iloc[:, 0].to_numpy(dtype=float))}, coords={"time": full.values})
-    return xr.Dataset({"y": (("time", dim), df.to_numpy(dtype=float))},
-                      coords={"time": full.values, dim: [str(c) for c in df.columns]})
+    return _dataset(df.reindex(pd.date_range(df.index.min(), df.index.max(), freq=freq)), dim)
+
+
+def _dataset(table, dim):
+    """The benchmark's Dataset of a table on its (regular) time index: ``y`` over time, and over ``dim``
+    (named by the columns) where there is more than one column."""
+    time = table.index.values
+    if table.shape[1] == 1:
+        return xr.Dataset({"y": ("time", table.iloc[:, 0].to_numpy(dtype=float))}, coords={"time": time})
+    return xr.Dataset({"y": (("time", dim), table.to_numpy(dtype=float))},
+                      coords={"time": time, dim: [str(c) for c in table.columns]})
 
 
 def _vega_temperature(name):
