@@ -152,14 +152,16 @@ class Fitting:
         # level to it); with none it must forecast the level and reads the lags as they are.
         Z = skill.linear_inputs(X, n_targets, lookback)
         free = n_targets if skill.has_baseline(codes) else None
+        absolute = params["loss"] == _losses.MAE  # the ridge fits the median the network is trained on
         with one_blas_thread():  # no BLAS threads left spinning beside the kernels that train next
             if self.mode == "global":
-                linear = self.linear_ if warm else skill.fit_linear(Z, Y, M, train, val, w_origin, n_targets=free)
+                linear = (self.linear_ if warm else
+                          skill.fit_linear(Z, Y, M, train, val, w_origin, n_targets=free, absolute=absolute))
                 Y = np.where(M, Y - Z @ linear, 0.0)
             else:
                 mine = [w_series == s for s in range(values.shape[0])]  # each series' own windows only
-                linear = np.stack([skill.fit_linear(Z[m], Y[m], M[m], train[m], val[m], w_origin[m], n_targets=free)
-                                   for m in mine])
+                linear = np.stack([skill.fit_linear(Z[m], Y[m], M[m], train[m], val[m], w_origin[m], n_targets=free,
+                                                    absolute=absolute) for m in mine])
                 Y = np.where(M, Y - np.einsum("np,npm->nm", Z, linear[w_series]), 0.0)
         del Z
 
@@ -521,4 +523,5 @@ class Fitting:
         if empty.any():
             warnings.warn(
                 f"{int(empty.sum())} of {empty.size} series have no observed target value; they are left out "
-                "of training and their forecasts will be NaN.", MissingInputWarning, stacklevel=4)  # user -> fit -> _fit_* -> here
+                "of training and their forecasts will be NaN.",
+                MissingInputWarning, stacklevel=4)  # user -> fit -> _fit_* -> here
