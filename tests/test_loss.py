@@ -103,8 +103,7 @@ def test_the_linear_stage_fits_the_loss_the_network_is_trained_on(monkeypatch):
 
 def test_the_absolute_error_forecasts_a_median():
     """On intermittent data the squared error's forecasts sit near the mean (0.6), the absolute
-    error's nearer the median (0; the linear stage in front still fits a mean): lower forecasts,
-    and a lower absolute error on later data."""
+    error's nearer the median (0): lower forecasts, and a lower absolute error on later data."""
     data = intermittent()
     train, test = data.isel(time=slice(0, 450)), data
     kw = dict(TINY, baseline=None)  # the network forecasts the values, nothing in front of it

@@ -152,7 +152,8 @@ class Fitting:
         # level to it); with none it must forecast the level and reads the lags as they are.
         Z = skill.linear_inputs(X, n_targets, lookback)
         free = n_targets if skill.has_baseline(codes) else None
-        absolute = params["loss"] == _losses.MAE  # the ridge fits the median the network is trained on
+        loss_id = params["loss"]
+        absolute = loss_id == _losses.MAE  # the ridge fits the median the network is trained on
         with one_blas_thread():  # no BLAS threads left spinning beside the kernels that train next
             if self.mode == "global":
                 linear = (self.linear_ if warm else
@@ -166,7 +167,6 @@ class Fitting:
         del Z
 
         quantiles = params["quantiles"]
-        loss_id = params["loss"]
         lparams = np.asarray(quantiles if quantiles else [0.0], dtype=np.float64)
         n_out = Y.shape[1] * (len(quantiles) if quantiles else 1)
         if warm:

@@ -268,6 +268,7 @@ def fit_linear(Z, R, M, train, val, origins=None, folds=LINEAR_FOLDS, n_targets=
 
     full = path(rows)
     candidates = [beta for beta in full if beta is not None]
+    penalties = [c for c, beta in zip((0.0,) + RIDGE_GRID, full) if beta is not None]  # theirs (0: no stage)
     if not val.any():
         return candidates[min(3, len(candidates) - 1)]
     scores = np.array([error(beta, val) for beta in candidates])
@@ -290,8 +291,7 @@ def fit_linear(Z, R, M, train, val, origins=None, folds=LINEAR_FOLDS, n_targets=
     best = int(np.argmin(scores))
     if not absolute or best == 0:
         return candidates[best]
-    c = RIDGE_GRID[[j for j, beta in enumerate(full[1:]) if beta is not None][best - 1]]
-    return _least_absolute(Z[rows], R[rows], c, penalty, candidates[best])
+    return _least_absolute(Z[rows], R[rows], penalties[best], penalty, candidates[best])
 
 
 LAD_STEPS = 10  # reweighted least-squares steps of the least-absolute-deviations ridge
