@@ -67,6 +67,10 @@ class Fitting:
                                                                  self.smoothing == "auto")):
             raise TypeError(f"smoothing must be 'auto' (a local exponential-smoothing forecast averaged in when there "
                             f"are no covariates), True (always) or False (never), got {self.smoothing!r}.")
+        if not (isinstance(self.nonnegative, (bool, np.bool_)) or (isinstance(self.nonnegative, str) and
+                                                                   self.nonnegative == "auto")):
+            raise TypeError(f"nonnegative must be 'auto' (forecasts floored at 0 for the series whose observed "
+                            f"values are all >= 0), True (every series) or False (never), got {self.nonnegative!r}.")
         quantiles = _check_quantiles(self.quantiles)
         loss = _losses.NAMES[_check_loss(self.loss, quantiles)]
         if not (self.season is None or (isinstance(self.season, str) and self.season == "auto")):
@@ -143,6 +147,17 @@ class Fitting:
         member_tail = None if member is None else smoothing.forecast(
             values[:, :, :n_targets], member, season, np.arange(values.shape[0]),
             np.full(values.shape[0], n_time - 1), horizon)
+        # which series' forecasts are floored at 0: a warm fit keeps the fitted series' flags, and a
+        # value below 0 in the new data lifts a flag "auto" had set
+        floor = skill.nonnegative_of(values[:, :, :n_targets], self.nonnegative)
+        if warm:
+            mine = positions >= 0
+            kept = self._floors(len(self.scaler_.mean))
+            if isinstance(self.nonnegative, str):
+                kept[positions[mine]] &= floor[mine]
+            else:
+                kept[:] = bool(self.nonnegative)
+            floor = kept
         B = skill.baseline_values(X[:, :lookback], codes[w_series], horizon, season)
         Y = np.where(w_M, w_Y - B, 0.0).reshape(len(w_series), -1)
         M = w_M.reshape(len(w_series), -1)
@@ -205,6 +220,7 @@ class Fitting:
 
         def fitted(model, net, history, shrink):
             """Record the fit in ``model``: at the end, after Ctrl-C, or for a checkpoint."""
+            model.nonnegative_ = floor
             if warm:
                 return model._warm_fitted(ds, history, int(train.sum()), shrink, values[:, n_time - lookback:],
                                           (positions, tables) if rescale else None, member_tail)
@@ -381,15 +397,21 @@ class Fitting:
                 "shrink": None if self.shrink_ is None else self.shrink_.tolist(), "gap_fill": self.gap_fill_,
                 "stages": list(self.stage_weights_),
                 "linear": None if self.linear_ is None else self.linear_.tolist(),
-                "calibration": None if getattr(self, "calibration_", None) is None else self.calibration_.tolist()}
+                "calibration": None if getattr(self, "calibration_", None) is None else self.calibration_.tolist(),
+                "nonnegative": None if getattr(self, "nonnegative_", None) is None else self.nonnegative_.tolist()}
 
     def _restore_skill(self, config):
         """Undo :meth:`_skill_config`; a file from before baselines holds none (``relative`` says which)."""
         if config is None:
             n_series = self.scaler_.mean.shape[0]
             codes = np.full((n_series, self.horizon, len(self.targets_)), int(self.relative_), dtype=np.int8)
-            self.linear_ = self.calibration_ = None
+            self.linear_ = self.calibration_ = self.nonnegative_ = None
             return self._set_skill(codes, None, None, False)
+        floors = config.get("nonnegative")  # None in a file from before the floor: no forecast floored
+        if floors is not None and not (isinstance(floors, list) and all(
+                isinstance(row, list) and all(isinstance(v, bool) for v in row) for row in floors)):
+            raise ValueError(f"nonnegative is {floors!r}, not a list of true/false flags per series and target")
+        self.nonnegative_ = None if floors is None else np.array(floors, dtype=bool).reshape(-1, len(self.targets_))
         calibration = config.get("calibration")
         self.calibration_ = None if calibration is None else np.asarray(calibration, dtype=np.float64)
         linear = config.get("linear")
@@ -496,6 +518,8 @@ class Fitting:
                          calendar, relative, axis, stats.tail)
             # The streamed fit keeps the older design: persistence or no baseline, windows with gaps skipped.
             self.linear_ = self.calibration_ = None
+            self.nonnegative_ = (stats.seen & ~stats.negative if isinstance(self.nonnegative, str)
+                                 else np.full(stats.seen.shape, bool(self.nonnegative)))
             self._set_smoothing(None, None)
             return self._set_skill(np.full((n_series, horizon, n_targets), int(relative), dtype=np.int8), None,
                                    None, False)

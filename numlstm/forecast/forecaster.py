@@ -32,12 +32,11 @@ dask side (:mod:`~numlstm.forecast.lazy`) and model files
 from __future__ import annotations
 
 import numpy as np
-import xarray as xr
 
 from numlstm._params import ParamsMixin
 from numlstm._validation import check_positive_int
 from numlstm.core import training as _training
-from numlstm.forecast import skill, timeaxis
+from numlstm.forecast import timeaxis
 from numlstm.forecast.fitting import Fitting
 from numlstm.forecast.inputs import (
     MissingInputWarning,
@@ -114,6 +113,13 @@ class Forecaster(Fitting, Forecasting, LazyForecasts, ParamsMixin):
     smoothing : "auto" or bool, default False
         Average with each series' own exponential smoothing, half each (it reads the
         whole record given; ``"auto"``: only without covariates; :mod:`numlstm.forecast.smoothing`).
+    nonnegative : "auto" or bool, default "auto"
+        Floor forecasts at 0 (every quantile and sample too): ``"auto"`` for each
+        series and target whose observed values in the fit's data were all >= 0
+        (rain, counts, discharge, power; ``nonnegative_``), and for a series new at
+        ``predict`` or ``backtest`` by its own history in the data given; True for
+        every target; False never. A negative forecast of such a series is an
+        error, and raising it to 0 brings it nearer to any value >= 0.
     relative : "auto" or bool, default "auto"
         The older knob for the baseline: True is ``baseline="persistence"``,
         False ``baseline=None``; ``"auto"`` follows ``baseline``.
@@ -215,6 +221,9 @@ class Forecaster(Fitting, Forecasting, LazyForecasts, ParamsMixin):
         network on top of the whole linear stage, as fitted.
     smoothing_ : ndarray (n_series, n_targets, 5) or None
         Each series' smoothing form and alpha, beta, phi, gamma; None without.
+    nonnegative_ : ndarray of bool, shape (n_series, n_targets)
+        Which fitted series and targets have their forecasts floored at 0 (see
+        ``nonnegative``); all False for models saved before the option.
     calibration_ : ndarray, shape (horizon, n_targets, n_quantiles), or None
         Conformal shifts of the quantiles, in units of each series' standard
         deviation, set by :meth:`calibrate`.
@@ -243,7 +252,7 @@ class Forecaster(Fitting, Forecasting, LazyForecasts, ParamsMixin):
                  early_stopping=True, patience=5, clipnorm=1.0, dtype="float32", device="cpu",
                  random_state=None, verbose=0, mode="global", cell="lstm", dropout=0.0, recurrent_dropout=0.0,
                  baseline="auto", season="auto", stages="mean", smoothing=False,
-                 loss="auto"):
+                 loss="auto", nonnegative="auto"):
         self.lookback = lookback
         self.horizon = horizon
         self.units = units
@@ -271,6 +280,7 @@ class Forecaster(Fitting, Forecasting, LazyForecasts, ParamsMixin):
         self.stages = stages
         self.smoothing = smoothing
         self.loss = loss
+        self.nonnegative = nonnegative
 
     # ------------------------------------------------------------------ fit
 
@@ -572,20 +582,7 @@ class Forecaster(Fitting, Forecasting, LazyForecasts, ParamsMixin):
         if _is_lazy(ds, self._variables):
             ds = ds[self._variables].compute()
         self.calibration_ = None
-        bt = self.backtest(ds, start=start, stride=stride)
-        values, _, _, positions = self._read(ds)
-        std = self._scaling(values, positions)[1][:, :len(self.targets_)]  # (S, k)
-        from numlstm.forecast import baselines
-
-        obs = baselines.observed(ds, bt, dim=self.dim_)
-        q = np.asarray(self.quantiles_)
-        shifts = np.zeros((self.horizon, len(self.targets_), q.size))
-        for k, name in enumerate(self.targets_):
-            scale = xr.DataArray(std[:, k].reshape(self._frame(ds).shape) if self.series_dims_ else std[0, k],
-                                 dims=self.series_dims_)
-            err = ((obs[name] - bt[name]) / scale).transpose("lead", ..., "quantile").values
-            shifts[:, k] = skill.conformal_shifts(err.reshape(err.shape[0], -1, q.size), q)
-        self.calibration_ = shifts
+        self.calibration_ = self._conformal_shifts(ds, self.backtest(ds, start=start, stride=stride))
         return self
 
     # --------------------------------------------------------- model files

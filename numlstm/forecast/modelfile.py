@@ -41,7 +41,11 @@ these variables has no member, and loads so. 5 for every file written since
 the ``loss`` parameter (the network's training loss, stored as the loss
 ``"auto"`` stood for), which a numlstm from before would call damaged; a file
 without it was trained on the squared error (or, with quantiles, the
-pinball loss), and loads with ``loss="mse"`` (``"auto"`` with quantiles).
+pinball loss), and loads with ``loss="mse"`` (``"auto"`` with quantiles). 6 for
+every file written since the floor at 0 (the ``nonnegative`` parameter; the
+skill entry ``"nonnegative"``, a flag per series and target), which a numlstm
+from before would call damaged; a file without it floors nothing, and loads
+with ``nonnegative=False``.
 """
 
 from __future__ import annotations
@@ -60,7 +64,7 @@ from numlstm.forecast.inputs import _check_loss, _jsonable, _series_index
 from numlstm.forecast.windows import SeriesScaler
 
 FORMAT_NAME = "numlstm.Forecaster"
-FORMAT_VERSION = 5  # the version this numlstm writes, and the newest it reads (see the module's docstring)
+FORMAT_VERSION = 6  # the version this numlstm writes, and the newest it reads (see the module's docstring)
 
 SERIES, FEATURE, STEP = "numlstm_series", "numlstm_feature", "numlstm_step"
 TARGET, LEAD, SMOOTHING_PARAM = "numlstm_target", "numlstm_lead", "numlstm_smoothing_param"
@@ -371,6 +375,8 @@ def from_dataset(ds, Forecaster):
             cfg["params"]["smoothing"] = False  # a file from before the smoothing member has none
         if isinstance(cfg.get("params"), dict) and "loss" not in cfg["params"]:  # a file from before the option:
             cfg["params"]["loss"] = "auto" if cfg["params"].get("quantiles") else "mse"  # trained on squares
+        if isinstance(cfg.get("params"), dict) and "nonnegative" not in cfg["params"]:
+            cfg["params"]["nonnegative"] = False  # a file from before the floor forecasts without it
         Forecaster(**{**cfg["params"], "device": "cpu"})._check_params()  # the parameters as fit checks them
         fc = Forecaster(**cfg["params"])
         net, local_params = network_from_dataset(ds, cfg["network"])
@@ -438,6 +444,9 @@ def _restore_skill(fc, config):
         raise _damaged("skill.stages", f"is {list(fc.stage_weights_)!r}, not two weights from 0 to 1 (the linear "
                        "stage's and the network's)")
     k, h = len(fc.targets_), fc.horizon
+    if fc.nonnegative_ is not None and fc.nonnegative_.shape != (n_series, k):
+        raise _damaged("skill.nonnegative", f"has shape {fc.nonnegative_.shape}, not {(n_series, k)} (a flag per "
+                       "series and target)")
     per_series = (n_series,) if fc.mode == "local" else ()
     shapes = {"shrink_": (per_series + (h, k), "a gate per lead and target"),
               "linear_": (per_series + (fc.lookback * k + 1, h * k),

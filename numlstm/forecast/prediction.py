@@ -124,16 +124,24 @@ class Forecasting:
             std[np.ix_(new, varying)] = own.std[:, varying]
         return mean, std
 
+    def _floors(self, n_series):
+        """The fitted series' floor flags (n_series, n_targets), a copy: all False for a model
+        pickled before them."""
+        flags = getattr(self, "nonnegative_", None)
+        return np.zeros((n_series, len(self.targets_)), dtype=bool) if flags is None else flags.copy()
+
     def _tables(self, values, positions, upto=None):
         """Per series of the data (rows of ``values``): the scaling ``mean``/``std``
         (S, F; see ``_scaling``), the baseline ``codes`` (S, horizon, k), the network
-        ``rows`` and the ``smoothing`` member's parameters (S, k, 5; None without it). A
-        fitted series (``positions`` >= 0) has its fitted ones; a new series (-1) takes
-        the baseline most fitted series took, per lead and target, and has its smoothing
-        member chosen on its history in ``values`` (up to step ``upto``, a backtest's
-        first origin, when given); its network row is numbered after the fitted ones."""
+        ``rows``, the ``smoothing`` member's parameters (S, k, 5; None without it) and
+        the ``floor`` flags (S, k; see ``nonnegative``). A fitted series (``positions``
+        >= 0) has its fitted ones; a new series (-1) takes the baseline most fitted
+        series took, per lead and target, and has its smoothing member and floor chosen
+        on its history in ``values`` (up to step ``upto``, a backtest's first origin,
+        when given); its network row is numbered after the fitted ones."""
         fitted = np.maximum(positions, 0)
         codes, rows = self._codes[fitted].copy(), positions.copy()
+        floor = self._floors(self.scaler_.mean.shape[0])[fitted]
         member = getattr(self, "smoothing_", None)  # None without the member (or pickled before it)
         member = None if member is None else member[fitted].copy()
         new = np.flatnonzero(positions < 0)
@@ -148,8 +156,27 @@ class Forecasting:
             rows[new] = self.scaler_.mean.shape[0] + np.arange(new.size)
             if member is not None:
                 member[new] = smoothing.choose(values[new][:, :upto, :len(self.targets_)], self.season_)
+            floor[new] = skill.nonnegative_of(values[new][:, :upto, :len(self.targets_)],
+                                              getattr(self, "nonnegative", False))
         mean, std = self._scaling(values, positions)
-        return {"mean": mean, "std": std, "codes": codes, "rows": rows, "smoothing": member}
+        return {"mean": mean, "std": std, "codes": codes, "rows": rows, "smoothing": member, "floor": floor}
+
+    def _conformal_shifts(self, ds, bt):
+        """``calibrate``'s shifts (horizon, k, n_quantiles) from the backtest ``bt`` of ``ds``: each
+        quantile's conformal quantile of its residuals by lead, in units of each series' std."""
+        from numlstm.forecast import baselines
+
+        values, _, _, positions = self._read(ds)
+        std = self._scaling(values, positions)[1][:, :len(self.targets_)]  # (S, k)
+        obs = baselines.observed(ds, bt, dim=self.dim_)
+        q = np.asarray(self.quantiles_)
+        shifts = np.zeros((self.horizon, len(self.targets_), q.size))
+        for k, name in enumerate(self.targets_):
+            scale = xr.DataArray(std[:, k].reshape(self._frame(ds).shape) if self.series_dims_ else std[0, k],
+                                 dims=self.series_dims_)
+            err = ((obs[name] - bt[name]) / scale).transpose("lead", ..., "quantile").values
+            shifts[:, k] = skill.conformal_shifts(err.reshape(err.shape[0], -1, q.size), q)
+        return shifts
 
     def _origins(self, ds, start, stride):
         """The forecast origins (time indices) of a backtest of ``ds``."""
@@ -362,6 +389,7 @@ class Forecasting:
         out = np.moveaxis(scaler.inverse_transform(np.moveaxis(raw, 2, -1), np.arange(n_targets), series=series),
                           -1, 2)  # the targets on the last axis, as the scaler reads them
         out[~ok] = np.nan
+        skill.floor_at_zero(out, tables["floor"], series)  # after the member and the calibration: the last word
         return out.astype(self.network_.dtype, copy=False)
 
     def _raw_predict(self, X, rows, sampling=None):

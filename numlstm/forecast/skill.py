@@ -39,8 +39,8 @@ import numpy as np
 import pandas as pd
 
 __all__ = ["BASELINES", "baseline_values", "choose_baselines", "combine", "conformal_shifts", "fill_gaps",
-           "fit_linear", "has_baseline", "hide_inputs", "level_free", "linear_inputs", "median_of", "season_of",
-           "shrink", "stage_weights", "start_at_baseline", "target_windows"]
+           "fit_linear", "floor_at_zero", "has_baseline", "hide_inputs", "level_free", "linear_inputs", "median_of",
+           "nonnegative_of", "season_of", "shrink", "stage_weights", "start_at_baseline", "target_windows"]
 
 BASELINES = {"none": 0, "persistence": 1, "seasonal": 2}
 NAMES = {v: k for k, v in BASELINES.items()}
@@ -384,6 +384,34 @@ def start_at_baseline(net, Y, M, n_quantiles):
     count = M.sum(axis=0)
     mean = np.where(count > 0, (Y * M).sum(axis=0) / np.maximum(count, 1), 0.0)
     bd[...] = np.repeat(mean, n_quantiles)
+
+
+def nonnegative_of(values, setting):
+    """Per series and target of ``values`` (S, T, k: the targets, in data units), whether
+    forecasts are floored at 0: with ``setting`` ``"auto"`` where every observed value is
+    >= 0 (rain, counts, flows, power: a negative forecast of such a series is an error
+    and flooring it can only bring it nearer any truth >= 0), never for a series with
+    no observed value; True everywhere; False nowhere.
+
+    >>> v = np.array([[[0.0, -1.0], [2.0, 3.0]], [[np.nan, 1.0], [np.nan, 1.0]]])   # 2 series, 2 steps, 2 targets
+    >>> nonnegative_of(v, "auto").tolist()
+    [[True, False], [False, True]]
+    """
+    S, k = values.shape[0], values.shape[2]
+    if not isinstance(setting, str):
+        return np.full((S, k), bool(setting))
+    with np.errstate(invalid="ignore"):
+        observed = np.isfinite(values).any(axis=1)
+        return observed & ~(values < 0).any(axis=1)
+
+
+def floor_at_zero(out, flags, series):
+    """``out`` (n, horizon, k[, ...]) forecasts in data units with those of the series and
+    targets ``flags[series]`` (n, k) marks raised to at least 0 (NaN stays NaN); in place."""
+    mask = np.asarray(flags, dtype=bool)[series][:, None, :]
+    mask = mask.reshape(mask.shape + (1,) * (out.ndim - 3))
+    np.copyto(out, np.maximum(out, 0.0), where=mask & (out < 0))
+    return out
 
 
 def conformal_shifts(errors, levels):

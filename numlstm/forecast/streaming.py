@@ -126,6 +126,8 @@ class Statistics:
         self.first = np.zeros((n_series, n_features))  # each feature's first value (static features)
         self.observed = np.zeros(n_series, dtype=bool)
         self.r2 = np.full((n_series, n_targets), np.nan)
+        self.seen = np.zeros((n_series, n_targets), dtype=bool)  # a target observed at all
+        self.negative = np.zeros((n_series, n_targets), dtype=bool)  # a target observed below 0
         self.tail = np.empty((n_series, lookback, n_features))
         for k in range(len(blocks)):
             for f, name in enumerate(blocks.variables):
@@ -143,6 +145,9 @@ class Statistics:
                     if f < n_targets:
                         self.observed[where] |= np.isfinite(values).any(axis=(1, 2))
                         self.r2[where, f] = line_r2(scaler.transform(values[:, :cut]))[:, 0]
+                        self.seen[where, f] |= np.isfinite(values).any(axis=(1, 2))
+                        with np.errstate(invalid="ignore"):
+                            self.negative[where, f] |= (values < 0).any(axis=(1, 2))
                 del raw
 
 
