@@ -69,8 +69,10 @@ EXPECTED = {
     'backward_rows': 1,
     'chunk_count': 1,
     'fill': 1,
+    'forecasts': 1,  # the smoothing member's (on by default since 2026-12-07), and grid_sse below
     'forward_rows': 1,
     'global_norm': 1,
+    'grid_sse': 1,
     'loss_and_grad_impl': 1,
     'masked_state': 1,
     'reverse_time': 2,

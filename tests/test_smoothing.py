@@ -13,7 +13,7 @@ from numlstm.forecast import smoothing
 from numlstm.kernels import smoothing as kernels
 
 TINY = dict(lookback=7, horizon=3, units=4, epochs=2, batch_size=16, random_state=0)
-MEMBER = dict(TINY, smoothing="auto")  # the member is an option (off by default since the sixth skill check)
+MEMBER = dict(TINY, smoothing="auto")  # the default since 2026-12-07 (an option before)
 
 
 def reference_filter(y, m, alpha, beta, phi, gamma, l0, b0, s0, horizon):
@@ -126,7 +126,16 @@ def member_of(fc, ds, origins, station=None):
     """The member's forecasts written out from the module's functions: (S, n_origins, horizon); with
     ``station``, every member chosen as a new series' is in a backtest, on the record up to the first origin."""
     y = ds["flow"].transpose("station", "time").values[:, :, None].astype(np.float64)
-    params = fc.smoothing_ if station is None else smoothing.choose(y[:, :origins[0] + 1], fc.season_)
+    if station is None:
+        params = fc.smoothing_
+    else:  # chosen on the record up to the first origin, and screened on its last fifth
+        own = y[:, :origins[0] + 1]
+        params = smoothing.choose(own, fc.season_)
+        last = own.shape[1] - fc.horizon - 1
+        start = fc.lookback - 1 + int(np.ceil(0.8 * (last - fc.lookback + 2))) - 1
+        at = np.arange(start, last + 1)
+        params = smoothing.screen(own, params, fc._codes[[0, 0, 0]], fc.season_, np.repeat(np.arange(3), at.size),
+                                  np.tile(at, 3), fc.horizon)
     n = y.shape[0]
     out = smoothing.forecast(y, params, fc.season_, np.repeat(np.arange(n), len(origins)),
                              np.tile(origins, n), fc.horizon)
@@ -173,7 +182,8 @@ def test_smoothing_false_has_no_member(data):
     xr.testing.assert_identical(fc.predict(data), without_member(fc).predict(data))
     with pytest.raises(TypeError, match="smoothing must be 'auto' .* True .* or False .*, got 'yes'"):
         numlstm.Forecaster(**TINY, smoothing="yes").fit(data, "flow")
-    assert numlstm.Forecaster(**TINY).fit(data, "flow").smoothing_ is None  # off by default
+    assert numlstm.Forecaster().smoothing == "auto"  # on by default without covariates
+    assert numlstm.Forecaster(**TINY, smoothing=False).fit(data, "flow").smoothing_ is None
     # "auto": on without covariates, off with them; True forces it
     assert numlstm.Forecaster(**MEMBER).fit(data, "flow", covariates=["rain"]).smoothing_ is None
     assert numlstm.Forecaster(**TINY, smoothing=True).fit(data, "flow", covariates=["rain"]).smoothing_ is not None
@@ -203,6 +213,7 @@ def test_new_series_choose_their_member_from_their_own_history(data):
     bt = fc.backtest(data, start=data["time"].values[60])["flow"].sel(station="st2")
     off = without_member(fc).backtest(data, start=data["time"].values[60])["flow"].sel(station="st2")
     member = member_of(fc, data, np.arange(60, 87), station="st2")[2]
+    member = np.where(np.isfinite(member), member, off.transpose("init_time", "lead").values)  # screened out: none
     np.testing.assert_allclose(bt.transpose("init_time", "lead").values,
                                0.5 * (off.transpose("init_time", "lead").values + member), rtol=1e-5)
 
@@ -264,3 +275,34 @@ def test_user_data_is_unchanged(data, fitted):
     fitted.backtest(data, start=data["time"].values[50])
     numlstm.Forecaster(**MEMBER).fit(data, "flow")
     xr.testing.assert_identical(data, before)
+
+
+def test_a_member_that_loses_to_the_naive_forecast_on_validation_is_screened_out():
+    """Held values (persistence exact but at rare jumps; the member lags behind each jump) lose their
+    member; noise around a level (persistence copies the noise, the member averages it) keeps it."""
+    rng = np.random.default_rng(3)
+    n = 400
+    held = np.repeat(rng.integers(0, 5, n // 40).astype(float), 40)  # a new value every 40 days
+    noisy = 10.0 + rng.standard_normal(n)
+    ds = xr.Dataset({"flow": (("time", "station"), np.column_stack([held, noisy]))},
+                    coords={"time": pd.date_range("2000-01-01", periods=n, freq="D"), "station": ["held", "noisy"]})
+    y = ds["flow"].transpose("station", "time").values[:, :, None]
+    chosen = smoothing.choose(y, 7)
+    assert np.isfinite(chosen[:, 0, 0]).all()
+    origins = np.arange(300, n - 3)
+    series = np.repeat([0, 1], origins.size)
+    codes = np.ones((2, 3, 1), dtype=np.int8)  # persistence at every lead
+    screened = smoothing.screen(y, chosen, codes, 7, series, np.tile(origins, 2), 3)
+    assert np.isnan(screened[0]).all() and (screened[1] == chosen[1]).all()
+    # by hand, the member's and persistence's errors on those windows
+    member = smoothing.forecast(y, chosen, 7, series, np.tile(origins, 2), 3)[..., 0].reshape(2, -1, 3)
+    truth = y[:, origins[:, None] + np.arange(1, 4), 0]
+    persistence = y[:, origins, 0][:, :, None]
+    ok = np.isfinite(member)
+    err_m = [np.abs(member[s] - truth[s])[ok[s]].mean() for s in range(2)]
+    err_p = [np.abs(persistence[s] - truth[s])[ok[s]].mean() for s in range(2)]
+    assert err_m[0] > err_p[0] and err_m[1] < err_p[1], (err_m, err_p)
+    # a fit screens on its validation windows: the held series forecasts by the pipeline alone
+    fc = numlstm.Forecaster(**MEMBER).fit(ds, "flow")
+    assert np.isnan(fc.smoothing_[0]).all() and np.isfinite(fc.smoothing_[1, 0, 0])
+    assert smoothing.screen(y, chosen, codes, 7, series[:0], origins[:0], 3).tolist() == chosen.tolist()

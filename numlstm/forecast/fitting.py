@@ -144,6 +144,10 @@ class Fitting:
         else:
             use = not (past or future) if isinstance(self.smoothing, str) else bool(self.smoothing)
             member = smoothing.choose(values[:, :, :n_targets], season) if use else None
+            if member is not None:  # none where it lost to the naive forecast on the validation windows
+                judge = val if val.any() else train
+                member = smoothing.screen(values[:, :, :n_targets], member, codes, season, w_series[judge],
+                                          w_origin[judge], horizon)
         member_tail = None if member is None else smoothing.forecast(
             values[:, :, :n_targets], member, season, np.arange(values.shape[0]),
             np.full(values.shape[0], n_time - 1), horizon)

@@ -110,9 +110,10 @@ class Forecaster(Fitting, Forecasting, LazyForecasts, ParamsMixin):
         2026-12-06, stronger where the stages' gains are real. Without a
         baseline, and in streamed fits (no linear stage), the stages are
         always summed. See docs/how-it-works.md.
-    smoothing : "auto" or bool, default False
-        Average with each series' own exponential smoothing, half each (it reads the
-        whole record given; ``"auto"``: only without covariates; :mod:`numlstm.forecast.smoothing`).
+    smoothing : "auto" or bool, default "auto"
+        Average with each series' own exponential smoothing, half each, where it beat
+        the naive forecast on the validation windows (it reads the whole record given;
+        ``"auto"``: only without covariates; :mod:`numlstm.forecast.smoothing`).
     nonnegative : "auto" or bool, default "auto"
         Floor forecasts at 0 (every quantile and sample too): ``"auto"`` for each
         series and target whose observed values in the fit's data were all >= 0
@@ -251,7 +252,7 @@ class Forecaster(Fitting, Forecasting, LazyForecasts, ParamsMixin):
                  learning_rate=1e-3, relative="auto", calendar="auto", validation_fraction=0.2,
                  early_stopping=True, patience=5, clipnorm=1.0, dtype="float32", device="cpu",
                  random_state=None, verbose=0, mode="global", cell="lstm", dropout=0.0, recurrent_dropout=0.0,
-                 baseline="auto", season="auto", stages="mean", smoothing=False,
+                 baseline="auto", season="auto", stages="mean", smoothing="auto",
                  loss="auto", nonnegative="auto"):
         self.lookback = lookback
         self.horizon = horizon

@@ -13,6 +13,7 @@ labels as an ``xarray.Dataset``. :meth:`numlstm.Forecaster.predict`,
 from __future__ import annotations
 
 import copy
+import math
 import numbers
 import warnings
 
@@ -130,6 +131,17 @@ class Forecasting:
         flags = getattr(self, "nonnegative_", None)
         return np.zeros((n_series, len(self.targets_)), dtype=bool) if flags is None else flags.copy()
 
+    def _validation_origins(self, n_series, n_time):
+        """``(series, origins)`` of the windows a fit on ``n_series`` records of ``n_time`` steps
+        validates on (the last ``validation_fraction`` of the origins; every origin without)."""
+        first, last = self.lookback - 1, n_time - self.horizon - 1
+        if last < first:
+            return np.zeros(0, dtype=np.intp), np.zeros(0, dtype=np.intp)
+        frac = self.validation_fraction
+        start = first if not frac else first + int(math.ceil((1 - frac) * (last - first + 1))) - 1
+        origins = np.arange(start, last + 1)
+        return np.repeat(np.arange(n_series), origins.size), np.tile(origins, n_series)
+
     def _tables(self, values, positions, upto=None):
         """Per series of the data (rows of ``values``): the scaling ``mean``/``std``
         (S, F; see ``_scaling``), the baseline ``codes`` (S, horizon, k), the network
@@ -154,8 +166,10 @@ class Forecasting:
             counts = np.stack([(self._codes == c).sum(axis=0) for c in range(len(skill.BASELINES))])
             codes[new] = counts.argmax(axis=0).astype(np.int8)
             rows[new] = self.scaler_.mean.shape[0] + np.arange(new.size)
-            if member is not None:
-                member[new] = smoothing.choose(values[new][:, :upto, :len(self.targets_)], self.season_)
+            if member is not None:  # chosen, and screened as at fit, on the series' own history
+                own = values[new][:, :upto, :len(self.targets_)]
+                member[new] = smoothing.screen(own, smoothing.choose(own, self.season_), codes[new], self.season_,
+                                               *self._validation_origins(len(new), own.shape[1]), self.horizon)
             floor[new] = skill.nonnegative_of(values[new][:, :upto, :len(self.targets_)],
                                               getattr(self, "nonnegative", False))
         mean, std = self._scaling(values, positions)
