@@ -166,12 +166,11 @@ class Forecasting:
             counts = np.stack([(self._codes == c).sum(axis=0) for c in range(len(skill.BASELINES))])
             codes[new] = counts.argmax(axis=0).astype(np.int8)
             rows[new] = self.scaler_.mean.shape[0] + np.arange(new.size)
+            own = values[new][:, :upto, :len(self.targets_)]  # their targets' history
             if member is not None:  # chosen, and screened as at fit, on the series' own history
-                own = values[new][:, :upto, :len(self.targets_)]
                 member[new] = smoothing.screen(own, smoothing.choose(own, self.season_), codes[new], self.season_,
                                                *self._validation_origins(len(new), own.shape[1]), self.horizon)
-            floor[new] = skill.nonnegative_of(values[new][:, :upto, :len(self.targets_)],
-                                              getattr(self, "nonnegative", False))
+            floor[new] = skill.nonnegative_of(own, getattr(self, "nonnegative", False))
         mean, std = self._scaling(values, positions)
         return {"mean": mean, "std": std, "codes": codes, "rows": rows, "smoothing": member, "floor": floor}
 
