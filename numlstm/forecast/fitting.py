@@ -522,8 +522,7 @@ class Fitting:
                          calendar, relative, axis, stats.tail)
             # The streamed fit keeps the older design: persistence or no baseline, windows with gaps skipped.
             self.linear_ = self.calibration_ = None
-            self.nonnegative_ = (stats.seen & ~stats.negative if isinstance(self.nonnegative, str)
-                                 else np.full(stats.seen.shape, bool(self.nonnegative)))
+            self.nonnegative_ = skill.floor_flags(stats.seen, stats.negative, self.nonnegative)
             self._set_smoothing(None, None)
             return self._set_skill(np.full((n_series, horizon, n_targets), int(relative), dtype=np.int8), None,
                                    None, False)

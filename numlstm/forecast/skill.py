@@ -39,8 +39,9 @@ import numpy as np
 import pandas as pd
 
 __all__ = ["BASELINES", "baseline_values", "choose_baselines", "combine", "conformal_shifts", "fill_gaps",
-           "fit_linear", "floor_at_zero", "has_baseline", "hide_inputs", "level_free", "linear_inputs", "median_of",
-           "nonnegative_of", "season_of", "shrink", "stage_weights", "start_at_baseline", "target_windows"]
+           "fit_linear", "floor_at_zero", "floor_flags", "has_baseline", "hide_inputs", "level_free", "linear_inputs",
+           "median_of", "nonnegative_of", "season_of", "shrink", "stage_weights", "start_at_baseline",
+           "target_windows"]
 
 BASELINES = {"none": 0, "persistence": 1, "seasonal": 2}
 NAMES = {v: k for k, v in BASELINES.items()}
@@ -397,12 +398,16 @@ def nonnegative_of(values, setting):
     >>> nonnegative_of(v, "auto").tolist()
     [[True, False], [False, True]]
     """
-    S, k = values.shape[0], values.shape[2]
-    if not isinstance(setting, str):
-        return np.full((S, k), bool(setting))
     with np.errstate(invalid="ignore"):
-        observed = np.isfinite(values).any(axis=1)
-        return observed & ~(values < 0).any(axis=1)
+        return floor_flags(np.isfinite(values).any(axis=1), (values < 0).any(axis=1), setting)
+
+
+def floor_flags(seen, negative, setting):
+    """:func:`nonnegative_of`'s flags (S, k) from whether each series and target was observed
+    at all (``seen``) and below 0 (``negative``), as a streamed fit gathers them."""
+    if not isinstance(setting, str):
+        return np.full(np.shape(seen), bool(setting))
+    return np.asarray(seen, dtype=bool) & ~np.asarray(negative, dtype=bool)
 
 
 def floor_at_zero(out, flags, series):
