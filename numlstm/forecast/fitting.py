@@ -16,7 +16,6 @@ writes.
 from __future__ import annotations
 
 import copy
-import math
 import warnings
 
 import numpy as np
@@ -92,9 +91,8 @@ class Fitting:
         self._check_observed(np.isfinite(values[:, :, :n_targets]).any(axis=(1, 2)), targets)
 
         # Time split for validation: scaling and training windows see only the time before `cut`.
-        first, last = lookback - 1, n_time - horizon - 1
         frac = params["validation_fraction"]
-        cut = n_time if frac == 0 else first + int(math.ceil((1 - frac) * (last - first + 1)))
+        cut = skill.validation_cut(n_time, lookback, horizon, frac)
         if warm:  # the fitted scaling; new series by their own history (every series with rescale=True)
             positions = self._check_data(ds)
             tables = self._tables(values, positions)
@@ -489,7 +487,7 @@ class Fitting:
         n_series = int(np.prod([ds.sizes[d] for d in series_dims]))
         frac = params["validation_fraction"]
         first, last = lookback - 1, n_time - horizon - 1
-        cut = n_time if frac == 0 else first + int(math.ceil((1 - frac) * (last - first + 1)))
+        cut = skill.validation_cut(n_time, lookback, horizon, frac)
         blocks = streaming.SeriesBlocks(ds, variables, dim, series_dims)
         stats = streaming.Statistics(blocks, n_series, len(variables), n_targets, cut, lookback)
         self._check_observed(stats.observed, targets)

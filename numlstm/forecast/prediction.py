@@ -13,7 +13,6 @@ labels as an ``xarray.Dataset``. :meth:`numlstm.Forecaster.predict`,
 from __future__ import annotations
 
 import copy
-import math
 import numbers
 import warnings
 
@@ -138,7 +137,7 @@ class Forecasting:
         if last < first:
             return np.zeros(0, dtype=np.intp), np.zeros(0, dtype=np.intp)
         frac = self.validation_fraction
-        start = first if not frac else first + int(math.ceil((1 - frac) * (last - first + 1))) - 1
+        start = skill.validation_cut(n_time, self.lookback, self.horizon, frac) - 1 if frac else first
         origins = np.arange(start, last + 1)
         return np.repeat(np.arange(n_series), origins.size), np.tile(origins, n_series)
 

@@ -35,13 +35,15 @@ values, windows ``(n, steps, features)``; baseline codes per (series, target):
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import pandas as pd
 
 __all__ = ["BASELINES", "baseline_values", "choose_baselines", "combine", "conformal_shifts", "fill_gaps",
            "fit_linear", "floor_at_zero", "floor_flags", "has_baseline", "hide_inputs", "level_free", "linear_inputs",
            "median_of", "nonnegative_of", "season_of", "shrink", "stage_weights", "start_at_baseline",
-           "target_windows"]
+           "target_windows", "validation_cut"]
 
 BASELINES = {"none": 0, "persistence": 1, "seasonal": 2}
 NAMES = {v: k for k, v in BASELINES.items()}
@@ -166,6 +168,21 @@ def hide_inputs(scaled, n_varying, fraction=HIDE_FRACTION, seed=0):
 
 
 MIN_OBSERVED = 0.5  # a window is forecast when at least this share of each target's lookback is observed
+
+
+def validation_cut(n_time, lookback, horizon, fraction):
+    """The fit's time split of a record of ``n_time`` steps: scaling and training windows
+    see only the steps before the returned index, and the validation windows are those
+    from origin ``cut - 1`` on, the last ``fraction`` of the origins (``n_time``, no
+    validation, for a fraction of 0).
+
+    >>> validation_cut(100, 10, 5, 0.2), validation_cut(100, 10, 5, 0.0)
+    (78, 100)
+    """
+    if fraction == 0:
+        return n_time
+    first, last = lookback - 1, n_time - horizon - 1
+    return first + int(math.ceil((1 - fraction) * (last - first + 1)))
 
 
 def target_windows(targets, lookback, horizon):
