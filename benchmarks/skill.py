@@ -948,7 +948,8 @@ def _head_to_head(rows, peer):
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--output", help="also write the report to this file")
-    parser.add_argument("--only", help="run only the cases whose name contains this")
+    parser.add_argument("--only", action="append",
+                        help="run only the cases whose name contains this (repeat it for several)")
     parser.add_argument("--skip-darts", action="store_true", help="do not run Darts' LSTM")
     parser.add_argument("--group", help="run only these groups, comma-separated: eight, held-out, second, third, "
                         "fourth, fifth, sixth, seventh, eighth (held-out: the first held-out check alone; default: "
@@ -988,6 +989,8 @@ def main(argv=None):
             "(--no-peers)")
          + (" (AutoTheta not run: --skip-theta)." if args.skip_theta and peers else ".")),
         darts_line,
+        *([f"Only the data sets whose name contains {' or '.join(map(repr, args.only))} (--only)."]
+          if args.only else []),
         (f"{MEMBER}: the same fitted numlstm models without their local exponential-smoothing member (the "
          "default until 2026-12-07, when the member, screened per series on the validation windows, became it)."),
         *([f"{UNFLOORED}: the same fitted numlstm models without the floor at 0 (--unfloored)."]
@@ -1020,7 +1023,8 @@ def main(argv=None):
     labels = {keys[key] for key in wanted}
     rows = []
     for label, cases in groups:
-        cases = [case for case in cases if (not args.only or args.only in case[0]) and label in labels]
+        cases = [case for case in cases if (not args.only or any(part in case[0] for part in args.only))
+                 and label in labels]
         if not cases:
             continue
         lines += [f"Group: {label}", ""]
