@@ -224,7 +224,7 @@ SEED = 0
 TARGET_EACH, TARGET_GEOMEAN = 1.0, 0.85
 MEMBER = "numlstm, smoothing=False"  # the same fits without the local smoothing member (the default until 2026-12-07)
 UNFLOORED = "numlstm, nonnegative=False"  # with --unfloored: the default's forecasts before the floor at 0
-SNAPPED = "numlstm, zeros snapped"  # with --snapped: candidate Z (the decisions log, 2026-12-07 10:55)
+SNAPPED = "numlstm, zeros snapped"  # with --snapped: candidate Z (the decisions log, 2026-12-07 10:40)
 FIT_COLUMNS = {"numlstm": "numlstm fit (s/series)", "AutoETS": "ETS fit (s)", "AutoTheta": "Theta fit (s)",
                "Darts LSTM": "Darts fit (s/series)"}
 
