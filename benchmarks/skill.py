@@ -218,6 +218,7 @@ import xarray as xr  # noqa: E402
 from _report import cpu_model, emit, provenance  # noqa: E402
 
 import numlstm  # noqa: E402
+from numlstm.forecast.skill import nonnegative_of  # noqa: E402
 
 ORIGINS = 5
 SEED = 0
@@ -856,11 +857,12 @@ def snap_zeros(forecast, record):
     ``record`` (S, T) are all >= 0 and include an exact 0, forecasts above 0 and below half its smallest
     positive observed value (below any value, if it has none) become 0. Under the absolute error a forecast
     in that gap is no better than 0 for the model's own median (no observed value lies between them), and
-    it is worse when the outcome is 0; this takes the floor's view of 0 one step further."""
+    it is worse when the outcome is 0; this takes the floor's view of 0 one step further: the series are
+    those the floor (``nonnegative="auto"``) picks that were also observed at exactly 0."""
     out = forecast.copy()
-    for i, v in enumerate(record):
-        v = v[np.isfinite(v)]
-        if v.size and v.min() >= 0 and (v == 0).any():
+    for i in np.flatnonzero(nonnegative_of(record[:, :, None], "auto")[:, 0]):
+        v = record[i][np.isfinite(record[i])]
+        if (v == 0).any():
             gap = v[v > 0].min() / 2 if (v > 0).any() else np.inf
             out[i] = np.where((out[i] > 0) & (out[i] < gap), 0.0, out[i])
     return out
