@@ -218,14 +218,13 @@ import xarray as xr  # noqa: E402
 from _report import cpu_model, emit, provenance  # noqa: E402
 
 import numlstm  # noqa: E402
-from numlstm.forecast.skill import nonnegative_of  # noqa: E402
 
 ORIGINS = 5
 SEED = 0
 TARGET_EACH, TARGET_GEOMEAN = 1.0, 0.85
 MEMBER = "numlstm, smoothing=False"  # the same fits without the local smoothing member (the default until 2026-12-07)
 UNFLOORED = "numlstm, nonnegative=False"  # with --unfloored: the default's forecasts before the floor at 0
-SNAPPED = "numlstm, zeros snapped"  # with --snapped: candidate Z (the decisions log, 2026-12-07 10:40)
+UNSNAPPED = "numlstm, no snap"  # with --unsnapped: the default's forecasts before the snap to 0 (2026-12-07)
 FIT_COLUMNS = {"numlstm": "numlstm fit (s/series)", "AutoETS": "ETS fit (s)", "AutoTheta": "Theta fit (s)",
                "Darts LSTM": "Darts fit (s/series)"}
 
@@ -816,18 +815,19 @@ def darts_forecasts(y, origins, lookback, horizon):
     return out, seconds / y.shape[0]
 
 
-def numlstm_forecasts(ds, origins, lookback, horizon, refit=False, unfloored=False):
+def numlstm_forecasts(ds, origins, lookback, horizon, refit=False, unfloored=False, unsnapped=False):
     """numlstm's (S, n_origins, horizon) forecasts with the defaults (with the smoothing member,
     ``smoothing="auto"``: every data set here is fitted without covariates), the same without the
-    member (``smoothing=False``), with ``unfloored`` the default's without its floor at 0
-    (``nonnegative=False``; else None), fit seconds per fit and the (last) fitted model: fitted once
+    member (``smoothing=False``), with ``unfloored`` the default's without its floor at 0 and the snap
+    (``nonnegative=False``; else None), with ``unsnapped`` without the snap to 0 alone (a model from
+    before it; else None), fit seconds per fit and the (last) fitted model: fitted once
     on the record up to the first origin and backtested from every origin, or with ``refit`` fitted
     afresh on the record up to each origin (as the statsforecast peers are). One fit gives them all:
     the forecasts without the member are the model's own with it removed, which it does not touch
-    (the network, baselines and linear stage are fitted without it), as the floor, applied last,
-    does not."""
+    (the network, baselines and linear stage are fitted without it), as the floor and the snap, applied
+    last, do not."""
     fits = origins if refit else origins[:1]
-    values, member, raw, seconds = [], [], [], 0.0  # the default, without the member, without the floor
+    values, member, raw, whole, seconds = [], [], [], [], 0.0  # the default, no member, no floor, no snap
     for o in map(int, fits):
         train = ds.isel(time=slice(0, o + 1))
         fc = numlstm.Forecaster(lookback=lookback, horizon=horizon, random_state=SEED, smoothing="auto")
@@ -842,30 +842,19 @@ def numlstm_forecasts(ds, origins, lookback, horizon, refit=False, unfloored=Fal
                 plain = copy.copy(fc)
                 plain.nonnegative_ = None  # no series floored
                 models.append((plain, raw))
+            if unsnapped:
+                plain = copy.copy(fc)
+                plain.zeros_ = None  # floored, nothing snapped
+                models.append((plain, whole))
             for model, out in models:
                 bt = model.backtest(upto, start=ds["time"].values[o], stride=horizon)
                 da = bt["y"].transpose(..., "init_time", "lead")
                 out.append(da.values.reshape(-1, bt.sizes["init_time"], bt.sizes["lead"]))
     values, member = np.concatenate(values, axis=1), np.concatenate(member, axis=1)
     raw = np.concatenate(raw, axis=1) if unfloored else None
+    whole = np.concatenate(whole, axis=1) if unsnapped else None
     assert values.shape[1] == len(origins), (values.shape, len(origins))
-    return values, member, raw, seconds / len(fits), fc
-
-
-def snap_zeros(forecast, record):
-    """Candidate Z on the (S, n_origins, horizon) ``forecast``: for a series whose observed values in the fit's
-    ``record`` (S, T) are all >= 0 and include an exact 0, forecasts above 0 and below half its smallest
-    positive observed value (below any value, if it has none) become 0. Under the absolute error a forecast
-    in that gap is no better than 0 for the model's own median (no observed value lies between them), and
-    it is worse when the outcome is 0; this takes the floor's view of 0 one step further: the series are
-    those the floor (``nonnegative="auto"``) picks that were also observed at exactly 0."""
-    out = forecast.copy()
-    for i in np.flatnonzero(nonnegative_of(record[:, :, None], "auto")[:, 0]):
-        v = record[i][np.isfinite(record[i])]
-        if (v == 0).any():
-            gap = v[v > 0].min() / 2 if (v > 0).any() else np.inf
-            out[i] = np.where((out[i] > 0) & (out[i] < gap), 0.0, out[i])
-    return out
+    return values, member, raw, whole, seconds / len(fits), fc
 
 
 def mae(forecast, truth):
@@ -875,7 +864,7 @@ def mae(forecast, truth):
 
 
 def run_case(name, load, freq_label, season, lookback, horizon, darts=True, refit=False,
-             peers=("AutoETS", "AutoTheta"), unfloored=False, snapped=False):
+             peers=("AutoETS", "AutoTheta"), unfloored=False, unsnapped=False):
     ds = load()
     y = _panel(ds)
     n_time = y.shape[1]
@@ -885,14 +874,12 @@ def run_case(name, load, freq_label, season, lookback, horizon, darts=True, refi
     persistence, seasonal = naive_forecasts(y, origins, horizon, season)
     forecasts = {"persistence": persistence, "seasonal naive": seasonal}
     fits = {}
-    forecasts["numlstm"], forecasts[MEMBER], raw, seconds, fc = numlstm_forecasts(ds, origins, lookback, horizon,
-                                                                                  refit, unfloored)
+    forecasts["numlstm"], forecasts[MEMBER], raw, whole, seconds, fc = numlstm_forecasts(
+        ds, origins, lookback, horizon, refit, unfloored, unsnapped)
     if unfloored:
         forecasts[UNFLOORED] = raw
-    if snapped:  # each origin's forecast against the record its model was fitted on
-        fitted_at = origins if refit else np.repeat(origins[:1], len(origins))
-        forecasts[SNAPPED] = np.concatenate([snap_zeros(forecasts["numlstm"][:, k:k + 1], y[:, :o + 1])
-                                             for k, o in enumerate(fitted_at)], axis=1)
+    if unsnapped:
+        forecasts[UNSNAPPED] = whole
     fits["numlstm"] = seconds / y.shape[0]
     peers, peer_seconds = peer_forecasts(y, origins, horizon, season, freq_label, peers)
     forecasts.update(peers)
@@ -948,7 +935,7 @@ def _targets(rows, methods, label):
     """The issue's three targets for numlstm on ``rows``: at most 1 on each, geometric mean at most
     0.85, and below every peer's geometric mean (numlstm without its smoothing member is no peer)."""
     gm = {m: _geomean(_ratios(rows, m)) for m in methods}
-    peers = [m for m in methods[1:] if m not in (MEMBER, UNFLOORED, SNAPPED)]
+    peers = [m for m in methods[1:] if m not in (MEMBER, UNFLOORED, UNSNAPPED)]
     ahead = ("met" if all(gm["numlstm"] < gm[m] for m in peers) else "NOT met") if peers else "no peer run"
     return [f"- targets ({label}): <= {TARGET_EACH} on every data set: "
             f"{'met' if (_ratios(rows, 'numlstm') <= TARGET_EACH).all() else 'NOT met'}; geometric mean <= "
@@ -983,15 +970,15 @@ def main(argv=None):
                         help="run numlstm alone, with and without its smoothing member (no statsforecast peer)")
     parser.add_argument("--unfloored", action="store_true",
                         help=f"add a column '{UNFLOORED}': the same fitted models without the floor at 0")
-    parser.add_argument("--snapped", action="store_true",
-                        help=f"add a column '{SNAPPED}': the default's forecasts with candidate Z (snap_zeros)")
+    parser.add_argument("--unsnapped", action="store_true",
+                        help=f"add a column '{UNSNAPPED}': the same fitted models without the snap to 0")
     parser.add_argument("--refit", action="store_true",
                         help="fit numlstm afresh at every origin (as AutoETS and AutoTheta are), not once")
     args = parser.parse_args(argv)
     why_not = "--skip-darts" if args.skip_darts else darts_missing()
     darts = why_not is None
     peers = () if args.no_peers else ("AutoETS",) if args.skip_theta else ("AutoETS", "AutoTheta")
-    methods = ["numlstm", MEMBER, *([UNFLOORED] if args.unfloored else []), *([SNAPPED] if args.snapped else []),
+    methods = ["numlstm", MEMBER, *([UNFLOORED] if args.unfloored else []), *([UNSNAPPED] if args.unsnapped else []),
                *peers] + (["Darts LSTM"] if darts else [])
     if darts:
         import darts as darts_package
@@ -1020,9 +1007,9 @@ def main(argv=None):
          "default until 2026-12-07, when the member, screened per series on the validation windows, became it)."),
         *([f"{UNFLOORED}: the same fitted numlstm models without the floor at 0 (--unfloored)."]
           if args.unfloored else []),
-        *([f"{SNAPPED}: the default's forecasts with candidate Z (--snapped): a series observed >= 0 with an "
-           "exact 0 in the fit's record has its forecasts below half its smallest positive value set to 0."]
-          if args.snapped else []),
+        *([f"{UNSNAPPED}: the same fitted numlstm models without the snap to 0 (--unsnapped; a floored series "
+           "observed at exactly 0 has its forecasts below half its smallest positive value set to 0)."]
+          if args.unsnapped else []),
         "",
         ("MAE relative to the better naive forecast (persistence or seasonal naive) of each data set; "
          "fit time in seconds per series (numlstm and Darts: one global fit, divided by the series; with --refit, "
@@ -1062,7 +1049,7 @@ def main(argv=None):
         group = []
         for case in cases:
             row = run_case(*case, darts=darts, refit=args.refit, peers=peers, unfloored=args.unfloored,
-                           snapped=args.snapped)
+                           unsnapped=args.unsnapped)
             row["group"] = label
             group.append(row)
             sc, best = row["scores"], row["best"]

@@ -252,7 +252,7 @@ def test_the_member_survives_the_model_file(tmp_path, data, fitted):
     xr.testing.assert_identical(back.predict(data), fitted.predict(data))
     with xr.open_dataset(path) as ds:
         ds = ds.load()
-    assert ds.attrs["numlstm_format_version"] == 6
+    assert ds.attrs["numlstm_format_version"] == 7
     bad = ds.copy(deep=True)
     bad["smoothing"][0, 0, 0] = 7.0
     bad.to_netcdf(tmp_path / "bad.nc", engine="scipy")

@@ -152,6 +152,7 @@ class Fitting:
         # which series' forecasts are floored at 0: a warm fit keeps the fitted series' flags, and a
         # value below 0 in the new data lifts a flag "auto" had set
         floor = skill.nonnegative_of(values[:, :, :n_targets], self.nonnegative)
+        zeros = skill.zeros_of(values[:, :, :n_targets])  # where a floored series' forecasts snap to 0
         if warm:
             mine = positions >= 0
             kept = self._floors(len(self.scaler_.mean))
@@ -160,6 +161,10 @@ class Fitting:
             else:
                 kept[:] = bool(self.nonnegative)
             floor = kept
+            zero, smallest = self._zeros(len(self.scaler_.mean))
+            zero[positions[mine]] |= zeros[0][mine]
+            smallest[positions[mine]] = np.minimum(smallest[positions[mine]], zeros[1][mine])
+            zeros = zero, smallest
         B = skill.baseline_values(X[:, :lookback], codes[w_series], horizon, season)
         Y = np.where(w_M, w_Y - B, 0.0).reshape(len(w_series), -1)
         M = w_M.reshape(len(w_series), -1)
@@ -222,7 +227,7 @@ class Fitting:
 
         def fitted(model, net, history, shrink):
             """Record the fit in ``model``: at the end, after Ctrl-C, or for a checkpoint."""
-            model.nonnegative_ = floor
+            model.nonnegative_, model.zeros_ = floor, zeros
             if warm:
                 return model._warm_fitted(ds, history, int(train.sum()), shrink, values[:, n_time - lookback:],
                                           (positions, tables) if rescale else None, member_tail)
@@ -400,20 +405,24 @@ class Fitting:
                 "stages": list(self.stage_weights_),
                 "linear": None if self.linear_ is None else self.linear_.tolist(),
                 "calibration": None if getattr(self, "calibration_", None) is None else self.calibration_.tolist(),
-                "nonnegative": None if getattr(self, "nonnegative_", None) is None else self.nonnegative_.tolist()}
+                "nonnegative": None if getattr(self, "nonnegative_", None) is None else self.nonnegative_.tolist(),
+                "zeros": None if getattr(self, "zeros_", None) is None else {
+                    "observed": self.zeros_[0].tolist(),
+                    "smallest": [[v if np.isfinite(v) else None for v in row] for row in self.zeros_[1].tolist()]}}
 
     def _restore_skill(self, config):
         """Undo :meth:`_skill_config`; a file from before baselines holds none (``relative`` says which)."""
         if config is None:
             n_series = self.scaler_.mean.shape[0]
             codes = np.full((n_series, self.horizon, len(self.targets_)), int(self.relative_), dtype=np.int8)
-            self.linear_ = self.calibration_ = self.nonnegative_ = None
+            self.linear_ = self.calibration_ = self.nonnegative_ = self.zeros_ = None
             return self._set_skill(codes, None, None, False)
         floors = config.get("nonnegative")  # None in a file from before the floor: no forecast floored
         if floors is not None and not (isinstance(floors, list) and all(
                 isinstance(row, list) and all(isinstance(v, bool) for v in row) for row in floors)):
             raise ValueError(f"nonnegative is {floors!r}, not a list of true/false flags per series and target")
         self.nonnegative_ = None if floors is None else np.array(floors, dtype=bool).reshape(-1, len(self.targets_))
+        self.zeros_ = _restore_zeros(config.get("zeros"), len(self.targets_))  # None before the snap: none snapped
         calibration = config.get("calibration")
         self.calibration_ = None if calibration is None else np.asarray(calibration, dtype=np.float64)
         linear = config.get("linear")
@@ -521,6 +530,7 @@ class Fitting:
             # The streamed fit keeps the older design: persistence or no baseline, windows with gaps skipped.
             self.linear_ = self.calibration_ = None
             self.nonnegative_ = skill.floor_flags(stats.seen, stats.negative, self.nonnegative)
+            self.zeros_ = stats.zero, stats.smallest
             self._set_smoothing(None, None)
             return self._set_skill(np.full((n_series, horizon, n_targets), int(relative), dtype=np.int8), None,
                                    None, False)
@@ -550,3 +560,22 @@ class Fitting:
                 f"{int(empty.sum())} of {empty.size} series have no observed target value; they are left out "
                 "of training and their forecasts will be NaN.",
                 MissingInputWarning, stacklevel=4)  # user -> fit -> _fit_* -> here
+
+
+def _restore_zeros(entry, n_targets):
+    """The skill entry ``"zeros"`` (``{"observed": flags, "smallest": values or null}`` per
+    series and target) as ``zeros_``: None in a file from before it."""
+    if entry is None:
+        return None
+    observed = entry.get("observed") if isinstance(entry, dict) else None
+    smallest = entry.get("smallest") if isinstance(entry, dict) else None
+    if not (isinstance(observed, list) and all(isinstance(row, list) and all(isinstance(v, bool) for v in row)
+                                               for row in observed)
+            and isinstance(smallest, list) and all(isinstance(row, list) and all(
+                v is None or (isinstance(v, (int, float)) and not isinstance(v, bool) and v > 0) for v in row)
+                for row in smallest)
+            and np.shape(observed) == np.shape(smallest)):
+        raise ValueError(f"zeros is {entry!r}, not {{'observed': true/false flags, 'smallest': positive values or "
+                         "null}} of the same shape, per series and target")
+    smallest = np.array([[np.inf if v is None else v for v in row] for row in smallest], dtype=np.float64)
+    return (np.array(observed, dtype=bool).reshape(-1, n_targets), smallest.reshape(-1, n_targets))

@@ -116,11 +116,12 @@ class Forecaster(Fitting, Forecasting, LazyForecasts, ParamsMixin):
         ``"auto"``: only without covariates; :mod:`numlstm.forecast.smoothing`).
     nonnegative : "auto" or bool, default "auto"
         Floor forecasts at 0 (every quantile and sample too): ``"auto"`` for each
-        series and target whose observed values in the fit's data were all >= 0
-        (rain, counts, discharge, power; ``nonnegative_``), and for a series new at
-        ``predict`` or ``backtest`` by its own history in the data given; True for
-        every target; False never. A negative forecast of such a series is an
-        error, and raising it to 0 brings it nearer to any value >= 0.
+        series and target observed only >= 0 in the fit's data (rain, counts,
+        discharge; ``nonnegative_``), and for a series new at ``predict`` or
+        ``backtest`` by its own history in the data given; True for every target;
+        False never. A floored series observed at exactly 0 also has forecasts
+        below half its smallest positive value set to 0 (``zeros_``): no observed
+        value lies there, and 0 is nearer the truth whenever it is 0.
     relative : "auto" or bool, default "auto"
         The older knob for the baseline: True is ``baseline="persistence"``,
         False ``baseline=None``; ``"auto"`` follows ``baseline``.
@@ -223,8 +224,9 @@ class Forecaster(Fitting, Forecasting, LazyForecasts, ParamsMixin):
     smoothing_ : ndarray (n_series, n_targets, 5) or None
         Each series' smoothing form and alpha, beta, phi, gamma; None without.
     nonnegative_ : ndarray of bool, shape (n_series, n_targets)
-        Which fitted series and targets have their forecasts floored at 0 (see
-        ``nonnegative``); all False for models saved before the option.
+        Which fitted series and targets are floored at 0 (``nonnegative``); none before it.
+    zeros_ : (ndarray of bool, ndarray), each (n_series, n_targets), or None
+        Whether each was observed at exactly 0, and its smallest value above 0.
     calibration_ : ndarray, shape (horizon, n_targets, n_quantiles), or None
         Conformal shifts of the quantiles, in units of each series' standard
         deviation, set by :meth:`calibrate`.

@@ -45,7 +45,12 @@ pinball loss), and loads with ``loss="mse"`` (``"auto"`` with quantiles). 6 for
 every file written since the floor at 0 (the ``nonnegative`` parameter; the
 skill entry ``"nonnegative"``, a flag per series and target), which a numlstm
 from before would call damaged; a file without it floors nothing, and loads
-with ``nonnegative=False``.
+with ``nonnegative=False``. 7 for every file written since floored forecasts
+snap to 0 below half a series' smallest positive value when it was observed
+at exactly 0 (the skill entry ``"zeros"``: per series and target whether an
+exact 0 was observed and the smallest positive value, null where none), which
+a numlstm from before would forecast without the snap, so it refuses it; a
+file without it snaps nothing, and loads so.
 """
 
 from __future__ import annotations
@@ -64,7 +69,7 @@ from numlstm.forecast.inputs import _check_loss, _jsonable, _series_index
 from numlstm.forecast.windows import SeriesScaler
 
 FORMAT_NAME = "numlstm.Forecaster"
-FORMAT_VERSION = 6  # the version this numlstm writes, and the newest it reads (see the module's docstring)
+FORMAT_VERSION = 7  # the version this numlstm writes, and the newest it reads (see the module's docstring)
 
 SERIES, FEATURE, STEP = "numlstm_series", "numlstm_feature", "numlstm_step"
 TARGET, LEAD, SMOOTHING_PARAM = "numlstm_target", "numlstm_lead", "numlstm_smoothing_param"
@@ -177,7 +182,8 @@ def to_dataset(fc):
         "dim": fc.dim_, "freq": fc.freq_, "series_dims": list(fc.series_dims_),
         "series_shape": list(fc._series_coords.shape), "calendar_features": list(fc.calendar_features_),
         "quantiles": fc.quantiles_, "relative": fc.relative_, "skill": fc._skill_config(),
-        "local_seeds": None if fc.local_seeds_ is None else [int(v) for v in fc.local_seeds_], "n_windows": fc.n_windows_, "history": fc.history_,
+        "local_seeds": None if fc.local_seeds_ is None else [int(v) for v in fc.local_seeds_],
+        "n_windows": fc.n_windows_, "history": fc.history_,
         "network": network_config(net),
         "variables": {n: {"dims": info["dims"], "attrs": _jsonable(info["attrs"])} for n, info in
                       fc._var_info.items()},
@@ -446,6 +452,10 @@ def _restore_skill(fc, config):
     k, h = len(fc.targets_), fc.horizon
     if fc.nonnegative_ is not None and fc.nonnegative_.shape != (n_series, k):
         raise _damaged("skill.nonnegative", f"has shape {fc.nonnegative_.shape}, not {(n_series, k)} (a flag per "
+                       "series and target)")
+    zeros = getattr(fc, "zeros_", None)
+    if zeros is not None and zeros[0].shape != (n_series, k):
+        raise _damaged("skill.zeros", f"has shape {zeros[0].shape}, not {(n_series, k)} (a flag and a value per "
                        "series and target)")
     per_series = (n_series,) if fc.mode == "local" else ()
     shapes = {"shrink_": (per_series + (h, k), "a gate per lead and target"),

@@ -130,6 +130,15 @@ class Forecasting:
         flags = getattr(self, "nonnegative_", None)
         return np.zeros((n_series, len(self.targets_)), dtype=bool) if flags is None else flags.copy()
 
+    def _zeros(self, n_series):
+        """The fitted series' ``zeros_`` (exact 0 observed; smallest positive value), copies: none
+        observed for a model from before them."""
+        zeros = getattr(self, "zeros_", None)
+        if zeros is None:
+            shape = (n_series, len(self.targets_))
+            return np.zeros(shape, dtype=bool), np.full(shape, np.inf)
+        return zeros[0].copy(), zeros[1].copy()
+
     def _validation_origins(self, n_series, n_time):
         """``(series, origins)`` of the windows a fit on ``n_series`` records of ``n_time`` steps
         validates on (the last ``validation_fraction`` of the origins; every origin without)."""
@@ -145,14 +154,15 @@ class Forecasting:
         """Per series of the data (rows of ``values``): the scaling ``mean``/``std``
         (S, F; see ``_scaling``), the baseline ``codes`` (S, horizon, k), the network
         ``rows``, the ``smoothing`` member's parameters (S, k, 5; None without it) and
-        the ``floor`` flags (S, k; see ``nonnegative``). A fitted series (``positions``
+        the ``floor`` flags and ``gaps`` (S, k; see ``nonnegative``). A fitted series (``positions``
         >= 0) has its fitted ones; a new series (-1) takes the baseline most fitted
-        series took, per lead and target, and has its smoothing member and floor chosen
+        series took, per lead and target, and has its smoothing member, floor and gap chosen
         on its history in ``values`` (up to step ``upto``, a backtest's first origin,
         when given); its network row is numbered after the fitted ones."""
         fitted = np.maximum(positions, 0)
         codes, rows = self._codes[fitted].copy(), positions.copy()
         floor = self._floors(self.scaler_.mean.shape[0])[fitted]
+        zero, smallest = (z[fitted] for z in self._zeros(self.scaler_.mean.shape[0]))
         member = getattr(self, "smoothing_", None)  # None without the member (or pickled before it)
         member = None if member is None else member[fitted].copy()
         new = np.flatnonzero(positions < 0)
@@ -170,8 +180,10 @@ class Forecasting:
                 member[new] = smoothing.screen(own, smoothing.choose(own, self.season_), codes[new], self.season_,
                                                *self._validation_origins(len(new), own.shape[1]), self.horizon)
             floor[new] = skill.nonnegative_of(own, getattr(self, "nonnegative", False))
+            zero[new], smallest[new] = skill.zeros_of(own)
         mean, std = self._scaling(values, positions)
-        return {"mean": mean, "std": std, "codes": codes, "rows": rows, "smoothing": member, "floor": floor}
+        return {"mean": mean, "std": std, "codes": codes, "rows": rows, "smoothing": member, "floor": floor,
+                "gaps": skill.zero_gaps(floor, zero, smallest)}
 
     def _conformal_shifts(self, ds, bt):
         """``calibrate``'s shifts (horizon, k, n_quantiles) from the backtest ``bt`` of ``ds``: each
@@ -401,7 +413,7 @@ class Forecasting:
         out = np.moveaxis(scaler.inverse_transform(np.moveaxis(raw, 2, -1), np.arange(n_targets), series=series),
                           -1, 2)  # the targets on the last axis, as the scaler reads them
         out[~ok] = np.nan
-        skill.floor_at_zero(out, tables["floor"], series)  # after the member and the calibration: the last word
+        skill.floor_at_zero(out, tables["floor"], series, tables["gaps"])  # after the member and the calibration
         return out.astype(self.network_.dtype, copy=False)
 
     def _raw_predict(self, X, rows, sampling=None):

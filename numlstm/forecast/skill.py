@@ -43,7 +43,7 @@ import pandas as pd
 __all__ = ["BASELINES", "baseline_values", "choose_baselines", "combine", "conformal_shifts", "fill_gaps",
            "fit_linear", "floor_at_zero", "floor_flags", "has_baseline", "hide_inputs", "level_free", "linear_inputs",
            "median_of", "nonnegative_of", "season_of", "shrink", "stage_weights", "start_at_baseline",
-           "target_windows", "validation_cut"]
+           "target_windows", "validation_cut", "zero_gaps", "zeros_of"]
 
 BASELINES = {"none": 0, "persistence": 1, "seasonal": 2}
 NAMES = {v: k for k, v in BASELINES.items()}
@@ -427,12 +427,52 @@ def floor_flags(seen, negative, setting):
     return np.asarray(seen, dtype=bool) & ~np.asarray(negative, dtype=bool)
 
 
-def floor_at_zero(out, flags, series):
+def zeros_of(values):
+    """Per series and target of ``values`` (S, T, k, data units): whether an exact 0 was
+    observed (``zero``), and the smallest value above 0 observed (``smallest``; inf where
+    none), as :func:`zero_gaps` reads them (a later fit's are ``zero | zero2`` and
+    ``minimum(smallest, smallest2)``).
+
+    >>> v = np.array([[[0.0, 1.0], [3.0, np.nan], [0.5, 2.0]]])   # 1 series, 3 steps, 2 targets
+    >>> zero, smallest = zeros_of(v)
+    >>> zero.tolist(), smallest.tolist()
+    ([[True, False]], [[0.5, 1.0]])
+    """
+    with np.errstate(invalid="ignore"):
+        zero = (values == 0).any(axis=1)
+        smallest = np.where(values > 0, values, np.inf).min(axis=1)
+    return zero, smallest
+
+
+def zero_gaps(flags, zero, smallest):
+    """The gaps (S, k) below which :func:`floor_at_zero` sets a forecast above 0 to 0: for
+    a floored series (``flags``) observed at exactly 0 and never below (``zero``), half the
+    smallest positive value observed (``smallest``; inf where none was, so every positive
+    forecast); 0, nothing set, elsewhere. No observed value lies in the gap, so under the
+    absolute error a median forecast in it is no better than 0 for the model's own
+    distribution (it puts P(y <= 0) >= 1/2, and the floor says y >= 0), and it is worse
+    when the outcome is 0; the same holds for every quantile and sample. Half, not the
+    whole, smallest value: a forecast just below it may be that value, rounded.
+
+    >>> zero_gaps([[True, True, False]], [[True, False, True]], [[0.5, 0.5, 0.5]]).tolist()
+    [[0.25, 0.0, 0.0]]
+    """
+    return np.where(np.asarray(flags, dtype=bool) & np.asarray(zero, dtype=bool),
+                    np.asarray(smallest, dtype=np.float64) / 2, 0.0)
+
+
+def floor_at_zero(out, flags, series, gaps=None):
     """``out`` (n, horizon, k[, ...]) forecasts in data units with those of the series and
-    targets ``flags[series]`` (n, k) marks raised to at least 0 (NaN stays NaN); in place."""
+    targets ``flags[series]`` (n, k) marks raised to at least 0, and those above 0 and below
+    ``gaps[series]`` (n, k; see :func:`zero_gaps`) set to 0 (NaN stays NaN); in place. The
+    map is non-decreasing, so quantiles stay in order."""
     mask = np.asarray(flags, dtype=bool)[series][:, None, :]
     mask = mask.reshape(mask.shape + (1,) * (out.ndim - 3))
     np.copyto(out, np.maximum(out, 0.0), where=mask & (out < 0))
+    if gaps is not None:
+        gap = np.asarray(gaps, dtype=np.float64)[series][:, None, :]
+        gap = gap.reshape(gap.shape + (1,) * (out.ndim - 3))
+        np.copyto(out, 0.0, where=mask & (out > 0) & (out < gap))
     return out
 
 

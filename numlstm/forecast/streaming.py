@@ -128,6 +128,8 @@ class Statistics:
         self.r2 = np.full((n_series, n_targets), np.nan)
         self.seen = np.zeros((n_series, n_targets), dtype=bool)  # a target observed at all
         self.negative = np.zeros((n_series, n_targets), dtype=bool)  # a target observed below 0
+        self.zero = np.zeros((n_series, n_targets), dtype=bool)  # a target observed at exactly 0
+        self.smallest = np.full((n_series, n_targets), np.inf)  # its smallest value above 0
         self.tail = np.empty((n_series, lookback, n_features))
         for k in range(len(blocks)):
             for f, name in enumerate(blocks.variables):
@@ -148,6 +150,9 @@ class Statistics:
                         self.seen[where, f] |= np.isfinite(values).any(axis=(1, 2))
                         with np.errstate(invalid="ignore"):
                             self.negative[where, f] |= (values < 0).any(axis=(1, 2))
+                            self.zero[where, f] |= (values == 0).any(axis=(1, 2))
+                            positive = np.where(values > 0, values, np.inf).min(axis=(1, 2))
+                        self.smallest[where, f] = np.minimum(self.smallest[where, f], positive)
                 del raw
 
 
