@@ -96,6 +96,27 @@ def test_new_series_snap_by_their_own_history():
     np.testing.assert_array_equal(fc.backtest(later, start=START)["rain"].sel(gauge="g1").values,
                                   np.where(r < 0.1, 0.0, r))
     assert ((r > 0.1) & (r < 0.5)).any()  # forecasts the whole history's gap would have snapped
+    old = unsnapped(fc)  # a model from before the snap snaps nothing, new series neither: they are floored
+    np.testing.assert_array_equal(old.backtest(new, start=START)["rain"].sel(gauge="g1").values,
+                                  np.maximum(raw["rain"].sel(gauge="g1").values, 0))
+
+
+def test_dask_data_gives_new_series_their_whole_history():
+    data = showers(n=305, n_series=1)  # ends in a wet spell
+    fc = numlstm.Forecaster(**TINY, smoothing=False).fit(data, "rain")  # no member: a record is cut to lookback
+    new = xr.concat([data, data.assign_coords(gauge=["g1"])], "gauge")
+    eager = fc.predict(new)
+    lazy = fc.predict(new.chunk({"gauge": 1}))
+    assert lazy.chunks
+    xr.testing.assert_allclose(lazy.compute(), eager)  # the new gauge scaled, floored and snapped alike
+    assert (eager["rain"].sel(gauge="g1") > 0).all()
+
+
+def test_a_warm_start_from_a_model_before_the_snap_does_not_start_it():
+    data = showers()
+    fc = unsnapped(numlstm.Forecaster(**dict(TINY, epochs=2)).fit(data.isel(time=slice(0, 200)), "rain"))
+    fc.fit(data.isel(time=slice(200, None)), "rain", warm_start=True)
+    assert fc.zeros_ is None
 
 
 def test_quantiles_and_samples_snap_and_stay_in_order():
@@ -109,6 +130,7 @@ def test_quantiles_and_samples_snap_and_stay_in_order():
     drop = numlstm.Forecaster(**dict(TINY, epochs=5), dropout=0.2).fit(data, "rain")
     s = drop.predict(samples=30, seed=1)["rain"].values
     s_raw = unsnapped(drop).predict(samples=30, seed=1)["rain"].values
+    assert ((s_raw > 0) & (s_raw < 0.5)).any()
     np.testing.assert_array_equal(s, np.where(s_raw < 0.5, 0.0, s_raw))
 
 
@@ -129,7 +151,9 @@ def test_the_snap_survives_the_model_file_and_older_files_snap_nothing(tmp_path)
     ds.to_netcdf(tmp_path / "old.nc", engine="scipy")
     old = numlstm.load(tmp_path / "old.nc")
     assert old.zeros_ is None
-    xr.testing.assert_identical(old.backtest(data, start=START), unsnapped(fc).backtest(data, start=START))
+    bt = unsnapped(fc).backtest(data, start=START)
+    assert not bt.identical(fc.backtest(data, start=START))  # the snap moved forecasts of g0
+    xr.testing.assert_identical(old.backtest(data, start=START), bt)
     for bad, match in (({"observed": [[True]], "smallest": [[1.0]]}, r"'skill.zeros' has shape \(1, 1\), not \(2, 1\)"),
                        ({"observed": [[True], [False]], "smallest": [[-1.0], [None]]}, "zeros is .* positive values"),
                        ([[True]], "zeros is .*not {'observed'")):
@@ -153,5 +177,5 @@ def test_a_warm_start_adds_what_it_sees_and_streamed_fits_gather_the_same():
     streamed = numlstm.Forecaster(**dict(TINY, epochs=1)).fit(data.chunk({"gauge": 1}), "rain", stream=True)
     for a, b in zip(streamed.zeros_, memory.zeros_):
         np.testing.assert_array_equal(a, b)
-    p = streamed.predict()["rain"].values
-    assert not ((p > 0) & (p < 0.25)).any()
+    p = streamed.predict()["rain"]
+    assert not ((p > 0) & (p < xr.DataArray([0.25, 0.5], dims="gauge"))).any()

@@ -161,10 +161,13 @@ class Fitting:
             else:
                 kept[:] = bool(self.nonnegative)
             floor = kept
-            zero, smallest = self._zeros(len(self.scaler_.mean))
-            zero[positions[mine]] |= zeros[0][mine]
-            smallest[positions[mine]] = np.minimum(smallest[positions[mine]], zeros[1][mine])
-            zeros = zero, smallest
+            if getattr(self, "zeros_", None) is None:  # a model from before the snap: its record's unknown
+                zeros = None
+            else:
+                zero, smallest = self._zeros(len(self.scaler_.mean))
+                zero[positions[mine]] |= zeros[0][mine]
+                smallest[positions[mine]] = np.minimum(smallest[positions[mine]], zeros[1][mine])
+                zeros = zero, smallest
         B = skill.baseline_values(X[:, :lookback], codes[w_series], horizon, season)
         Y = np.where(w_M, w_Y - B, 0.0).reshape(len(w_series), -1)
         M = w_M.reshape(len(w_series), -1)
@@ -418,11 +421,10 @@ class Fitting:
             self.linear_ = self.calibration_ = self.nonnegative_ = self.zeros_ = None
             return self._set_skill(codes, None, None, False)
         floors = config.get("nonnegative")  # None in a file from before the floor: no forecast floored
-        if floors is not None and not (isinstance(floors, list) and all(
-                isinstance(row, list) and all(isinstance(v, bool) for v in row) for row in floors)):
+        if floors is not None and not _rows(floors, lambda v: isinstance(v, bool)):
             raise ValueError(f"nonnegative is {floors!r}, not a list of true/false flags per series and target")
-        self.nonnegative_ = None if floors is None else np.array(floors, dtype=bool).reshape(-1, len(self.targets_))
-        self.zeros_ = _restore_zeros(config.get("zeros"), len(self.targets_))  # None before the snap: none snapped
+        self.nonnegative_ = None if floors is None else np.array(floors, dtype=bool)  # its shape checked by load
+        self.zeros_ = _restore_zeros(config.get("zeros"))  # None before the snap: none snapped
         calibration = config.get("calibration")
         self.calibration_ = None if calibration is None else np.asarray(calibration, dtype=np.float64)
         linear = config.get("linear")
@@ -562,20 +564,24 @@ class Fitting:
                 MissingInputWarning, stacklevel=4)  # user -> fit -> _fit_* -> here
 
 
-def _restore_zeros(entry, n_targets):
+def _restore_zeros(entry):
     """The skill entry ``"zeros"`` (``{"observed": flags, "smallest": values or null}`` per
-    series and target) as ``zeros_``: None in a file from before it."""
+    series and target) as ``zeros_``: None in a file from before it (its shape is checked by
+    :func:`numlstm.load`)."""
     if entry is None:
         return None
     observed = entry.get("observed") if isinstance(entry, dict) else None
     smallest = entry.get("smallest") if isinstance(entry, dict) else None
-    if not (isinstance(observed, list) and all(isinstance(row, list) and all(isinstance(v, bool) for v in row)
-                                               for row in observed)
-            and isinstance(smallest, list) and all(isinstance(row, list) and all(
-                v is None or (isinstance(v, (int, float)) and not isinstance(v, bool) and v > 0) for v in row)
-                for row in smallest)
-            and np.shape(observed) == np.shape(smallest)):
+    if not (_rows(observed, lambda v: isinstance(v, bool)) and _rows(smallest, lambda v: v is None or (
+            isinstance(v, (int, float)) and not isinstance(v, bool) and v > 0))
+            and [len(row) for row in observed] == [len(row) for row in smallest]):
         raise ValueError(f"zeros is {entry!r}, not {{'observed': true/false flags, 'smallest': positive values or "
                          "null}} of the same shape, per series and target")
-    smallest = np.array([[np.inf if v is None else v for v in row] for row in smallest], dtype=np.float64)
-    return (np.array(observed, dtype=bool).reshape(-1, n_targets), smallest.reshape(-1, n_targets))
+    return (np.array(observed, dtype=bool),
+            np.array([[np.inf if v is None else v for v in row] for row in smallest], dtype=np.float64))
+
+
+def _rows(value, ok):
+    """Whether ``value`` is a list of equally long lists of values that pass ``ok``."""
+    return (isinstance(value, list) and all(isinstance(row, list) and all(ok(v) for v in row) for row in value)
+            and len({len(row) for row in value}) <= 1)

@@ -39,11 +39,13 @@ class LazyForecasts:
 
     def _lazy_predict(self, ds, h, future_covariates, sampling=None):
         """predict on dask-backed data: a lazy Dataset, one task per chunk of series."""
-        self._check_data(ds)
+        new = (self._check_data(ds) < 0).any()
         self._check_history(ds)
         dim = self.dim_
         recent = ds[self._variables]
-        if getattr(self, "smoothing_", None) is None:  # else the smoothing member reads the whole record
+        # the last lookback steps, unless the smoothing member reads the whole record or a series not
+        # seen at fit needs its history (its scaling, floor and snap), as the eager predict keeps it
+        if not new and getattr(self, "smoothing_", None) is None:
             recent = recent.isel({dim: slice(-self.lookback, None)})
         recent = recent.chunk({dim: -1})
         new_time = timeaxis.continue_time_axis(recent[dim].values, self.horizon, self.freq_, name=dim)

@@ -180,7 +180,8 @@ class Forecasting:
                 member[new] = smoothing.screen(own, smoothing.choose(own, self.season_), codes[new], self.season_,
                                                *self._validation_origins(len(new), own.shape[1]), self.horizon)
             floor[new] = skill.nonnegative_of(own, getattr(self, "nonnegative", False))
-            zero[new], smallest[new] = skill.zeros_of(own)
+            if getattr(self, "zeros_", None) is not None:  # a model from before the snap snaps nothing
+                zero[new], smallest[new] = skill.zeros_of(own)
         mean, std = self._scaling(values, positions)
         return {"mean": mean, "std": std, "codes": codes, "rows": rows, "smoothing": member, "floor": floor,
                 "gaps": skill.zero_gaps(floor, zero, smallest)}
