@@ -446,9 +446,9 @@ def zeros_of(values):
 
 def zero_gaps(flags, zero, smallest):
     """The gaps (S, k) below which :func:`floor_at_zero` sets a forecast above 0 to 0: for
-    a floored series (``flags``; with ``"auto"`` one never below 0) observed at exactly 0 (``zero``), half the
-    smallest positive value observed (``smallest``; inf where none was, so every positive
-    forecast); 0, nothing set, elsewhere. No observed value lies in the gap, so under the
+    a floored series (``flags``; with ``"auto"`` one never below 0) observed at exactly 0
+    (``zero``), half the smallest positive value observed (``smallest``; inf where none
+    was, so every positive forecast); 0, nothing set, elsewhere. No observed value lies in the gap, so under the
     absolute error a median forecast in it is no better than 0 for the model's own
     distribution (it puts P(y <= 0) >= 1/2, and the floor says y >= 0), and it is worse
     when the outcome is 0; the same holds for every quantile and sample. Half, not the

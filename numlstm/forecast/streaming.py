@@ -36,6 +36,7 @@ from numpy.lib.stride_tricks import sliding_window_view
 
 from numlstm.core.cpu_engine import _drop
 from numlstm.core import training as _training
+from numlstm.forecast import skill
 from numlstm.forecast.inputs import _infinite
 from numlstm.forecast.windows import SeriesScaler, window_inputs
 
@@ -150,9 +151,9 @@ class Statistics:
                         self.seen[where, f] |= np.isfinite(values).any(axis=(1, 2))
                         with np.errstate(invalid="ignore"):
                             self.negative[where, f] |= (values < 0).any(axis=(1, 2))
-                            self.zero[where, f] |= (values == 0).any(axis=(1, 2))
-                            positive = np.where(values > 0, values, np.inf).min(axis=(1, 2))
-                        self.smallest[where, f] = np.minimum(self.smallest[where, f], positive)
+                        zero, smallest = skill.zeros_of(values)  # (rows, 1): this target's
+                        self.zero[where, f] |= zero[:, 0]
+                        self.smallest[where, f] = np.minimum(self.smallest[where, f], smallest[:, 0])
                 del raw
 
 
