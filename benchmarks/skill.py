@@ -225,10 +225,6 @@ TARGET_EACH, TARGET_GEOMEAN = 1.0, 0.85
 MEMBER = "numlstm, smoothing=False"  # the same fits without the local smoothing member (the default until 2026-12-07)
 UNFLOORED = "numlstm, nonnegative=False"  # with --unfloored: the default's forecasts before the floor at 0
 UNSNAPPED = "numlstm, no snap"  # with --unsnapped: the default's forecasts before the snap to 0 (2026-12-07)
-WEIGHTED = "numlstm, member weight per series"  # with --weighted: candidate W (2026-12-07), see member_weights
-WEIGHTED_MARGIN = "numlstm, member weight, 10% margin"  # with --weighted: candidate W2, see member_weights
-WEIGHTS = (0.5, 0.0, 1.0)  # W's choices of the member's weight, the default's first (it wins ties)
-MARGIN = 0.9  # W2 leaves the default's weight for one whose validation error is at most this times its
 FIT_COLUMNS = {"numlstm": "numlstm fit (s/series)", "AutoETS": "ETS fit (s)", "AutoTheta": "Theta fit (s)",
                "Darts LSTM": "Darts fit (s/series)"}
 
@@ -819,14 +815,12 @@ def darts_forecasts(y, origins, lookback, horizon):
     return out, seconds / y.shape[0]
 
 
-def numlstm_forecasts(ds, origins, lookback, horizon, refit=False, unfloored=False, unsnapped=False,
-                      weighted=False):
+def numlstm_forecasts(ds, origins, lookback, horizon, refit=False, unfloored=False, unsnapped=False):
     """numlstm's (S, n_origins, horizon) forecasts with the defaults (with the smoothing member,
     ``smoothing="auto"``: every data set here is fitted without covariates), the same without the
     member (``smoothing=False``), with ``unfloored`` the default's without its floor at 0 and the snap
     (``nonnegative=False``; else None), with ``unsnapped`` without the snap to 0 alone (a model from
-    before it; else None), with ``weighted`` candidates W's and W2's (see :func:`member_weights`; else None), fit
-    seconds per fit and the (last) fitted model: fitted once
+    before it; else None), fit seconds per fit and the (last) fitted model: fitted once
     on the record up to the first origin and backtested from every origin, or with ``refit`` fitted
     afresh on the record up to each origin (as the statsforecast peers are). One fit gives them all:
     the forecasts without the member are the model's own with it removed, which it does not touch
@@ -834,7 +828,6 @@ def numlstm_forecasts(ds, origins, lookback, horizon, refit=False, unfloored=Fal
     last, do not."""
     fits = origins if refit else origins[:1]
     values, member, raw, whole, seconds = [], [], [], [], 0.0  # the default, no member, no floor, no snap
-    chosen, guarded = [], []  # W's and W2's
     for o in map(int, fits):
         train = ds.isel(time=slice(0, o + 1))
         fc = numlstm.Forecaster(lookback=lookback, horizon=horizon, random_state=SEED, smoothing="auto")
@@ -854,79 +847,14 @@ def numlstm_forecasts(ds, origins, lookback, horizon, refit=False, unfloored=Fal
                 plain.zeros_ = None  # floored, nothing snapped
                 models.append((plain, whole))
             for model, out in models:
-                out.append(_backtest(model, upto, o, horizon))
-            if weighted:
-                w, w2 = weighted_forecasts(fc, train, upto, o, lookback, horizon, values[-1], member[-1])
-                chosen.append(w)
-                guarded.append(w2)
+                bt = model.backtest(upto, start=ds["time"].values[o], stride=horizon)
+                da = bt["y"].transpose(..., "init_time", "lead")
+                out.append(da.values.reshape(-1, bt.sizes["init_time"], bt.sizes["lead"]))
     values, member = np.concatenate(values, axis=1), np.concatenate(member, axis=1)
     raw = np.concatenate(raw, axis=1) if unfloored else None
     whole = np.concatenate(whole, axis=1) if unsnapped else None
-    chosen = (np.concatenate(chosen, axis=1), np.concatenate(guarded, axis=1)) if weighted else None
     assert values.shape[1] == len(origins), (values.shape, len(origins))
-    return values, member, raw, whole, chosen, seconds / len(fits), fc
-
-
-def _backtest(model, data, o, horizon, stride=None):
-    """``model``'s backtest of ``data`` from time step ``o``, every ``stride`` (default ``horizon``)
-    steps: (S, n_origins, horizon), series flattened in ``_panel``'s order."""
-    bt = model.backtest(data, start=data["time"].values[o], stride=stride or horizon)
-    da = bt["y"].transpose(..., "init_time", "lead")
-    return da.values.reshape(-1, bt.sizes["init_time"], bt.sizes["lead"]).astype(np.float64)
-
-
-def _unfloored(fc, with_member):
-    model = copy.copy(fc)
-    if not with_member:
-        model._set_smoothing(None, None)
-    model.nonnegative_ = None  # nothing floored, nothing snapped
-    return model
-
-
-def member_weights(fc, train, lookback, horizon):
-    """Candidates W's and W2's smoothing-member weights per series (S,) each, from ``WEIGHTS``. W: the
-    weight whose forecasts from every origin of the fit's validation windows (``skill.validation_cut``;
-    stride 1) on ``train`` (the fitted record) had the lowest absolute error summed over the observed
-    steps, the default's where they tie (a series whose member was screened out: all equal). W2: W's
-    weight where its error is at most ``MARGIN`` times the default weight's, else the default's. From the
-    pipeline ``P`` (the model without its member) and the default ``D`` (weight ``smoothing.WEIGHT``),
-    both before the floor: the member alone is ``P + (D - P) / WEIGHT``."""
-    n_time = train.sizes["time"]
-    cut = numlstm.forecast.skill.validation_cut(n_time, lookback, horizon, fc.validation_fraction)
-    pipeline = _backtest(_unfloored(fc, False), train, cut - 1, horizon, stride=1)
-    default = _backtest(_unfloored(fc, True), train, cut - 1, horizon, stride=1)
-    y = _panel(train)
-    at = cut - 1 + np.arange(pipeline.shape[1])[:, None] + np.arange(1, horizon + 1)[None, :]
-    truth = y[:, at]
-    step = (default - pipeline) / numlstm.forecast.smoothing.WEIGHT
-    errors = []
-    for w in WEIGHTS:
-        err = np.abs(pipeline + w * step - truth)
-        errors.append(np.where(np.isfinite(err), err, 0.0).sum(axis=(1, 2)))
-    errors = np.stack(errors)
-    best = np.argmin(errors, axis=0)
-    clear = errors[best, np.arange(errors.shape[1])] <= MARGIN * errors[0]
-    return np.asarray(WEIGHTS)[best], np.asarray(WEIGHTS)[np.where(clear, best, 0)]
-
-
-def weighted_forecasts(fc, train, upto, o, lookback, horizon, default, pipeline):
-    """Candidates W's and W2's (S, n_origins, horizon) forecasts from ``o`` on: per series
-    (:func:`member_weights`) the ``default``'s (weight 1/2), the ``pipeline``'s (the model without its
-    member, weight 0), or the member's alone (weight 1), floored and snapped as the package does; the
-    same fitted model."""
-    weights = member_weights(fc, train, lookback, horizon)
-    n_series = len(weights[0])
-    floor = fc._floors(n_series)
-    gaps = numlstm.forecast.skill.zero_gaps(floor, *fc._zeros(n_series))
-    plain = _backtest(_unfloored(fc, False), upto, o, horizon)
-    mixed = _backtest(_unfloored(fc, True), upto, o, horizon)
-    alone = plain + (mixed - plain) / numlstm.forecast.smoothing.WEIGHT
-    n_origins = alone.shape[1]
-    alone = numlstm.forecast.skill.floor_at_zero(alone.reshape(-1, horizon, 1), floor,
-                                                 np.repeat(np.arange(n_series), n_origins), gaps)
-    alone = alone.reshape(n_series, n_origins, horizon)
-    return tuple(np.where(w[:, None, None] == 0.5, default, np.where(w[:, None, None] == 0.0, pipeline, alone))
-                 for w in weights)
+    return values, member, raw, whole, seconds / len(fits), fc
 
 
 def mae(forecast, truth):
@@ -936,7 +864,7 @@ def mae(forecast, truth):
 
 
 def run_case(name, load, freq_label, season, lookback, horizon, darts=True, refit=False,
-             peers=("AutoETS", "AutoTheta"), unfloored=False, unsnapped=False, weighted=False):
+             peers=("AutoETS", "AutoTheta"), unfloored=False, unsnapped=False):
     ds = load()
     y = _panel(ds)
     n_time = y.shape[1]
@@ -946,14 +874,12 @@ def run_case(name, load, freq_label, season, lookback, horizon, darts=True, refi
     persistence, seasonal = naive_forecasts(y, origins, horizon, season)
     forecasts = {"persistence": persistence, "seasonal naive": seasonal}
     fits = {}
-    forecasts["numlstm"], forecasts[MEMBER], raw, whole, chosen, seconds, fc = numlstm_forecasts(
-        ds, origins, lookback, horizon, refit, unfloored, unsnapped, weighted)
+    forecasts["numlstm"], forecasts[MEMBER], raw, whole, seconds, fc = numlstm_forecasts(
+        ds, origins, lookback, horizon, refit, unfloored, unsnapped)
     if unfloored:
         forecasts[UNFLOORED] = raw
     if unsnapped:
         forecasts[UNSNAPPED] = whole
-    if weighted:
-        forecasts[WEIGHTED], forecasts[WEIGHTED_MARGIN] = chosen
     fits["numlstm"] = seconds / y.shape[0]
     peers, peer_seconds = peer_forecasts(y, origins, horizon, season, freq_label, peers)
     forecasts.update(peers)
@@ -1009,8 +935,7 @@ def _targets(rows, methods, label):
     """The issue's three targets for numlstm on ``rows``: at most 1 on each, geometric mean at most
     0.85, and below every peer's geometric mean (numlstm without its smoothing member is no peer)."""
     gm = {m: _geomean(_ratios(rows, m)) for m in methods}
-    peers = [m for m in methods[1:] if m not in (MEMBER, UNFLOORED, UNSNAPPED, WEIGHTED,
-                                                WEIGHTED_MARGIN)]
+    peers = [m for m in methods[1:] if m not in (MEMBER, UNFLOORED, UNSNAPPED)]
     ahead = ("met" if all(gm["numlstm"] < gm[m] for m in peers) else "NOT met") if peers else "no peer run"
     return [f"- targets ({label}): <= {TARGET_EACH} on every data set: "
             f"{'met' if (_ratios(rows, 'numlstm') <= TARGET_EACH).all() else 'NOT met'}; geometric mean <= "
@@ -1047,10 +972,6 @@ def main(argv=None):
                         help=f"add a column '{UNFLOORED}': the same fitted models without the floor at 0")
     parser.add_argument("--unsnapped", action="store_true",
                         help=f"add a column '{UNSNAPPED}': the same fitted models without the snap to 0")
-    parser.add_argument("--weighted", action="store_true",
-                        help=f"add the columns '{WEIGHTED}' and '{WEIGHTED_MARGIN}': the same fitted models with "
-                        "the smoothing member's weight chosen per series (0, 1/2 or 1) on the fit's validation "
-                        "windows (candidates W and W2)")
     parser.add_argument("--refit", action="store_true",
                         help="fit numlstm afresh at every origin (as AutoETS and AutoTheta are), not once")
     args = parser.parse_args(argv)
@@ -1058,7 +979,7 @@ def main(argv=None):
     darts = why_not is None
     peers = () if args.no_peers else ("AutoETS",) if args.skip_theta else ("AutoETS", "AutoTheta")
     methods = ["numlstm", MEMBER, *([UNFLOORED] if args.unfloored else []), *([UNSNAPPED] if args.unsnapped else []),
-               *([WEIGHTED, WEIGHTED_MARGIN] if args.weighted else []), *peers] + (["Darts LSTM"] if darts else [])
+               *peers] + (["Darts LSTM"] if darts else [])
     if darts:
         import darts as darts_package
         import torch
@@ -1089,11 +1010,6 @@ def main(argv=None):
         *([f"{UNSNAPPED}: the same fitted numlstm models without the snap to 0 (--unsnapped; a floored series "
            "observed at exactly 0 has its forecasts below half its smallest positive value set to 0)."]
           if args.unsnapped else []),
-        *([f"{WEIGHTED}: the same fitted numlstm models with their smoothing member's weight chosen per series "
-           "(0, 1/2 or 1, the default's 1/2 on a tie) by the absolute error of the forecasts from every origin of "
-           "the fit's validation windows (--weighted; candidate W).",
-           f"{WEIGHTED_MARGIN}: as W, but a weight other than 1/2 only where its error on the validation windows "
-           f"is at most {MARGIN} times 1/2's (--weighted; candidate W2)."] if args.weighted else []),
         "",
         ("MAE relative to the better naive forecast (persistence or seasonal naive) of each data set; "
          "fit time in seconds per series (numlstm and Darts: one global fit, divided by the series; with --refit, "
@@ -1133,7 +1049,7 @@ def main(argv=None):
         group = []
         for case in cases:
             row = run_case(*case, darts=darts, refit=args.refit, peers=peers, unfloored=args.unfloored,
-                           unsnapped=args.unsnapped, weighted=args.weighted)
+                           unsnapped=args.unsnapped)
             row["group"] = label
             group.append(row)
             sc, best = row["scores"], row["best"]
@@ -1167,14 +1083,19 @@ def main(argv=None):
             vals, counts = np.unique(np.asarray(r["baselines"]), return_counts=True)
             lines.append(f"- {r['name']}: " + ", ".join(f"{v} x{c}" for v, c in zip(vals, counts)))
     lines.append("")
-    lines.append("Smoothing members numlstm chose per series (fitted attribute smoothing_):")
+    lines.append("Smoothing members numlstm chose per series (fitted attribute smoothing_), and their weights in "
+                 "the mix:")
     for r in rows:
         if r["smoothing"] is not None:
             form = r["smoothing"][..., 0].ravel()
             names = [numlstm.forecast.smoothing.FORMS[int(f)] if np.isfinite(f) else "none (screened out or too short)"
                      for f in form]
             vals, counts = np.unique(names, return_counts=True)
-            lines.append(f"- {r['name']}: " + ", ".join(f"{v} x{c}" for v, c in zip(vals, counts)))
+            weights = r["smoothing"][..., -1].ravel()
+            w_vals, w_counts = np.unique(weights[np.isfinite(weights)], return_counts=True)
+            lines.append(f"- {r['name']}: " + ", ".join(f"{v} x{c}" for v, c in zip(vals, counts))
+                         + ("; weights " + ", ".join(f"{v:g} x{c}" for v, c in zip(w_vals, w_counts)) if w_vals.size
+                            else ""))
     lines.append("")
     lines.append("The first numlstm fit of the process includes compiling the kernels (or loading them from the "
                  "cache).")

@@ -93,7 +93,7 @@ def test_a_forecast_never_reads_steps_after_its_origin():
     for season, forms in ((12, (0, 1, 2, 3)), (None, (0, 2))):
         for form in forms:
             params = smoothing.choose(y[None, :, None], season)
-            params[0, 0, :] = [form, 0.3, 0.03, 0.9, 0.1]
+            params[0, 0, :5] = [form, 0.3, 0.03, 0.9, 0.1]
             origins = np.arange(80)
             base = smoothing.forecast(y[None, :, None], params, season, np.zeros(80, int), origins, 6)
             for o in (0, 4, 9, 11, 12, 23, 30):  # the future of each origin changed: its forecast is not
@@ -142,6 +142,13 @@ def member_of(fc, ds, origins, station=None):
     return out[..., 0].reshape(n, len(origins), fc.horizon)
 
 
+def weighted(fc, off, member):
+    """The Forecaster's mix written out: ``off`` (the pipeline's, (S, ...)) moved to ``member`` by each
+    fitted series' weight (the last column of ``smoothing_``)."""
+    w = fc.smoothing_[:, 0, -1].reshape((-1,) + (1,) * (np.ndim(off) - 1))
+    return off + w * (member - off)
+
+
 @pytest.fixture(scope="module")
 def data():
     return stations()
@@ -152,14 +159,15 @@ def fitted(data):
     return numlstm.Forecaster(**TINY, smoothing=True).fit(data, "flow", covariates=["rain"])
 
 
-def test_forecast_is_the_mean_of_the_pipeline_and_the_member(data, fitted):
-    assert fitted.smoothing_.shape == (3, 1, 5) and np.isfinite(fitted.smoothing_).all()
+def test_forecast_is_the_weighted_mean_of_the_pipeline_and_the_member(data, fitted):
+    assert fitted.smoothing_.shape == (3, 1, 6) and np.isfinite(fitted.smoothing_).all()
+    assert np.isin(fitted.smoothing_[..., -1], smoothing.CHOICES).all()
     assert fitted.season_ == 7 and (fitted.smoothing_[:, 0, 0] % 2 == 1).all()  # every station has its season
     start = data["time"].values[60]
     on = fitted.backtest(data, start=start)["flow"].transpose("station", "init_time", "lead").values
     off = without_member(fitted).backtest(data, start=start)["flow"].transpose("station", "init_time", "lead").values
     member = member_of(fitted, data, np.arange(60, 90 - 3))
-    np.testing.assert_allclose(on, 0.5 * (off + member), rtol=1e-5)
+    np.testing.assert_allclose(on, weighted(fitted, off, member), rtol=1e-5)
     # the member helps here: the seasonal stations are what it models
     obs = np.stack([data["flow"].values[:, o + 1:o + 4] for o in range(60, 87)], axis=1)
     assert np.abs(on - obs).mean() < np.abs(off - obs).mean()
@@ -195,16 +203,16 @@ def test_bands_and_samples_move_with_their_centre(data):
     shift = on - off
     np.testing.assert_allclose(shift, shift[..., 1:2].repeat(3, axis=-1), rtol=1e-4, atol=1e-4)  # one shift per band
     member = member_of(fc, data, np.array([89]))[:, 0]
-    np.testing.assert_allclose(on[..., 1], 0.5 * (off[..., 1] + member), rtol=1e-5)
+    np.testing.assert_allclose(on[..., 1], weighted(fc, off[..., 1], member), rtol=1e-5)
     # a band all above the median has no centre to move: the network's band is left whole
     upper = numlstm.Forecaster(**MEMBER, quantiles=[0.8, 0.9]).fit(data, "flow")
-    assert upper.smoothing_ is not None
+    assert upper.smoothing_ is not None and (upper.smoothing_[..., -1] == smoothing.WEIGHT).all()  # none chosen
     xr.testing.assert_identical(upper.predict(data), without_member(upper).predict(data))
     drop = numlstm.Forecaster(**MEMBER, dropout=0.2).fit(data, "flow")
     on = drop.predict(data, samples=5)["flow"].values
     off = without_member(drop).predict(data, samples=5)["flow"].values
     np.testing.assert_allclose(on - off, (on - off)[..., :1].repeat(5, axis=-1), rtol=1e-4, atol=1e-4)
-    np.testing.assert_allclose(on.mean(-1), 0.5 * (off.mean(-1) + member_of(drop, data, np.array([89]))[:, 0]),
+    np.testing.assert_allclose(on.mean(-1), weighted(drop, off.mean(-1), member_of(drop, data, np.array([89]))[:, 0]),
                                rtol=1e-5)
 
 
@@ -214,7 +222,7 @@ def test_new_series_choose_their_member_from_their_own_history(data):
     off = without_member(fc).backtest(data, start=data["time"].values[60])["flow"].sel(station="st2")
     member = member_of(fc, data, np.arange(60, 87), station="st2")[2]
     member = np.where(np.isfinite(member), member, off.transpose("init_time", "lead").values)  # screened out: none
-    np.testing.assert_allclose(bt.transpose("init_time", "lead").values,
+    np.testing.assert_allclose(bt.transpose("init_time", "lead").values,  # a new series: the weight a half
                                0.5 * (off.transpose("init_time", "lead").values + member), rtol=1e-5)
 
 
@@ -230,9 +238,10 @@ def test_lazy_and_local_forecasts_mix_the_member(data, fitted):
     lazy = fitted.predict(data.chunk({"station": 1}))
     xr.testing.assert_allclose(lazy.compute(), fitted.predict(data))
     local = numlstm.Forecaster(**MEMBER, mode="local").fit(data, "flow")
-    np.testing.assert_allclose(local.smoothing_, fitted.smoothing_)  # chosen per series in either mode
+    # chosen per series in either mode; the weight by each mode's own pipeline
+    np.testing.assert_allclose(local.smoothing_[..., :-1], fitted.smoothing_[..., :-1])
     on, off = local.predict(data)["flow"].values, without_member(local).predict(data)["flow"].values
-    np.testing.assert_allclose(on, 0.5 * (off + member_of(local, data, np.array([89]))[:, 0]), rtol=1e-5)
+    np.testing.assert_allclose(on, weighted(local, off, member_of(local, data, np.array([89]))[:, 0]), rtol=1e-5)
 
 
 def test_warm_start_keeps_the_member_and_moves_its_forecast_on(data):
@@ -252,7 +261,7 @@ def test_the_member_survives_the_model_file(tmp_path, data, fitted):
     xr.testing.assert_identical(back.predict(data), fitted.predict(data))
     with xr.open_dataset(path) as ds:
         ds = ds.load()
-    assert ds.attrs["numlstm_format_version"] == 7
+    assert ds.attrs["numlstm_format_version"] == 8
     bad = ds.copy(deep=True)
     bad["smoothing"][0, 0, 0] = 7.0
     bad.to_netcdf(tmp_path / "bad.nc", engine="scipy")
@@ -306,3 +315,100 @@ def test_a_member_that_loses_to_the_naive_forecast_on_validation_is_screened_out
     fc = numlstm.Forecaster(**MEMBER).fit(ds, "flow")
     assert np.isnan(fc.smoothing_[0]).all() and np.isfinite(fc.smoothing_[1, 0, 0])
     assert smoothing.screen(y, chosen, codes, 7, series[:0], origins[:0], 3).tolist() == chosen.tolist()
+
+
+def test_weigh_moves_off_a_half_only_on_a_clear_lead():
+    """Per series: the member exact (weight 1), the pipeline exact (0), the two 5% apart (a half:
+    inside the margin), a member screened out (NaN stays), a series with no observed step (a half)."""
+    rng = np.random.default_rng(0)
+    truth = rng.normal(size=(5, 8, 3, 1))
+    pipeline, member = truth + rng.normal(size=truth.shape), truth + rng.normal(size=truth.shape)
+    member[0] = truth[0]
+    pipeline[1] = truth[1]
+    member[2] = truth[2] + 1.0
+    pipeline[2] = truth[2] + 1.05  # the member alone 2.5% better than a half, 5% than the pipeline
+    truth[4] = np.nan
+    params = np.tile(np.array([0.0, 0.3, 0.0, 0.0, 0.0, smoothing.WEIGHT]), (5, 1, 1))
+    params[3] = np.nan
+    series = np.repeat(np.arange(5), 8)
+    out = smoothing.weigh(params, *(a.reshape(40, 3, 1) for a in (pipeline, member, truth)), series)
+    np.testing.assert_array_equal(out[:, 0, -1], [1.0, 0.0, 0.5, np.nan, 0.5])
+    np.testing.assert_array_equal(out[..., :-1], params[..., :-1])  # the member itself is unchanged
+    assert params[0, 0, -1] == smoothing.WEIGHT  # a copy
+    # the margin by hand: mixes at weights 0, 1/2, 1 on series 2; the best (1) is not 10% below 1/2's
+    errors = [np.abs(pipeline[2] + w * (member[2] - pipeline[2]) - truth[2]).sum() for w in (0.0, 0.5, 1.0)]
+    assert errors[2] < errors[1] and errors[2] > smoothing.MARGIN * errors[1]
+    # mix at a weight per row: 0 is the pipeline, 1 the member
+    mixed = smoothing.mix(pipeline[:2, 0], member[:2, 0], None, np.array([[0.0], [1.0]]))
+    np.testing.assert_array_equal(mixed, [pipeline[0, 0], member[1, 0]])
+
+
+def test_weights_are_chosen_on_the_fits_validation_windows(data):
+    """Every weight is the one the rule picks from the pipeline's and the member's forecasts from each
+    origin of the fit's validation windows, written out here from the model's own backtest. Nearly
+    noiseless weekly cycles: the member (a seasonal form) is close to exact, the tiny network is not."""
+    from numlstm.forecast import skill
+
+    rng = np.random.default_rng(2)
+    data = data.copy(deep=True)
+    cycle = 10 + 3 * np.sin(2 * np.pi * np.arange(90) / 7)
+    data["flow"].values[:] = cycle + rng.normal(0, 1, (3, 90)) * np.array([0.05, 0.05, 1.0])[:, None]
+    fc = numlstm.Forecaster(**MEMBER).fit(data, "flow")
+    assert (fc.smoothing_[..., -1] == 1.0).any()  # the member alone somewhere: the weights were chosen
+    cut = skill.validation_cut(data.sizes["time"], fc.lookback, fc.horizon, fc.validation_fraction)
+    plain = without_member(fc)
+    plain.nonnegative_ = None
+    start = data["time"].values[cut - 1]
+    off = plain.backtest(data, start=start)["flow"].transpose("station", "init_time", "lead").values
+    origins = np.arange(cut - 1, data.sizes["time"] - fc.horizon)
+    member = member_of(fc, data, origins)
+    y = data["flow"].transpose("station", "time").values
+    truth = y[:, origins[:, None] + np.arange(1, fc.horizon + 1)]
+    errors = np.stack([np.abs(off + w * (member - off) - truth).sum(axis=(1, 2)) for w in smoothing.CHOICES])
+    best = errors.argmin(axis=0)
+    want = np.where(errors[best, np.arange(3)] <= smoothing.MARGIN * errors[0], np.take(smoothing.CHOICES, best),
+                    smoothing.WEIGHT)
+    np.testing.assert_array_equal(fc.smoothing_[:, 0, -1], want)
+    # a weight of 0 forecasts as the pipeline, 1 as the member alone
+    for w in (0.0, 1.0):
+        fixed = copy.copy(fc)
+        fixed.smoothing_ = fc.smoothing_.copy()
+        fixed.smoothing_[..., -1] = w
+        bt = fixed.backtest(data, start=start)["flow"].transpose("station", "init_time", "lead").values
+        np.testing.assert_allclose(bt, member if w else off, rtol=1e-5, atol=1e-5)
+
+
+def test_models_from_before_the_weights_mix_half_and_half(tmp_path, data, fitted):
+    halves = copy.copy(fitted)
+    halves.smoothing_ = fitted.smoothing_.copy()
+    halves.smoothing_[..., -1] = smoothing.WEIGHT
+    pickled_before = copy.copy(fitted)
+    pickled_before.smoothing_ = fitted.smoothing_[..., :-1]  # five columns
+    xr.testing.assert_identical(pickled_before.predict(data), halves.predict(data))
+    xr.testing.assert_identical(pickled_before.predict(), halves.predict())
+    start = data["time"].values[60]
+    xr.testing.assert_identical(pickled_before.backtest(data, start=start), halves.backtest(data, start=start))
+    pickled_before.save(tmp_path / "before.nc")  # written with the half it mixed with
+    np.testing.assert_array_equal(numlstm.load(tmp_path / "before.nc").smoothing_, halves.smoothing_)
+    warm = copy.deepcopy(pickled_before).fit(data, "flow", covariates=["rain"], warm_start=True)
+    np.testing.assert_array_equal(warm.smoothing_, halves.smoothing_)  # kept, with its half
+    path = tmp_path / "m.nc"
+    fitted.save(path)
+    with xr.open_dataset(path) as ds:
+        ds = ds.load()
+    np.testing.assert_array_equal(ds["smoothing"].values, fitted.smoothing_)
+    v7 = ds.isel(numlstm_smoothing_param=slice(0, 5))  # a version 7 file: five columns, no weight
+    v7.attrs["numlstm_format_version"] = 7
+    v7.to_netcdf(tmp_path / "v7.nc", engine="scipy")
+    old = numlstm.load(tmp_path / "v7.nc")
+    np.testing.assert_array_equal(old.smoothing_[..., -1], smoothing.WEIGHT)
+    xr.testing.assert_allclose(old.predict(data), halves.predict(data))
+    v7.attrs["numlstm_format_version"] = 8  # five columns in a version 8 file
+    v7.to_netcdf(tmp_path / "short.nc", engine="scipy")
+    with pytest.raises(ValueError, match=r"'smoothing' has shape \(3, 1, 5\), not \(3, 1, 6\)"):
+        numlstm.load(tmp_path / "short.nc")
+    bad = ds.copy(deep=True)
+    bad["smoothing"][0, 0, -1] = -1.0
+    bad.to_netcdf(tmp_path / "bad.nc", engine="scipy")
+    with pytest.raises(ValueError, match="'smoothing' holds .* not numbers from 0 to 1"):
+        numlstm.load(tmp_path / "bad.nc")

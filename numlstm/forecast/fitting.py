@@ -271,6 +271,8 @@ class Fitting:
             self.local_params_ = local_params
             self.local_seeds_ = local_seeds
         fitted(self, net, history, shrink)
+        if member is not None and not warm and val.any() and self._mixes_member():  # its weight, per series
+            self.smoothing_ = self._weigh_member(values, axis.index, w_series[val], w_origin[val])
         for note in notes:
             warnings.warn(note, UserWarning, stacklevel=3)  # user -> fit -> here
         return self
@@ -332,6 +334,7 @@ class Fitting:
         it ends where the tail does, and the smoothing member's forecasts from the end of the
         data (``member_tail``) move with it."""
         self.history_ = {k: list(self.history_.get(k, [])) + list(v) for k, v in history.items()}
+        self.smoothing_ = smoothing.with_weight(getattr(self, "smoothing_", None))  # a model from before the weights
         self.n_windows_ = n_windows
         self._set_skill(self._codes, self.season_, shrink, True, skill.stage_weights(self._codes, self.stages))
         self.calibration_ = None
@@ -356,7 +359,7 @@ class Fitting:
         return self
 
     def _set_smoothing(self, params, tail):
-        """Record the smoothing member: its ``params`` (S, k, 5) and its forecasts (S, horizon, k)
+        """Record the smoothing member: its ``params`` (S, k, 6) and its forecasts (S, horizon, k)
         from the end of the fitted record (for ``predict()``), or None for none."""
         self.smoothing_ = params
         self._smoothing_tail = tail

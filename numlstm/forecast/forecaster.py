@@ -111,9 +111,9 @@ class Forecaster(Fitting, Forecasting, LazyForecasts, ParamsMixin):
         baseline, and in streamed fits (no linear stage), the stages are
         always summed. See docs/how-it-works.md.
     smoothing : "auto" or bool, default "auto"
-        Average with each series' own exponential smoothing, half each, where it beat
-        the naive forecast on the validation windows (it reads the whole record given;
-        ``"auto"``: only without covariates; :mod:`numlstm.forecast.smoothing`).
+        Average with each series' own exponential smoothing where it beat the naive forecast
+        on the validation windows, half each unless those clearly prefer one (it reads the whole
+        record; ``"auto"``: only without covariates; :mod:`numlstm.forecast.smoothing`).
     nonnegative : "auto" or bool, default "auto"
         Floor forecasts at 0 (every quantile and sample too): ``"auto"`` for each
         series and target observed only >= 0 in the fit's data (rain, counts,
@@ -221,8 +221,8 @@ class Forecaster(Fitting, Forecasting, LazyForecasts, ParamsMixin):
         baseline, for streamed fits and for models saved before the weights.
         The gate (``shrink_``) and the validation loss are those of the
         network on top of the whole linear stage, as fitted.
-    smoothing_ : ndarray (n_series, n_targets, 5) or None
-        Each series' smoothing form and alpha, beta, phi, gamma; None without.
+    smoothing_ : ndarray (n_series, n_targets, 6) or None
+        Each series' smoothing form, alpha, beta, phi, gamma and weight; None without.
     nonnegative_ : ndarray of bool, shape (n_series, n_targets)
         Which fitted series and targets are floored at 0 (``nonnegative``); none before it.
     zeros_ : (ndarray of bool, ndarray), each (n_series, n_targets), or None

@@ -50,7 +50,10 @@ snap to 0 below half a series' smallest positive value when it was observed
 at exactly 0 (the skill entry ``"zeros"``: per series and target whether an
 exact 0 was observed and the smallest positive value, null where none), which
 a numlstm from before would forecast without the snap, so it refuses it; a
-file without it snaps nothing, and loads so.
+file without it snaps nothing, and loads so. 8 for every file written since each series'
+smoothing member has its own weight in the mix (a sixth column of ``smoothing``,
+``weight``: 0, 0.5 or 1), which a numlstm from before would call damaged; a
+file from before has five columns and loads with the weight 0.5 they all had.
 """
 
 from __future__ import annotations
@@ -69,7 +72,7 @@ from numlstm.forecast.inputs import _check_loss, _jsonable, _series_index
 from numlstm.forecast.windows import SeriesScaler
 
 FORMAT_NAME = "numlstm.Forecaster"
-FORMAT_VERSION = 7  # the version this numlstm writes, and the newest it reads (see the module's docstring)
+FORMAT_VERSION = 8  # the version this numlstm writes, and the newest it reads (see the module's docstring)
 
 SERIES, FEATURE, STEP = "numlstm_series", "numlstm_feature", "numlstm_step"
 TARGET, LEAD, SMOOTHING_PARAM = "numlstm_target", "numlstm_lead", "numlstm_smoothing_param"
@@ -165,7 +168,7 @@ def to_dataset(fc):
     data_vars["tail"] = ((SERIES, STEP, FEATURE), tail_values,
                          {"long_name": "last lookback steps of the training data"})
     if getattr(fc, "smoothing_", None) is not None:
-        data_vars["smoothing"] = ((SERIES, TARGET, SMOOTHING_PARAM), fc.smoothing_, {
+        data_vars["smoothing"] = ((SERIES, TARGET, SMOOTHING_PARAM), smoothing.with_weight(fc.smoothing_), {
             "long_name": "each series' exponential-smoothing member", "columns": ", ".join(smoothing.PARAMS)})
         data_vars["smoothing_forecast"] = ((SERIES, LEAD, TARGET), fc._smoothing_tail, {
             "long_name": "the smoothing member's forecasts from the end of the training data"})
@@ -481,14 +484,17 @@ def _restore_smoothing(fc, ds):
     params = np.asarray(ds["smoothing"].values, dtype=np.float64)
     tail = np.asarray(ds["smoothing_forecast"].values, dtype=np.float64)
     n_series, k = fc.scaler_.mean.shape[0], len(fc.targets_)
-    if params.shape != (n_series, k, len(smoothing.PARAMS)):
-        raise _damaged("smoothing", f"has shape {params.shape}, not {(n_series, k, len(smoothing.PARAMS))} (a form and "
-                       "four parameters per series and target)")
+    columns = len(smoothing.PARAMS)
+    before = int(ds.attrs.get("numlstm_format_version", FORMAT_VERSION)) < 8  # may lack the weights
+    if params.shape != (n_series, k, columns) and not (before and params.shape == (n_series, k, columns - 1)):
+        raise _damaged("smoothing", f"has shape {params.shape}, not {(n_series, k, columns)} (a form, four "
+                       "parameters and a weight per series and target)")
+    params = smoothing.with_weight(params)  # a file from before the weights: a half each
     if tail.shape != (n_series, fc.horizon, k):
         raise _damaged("smoothing_forecast", f"has shape {tail.shape}, not {(n_series, fc.horizon, k)}")
     chosen = np.isfinite(params[..., 0])
     if not (np.isin(params[..., 0][chosen], np.arange(len(smoothing.FORMS))).all()
-            and np.isfinite(params[chosen]).all() and (np.abs(params[chosen][:, 1:]) <= 1).all()):
+            and np.isfinite(params[chosen]).all() and (np.abs(params[chosen][:, 1:] - 0.5) <= 0.5).all()):
         raise _damaged("smoothing", f"holds a form that is not one of 0-{len(smoothing.FORMS) - 1} or parameters "
                        "that are not numbers from 0 to 1")
     if np.isinf(tail).any():

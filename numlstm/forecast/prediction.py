@@ -150,10 +150,28 @@ class Forecasting:
         origins = np.arange(start, last + 1)
         return np.repeat(np.arange(n_series), origins.size), np.tile(origins, n_series)
 
+    def _weigh_member(self, values, time, series, origins):
+        """The fitted smoothing member's parameters with each series' weight in the mix chosen
+        (:func:`smoothing.weigh`) on windows ``(series, origins)`` of the fitted record ``values``
+        (S, T, F, data units; ``time`` its labels): the pipeline's forecasts (the median of a band)
+        and the member's, before the floor."""
+        tables = self._tables(values, np.arange(values.shape[0]))
+        tables["floor"][:] = False
+        pipeline = self._forecast(self._features(values, tables, time), tables, series, origins).astype(np.float64)
+        if self.quantiles_:
+            pipeline = skill.median_of(pipeline, self.quantiles_)
+        member = smoothing.forecast(values[:, :, :len(self.targets_)], tables["smoothing"], self.season_, series,
+                                    origins, self.horizon)
+        at = origins[:, None] + np.arange(1, self.horizon + 1)
+        inside = at < values.shape[1]
+        truth = np.where(inside[..., None], values[series[:, None], np.minimum(at, values.shape[1] - 1),
+                                                   :len(self.targets_)], np.nan)
+        return smoothing.weigh(tables["smoothing"], pipeline, member, truth, series)
+
     def _tables(self, values, positions, upto=None):
         """Per series of the data (rows of ``values``): the scaling ``mean``/``std``
         (S, F; see ``_scaling``), the baseline ``codes`` (S, horizon, k), the network
-        ``rows``, the ``smoothing`` member's parameters (S, k, 5; None without it) and
+        ``rows``, the ``smoothing`` member's parameters (S, k, 6; None without it) and
         the ``floor`` flags and ``gaps`` (S, k; see ``nonnegative``). A fitted series (``positions``
         >= 0) has its fitted ones; a new series (-1) takes the baseline most fitted
         series took, per lead and target, and has its smoothing member, floor and gap chosen
@@ -163,7 +181,7 @@ class Forecasting:
         codes, rows = self._codes[fitted].copy(), positions.copy()
         floor = self._floors(self.scaler_.mean.shape[0])[fitted]
         zero, smallest = (z[fitted] for z in self._zeros(self.scaler_.mean.shape[0]))
-        member = getattr(self, "smoothing_", None)  # None without the member (or pickled before it)
+        member = smoothing.with_weight(getattr(self, "smoothing_", None))  # None without the member
         member = None if member is None else member[fitted].copy()
         new = np.flatnonzero(positions < 0)
         if new.size:
@@ -407,7 +425,7 @@ class Forecasting:
             scaled = (member - tables["mean"][series][:, None, k]) / tables["std"][series][:, None, k]
             centre = (skill.median_of(raw, self.quantiles_) if self.quantiles_ else
                       raw.mean(axis=-1) if sampling is not None else None)
-            raw = smoothing.mix(raw, scaled, centre)
+            raw = smoothing.mix(raw, scaled, centre, tables["smoothing"][series, :, -1])
         if self.quantiles_ and getattr(self, "calibration_", None) is not None:
             raw = np.sort(raw + self.calibration_[None], axis=-1)  # conformal shifts; quantiles never cross
         scaler = SeriesScaler(mean=tables["mean"], std=tables["std"])  # the data's series: new ones by their own
