@@ -160,13 +160,9 @@ class Forecasting:
         pipeline = self._forecast(self._features(values, tables, time), tables, series, origins).astype(np.float64)
         if self.quantiles_:
             pipeline = skill.median_of(pipeline, self.quantiles_)
-        member = smoothing.forecast(values[:, :, :len(self.targets_)], tables["smoothing"], self.season_, series,
-                                    origins, self.horizon)
-        at = origins[:, None] + np.arange(1, self.horizon + 1)
-        inside = at < values.shape[1]
-        truth = np.where(inside[..., None], values[series[:, None], np.minimum(at, values.shape[1] - 1),
-                                                   :len(self.targets_)], np.nan)
-        return smoothing.weigh(tables["smoothing"], pipeline, member, truth, series)
+        truth = smoothing.observed_after(values[:, :, :len(self.targets_)], series, origins, self.horizon)
+        return smoothing.weigh(tables["smoothing"], pipeline, self._member(values, tables, series, origins), truth,
+                               series)
 
     def _tables(self, values, positions, upto=None):
         """Per series of the data (rows of ``values``): the scaling ``mean``/``std``

@@ -169,6 +169,14 @@ def forecast(values, params, season, series, origins, horizon):
     return out
 
 
+def observed_after(values, series, origins, horizon):
+    """``values`` (S, T, k) at the ``horizon`` steps after each of ``origins`` of ``series``:
+    (n, horizon, k), NaN past the record's end."""
+    n_time = values.shape[1]
+    at = origins[:, None] + np.arange(1, horizon + 1)
+    return np.where((at < n_time)[..., None], values[series[:, None], np.minimum(at, n_time - 1)], np.nan)
+
+
 def screen(values, params, codes, season, series, origins, horizon):
     """``params`` (S, k, 6) with the member of every series and target removed (NaN) whose
     forecasts from ``origins`` of ``series`` (the fit's validation windows) had a higher mean
@@ -176,15 +184,14 @@ def screen(values, params, codes, season, series, origins, horizon):
     naive where 2, else persistence), on the same steps of ``values`` (S, T, k, data units).
     A member with no such step to judge it on is kept."""
     params = params.copy()
-    n_series, n_time, k = values.shape
+    n_series, _, k = values.shape
     if len(series) == 0:
         return params
     member = forecast(values, params, season, series, origins, horizon)
     lead = np.arange(1, horizon + 1)
     at = origins[:, None] + lead  # (n, horizon)
-    inside = at < n_time
     rows = series[:, None]
-    truth = np.where(inside[..., None], values[rows, np.minimum(at, n_time - 1)], np.nan)
+    truth = observed_after(values, series, origins, horizon)
     naive = np.broadcast_to(values[series, origins][:, None, :], truth.shape)
     if season:
         back = at - season * np.ceil(lead / season).astype(np.intp)
