@@ -224,6 +224,7 @@ SEED = 0
 TARGET_EACH, TARGET_GEOMEAN = 1.0, 0.85
 MEMBER = "numlstm, smoothing=False"  # the same fits without the local smoothing member (the default until 2026-12-07)
 UNFLOORED = "numlstm, nonnegative=False"  # with --unfloored: the default's forecasts before the floor at 0
+LOGGED = "numlstm, member on the logarithm too"  # with --log-member: candidate L (2026-12-07), see log_member_model
 UNSNAPPED = "numlstm, no snap"  # with --unsnapped: the default's forecasts before the snap to 0 (2026-12-07)
 FIT_COLUMNS = {"numlstm": "numlstm fit (s/series)", "AutoETS": "ETS fit (s)", "AutoTheta": "Theta fit (s)",
                "Darts LSTM": "Darts fit (s/series)"}
@@ -815,12 +816,14 @@ def darts_forecasts(y, origins, lookback, horizon):
     return out, seconds / y.shape[0]
 
 
-def numlstm_forecasts(ds, origins, lookback, horizon, refit=False, unfloored=False, unsnapped=False):
+def numlstm_forecasts(ds, origins, lookback, horizon, refit=False, unfloored=False, unsnapped=False,
+                      log_member=False):
     """numlstm's (S, n_origins, horizon) forecasts with the defaults (with the smoothing member,
     ``smoothing="auto"``: every data set here is fitted without covariates), the same without the
     member (``smoothing=False``), with ``unfloored`` the default's without its floor at 0 and the snap
     (``nonnegative=False``; else None), with ``unsnapped`` without the snap to 0 alone (a model from
-    before it; else None), fit seconds per fit and the (last) fitted model: fitted once
+    before it; else None), with ``log_member`` candidate L's (see :func:`log_member_model`; else None), fit
+    seconds per fit and the (last) fitted model (with ``log_member``, L's): fitted once
     on the record up to the first origin and backtested from every origin, or with ``refit`` fitted
     afresh on the record up to each origin (as the statsforecast peers are). One fit gives them all:
     the forecasts without the member are the model's own with it removed, which it does not touch
@@ -828,6 +831,7 @@ def numlstm_forecasts(ds, origins, lookback, horizon, refit=False, unfloored=Fal
     last, do not."""
     fits = origins if refit else origins[:1]
     values, member, raw, whole, seconds = [], [], [], [], 0.0  # the default, no member, no floor, no snap
+    logged = []  # L's
     for o in map(int, fits):
         train = ds.isel(time=slice(0, o + 1))
         fc = numlstm.Forecaster(lookback=lookback, horizon=horizon, random_state=SEED, smoothing="auto")
@@ -846,6 +850,9 @@ def numlstm_forecasts(ds, origins, lookback, horizon, refit=False, unfloored=Fal
                 plain = copy.copy(fc)
                 plain.zeros_ = None  # floored, nothing snapped
                 models.append((plain, whole))
+            if log_member:
+                fc = log_member_model(fc, train)
+                models.append((fc, logged))
             for model, out in models:
                 bt = model.backtest(upto, start=ds["time"].values[o], stride=horizon)
                 da = bt["y"].transpose(..., "init_time", "lead")
@@ -853,8 +860,37 @@ def numlstm_forecasts(ds, origins, lookback, horizon, refit=False, unfloored=Fal
     values, member = np.concatenate(values, axis=1), np.concatenate(member, axis=1)
     raw = np.concatenate(raw, axis=1) if unfloored else None
     whole = np.concatenate(whole, axis=1) if unsnapped else None
+    logged = np.concatenate(logged, axis=1) if log_member else None
     assert values.shape[1] == len(origins), (values.shape, len(origins))
-    return values, member, raw, whole, seconds / len(fits), fc
+    return values, member, raw, whole, logged, seconds / len(fits), fc
+
+
+def log_member_model(fc, train):
+    """Candidate L: a copy of the fitted ``fc`` whose smoothing member is chosen again with the forms
+    on the logarithm allowed (``smoothing.choose(..., log=True)``: for a series whose observed values
+    are all above 0, by the AICc on its own scale), then screened and weighed as the fit does, on the
+    fit's validation windows of ``train`` (the fitted record); the network, baselines and linear stage
+    are the fit's (fitted without the member). The same steps with ``log=False`` must give the fit's
+    own member: ``fc.log_check`` records whether they did (False where a window the fit dropped for
+    gaps in its inputs moved the screen or the weights)."""
+    sm = numlstm.forecast.smoothing
+    values = numlstm.forecast.inputs._stack(train, list(fc.targets_), fc.dim_, fc.series_dims_)
+    n_series, n_time = values.shape[:2]
+    series, origins = fc._validation_origins(n_series, n_time)
+
+    def member(log):
+        params = sm.screen(values, sm.choose(values, fc.season_, log=log), fc._codes, fc.season_, series, origins,
+                           fc.horizon)
+        tail = sm.forecast(values, params, fc.season_, np.arange(n_series), np.full(n_series, n_time - 1),
+                           fc.horizon)
+        model = copy.copy(fc)._set_smoothing(params, tail)
+        model.smoothing_ = model._weigh_member(values, train.indexes["time"], series, origins)
+        return model
+
+    same = np.array_equal(member(False).smoothing_, fc.smoothing_, equal_nan=True)
+    model = member(True)
+    model.log_check = same
+    return model
 
 
 def mae(forecast, truth):
@@ -864,7 +900,7 @@ def mae(forecast, truth):
 
 
 def run_case(name, load, freq_label, season, lookback, horizon, darts=True, refit=False,
-             peers=("AutoETS", "AutoTheta"), unfloored=False, unsnapped=False):
+             peers=("AutoETS", "AutoTheta"), unfloored=False, unsnapped=False, log_member=False):
     ds = load()
     y = _panel(ds)
     n_time = y.shape[1]
@@ -874,12 +910,14 @@ def run_case(name, load, freq_label, season, lookback, horizon, darts=True, refi
     persistence, seasonal = naive_forecasts(y, origins, horizon, season)
     forecasts = {"persistence": persistence, "seasonal naive": seasonal}
     fits = {}
-    forecasts["numlstm"], forecasts[MEMBER], raw, whole, seconds, fc = numlstm_forecasts(
-        ds, origins, lookback, horizon, refit, unfloored, unsnapped)
+    forecasts["numlstm"], forecasts[MEMBER], raw, whole, logged, seconds, fc = numlstm_forecasts(
+        ds, origins, lookback, horizon, refit, unfloored, unsnapped, log_member)
     if unfloored:
         forecasts[UNFLOORED] = raw
     if unsnapped:
         forecasts[UNSNAPPED] = whole
+    if log_member:
+        forecasts[LOGGED] = logged
     fits["numlstm"] = seconds / y.shape[0]
     peers, peer_seconds = peer_forecasts(y, origins, horizon, season, freq_label, peers)
     forecasts.update(peers)
@@ -892,7 +930,7 @@ def run_case(name, load, freq_label, season, lookback, horizon, darts=True, refi
     return {"name": name, "freq": freq_label, "series": y.shape[0], "T": n_time, "season": season,
             "lookback": lookback, "horizon": horizon, "scores": scores, "best": best, "fits": fits,
             "lead1": lead1, "baselines": getattr(fc, "baseline_", None), "smoothing": fc.smoothing_,
-            "per_series": series_ratios(forecasts, truth)}
+            "log_check": getattr(fc, "log_check", None), "per_series": series_ratios(forecasts, truth)}
 
 
 def series_ratios(forecasts, truth):
@@ -935,7 +973,7 @@ def _targets(rows, methods, label):
     """The issue's three targets for numlstm on ``rows``: at most 1 on each, geometric mean at most
     0.85, and below every peer's geometric mean (numlstm without its smoothing member is no peer)."""
     gm = {m: _geomean(_ratios(rows, m)) for m in methods}
-    peers = [m for m in methods[1:] if m not in (MEMBER, UNFLOORED, UNSNAPPED)]
+    peers = [m for m in methods[1:] if m not in (MEMBER, UNFLOORED, UNSNAPPED, LOGGED)]
     ahead = ("met" if all(gm["numlstm"] < gm[m] for m in peers) else "NOT met") if peers else "no peer run"
     return [f"- targets ({label}): <= {TARGET_EACH} on every data set: "
             f"{'met' if (_ratios(rows, 'numlstm') <= TARGET_EACH).all() else 'NOT met'}; geometric mean <= "
@@ -972,6 +1010,9 @@ def main(argv=None):
                         help=f"add a column '{UNFLOORED}': the same fitted models without the floor at 0")
     parser.add_argument("--unsnapped", action="store_true",
                         help=f"add a column '{UNSNAPPED}': the same fitted models without the snap to 0")
+    parser.add_argument("--log-member", action="store_true",
+                        help=f"add a column '{LOGGED}': the same fitted models with the smoothing member chosen "
+                        "again with its forms on the logarithm of positive series allowed (candidate L)")
     parser.add_argument("--refit", action="store_true",
                         help="fit numlstm afresh at every origin (as AutoETS and AutoTheta are), not once")
     args = parser.parse_args(argv)
@@ -979,6 +1020,7 @@ def main(argv=None):
     darts = why_not is None
     peers = () if args.no_peers else ("AutoETS",) if args.skip_theta else ("AutoETS", "AutoTheta")
     methods = ["numlstm", MEMBER, *([UNFLOORED] if args.unfloored else []), *([UNSNAPPED] if args.unsnapped else []),
+               *([LOGGED] if args.log_member else []),
                *peers] + (["Darts LSTM"] if darts else [])
     if darts:
         import darts as darts_package
@@ -1010,6 +1052,10 @@ def main(argv=None):
         *([f"{UNSNAPPED}: the same fitted numlstm models without the snap to 0 (--unsnapped; a floored series "
            "observed at exactly 0 has its forecasts below half its smallest positive value set to 0)."]
           if args.unsnapped else []),
+        *([f"{LOGGED}: the same fitted numlstm models with their smoothing member chosen again, its forms on the "
+           "logarithm of a series whose observed values are all above 0 allowed (by the AICc on the series' own "
+           "scale), then screened and weighed as the fit does (--log-member; candidate L). The smoothing members "
+           "listed below are L's."] if args.log_member else []),
         "",
         ("MAE relative to the better naive forecast (persistence or seasonal naive) of each data set; "
          "fit time in seconds per series (numlstm and Darts: one global fit, divided by the series; with --refit, "
@@ -1049,7 +1095,7 @@ def main(argv=None):
         group = []
         for case in cases:
             row = run_case(*case, darts=darts, refit=args.refit, peers=peers, unfloored=args.unfloored,
-                           unsnapped=args.unsnapped)
+                           unsnapped=args.unsnapped, log_member=args.log_member)
             row["group"] = label
             group.append(row)
             sc, best = row["scores"], row["best"]
@@ -1088,14 +1134,16 @@ def main(argv=None):
     for r in rows:
         if r["smoothing"] is not None:
             form = r["smoothing"][..., 0].ravel()
-            names = [numlstm.forecast.smoothing.FORMS[int(f)] if np.isfinite(f) else "none (screened out or too short)"
+            names = [numlstm.forecast.smoothing.form_name(f) if np.isfinite(f) else "none (screened out or too short)"
                      for f in form]
             vals, counts = np.unique(names, return_counts=True)
             weights = r["smoothing"][..., -1].ravel()
             w_vals, w_counts = np.unique(weights[np.isfinite(weights)], return_counts=True)
             lines.append(f"- {r['name']}: " + ", ".join(f"{v} x{c}" for v, c in zip(vals, counts))
                          + ("; weights " + ", ".join(f"{v:g} x{c}" for v, c in zip(w_vals, w_counts)) if w_vals.size
-                            else ""))
+                            else "")
+                         + ("" if r["log_check"] is None else "; the fit's own member recomputed: "
+                            + ("the same" if r["log_check"] else "NOT the same")))
     lines.append("")
     lines.append("The first numlstm fit of the process includes compiling the kernels (or loading them from the "
                  "cache).")

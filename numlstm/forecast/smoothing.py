@@ -46,6 +46,7 @@ CHOICES = (WEIGHT, 0.0, 1.0)  # the weights weigh() chooses from, the default fi
 MARGIN = 0.9  # another weight only where its validation error is at most this times WEIGHT's
 PARAMS = ("form", "alpha", "beta", "phi", "gamma", "weight")
 FORMS = ("level", "level and season", "damped trend", "damped trend and season")
+LOG = len(FORMS)  # a form's code plus this: the same form on the series' logarithm (see choose_one's log)
 
 # The grid: alpha; beta and gamma as shares of what keeps the model stable (beta of alpha,
 # gamma of 1 - alpha); phi damps the trend.
@@ -99,13 +100,11 @@ def _observed_part(y):
     return np.ascontiguousarray(y[seen[0]:], dtype=np.float64), int(seen[0])
 
 
-def choose_one(y, season):
-    """The ``PARAMS`` row (6,) chosen for one series ``y`` (1-D, NaN where missing), the
-    weight ``WEIGHT``."""
-    y, _ = _observed_part(y)
+def _best(y, season):
+    """The ``PARAMS`` row (6,) of the form and grid point with the lowest AICc on ``y`` (1-D,
+    its first value observed, NaN where missing), that AICc (inf if no form can be scored), and
+    the first step the forms are scored from."""
     best, best_ic = np.full(len(PARAMS), np.nan), np.inf
-    if y is None:
-        return best
     m = season or 1
     seasonal = m >= 2 and y.size >= 3 * m
     start = 2 * m if seasonal else 2  # every form is scored on the same steps
@@ -125,16 +124,42 @@ def choose_one(y, season):
             if ic < best_ic:
                 best_ic = ic
                 best = np.concatenate([[_form(trend, has_season)], grid[g], [WEIGHT]])
+    return best, best_ic, start
+
+
+def choose_one(y, season, log=False):
+    """The ``PARAMS`` row (6,) chosen for one series ``y`` (1-D, NaN where missing), the
+    weight ``WEIGHT``. With ``log``, a series whose observed values are all above 0 may
+    take a form on their logarithm (its code plus ``LOG``) instead, where that form's AICc,
+    counted on the series' own scale (plus twice the sum of the logarithms of the scored
+    observations: the Jacobian of the transform), is lower."""
+    y, _ = _observed_part(y)
+    if y is None:
+        return np.full(len(PARAMS), np.nan)
+    best, ic, start = _best(y, season)
+    if log and np.nanmin(y) > 0:
+        z = np.log(y)
+        on_log, ic_log, _ = _best(z, season)
+        if ic_log + 2 * np.nansum(z[start:]) < ic:
+            on_log[0] += LOG
+            return on_log
     return best
 
 
-def choose(values, season):
-    """The members' ``PARAMS`` (S, k, 6) for targets ``values`` (S, T, k) in data units."""
+def form_name(code):
+    """The name of a member's form from its code (``FORMS``, on the logarithm from ``LOG`` on)."""
+    code = int(code)
+    return FORMS[code % LOG] + (", on the logarithm" if code >= LOG else "")
+
+
+def choose(values, season, log=False):
+    """The members' ``PARAMS`` (S, k, 6) for targets ``values`` (S, T, k) in data units (with
+    ``log``, forms on the logarithm too: see :func:`choose_one`)."""
     n_series, _, n_targets = values.shape
     out = np.full((n_series, n_targets, len(PARAMS)), np.nan)
     for s in range(n_series):
         for j in range(n_targets):
-            out[s, j] = choose_one(values[s, :, j], season)
+            out[s, j] = choose_one(values[s, :, j], season, log)
     return out
 
 
@@ -143,7 +168,8 @@ def forecast(values, params, season, series, origins, horizon):
     ``origins[i]`` of series ``series[i]`` of ``values`` (S, T, k), its filter run from
     the series' first observation with ``params`` (S, k, 6). NaN where a series has no
     member, or where its initial state would read steps after the origin (origins within
-    the first season or two, or the first ten steps, of its record)."""
+    the first season or two, or the first ten steps, of its record). A form on the logarithm
+    forecasts the exponential of its filter's forecast (the median, if its errors are symmetric)."""
     n_targets = values.shape[2]
     out = np.full((len(series), horizon, n_targets), np.nan)
     for s in np.unique(series):
@@ -156,7 +182,10 @@ def forecast(values, params, season, series, origins, horizon):
             if y is None:
                 continue
             form = int(p[0])
+            logged, form = form >= LOG, form % LOG
             trend, has_season = bool(form // 2), bool(form % 2)
+            if logged:  # a value at or below 0 (none was at fit) reads as missing
+                y = np.log(np.where(y > 0, y, np.nan))
             mm = (season or 1) if has_season else 1
             level, slope, s0, steps = _initial(y, mm, trend, has_season)
             at = origins[rows] - first
@@ -165,7 +194,7 @@ def forecast(values, params, season, series, origins, horizon):
             res = np.full((int(keep.sum()), horizon), np.nan)
             _kernels.forecasts(y, mm, np.ascontiguousarray(p[1:5]), level, slope, s0,
                                np.ascontiguousarray(at[keep][order], dtype=np.int64), res)
-            out[rows[keep][order], :, j] = res
+            out[rows[keep][order], :, j] = np.exp(res) if logged else res
     return out
 
 
