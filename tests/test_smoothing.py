@@ -74,6 +74,36 @@ def test_choice_follows_the_series():
     assert int(smoothing.choose_one(seasonal, None)[0]) in (0, 2)
 
 
+def test_forms_on_the_logarithm_where_the_season_grows_with_the_level():
+    """``log=True`` (candidate L, off by default) lets a positive series take a form on its
+    logarithm, by the AICc on its own scale; its forecasts are the exponential of the filter's."""
+    rng = np.random.default_rng(7)
+    t = np.arange(144)
+    growing = np.exp(4 + 0.01 * t + 0.2 * np.sin(2 * np.pi * t / 12) + rng.normal(0, 0.02, 144))
+    additive = seasonal_series(n=144, seed=7)
+    chosen = smoothing.choose_one(growing, 12, log=True)
+    assert chosen[0] >= smoothing.LOG and "on the logarithm" in smoothing.form_name(chosen[0])
+    assert smoothing.choose_one(growing, 12)[0] < smoothing.LOG  # not without log=True
+    assert smoothing.choose_one(additive, 12, log=True)[0] < smoothing.LOG  # a season of constant size
+    with_zero = growing.copy()
+    with_zero[50] = 0.0  # a value at 0: no logarithm
+    assert smoothing.choose_one(with_zero, 12, log=True)[0] < smoothing.LOG
+    # the forecast is the exponential of the same form's on the logarithm of the series
+    params = chosen[None, None].copy()
+    plain = params.copy()
+    plain[0, 0, 0] -= smoothing.LOG
+    origins = np.array([40, 100, 143])
+    series = np.zeros(3, dtype=int)
+    logged = smoothing.forecast(growing[None, :, None], params, 12, series, origins, 12)
+    on_log = smoothing.forecast(np.log(growing)[None, :, None], plain, 12, series, origins, 12)
+    np.testing.assert_allclose(logged, np.exp(on_log), rtol=1e-12)
+    truth = growing[origins[:2, None] + np.arange(1, 13)]
+    additive_member = smoothing.forecast(growing[None, :, None], smoothing.choose(growing[None, :, None], 12), 12,
+                                         series[:2], origins[:2], 12)
+    assert np.abs(logged[:2, :, 0] - truth).mean() < np.abs(additive_member[:, :, 0] - truth).mean()
+    assert smoothing.form_name(1) == "level and season"
+
+
 def test_forecasts_read_the_record_from_its_first_observation():
     y = seasonal_series(seed=2)
     padded = np.concatenate([np.full(30, np.nan), y])
