@@ -2,6 +2,7 @@
 filter, its choice of form, and how the Forecaster mixes it into every kind of forecast."""
 
 import copy
+import pickle
 
 import numpy as np
 import pandas as pd
@@ -412,8 +413,11 @@ def test_models_from_before_the_weights_mix_half_and_half(tmp_path, data, fitted
     halves = copy.copy(fitted)
     halves.smoothing_ = fitted.smoothing_.copy()
     halves.smoothing_[..., -1] = smoothing.WEIGHT
-    pickled_before = copy.copy(fitted)
-    pickled_before.smoothing_ = fitted.smoothing_[..., :-1]  # five columns
+    before = copy.copy(fitted)
+    before.smoothing_ = fitted.smoothing_[..., :-1]  # five columns, as a model from before the weights held it
+    pickled_before = pickle.loads(pickle.dumps(before))  # unpickled: the half added
+    np.testing.assert_array_equal(pickled_before.smoothing_, halves.smoothing_)
+    np.testing.assert_array_equal(copy.copy(before).smoothing_, halves.smoothing_)  # copied too
     xr.testing.assert_identical(pickled_before.predict(data), halves.predict(data))
     xr.testing.assert_identical(pickled_before.predict(), halves.predict())
     start = data["time"].values[60]

@@ -334,7 +334,6 @@ class Fitting:
         it ends where the tail does, and the smoothing member's forecasts from the end of the
         data (``member_tail``) move with it."""
         self.history_ = {k: list(self.history_.get(k, [])) + list(v) for k, v in history.items()}
-        self.smoothing_ = smoothing.with_weight(getattr(self, "smoothing_", None))  # a model from before the weights
         self.n_windows_ = n_windows
         self._set_skill(self._codes, self.season_, shrink, True, skill.stage_weights(self._codes, self.stages))
         self.calibration_ = None

@@ -168,7 +168,7 @@ def to_dataset(fc):
     data_vars["tail"] = ((SERIES, STEP, FEATURE), tail_values,
                          {"long_name": "last lookback steps of the training data"})
     if getattr(fc, "smoothing_", None) is not None:
-        data_vars["smoothing"] = ((SERIES, TARGET, SMOOTHING_PARAM), smoothing.with_weight(fc.smoothing_), {
+        data_vars["smoothing"] = ((SERIES, TARGET, SMOOTHING_PARAM), fc.smoothing_, {
             "long_name": "each series' exponential-smoothing member", "columns": ", ".join(smoothing.PARAMS)})
         data_vars["smoothing_forecast"] = ((SERIES, LEAD, TARGET), fc._smoothing_tail, {
             "long_name": "the smoothing member's forecasts from the end of the training data"})

@@ -45,6 +45,13 @@ from numlstm.forecast.windows import SeriesScaler, window_inputs
 class Forecasting:
     """The forecasting side of :class:`numlstm.Forecaster`."""
 
+    def __setstate__(self, state):
+        """Unpickling (and ``copy``): a model pickled before the member's weights (``smoothing_``
+        with five columns) gets the weight, a half, that every member then had."""
+        self.__dict__.update(state)
+        if getattr(self, "smoothing_", None) is not None:
+            self.smoothing_ = smoothing.with_weight(self.smoothing_)
+
     def _check_sampling(self, samples, seed):
         """``(samples, seed)`` for Monte-Carlo dropout, or None."""
         if samples is None:
@@ -177,7 +184,7 @@ class Forecasting:
         codes, rows = self._codes[fitted].copy(), positions.copy()
         floor = self._floors(self.scaler_.mean.shape[0])[fitted]
         zero, smallest = (z[fitted] for z in self._zeros(self.scaler_.mean.shape[0]))
-        member = smoothing.with_weight(getattr(self, "smoothing_", None))  # None without the member
+        member = getattr(self, "smoothing_", None)  # None without the member (or before it)
         member = None if member is None else member[fitted].copy()
         new = np.flatnonzero(positions < 0)
         if new.size:
