@@ -888,32 +888,22 @@ def log_member_model(fc, train):
     def member(log):
         params = sm.screen(values, sm.choose(values, fc.season_, log=log), fc._codes, fc.season_, series, origins,
                            fc.horizon)
-        tail = sm.forecast(values, params, fc.season_, np.arange(n_series), np.full(n_series, n_time - 1),
-                           fc.horizon)
-        model = copy.copy(fc)._set_smoothing(params, tail)
+        model = copy.copy(fc)._set_smoothing(params, sm.from_end(values, params, fc.season_, fc.horizon))
         model.smoothing_ = model._weigh_member(values, train.indexes["time"], series, origins)
         return model
 
     same = np.array_equal(member(False).smoothing_, fc.smoothing_, equal_nan=True)
     model = member(True)
     model.log_check = same
-    tables = fc._tables(values, np.arange(n_series))
-    pipeline = fc._forecast(fc._features(values, tables, train.indexes["time"]), tables, series,
-                            origins).astype(np.float64)
-    truth = sm.observed_after(values, series, origins, fc.horizon)
+    pipeline, _, truth = fc._validation_forecasts(values, train.indexes["time"], series, origins)
 
-    def error(m):
-        params = m.smoothing_
+    def error(params):
         ahead = sm.forecast(values, params, fc.season_, series, origins, fc.horizon)
-        err = np.abs(sm.mix(pipeline, ahead, None, params[series, :, -1]) - truth)
-        sums = np.zeros(params.shape[:2])
-        np.add.at(sums, series, np.where(np.isfinite(err), err, 0.0).sum(axis=1))
-        return sums
+        return sm.window_errors(sm.mix(pipeline, ahead, None, params[series, :, -1]), truth, series, n_series)
 
-    take = (model.smoothing_[..., 0] >= sm.LOG) & (error(model) <= LEAD * error(fc))
+    take = (model.smoothing_[..., 0] >= sm.LOG) & (error(model.smoothing_) <= LEAD * error(fc.smoothing_))
     params = np.where(take[..., None], model.smoothing_, fc.smoothing_)
-    led = copy.copy(fc)._set_smoothing(params, sm.forecast(values, params, fc.season_, np.arange(n_series),
-                                                           np.full(n_series, n_time - 1), fc.horizon))
+    led = copy.copy(fc)._set_smoothing(params, sm.from_end(values, params, fc.season_, fc.horizon))
     led.log_check = same
     return model, led
 

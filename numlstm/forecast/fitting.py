@@ -146,9 +146,8 @@ class Fitting:
                 judge = val if val.any() else train
                 member = smoothing.screen(values[:, :, :n_targets], member, codes, season, w_series[judge],
                                           w_origin[judge], horizon)
-        member_tail = None if member is None else smoothing.forecast(
-            values[:, :, :n_targets], member, season, np.arange(values.shape[0]),
-            np.full(values.shape[0], n_time - 1), horizon)
+        member_tail = None if member is None else smoothing.from_end(values[:, :, :n_targets], member, season,
+                                                                     horizon)
         # which series' forecasts are floored at 0: a warm fit keeps the fitted series' flags, and a
         # value below 0 in the new data lifts a flag "auto" had set
         floor = skill.nonnegative_of(values[:, :, :n_targets], self.nonnegative)

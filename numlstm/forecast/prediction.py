@@ -157,19 +157,23 @@ class Forecasting:
         origins = np.arange(start, last + 1)
         return np.repeat(np.arange(n_series), origins.size), np.tile(origins, n_series)
 
-    def _weigh_member(self, values, time, series, origins):
-        """The fitted smoothing member's parameters with each series' weight in the mix chosen
-        (:func:`smoothing.weigh`) on windows ``(series, origins)`` of the fitted record ``values``
-        (S, T, F, data units; ``time`` its labels): the pipeline's forecasts (the median of a band)
-        and the member's, before the floor."""
+    def _validation_forecasts(self, values, time, series, origins):
+        """From windows ``(series, origins)`` of the fitted record ``values`` (S, T, F, data units;
+        ``time`` its labels): the pipeline's forecasts (the median of a band, before the floor), the
+        member's (None without it) and what was observed after each origin, (n, horizon, k) each."""
         tables = self._tables(values, np.arange(values.shape[0]))
         tables["floor"][:] = False
         pipeline = self._forecast(self._features(values, tables, time), tables, series, origins).astype(np.float64)
         if self.quantiles_:
             pipeline = skill.median_of(pipeline, self.quantiles_)
         truth = smoothing.observed_after(values[:, :, :len(self.targets_)], series, origins, self.horizon)
-        return smoothing.weigh(tables["smoothing"], pipeline, self._member(values, tables, series, origins), truth,
-                               series)
+        return pipeline, self._member(values, tables, series, origins), truth
+
+    def _weigh_member(self, values, time, series, origins):
+        """The fitted smoothing member's parameters with each series' weight in the mix chosen
+        (:func:`smoothing.weigh`) on windows ``(series, origins)`` of the fitted record ``values``
+        (see ``_validation_forecasts``)."""
+        return smoothing.weigh(self.smoothing_, *self._validation_forecasts(values, time, series, origins), series)
 
     def _tables(self, values, positions, upto=None):
         """Per series of the data (rows of ``values``): the scaling ``mean``/``std``

@@ -198,6 +198,13 @@ def forecast(values, params, season, series, origins, horizon):
     return out
 
 
+def from_end(values, params, season, horizon):
+    """The members' forecasts (S, horizon, k) from the last step of each series of ``values``
+    (S, T, k): what ``predict()`` without data mixes in."""
+    n_series, n_time = values.shape[:2]
+    return forecast(values, params, season, np.arange(n_series), np.full(n_series, n_time - 1), horizon)
+
+
 def observed_after(values, series, origins, horizon):
     """``values`` (S, T, k) at the ``horizon`` steps after each of ``origins`` of ``series``:
     (n, horizon, k), NaN past the record's end."""
@@ -242,6 +249,15 @@ def with_weight(params):
     return np.concatenate([params, np.where(np.isnan(params[..., :1]), np.nan, WEIGHT)], axis=-1)
 
 
+def window_errors(forecast, truth, series, n_series):
+    """The absolute error of ``forecast`` (n, horizon, k) against ``truth`` (the same shape, NaN
+    where not observed) summed over the windows of each series (``series`` (n,)): (n_series, k)."""
+    err = np.abs(forecast - truth)
+    sums = np.zeros((n_series, forecast.shape[-1]))
+    np.add.at(sums, series, np.where(np.isfinite(err), err, 0.0).sum(axis=1))
+    return sums
+
+
 def weigh(params, pipeline, member, truth, series):
     """``params`` (S, k, 6) with each member's weight (the last column) chosen from ``CHOICES``: the
     one whose mix of the ``pipeline``'s and ``member``'s forecasts (n, horizon, k, data units, from
@@ -252,12 +268,8 @@ def weigh(params, pipeline, member, truth, series):
     lowest error alone moved one series' weight from a half to 1 on a 2% lead and raised its
     test error by 16%."""
     params = params.copy()
-    n_series, k = params.shape[:2]
     step = np.where(np.isfinite(member), member - pipeline, 0.0)
-    errors = np.zeros((len(CHOICES), n_series, k))
-    for i, w in enumerate(CHOICES):
-        err = np.abs(pipeline + w * step - truth)
-        np.add.at(errors[i], series, np.where(np.isfinite(err), err, 0.0).sum(axis=1))
+    errors = np.stack([window_errors(pipeline + w * step, truth, series, params.shape[0]) for w in CHOICES])
     best = np.argmin(errors, axis=0)
     clear = np.take_along_axis(errors, best[None], axis=0)[0] <= MARGIN * errors[0]
     weight = np.asarray(CHOICES)[np.where(clear, best, 0)]
