@@ -225,8 +225,6 @@ TARGET_EACH, TARGET_GEOMEAN = 1.0, 0.85
 MEMBER = "numlstm, smoothing=False"  # the same fits without the local smoothing member (the default until 2026-12-07)
 UNFLOORED = "numlstm, nonnegative=False"  # with --unfloored: the default's forecasts before the floor at 0
 LOGGED = "numlstm, member on the logarithm too"  # with --log-member: candidate L (2026-12-07), see log_member_model
-LOGGED_LEAD = "numlstm, logarithm on a 10% lead"  # with --log-member: candidate L2 (2026-12-07), see log_member_model
-LEAD = 0.9  # L2 takes L's member on the logarithm where its validation error is at most this times the default's
 UNSNAPPED = "numlstm, no snap"  # with --unsnapped: the default's forecasts before the snap to 0 (2026-12-07)
 FIT_COLUMNS = {"numlstm": "numlstm fit (s/series)", "AutoETS": "ETS fit (s)", "AutoTheta": "Theta fit (s)",
                "Darts LSTM": "Darts fit (s/series)"}
@@ -824,8 +822,8 @@ def numlstm_forecasts(ds, origins, lookback, horizon, refit=False, unfloored=Fal
     ``smoothing="auto"``: every data set here is fitted without covariates), the same without the
     member (``smoothing=False``), with ``unfloored`` the default's without its floor at 0 and the snap
     (``nonnegative=False``; else None), with ``unsnapped`` without the snap to 0 alone (a model from
-    before it; else None), with ``log_member`` candidates L's and L2's (see :func:`log_member_model`; else
-    None), fit seconds per fit and the (last) fitted model (with ``log_member``, L2's): fitted once
+    before it; else None), with ``log_member`` candidate L's (see :func:`log_member_model`; else
+    None), fit seconds per fit and the (last) fitted model: fitted once
     on the record up to the first origin and backtested from every origin, or with ``refit`` fitted
     afresh on the record up to each origin (as the statsforecast peers are). One fit gives them all:
     the forecasts without the member are the model's own with it removed, which it does not touch
@@ -833,7 +831,7 @@ def numlstm_forecasts(ds, origins, lookback, horizon, refit=False, unfloored=Fal
     last, do not."""
     fits = origins if refit else origins[:1]
     values, member, raw, whole, seconds = [], [], [], [], 0.0  # the default, no member, no floor, no snap
-    logged, led = [], []  # L's, L2's
+    logged = []  # L's
     for o in map(int, fits):
         train = ds.isel(time=slice(0, o + 1))
         fc = numlstm.Forecaster(lookback=lookback, horizon=horizon, random_state=SEED, smoothing="auto")
@@ -853,8 +851,7 @@ def numlstm_forecasts(ds, origins, lookback, horizon, refit=False, unfloored=Fal
                 plain.zeros_ = None  # floored, nothing snapped
                 models.append((plain, whole))
             if log_member:
-                candidate, fc = log_member_model(fc, train)
-                models += [(candidate, logged), (fc, led)]
+                models.append((log_member_model(fc, train), logged))
             for model, out in models:
                 bt = model.backtest(upto, start=ds["time"].values[o], stride=horizon)
                 da = bt["y"].transpose(..., "init_time", "lead")
@@ -862,50 +859,26 @@ def numlstm_forecasts(ds, origins, lookback, horizon, refit=False, unfloored=Fal
     values, member = np.concatenate(values, axis=1), np.concatenate(member, axis=1)
     raw = np.concatenate(raw, axis=1) if unfloored else None
     whole = np.concatenate(whole, axis=1) if unsnapped else None
-    logged = (np.concatenate(logged, axis=1), np.concatenate(led, axis=1)) if log_member else None
+    logged = np.concatenate(logged, axis=1) if log_member else None
     assert values.shape[1] == len(origins), (values.shape, len(origins))
     return values, member, raw, whole, logged, seconds / len(fits), fc
 
 
 def log_member_model(fc, train):
-    """Candidate L: a copy of the fitted ``fc`` whose smoothing member is chosen again with the forms
-    on the logarithm allowed (``smoothing.choose(..., log=True)``: for a series whose observed values
-    are all above 0, by the AICc on its own scale), then screened and weighed as the fit does, on the
-    fit's validation windows of ``train`` (the fitted record); the network, baselines and linear stage
-    are the fit's (fitted without the member). The same steps with ``log=False`` must give the fit's
-    own member: ``fc.log_check`` records whether they did (False where a window the fit dropped for
-    gaps in its inputs moved the screen or the weights).
-
-    Candidate L2, the second model returned: per series and target, L's member where it is on the
-    logarithm and the mix with it (at its weight, before the floor) had an absolute error on the same
-    validation windows at most ``LEAD`` times the default's mix (the default's member, or the pipeline
-    alone where the screen dropped it); else the default's member."""
+    """Candidate L (2026-12-07, not adopted): a copy of the fitted ``fc`` whose smoothing member is
+    chosen again with a form on the logarithm taken wherever its AICc on the series' own scale is
+    lower (``smoothing.choose(..., log=True)``), then screened and weighed as the fit does, on the
+    fit's validation windows of ``train`` (the fitted record); the network, baselines and linear
+    stage are the fit's (fitted without the member). The default (candidate L2, since 2026-12-07)
+    takes such a member only where it leads on those windows (``smoothing.prefer_log``)."""
     sm = numlstm.forecast.smoothing
     values = numlstm.forecast.inputs._stack(train, list(fc.targets_), fc.dim_, fc.series_dims_)
-    n_series, n_time = values.shape[:2]
-    series, origins = fc._validation_origins(n_series, n_time)
-
-    def member(log):
-        params = sm.screen(values, sm.choose(values, fc.season_, log=log), fc._codes, fc.season_, series, origins,
-                           fc.horizon)
-        model = copy.copy(fc)._set_smoothing(params, sm.from_end(values, params, fc.season_, fc.horizon))
-        model.smoothing_ = model._weigh_member(values, train.indexes["time"], series, origins)
-        return model
-
-    same = np.array_equal(member(False).smoothing_, fc.smoothing_, equal_nan=True)
-    model = member(True)
-    model.log_check = same
-    pipeline, _, truth = fc._validation_forecasts(values, train.indexes["time"], series, origins)
-
-    def error(params):
-        ahead = sm.forecast(values, params, fc.season_, series, origins, fc.horizon)
-        return sm.window_errors(sm.mix(pipeline, ahead, None, params[series, :, -1]), truth, series, n_series)
-
-    take = (model.smoothing_[..., 0] >= sm.LOG) & (error(model.smoothing_) <= LEAD * error(fc.smoothing_))
-    params = np.where(take[..., None], model.smoothing_, fc.smoothing_)
-    led = copy.copy(fc)._set_smoothing(params, sm.from_end(values, params, fc.season_, fc.horizon))
-    led.log_check = same
-    return model, led
+    series, origins = fc._validation_origins(*values.shape[:2])
+    params = sm.screen(values, sm.choose(values, fc.season_, log=True), fc._codes, fc.season_, series, origins,
+                       fc.horizon)
+    model = copy.copy(fc)._set_smoothing(params, sm.from_end(values, params, fc.season_, fc.horizon))
+    model.smoothing_ = model._weigh_member(values, train.indexes["time"], series, origins)
+    return model
 
 
 def mae(forecast, truth):
@@ -932,7 +905,7 @@ def run_case(name, load, freq_label, season, lookback, horizon, darts=True, refi
     if unsnapped:
         forecasts[UNSNAPPED] = whole
     if log_member:
-        forecasts[LOGGED], forecasts[LOGGED_LEAD] = logged
+        forecasts[LOGGED] = logged
     fits["numlstm"] = seconds / y.shape[0]
     peers, peer_seconds = peer_forecasts(y, origins, horizon, season, freq_label, peers)
     forecasts.update(peers)
@@ -945,7 +918,7 @@ def run_case(name, load, freq_label, season, lookback, horizon, darts=True, refi
     return {"name": name, "freq": freq_label, "series": y.shape[0], "T": n_time, "season": season,
             "lookback": lookback, "horizon": horizon, "scores": scores, "best": best, "fits": fits,
             "lead1": lead1, "baselines": getattr(fc, "baseline_", None), "smoothing": fc.smoothing_,
-            "log_check": getattr(fc, "log_check", None), "per_series": series_ratios(forecasts, truth)}
+            "per_series": series_ratios(forecasts, truth)}
 
 
 def series_ratios(forecasts, truth):
@@ -988,7 +961,7 @@ def _targets(rows, methods, label):
     """The issue's three targets for numlstm on ``rows``: at most 1 on each, geometric mean at most
     0.85, and below every peer's geometric mean (numlstm without its smoothing member is no peer)."""
     gm = {m: _geomean(_ratios(rows, m)) for m in methods}
-    peers = [m for m in methods[1:] if m not in (MEMBER, UNFLOORED, UNSNAPPED, LOGGED, LOGGED_LEAD)]
+    peers = [m for m in methods[1:] if m not in (MEMBER, UNFLOORED, UNSNAPPED, LOGGED)]
     ahead = ("met" if all(gm["numlstm"] < gm[m] for m in peers) else "NOT met") if peers else "no peer run"
     return [f"- targets ({label}): <= {TARGET_EACH} on every data set: "
             f"{'met' if (_ratios(rows, 'numlstm') <= TARGET_EACH).all() else 'NOT met'}; geometric mean <= "
@@ -1035,7 +1008,7 @@ def main(argv=None):
     darts = why_not is None
     peers = () if args.no_peers else ("AutoETS",) if args.skip_theta else ("AutoETS", "AutoTheta")
     methods = ["numlstm", MEMBER, *([UNFLOORED] if args.unfloored else []), *([UNSNAPPED] if args.unsnapped else []),
-               *([LOGGED, LOGGED_LEAD] if args.log_member else []),
+               *([LOGGED] if args.log_member else []),
                *peers] + (["Darts LSTM"] if darts else [])
     if darts:
         import darts as darts_package
@@ -1067,13 +1040,10 @@ def main(argv=None):
         *([f"{UNSNAPPED}: the same fitted numlstm models without the snap to 0 (--unsnapped; a floored series "
            "observed at exactly 0 has its forecasts below half its smallest positive value set to 0)."]
           if args.unsnapped else []),
-        *([f"{LOGGED}: the same fitted numlstm models with their smoothing member chosen again, its forms on the "
-           "logarithm of a series whose observed values are all above 0 allowed (by the AICc on the series' own "
-           "scale), then screened and weighed as the fit does (--log-member; candidate L).",
-           f"{LOGGED_LEAD}: the same, but per series and target L's member only where it is on the logarithm and "
-           f"its mix had an absolute error on the fit's validation windows at most {LEAD} times the default's; "
-           "else the default's member (--log-member; candidate L2). The smoothing members listed below are "
-           "L2's."] if args.log_member else []),
+        *([f"{LOGGED}: the same fitted numlstm models with their smoothing member chosen again, a form on the "
+           "logarithm of a series whose observed values are all above 0 taken wherever its AICc on the series' own "
+           "scale is lower (the default takes it only where it leads on the validation windows), then screened and "
+           "weighed as the fit does (--log-member; candidate L, not adopted)."] if args.log_member else []),
         "",
         ("MAE relative to the better naive forecast (persistence or seasonal naive) of each data set; "
          "fit time in seconds per series (numlstm and Darts: one global fit, divided by the series; with --refit, "
@@ -1159,9 +1129,7 @@ def main(argv=None):
             w_vals, w_counts = np.unique(weights[np.isfinite(weights)], return_counts=True)
             lines.append(f"- {r['name']}: " + ", ".join(f"{v} x{c}" for v, c in zip(vals, counts))
                          + ("; weights " + ", ".join(f"{v:g} x{c}" for v, c in zip(w_vals, w_counts)) if w_vals.size
-                            else "")
-                         + ("" if r["log_check"] is None else "; the fit's own member recomputed: "
-                            + ("the same" if r["log_check"] else "NOT the same")))
+                            else ""))
     lines.append("")
     lines.append("The first numlstm fit of the process includes compiling the kernels (or loading them from the "
                  "cache).")

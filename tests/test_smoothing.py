@@ -105,6 +105,44 @@ def test_forms_on_the_logarithm_where_the_season_grows_with_the_level():
     assert smoothing.form_name(1) == "level and season"
 
 
+def test_a_member_on_the_logarithm_replaces_the_own_only_on_a_clear_lead():
+    """``choose_pair``: each series' member on its own scale and, where a form on its logarithm fits
+    better, that one (NaN elsewhere); ``prefer_log`` takes the latter only where its mix, weighed as
+    the fit weighs, had a validation error at most ``MARGIN`` times the mix with the own member."""
+    rng = np.random.default_rng(7)
+    t = np.arange(144)
+    growing = np.exp(4 + 0.01 * t + 0.2 * np.sin(2 * np.pi * t / 12) + rng.normal(0, 0.02, 144))
+    values = np.stack([growing, seasonal_series(n=144, seed=7)])[:, :, None]
+    plain, on_log = smoothing.choose_pair(values, 12)
+    np.testing.assert_array_equal(plain, smoothing.choose(values, 12))
+    assert on_log[0, 0, 0] >= smoothing.LOG and np.isnan(on_log[1]).all()  # a season of constant size: none
+    np.testing.assert_array_equal(smoothing.choose(values, 12, log=True), np.stack([on_log[0], plain[1]]))
+    at = np.arange(96, 132)
+    series, origins = np.repeat([0, 1], at.size), np.tile(at, 2)
+    truth = smoothing.observed_after(values, series, origins, 12)
+    member = smoothing.forecast(values, plain, 12, series, origins, 12)
+    logged = smoothing.forecast(values, on_log, 12, series, origins, 12)
+
+    def error(pipeline, params, ahead):
+        rows = series == 0
+        return np.abs(smoothing.mix(pipeline, ahead, None, params[series, :, -1]) - truth)[rows].sum()
+
+    # the pipeline no better than the own member: the member on the logarithm leads by far, and is taken
+    pipeline = member.copy()
+    own = smoothing.weigh(plain, pipeline, member, truth, series)
+    out = smoothing.prefer_log(own, on_log, pipeline, member, truth, values, 12, series, origins, 12)
+    np.testing.assert_array_equal(out[0, 0, :-1], on_log[0, 0, :-1])
+    assert error(pipeline, out, logged) <= smoothing.MARGIN * error(pipeline, own, member)
+    np.testing.assert_array_equal(out[1], own[1])  # no member on the logarithm: its own
+    np.testing.assert_array_equal(own, smoothing.weigh(plain, pipeline, member, truth, series))  # not modified
+    # a pipeline close to exact: either member's weight is 0, no lead, the own member stays
+    pipeline = truth + rng.normal(0, 0.01, truth.shape)
+    own = smoothing.weigh(plain, pipeline, member, truth, series)
+    out = smoothing.prefer_log(own, on_log, pipeline, member, truth, values, 12, series, origins, 12)
+    np.testing.assert_array_equal(out, own)
+    assert own[0, 0, -1] == 0.0
+
+
 def test_forecasts_read_the_record_from_its_first_observation():
     y = seasonal_series(seed=2)
     padded = np.concatenate([np.full(30, np.nan), y])
@@ -204,6 +242,39 @@ def test_forecast_is_the_weighted_mean_of_the_pipeline_and_the_member(data, fitt
     assert np.abs(on - obs).mean() < np.abs(off - obs).mean()
 
 
+def test_the_fit_takes_a_member_on_the_logarithm_where_it_leads(tmp_path):
+    """Two stations whose weekly cycle grows with their level take a form on the logarithm (the tiny
+    pipeline loses to it on the validation windows), the third, its cycle of constant size, its own;
+    the forecasts mix in the exponential of that form's, from the end of the record as from a backtest's
+    origins, and the model file keeps it."""
+    rng = np.random.default_rng(3)
+    t = np.arange(150)
+    grow = np.exp(2 + 0.02 * t + 0.3 * np.sin(2 * np.pi * t / 7) + rng.normal(0, 0.02, (2, 150)))
+    flat = 10 + 3 * np.sin(2 * np.pi * t / 7) + rng.normal(0, 0.3, (1, 150))
+    data = xr.Dataset({"flow": (("station", "time"), np.concatenate([grow, flat]))},
+                      coords={"time": pd.date_range("2000-01-01", periods=150, freq="D"), "station": ["a", "b", "c"]})
+    fc = numlstm.Forecaster(**MEMBER).fit(data, "flow")
+    codes = fc.smoothing_[:, 0, 0]
+    assert (codes[:2] >= smoothing.LOG).all() and codes[2] < smoothing.LOG
+    y = data["flow"].values[:, :, None]
+    plain, on_log = smoothing.choose_pair(y, 7)
+    np.testing.assert_array_equal(fc.smoothing_[:2, :, :-1], on_log[:2, :, :-1])
+    np.testing.assert_array_equal(fc.smoothing_[2, :, :-1], plain[2, :, :-1])
+    off = without_member(fc)
+    member = smoothing.from_end(y, fc.smoothing_, 7, 3)[..., 0]
+    want = weighted(fc, off.predict()["flow"].transpose("station", "time").values, member)
+    np.testing.assert_allclose(fc.predict()["flow"].transpose("station", "time").values, want, rtol=1e-5)
+    xr.testing.assert_allclose(fc.predict(), fc.predict(data))
+    start = data["time"].values[120]
+    on = fc.backtest(data, start=start)["flow"].transpose("station", "init_time", "lead").values
+    bt = off.backtest(data, start=start)["flow"].transpose("station", "init_time", "lead").values
+    np.testing.assert_allclose(on, weighted(fc, bt, member_of(fc, data, np.arange(120, 147))), rtol=1e-5)
+    fc.save(tmp_path / "log.nc")
+    back = numlstm.load(tmp_path / "log.nc")
+    np.testing.assert_array_equal(back.smoothing_, fc.smoothing_)
+    xr.testing.assert_identical(back.predict(data), fc.predict(data))
+
+
 def test_predict_reads_the_whole_record(data, fitted):
     # predict() from the fit's end equals predict(data): the member's forecast was kept at fit
     xr.testing.assert_allclose(fitted.predict(), fitted.predict(data))
@@ -292,12 +363,17 @@ def test_the_member_survives_the_model_file(tmp_path, data, fitted):
     xr.testing.assert_identical(back.predict(data), fitted.predict(data))
     with xr.open_dataset(path) as ds:
         ds = ds.load()
-    assert ds.attrs["numlstm_format_version"] == 8
+    assert ds.attrs["numlstm_format_version"] == 9  # since the forms on the logarithm
     bad = ds.copy(deep=True)
-    bad["smoothing"][0, 0, 0] = 7.0
+    bad["smoothing"][0, 0, 0] = 8.0
     bad.to_netcdf(tmp_path / "bad.nc", engine="scipy")
-    with pytest.raises(ValueError, match="'smoothing' holds a form that is not one of 0-3"):
+    with pytest.raises(ValueError, match="'smoothing' holds a form that is not one of 0-7"):
         numlstm.load(tmp_path / "bad.nc")
+    bad["smoothing"][0, 0, 0] = 5.0  # a form on the logarithm in a file from before them
+    bad.attrs["numlstm_format_version"] = 8
+    bad.to_netcdf(tmp_path / "bad8.nc", engine="scipy")
+    with pytest.raises(ValueError, match="'smoothing' holds a form that is not one of 0-3"):
+        numlstm.load(tmp_path / "bad8.nc")
     half = ds.drop_vars("smoothing_forecast")
     half.to_netcdf(tmp_path / "half.nc", engine="scipy")
     with pytest.raises(ValueError, match="'smoothing_forecast' is missing"):

@@ -136,16 +136,16 @@ class Fitting:
             codes = self._baseline_codes(X[train, :lookback], w_Y[train], w_M[train], w_series[train],
                                          values.shape[0], n_targets, season)
         # the local exponential-smoothing member: kept by a warm fit (new series choose theirs from
-        # their history, in _tables), else chosen per series on the whole record
+        # their history, in _tables), else chosen per series on the whole record, on its own scale and,
+        # where a form there fits better, on its logarithm (taken after the network's fit if it leads)
+        member = on_log = None
         if warm:
             member = tables["smoothing"]
-        else:
-            use = not (past or future) if isinstance(self.smoothing, str) else bool(self.smoothing)
-            member = smoothing.choose(values[:, :, :n_targets], season) if use else None
-            if member is not None:  # none where it lost to the naive forecast on the validation windows
-                judge = val if val.any() else train
-                member = smoothing.screen(values[:, :, :n_targets], member, codes, season, w_series[judge],
-                                          w_origin[judge], horizon)
+        elif (not (past or future) if isinstance(self.smoothing, str) else bool(self.smoothing)):
+            member, on_log = smoothing.choose_pair(values[:, :, :n_targets], season)
+            judge = val if val.any() else train  # none where it lost to the naive forecast on these windows
+            member, on_log = (smoothing.screen(values[:, :, :n_targets], p, codes, season, w_series[judge],
+                                               w_origin[judge], horizon) for p in (member, on_log))
         member_tail = None if member is None else smoothing.from_end(values[:, :, :n_targets], member, season,
                                                                      horizon)
         # which series' forecasts are floored at 0: a warm fit keeps the fitted series' flags, and a
@@ -271,7 +271,9 @@ class Fitting:
             self.local_seeds_ = local_seeds
         fitted(self, net, history, shrink)
         if member is not None and not warm and val.any() and self._mixes_member():  # its weight, per series
-            self.smoothing_ = self._weigh_member(values, axis.index, w_series[val], w_origin[val])
+            self.smoothing_ = self._weigh_member(values, axis.index, w_series[val], w_origin[val], on_log)
+            if (self.smoothing_[..., 0] >= smoothing.LOG).any():  # the forecasts from the end move with it
+                self._smoothing_tail = smoothing.from_end(values[:, :, :n_targets], self.smoothing_, season, horizon)
         for note in notes:
             warnings.warn(note, UserWarning, stacklevel=3)  # user -> fit -> here
         return self

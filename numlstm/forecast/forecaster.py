@@ -222,7 +222,7 @@ class Forecaster(Fitting, Forecasting, LazyForecasts, ParamsMixin):
         The gate (``shrink_``) and the validation loss are those of the
         network on top of the whole linear stage, as fitted.
     smoothing_ : ndarray (n_series, n_targets, 6) or None
-        Each series' smoothing form, alpha, beta, phi, gamma and weight; None without.
+        Each series' smoothing form (4-7: on the logarithm), alpha, beta, phi, gamma and weight; None without.
     nonnegative_ : ndarray of bool, shape (n_series, n_targets)
         Which fitted series and targets are floored at 0 (``nonnegative``); none before it.
     zeros_ : (ndarray of bool, ndarray), each (n_series, n_targets), or None

@@ -53,7 +53,10 @@ a numlstm from before would forecast without the snap, so it refuses it; a
 file without it snaps nothing, and loads so. 8 for every file written since each series'
 smoothing member has its own weight in the mix (a sixth column of ``smoothing``,
 ``weight``: 0, 0.5 or 1), which a numlstm from before would call damaged; a
-file from before has five columns and loads with the weight 0.5 they all had.
+file from before has five columns and loads with the weight 0.5 they all had. 9 for
+every file written since a member may be a form on the series' logarithm (a form code
+of 4-7: the form ``code - 4`` on the logarithm), which a numlstm from before would
+call damaged; a file from before holds codes 0-3 only.
 """
 
 from __future__ import annotations
@@ -72,7 +75,7 @@ from numlstm.forecast.inputs import _check_loss, _jsonable, _series_index
 from numlstm.forecast.windows import SeriesScaler
 
 FORMAT_NAME = "numlstm.Forecaster"
-FORMAT_VERSION = 8  # the version this numlstm writes, and the newest it reads (see the module's docstring)
+FORMAT_VERSION = 9  # the version this numlstm writes, and the newest it reads (see the module's docstring)
 
 SERIES, FEATURE, STEP = "numlstm_series", "numlstm_feature", "numlstm_step"
 TARGET, LEAD, SMOOTHING_PARAM = "numlstm_target", "numlstm_lead", "numlstm_smoothing_param"
@@ -485,7 +488,9 @@ def _restore_smoothing(fc, ds):
     tail = np.asarray(ds["smoothing_forecast"].values, dtype=np.float64)
     n_series, k = fc.scaler_.mean.shape[0], len(fc.targets_)
     columns = len(smoothing.PARAMS)
-    before = int(ds.attrs.get("numlstm_format_version", FORMAT_VERSION)) < 8  # may lack the weights
+    version = int(ds.attrs.get("numlstm_format_version", FORMAT_VERSION))
+    before = version < 8  # may lack the weights
+    forms = 2 * smoothing.LOG if version >= 9 else smoothing.LOG  # forms on the logarithm since 9
     if params.shape != (n_series, k, columns) and not (before and params.shape == (n_series, k, columns - 1)):
         raise _damaged("smoothing", f"has shape {params.shape}, not {(n_series, k, columns)} (a form, four "
                        "parameters and a weight per series and target)")
@@ -493,9 +498,9 @@ def _restore_smoothing(fc, ds):
     if tail.shape != (n_series, fc.horizon, k):
         raise _damaged("smoothing_forecast", f"has shape {tail.shape}, not {(n_series, fc.horizon, k)}")
     chosen = np.isfinite(params[..., 0])
-    if not (np.isin(params[..., 0][chosen], np.arange(len(smoothing.FORMS))).all()
+    if not (np.isin(params[..., 0][chosen], np.arange(forms)).all()
             and np.isfinite(params[chosen]).all() and (np.abs(params[chosen][:, 1:] - 0.5) <= 0.5).all()):
-        raise _damaged("smoothing", f"holds a form that is not one of 0-{len(smoothing.FORMS) - 1} or parameters "
+        raise _damaged("smoothing", f"holds a form that is not one of 0-{forms - 1} or parameters "
                        "that are not numbers from 0 to 1")
     if np.isinf(tail).any():
         raise _damaged("smoothing_forecast", "holds infinite values")

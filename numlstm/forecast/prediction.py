@@ -169,11 +169,17 @@ class Forecasting:
         truth = smoothing.observed_after(values[:, :, :len(self.targets_)], series, origins, self.horizon)
         return pipeline, self._member(values, tables, series, origins), truth
 
-    def _weigh_member(self, values, time, series, origins):
+    def _weigh_member(self, values, time, series, origins, on_log=None):
         """The fitted smoothing member's parameters with each series' weight in the mix chosen
         (:func:`smoothing.weigh`) on windows ``(series, origins)`` of the fitted record ``values``
-        (see ``_validation_forecasts``)."""
-        return smoothing.weigh(self.smoothing_, *self._validation_forecasts(values, time, series, origins), series)
+        (see ``_validation_forecasts``), and a member on the logarithm ``on_log`` (S, k, 6; NaN
+        where none) taken where it leads there clearly (:func:`smoothing.prefer_log`)."""
+        pipeline, member, truth = self._validation_forecasts(values, time, series, origins)
+        params = smoothing.weigh(self.smoothing_, pipeline, member, truth, series)
+        if on_log is None:
+            return params
+        return smoothing.prefer_log(params, on_log, pipeline, member, truth, values[:, :, :len(self.targets_)],
+                                    self.season_, series, origins, self.horizon)
 
     def _tables(self, values, positions, upto=None):
         """Per series of the data (rows of ``values``): the scaling ``mean``/``std``

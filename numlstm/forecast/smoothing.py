@@ -5,7 +5,10 @@ errors, a trend that is none or damped, a season that is none or additive (of th
 model's ``season_``). The form and its smoothing parameters are chosen at fit on the
 series' record, by the smallest corrected Akaike criterion (AICc) over a fixed grid,
 each form's initial state read from the record's first observations (Hyndman and
-Athanasopoulos, *Forecasting: Principles and Practice*, 3rd ed., chapter 8). At
+Athanasopoulos, *Forecasting: Principles and Practice*, 3rd ed., chapter 8). A series
+whose observed values are all above 0 is fitted on its logarithm too (:func:`choose_pair`);
+that form replaces its own only where it leads on the fit's validation windows
+(:func:`prefer_log`). At
 forecast time its filter runs over the whole record given, from its first
 observation to the origin, so the member reads more than the network's lookback: the
 level, trend and season it carries are estimated from every step.
@@ -127,23 +130,32 @@ def _best(y, season):
     return best, best_ic, start
 
 
-def choose_one(y, season, log=False):
-    """The ``PARAMS`` row (6,) chosen for one series ``y`` (1-D, NaN where missing), the
-    weight ``WEIGHT``. With ``log``, a series whose observed values are all above 0 may
-    take a form on their logarithm (its code plus ``LOG``) instead, where that form's AICc,
-    counted on the series' own scale (plus twice the sum of the logarithms of the scored
-    observations: the Jacobian of the transform), is lower."""
+def _choose_pair(y, season, log=True):
+    """The ``PARAMS`` rows (6,) chosen for one series ``y`` (1-D, NaN where missing) on its own
+    scale and, with ``log``, on its logarithm (see :func:`choose_one`; NaN where no form on the
+    logarithm wins)."""
+    none = np.full(len(PARAMS), np.nan)
     y, _ = _observed_part(y)
     if y is None:
-        return np.full(len(PARAMS), np.nan)
+        return none, none
     best, ic, start = _best(y, season)
     if log and np.nanmin(y) > 0:
         z = np.log(y)
         on_log, ic_log, _ = _best(z, season)
         if ic_log + 2 * np.nansum(z[start:]) < ic:
             on_log[0] += LOG
-            return on_log
-    return best
+            return best, on_log
+    return best, none
+
+
+def choose_one(y, season, log=False):
+    """The ``PARAMS`` row (6,) chosen for one series ``y`` (1-D, NaN where missing), the
+    weight ``WEIGHT``. With ``log``, a series whose observed values are all above 0 may
+    take a form on their logarithm (its code plus ``LOG``) instead, where that form's AICc,
+    counted on the series' own scale (plus twice the sum of the logarithms of the scored
+    observations: the Jacobian of the transform), is lower."""
+    best, on_log = _choose_pair(y, season, log)
+    return on_log if np.isfinite(on_log[0]) else best
 
 
 def form_name(code):
@@ -155,12 +167,21 @@ def form_name(code):
 def choose(values, season, log=False):
     """The members' ``PARAMS`` (S, k, 6) for targets ``values`` (S, T, k) in data units (with
     ``log``, forms on the logarithm too: see :func:`choose_one`)."""
+    plain, on_log = choose_pair(values, season, log)
+    return np.where(np.isfinite(on_log[..., :1]), on_log, plain)
+
+
+def choose_pair(values, season, log=True):
+    """The members chosen for targets ``values`` (S, T, k, data units) on their own scale and on
+    their logarithm: two ``PARAMS`` arrays (S, k, 6), the second NaN except where a form on the
+    logarithm had the lower AICc (see :func:`choose_one`; NaN everywhere without ``log``);
+    :func:`prefer_log` picks between them."""
     n_series, _, n_targets = values.shape
-    out = np.full((n_series, n_targets, len(PARAMS)), np.nan)
+    out = np.full((2, n_series, n_targets, len(PARAMS)), np.nan)
     for s in range(n_series):
         for j in range(n_targets):
-            out[s, j] = choose_one(values[s, :, j], season, log)
-    return out
+            out[0, s, j], out[1, s, j] = _choose_pair(values[s, :, j], season, log)
+    return out[0], out[1]
 
 
 def forecast(values, params, season, series, origins, horizon):
@@ -275,6 +296,31 @@ def weigh(params, pipeline, member, truth, series):
     weight = np.asarray(CHOICES)[np.where(clear, best, 0)]
     params[..., -1] = np.where(np.isnan(params[..., 0]), np.nan, weight)
     return params
+
+
+def prefer_log(params, on_log, pipeline, member, truth, values, season, series, origins, horizon):
+    """``params`` (S, k, 6; weighed, see :func:`weigh`) with the member on the logarithm ``on_log``
+    (from :func:`choose_pair`, screened; NaN where there is none) in place of a series' own where
+    its mix, at the weight :func:`weigh` gives it, had an absolute error summed over the observed
+    steps of ``truth`` at most ``MARGIN`` times the mix with ``params``' member (``member``, its
+    forecasts (n, horizon, k) from windows ``(series, origins)`` of ``values``; the pipeline's
+    ``pipeline``). A form on the logarithm that merely fits the record better moved as many of
+    the skill benchmark's data sets up as down; asked for a clear lead on the validation windows,
+    it moved few (see ``docs/how-it-works.md``)."""
+    n_series = params.shape[0]
+    candidates = np.isfinite(on_log[..., 0])
+    rows = np.isin(series, np.flatnonzero(candidates.any(axis=1)))
+    if not rows.any():
+        return params
+    series, origins, pipeline, truth = series[rows], origins[rows], pipeline[rows], truth[rows]
+    ahead = forecast(values, on_log, season, series, origins, horizon)
+    on_log = weigh(on_log, pipeline, ahead, truth, series)
+
+    def error(p, ahead):
+        return window_errors(mix(pipeline, ahead, None, p[series, :, -1]), truth, series, n_series)
+
+    take = candidates & (error(on_log, ahead) <= MARGIN * error(params, member[rows]))
+    return np.where(take[..., None], on_log, params)
 
 
 def mix(forecast, member, centre, weight):
