@@ -225,6 +225,7 @@ TARGET_EACH, TARGET_GEOMEAN = 1.0, 0.85
 MEMBER = "numlstm, smoothing=False"  # the same fits without the local smoothing member (the default until 2026-12-07)
 UNFLOORED = "numlstm, nonnegative=False"  # with --unfloored: the default's forecasts before the floor at 0
 LOGGED = "numlstm, member on the logarithm too"  # with --log-member: candidate L (2026-12-07), see log_member_model
+NAIVE_LEAD = "numlstm, naive on a 10% lead"  # with --naive-lead: candidate N (2026-12-07), see naive_lead_forecasts
 UNSNAPPED = "numlstm, no snap"  # with --unsnapped: the default's forecasts before the snap to 0 (2026-12-07)
 FIT_COLUMNS = {"numlstm": "numlstm fit (s/series)", "AutoETS": "ETS fit (s)", "AutoTheta": "Theta fit (s)",
                "Darts LSTM": "Darts fit (s/series)"}
@@ -887,8 +888,47 @@ def mae(forecast, truth):
     return float(np.nanmean(err)), int(np.isnan(err).sum())
 
 
+def naive_lead_forecasts(fc, train, y, origins, horizon, default):
+    """Candidate N: the default's forecasts ``default`` (S, n_origins, horizon, the series as ``y``
+    (S, T) lays them out) with the naive forecast in their place for every series whose naive
+    forecast (per lead seasonal naive where the fit gave the series the seasonal baseline, else
+    persistence, as the member's screen judges) had an absolute error summed over the observed steps
+    of the fit's validation windows of ``train`` (the fitted record) at most ``MARGIN`` times the
+    default's forecast's there (the pipeline mixed with the member at its weight, before the floor,
+    as the member's weights are judged), and where that error is above 0. Returns the forecasts and
+    how many series took the naive one. One target (the benchmark's "y")."""
+    sm = numlstm.forecast.smoothing
+    values = numlstm.forecast.inputs._stack(train, list(fc.targets_), fc.dim_, fc.series_dims_)[:, :, :1]
+    series, at = fc._validation_origins(*values.shape[:2])
+    pipeline, member, truth = fc._validation_forecasts(values, train.indexes["time"], series, at)
+    mixed = pipeline if member is None else sm.mix(pipeline, member, None, fc.smoothing_[series, :, -1])
+    season = fc.season_
+    naive = np.broadcast_to(values[series, at][:, None, :], truth.shape)
+    if season:
+        lead = np.arange(1, horizon + 1)
+        back = at[:, None] + lead - season * np.ceil(lead / season).astype(np.intp)
+        naive = np.where(fc._codes[series] == 2, values[series[:, None], back], naive)
+    err = np.stack([np.abs(mixed - truth), np.abs(naive - truth)])
+    both = np.isfinite(err).all(axis=0)
+    sums = np.zeros((2, values.shape[0]))
+    for i in range(2):
+        np.add.at(sums[i], series, np.where(both, err[i], 0.0).sum(axis=(1, 2)))
+    take = (sums[1] <= sm.MARGIN * sums[0]) & (sums[0] > 0)  # fc's order of series
+    dims = list(fc.series_dims_)
+    order = [d for d in train["y"].dims if d != "time"]
+
+    def to_panel(a):  # (S, ...) in fc's order -> y's
+        extra = [f"_axis{i}" for i in range(a.ndim - 1)]
+        da = xr.DataArray(a.reshape([train.sizes[d] for d in dims] + list(a.shape[1:])), dims=dims + extra)
+        return da.transpose(*order, *extra).values.reshape((-1,) + a.shape[1:])
+
+    persistence, seasonal = naive_forecasts(y, origins, horizon, season or 1)
+    naive_test = np.where(to_panel(fc._codes[:, :, 0])[:, None, :] == 2, seasonal, persistence)
+    return np.where(to_panel(take)[:, None, None], naive_test, default), int(take.sum())
+
+
 def run_case(name, load, freq_label, season, lookback, horizon, darts=True, refit=False,
-             peers=("AutoETS", "AutoTheta"), unfloored=False, unsnapped=False, log_member=False):
+             peers=("AutoETS", "AutoTheta"), unfloored=False, unsnapped=False, log_member=False, naive_lead=False):
     ds = load()
     y = _panel(ds)
     n_time = y.shape[1]
@@ -906,6 +946,10 @@ def run_case(name, load, freq_label, season, lookback, horizon, darts=True, refi
         forecasts[UNSNAPPED] = whole
     if log_member:
         forecasts[LOGGED] = logged
+    taken = None
+    if naive_lead:
+        train = ds.isel(time=slice(0, int(origins[0]) + 1))
+        forecasts[NAIVE_LEAD], taken = naive_lead_forecasts(fc, train, y, origins, horizon, forecasts["numlstm"])
     fits["numlstm"] = seconds / y.shape[0]
     peers, peer_seconds = peer_forecasts(y, origins, horizon, season, freq_label, peers)
     forecasts.update(peers)
@@ -918,7 +962,7 @@ def run_case(name, load, freq_label, season, lookback, horizon, darts=True, refi
     return {"name": name, "freq": freq_label, "series": y.shape[0], "T": n_time, "season": season,
             "lookback": lookback, "horizon": horizon, "scores": scores, "best": best, "fits": fits,
             "lead1": lead1, "baselines": getattr(fc, "baseline_", None), "smoothing": fc.smoothing_,
-            "per_series": series_ratios(forecasts, truth)}
+            "naive_taken": taken, "per_series": series_ratios(forecasts, truth)}
 
 
 def series_ratios(forecasts, truth):
@@ -961,7 +1005,7 @@ def _targets(rows, methods, label):
     """The issue's three targets for numlstm on ``rows``: at most 1 on each, geometric mean at most
     0.85, and below every peer's geometric mean (numlstm without its smoothing member is no peer)."""
     gm = {m: _geomean(_ratios(rows, m)) for m in methods}
-    peers = [m for m in methods[1:] if m not in (MEMBER, UNFLOORED, UNSNAPPED, LOGGED)]
+    peers = [m for m in methods[1:] if m not in (MEMBER, UNFLOORED, UNSNAPPED, LOGGED, NAIVE_LEAD)]
     ahead = ("met" if all(gm["numlstm"] < gm[m] for m in peers) else "NOT met") if peers else "no peer run"
     return [f"- targets ({label}): <= {TARGET_EACH} on every data set: "
             f"{'met' if (_ratios(rows, 'numlstm') <= TARGET_EACH).all() else 'NOT met'}; geometric mean <= "
@@ -1001,14 +1045,20 @@ def main(argv=None):
     parser.add_argument("--log-member", action="store_true",
                         help=f"add a column '{LOGGED}': the same fitted models with the smoothing member chosen "
                         "again with its forms on the logarithm of positive series allowed (candidate L)")
+    parser.add_argument("--naive-lead", action="store_true",
+                        help=f"add a column '{NAIVE_LEAD}': the same fitted models' forecasts with the naive forecast "
+                        "for each series whose naive forecast had a 10%% lower error on the fit's validation windows "
+                        "(candidate N)")
     parser.add_argument("--refit", action="store_true",
                         help="fit numlstm afresh at every origin (as AutoETS and AutoTheta are), not once")
     args = parser.parse_args(argv)
+    if args.naive_lead and args.refit:
+        parser.error("--naive-lead judges the one fit's validation windows: leave out --refit")
     why_not = "--skip-darts" if args.skip_darts else darts_missing()
     darts = why_not is None
     peers = () if args.no_peers else ("AutoETS",) if args.skip_theta else ("AutoETS", "AutoTheta")
     methods = ["numlstm", MEMBER, *([UNFLOORED] if args.unfloored else []), *([UNSNAPPED] if args.unsnapped else []),
-               *([LOGGED] if args.log_member else []),
+               *([LOGGED] if args.log_member else []), *([NAIVE_LEAD] if args.naive_lead else []),
                *peers] + (["Darts LSTM"] if darts else [])
     if darts:
         import darts as darts_package
@@ -1044,6 +1094,10 @@ def main(argv=None):
            "logarithm of a series whose observed values are all above 0 taken wherever its AICc on the series' own "
            "scale is lower (the default takes it only where it leads on the validation windows), then screened and "
            "weighed as the fit does (--log-member; candidate L, not adopted)."] if args.log_member else []),
+        *([f"{NAIVE_LEAD}: the same fitted numlstm models' forecasts, with the naive forecast (per lead seasonal naive "
+           "where the fit gave the series the seasonal baseline, else persistence) for each series whose naive "
+           "forecast had an absolute error on the fit's validation windows at most 0.9 times the model's (before "
+           "the floor) (--naive-lead; candidate N)."] if args.naive_lead else []),
         "",
         ("MAE relative to the better naive forecast (persistence or seasonal naive) of each data set; "
          "fit time in seconds per series (numlstm and Darts: one global fit, divided by the series; with --refit, "
@@ -1083,7 +1137,7 @@ def main(argv=None):
         group = []
         for case in cases:
             row = run_case(*case, darts=darts, refit=args.refit, peers=peers, unfloored=args.unfloored,
-                           unsnapped=args.unsnapped, log_member=args.log_member)
+                           unsnapped=args.unsnapped, log_member=args.log_member, naive_lead=args.naive_lead)
             row["group"] = label
             group.append(row)
             sc, best = row["scores"], row["best"]
@@ -1129,7 +1183,9 @@ def main(argv=None):
             w_vals, w_counts = np.unique(weights[np.isfinite(weights)], return_counts=True)
             lines.append(f"- {r['name']}: " + ", ".join(f"{v} x{c}" for v, c in zip(vals, counts))
                          + ("; weights " + ", ".join(f"{v:g} x{c}" for v, c in zip(w_vals, w_counts)) if w_vals.size
-                            else ""))
+                            else "")
+                         + ("" if r["naive_taken"] is None else f"; the naive forecast on a clear lead (candidate N): "
+                            f"{r['naive_taken']} of {r['series']} series"))
     lines.append("")
     lines.append("The first numlstm fit of the process includes compiling the kernels (or loading them from the "
                  "cache).")
