@@ -903,16 +903,8 @@ def naive_lead_forecasts(fc, train, y, origins, horizon, default):
     pipeline, member, truth = fc._validation_forecasts(values, train.indexes["time"], series, at)
     mixed = pipeline if member is None else sm.mix(pipeline, member, None, fc.smoothing_[series, :, -1])
     season = fc.season_
-    naive = np.broadcast_to(values[series, at][:, None, :], truth.shape)
-    if season:
-        lead = np.arange(1, horizon + 1)
-        back = at[:, None] + lead - season * np.ceil(lead / season).astype(np.intp)
-        naive = np.where(fc._codes[series] == 2, values[series[:, None], back], naive)
-    err = np.stack([np.abs(mixed - truth), np.abs(naive - truth)])
-    both = np.isfinite(err).all(axis=0)
-    sums = np.zeros((2, values.shape[0]))
-    for i in range(2):
-        np.add.at(sums[i], series, np.where(both, err[i], 0.0).sum(axis=(1, 2)))
+    naive = sm.naive_after(values, fc._codes, season, series, at, horizon)
+    sums = sm.paired_errors(mixed, naive, truth, series, values.shape[0])[..., 0]
     take = (sums[1] <= sm.MARGIN * sums[0]) & (sums[0] > 0)  # fc's order of series
     dims = list(fc.series_dims_)
     order = [d for d in train["y"].dims if d != "time"]

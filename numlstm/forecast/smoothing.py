@@ -234,6 +234,29 @@ def observed_after(values, series, origins, horizon):
     return np.where((at < n_time)[..., None], values[series[:, None], np.minimum(at, n_time - 1)], np.nan)
 
 
+def naive_after(values, codes, season, series, origins, horizon):
+    """The naive forecasts (n, horizon, k) from ``origins`` of ``series`` of ``values`` (S, T, k):
+    per lead seasonal naive where the baseline ``codes`` (S, horizon, k) is 2, else persistence."""
+    naive = np.broadcast_to(values[series, origins][:, None, :], (len(series), horizon, values.shape[2]))
+    if not season:
+        return naive
+    lead = np.arange(1, horizon + 1)
+    back = origins[:, None] + lead - season * np.ceil(lead / season).astype(np.intp)
+    return np.where(codes[series] == 2, values[series[:, None], back], naive)
+
+
+def paired_errors(first, second, truth, series, n_series):
+    """The absolute errors of forecasts ``first`` and ``second`` (n, horizon, k) against ``truth``,
+    summed over the windows of each series (``series`` (n,)) on the steps where both are finite:
+    (2, n_series, k)."""
+    err = np.stack([np.abs(first - truth), np.abs(second - truth)])
+    both = np.isfinite(err).all(axis=0)
+    sums = np.zeros((2, n_series, err.shape[-1]))
+    for i in range(2):
+        np.add.at(sums[i], series, np.where(both, err[i], 0.0).sum(axis=1))
+    return sums
+
+
 def screen(values, params, codes, season, series, origins, horizon):
     """``params`` (S, k, 6) with the member of every series and target removed (NaN) whose
     forecasts from ``origins`` of ``series`` (the fit's validation windows) had a higher mean
@@ -241,23 +264,11 @@ def screen(values, params, codes, season, series, origins, horizon):
     naive where 2, else persistence), on the same steps of ``values`` (S, T, k, data units).
     A member with no such step to judge it on is kept."""
     params = params.copy()
-    n_series, _, k = values.shape
-    if len(series) == 0:
+    if len(series) == 0 or np.isnan(params[..., 0]).all():  # nothing to judge
         return params
-    member = forecast(values, params, season, series, origins, horizon)
-    lead = np.arange(1, horizon + 1)
-    at = origins[:, None] + lead  # (n, horizon)
-    rows = series[:, None]
-    truth = observed_after(values, series, origins, horizon)
-    naive = np.broadcast_to(values[series, origins][:, None, :], truth.shape)
-    if season:
-        back = at - season * np.ceil(lead / season).astype(np.intp)
-        naive = np.where(codes[series] == 2, values[rows, back], naive)
-    err_member, err_naive = np.abs(member - truth), np.abs(naive - truth)
-    both = np.isfinite(err_member) & np.isfinite(err_naive)
-    sums = np.zeros((2, n_series, k))
-    np.add.at(sums[0], series, np.where(both, err_member, 0.0).sum(axis=1))
-    np.add.at(sums[1], series, np.where(both, err_naive, 0.0).sum(axis=1))
+    sums = paired_errors(forecast(values, params, season, series, origins, horizon),
+                         naive_after(values, codes, season, series, origins, horizon),
+                         observed_after(values, series, origins, horizon), series, values.shape[0])
     params[sums[0] > sums[1]] = np.nan
     return params
 
