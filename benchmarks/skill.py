@@ -227,6 +227,7 @@ UNFLOORED = "numlstm, nonnegative=False"  # with --unfloored: the default's fore
 LOGGED = "numlstm, member on the logarithm too"  # with --log-member: candidate L (2026-12-07), see log_member_model
 NAIVE_LEAD = "numlstm, naive on a 10% lead"  # with --naive-lead: candidate N (2026-12-07), see naive_lead_forecasts
 UNSNAPPED = "numlstm, no snap"  # with --unsnapped: the default's forecasts before the snap to 0 (2026-12-07)
+INTEGERS = "numlstm, integers rounded"  # with --integers: candidate I (2026-12-08), see integer_forecasts
 FIT_COLUMNS = {"numlstm": "numlstm fit (s/series)", "AutoETS": "ETS fit (s)", "AutoTheta": "Theta fit (s)",
                "Darts LSTM": "Darts fit (s/series)"}
 
@@ -919,8 +920,23 @@ def naive_lead_forecasts(fc, train, y, origins, horizon, default):
     return np.where(to_panel(take)[:, None, None], naive_test, default), int(take.sum())
 
 
+def integer_forecasts(y, first, default):
+    """Candidate I: the default's forecasts ``default`` (S, n_origins, horizon, the series as ``y``
+    (S, T) lays them out) rounded to the nearest integer for every series whose observed values in
+    the fitted record (``y`` up to the first origin ``first``) are all integers. Every quantile of a
+    distribution on the integers is an integer, and the expected absolute (or pinball) loss is
+    linear between two integers, so an integer is never worse than a forecast between them; the
+    median forecast is rounded to its nearest. Returns the forecasts and how many series were
+    rounded."""
+    record = y[:, :first + 1]
+    seen = np.isfinite(record)
+    whole = seen.any(axis=1) & np.all(~seen | (record == np.round(record)), axis=1)
+    return np.where(whole[:, None, None], np.round(default), default), int(whole.sum())
+
+
 def run_case(name, load, freq_label, season, lookback, horizon, darts=True, refit=False,
-             peers=("AutoETS", "AutoTheta"), unfloored=False, unsnapped=False, log_member=False, naive_lead=False):
+             peers=("AutoETS", "AutoTheta"), unfloored=False, unsnapped=False, log_member=False, naive_lead=False,
+             integers=False):
     ds = load()
     y = _panel(ds)
     n_time = y.shape[1]
@@ -942,6 +958,9 @@ def run_case(name, load, freq_label, season, lookback, horizon, darts=True, refi
     if naive_lead:
         train = ds.isel(time=slice(0, int(origins[0]) + 1))
         forecasts[NAIVE_LEAD], taken = naive_lead_forecasts(fc, train, y, origins, horizon, forecasts["numlstm"])
+    rounded = None
+    if integers:
+        forecasts[INTEGERS], rounded = integer_forecasts(y, int(origins[0]), forecasts["numlstm"])
     fits["numlstm"] = seconds / y.shape[0]
     peers, peer_seconds = peer_forecasts(y, origins, horizon, season, freq_label, peers)
     forecasts.update(peers)
@@ -954,7 +973,7 @@ def run_case(name, load, freq_label, season, lookback, horizon, darts=True, refi
     return {"name": name, "freq": freq_label, "series": y.shape[0], "T": n_time, "season": season,
             "lookback": lookback, "horizon": horizon, "scores": scores, "best": best, "fits": fits,
             "lead1": lead1, "baselines": getattr(fc, "baseline_", None), "smoothing": fc.smoothing_,
-            "naive_taken": taken, "per_series": series_ratios(forecasts, truth)}
+            "naive_taken": taken, "rounded": rounded, "per_series": series_ratios(forecasts, truth)}
 
 
 def series_ratios(forecasts, truth):
@@ -997,7 +1016,7 @@ def _targets(rows, methods, label):
     """The issue's three targets for numlstm on ``rows``: at most 1 on each, geometric mean at most
     0.85, and below every peer's geometric mean (numlstm without its smoothing member is no peer)."""
     gm = {m: _geomean(_ratios(rows, m)) for m in methods}
-    peers = [m for m in methods[1:] if m not in (MEMBER, UNFLOORED, UNSNAPPED, LOGGED, NAIVE_LEAD)]
+    peers = [m for m in methods[1:] if m not in (MEMBER, UNFLOORED, UNSNAPPED, LOGGED, NAIVE_LEAD, INTEGERS)]
     ahead = ("met" if all(gm["numlstm"] < gm[m] for m in peers) else "NOT met") if peers else "no peer run"
     return [f"- targets ({label}): <= {TARGET_EACH} on every data set: "
             f"{'met' if (_ratios(rows, 'numlstm') <= TARGET_EACH).all() else 'NOT met'}; geometric mean <= "
@@ -1041,6 +1060,10 @@ def main(argv=None):
                         help=f"add a column '{NAIVE_LEAD}': the same fitted models' forecasts with the naive forecast "
                         "for each series whose naive forecast had a 10%% lower error on the fit's validation windows "
                         "(candidate N)")
+    parser.add_argument("--integers", action="store_true",
+                        help=f"add a column '{INTEGERS}': the same fitted models' forecasts rounded to the nearest "
+                        "integer for each series whose observed values before the first origin are all integers "
+                        "(candidate I)")
     parser.add_argument("--refit", action="store_true",
                         help="fit numlstm afresh at every origin (as AutoETS and AutoTheta are), not once")
     args = parser.parse_args(argv)
@@ -1051,7 +1074,7 @@ def main(argv=None):
     peers = () if args.no_peers else ("AutoETS",) if args.skip_theta else ("AutoETS", "AutoTheta")
     methods = ["numlstm", MEMBER, *([UNFLOORED] if args.unfloored else []), *([UNSNAPPED] if args.unsnapped else []),
                *([LOGGED] if args.log_member else []), *([NAIVE_LEAD] if args.naive_lead else []),
-               *peers] + (["Darts LSTM"] if darts else [])
+               *([INTEGERS] if args.integers else []), *peers] + (["Darts LSTM"] if darts else [])
     if darts:
         import darts as darts_package
         import torch
@@ -1090,6 +1113,9 @@ def main(argv=None):
            "where the fit gave the series the seasonal baseline, else persistence) for each series whose naive "
            "forecast had an absolute error on the fit's validation windows at most 0.9 times the model's (before "
            "the floor) (--naive-lead; candidate N)."] if args.naive_lead else []),
+        *([f"{INTEGERS}: the same fitted numlstm models' forecasts, rounded to the nearest integer for each series "
+           "whose observed values before the first origin are all integers (--integers; candidate I)."]
+          if args.integers else []),
         "",
         ("MAE relative to the better naive forecast (persistence or seasonal naive) of each data set; "
          "fit time in seconds per series (numlstm and Darts: one global fit, divided by the series; with --refit, "
@@ -1129,7 +1155,8 @@ def main(argv=None):
         group = []
         for case in cases:
             row = run_case(*case, darts=darts, refit=args.refit, peers=peers, unfloored=args.unfloored,
-                           unsnapped=args.unsnapped, log_member=args.log_member, naive_lead=args.naive_lead)
+                           unsnapped=args.unsnapped, log_member=args.log_member, naive_lead=args.naive_lead,
+                           integers=args.integers)
             row["group"] = label
             group.append(row)
             sc, best = row["scores"], row["best"]
@@ -1177,7 +1204,9 @@ def main(argv=None):
                          + ("; weights " + ", ".join(f"{v:g} x{c}" for v, c in zip(w_vals, w_counts)) if w_vals.size
                             else "")
                          + ("" if r["naive_taken"] is None else f"; the naive forecast on a clear lead (candidate N): "
-                            f"{r['naive_taken']} of {r['series']} series"))
+                            f"{r['naive_taken']} of {r['series']} series")
+                         + ("" if r["rounded"] is None else f"; rounded to integers (candidate I): {r['rounded']} of "
+                            f"{r['series']} series"))
     lines.append("")
     lines.append("The first numlstm fit of the process includes compiling the kernels (or loading them from the "
                  "cache).")
