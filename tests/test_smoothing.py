@@ -522,3 +522,60 @@ def test_models_from_before_the_weights_mix_half_and_half(tmp_path, data, fitted
     bad.to_netcdf(tmp_path / "bad.nc", engine="scipy")
     with pytest.raises(ValueError, match="'smoothing' holds .* not numbers from 0 to 1"):
         numlstm.load(tmp_path / "bad.nc")
+
+
+def test_prefix_medians_equal_numpy_median_of_the_errors_known_at_each_query():
+    rng = np.random.default_rng(0)
+    for trial in range(60):
+        n, horizon = int(rng.integers(1, 40)), int(rng.integers(1, 5))
+        errors = rng.normal(size=(n, horizon))
+        errors[rng.random((n, horizon)) < 0.2] = np.nan
+        if trial % 3 == 0:
+            errors = np.round(errors)  # ties
+        steps = np.sort(rng.choice(100, n, replace=False)).astype(np.int64)
+        queries = np.sort(rng.integers(0, 110, int(rng.integers(1, 10)))).astype(np.int64)
+        out = np.full((queries.size, horizon), np.nan)
+        kernels.prefix_medians(errors, steps, queries, out)
+        for i, t in enumerate(queries):
+            for h in range(horizon):
+                known = errors[:, h][(steps + h + 1 <= t) & np.isfinite(errors[:, h])]
+                assert out[i, h] == pytest.approx(np.median(known) if known.size else 0.0, abs=1e-12)
+
+
+def test_median_shifts_are_the_median_less_the_mean_of_the_errors_known_at_the_origin():
+    rng = np.random.default_rng(1)
+    y = rng.gamma(0.3, 3.0, 300)  # rain-like: mostly near 0, a long tail
+    y[rng.random(300) < 0.1] = np.nan
+    y[0] = 1.0
+    params = np.array([0, 0.1, 0, 0, 0, 0.5])
+    level, slope, s0, steps = smoothing._initial(y, 1, False, False)
+    queries = np.array([15, 40, 299])
+    got = smoothing.median_shifts(y, 1, params, (level, slope, s0), steps, queries, 3)
+    # the reference: the filter's forecasts from every origin written out in NumPy
+    first = steps - 1
+    fits = {}
+    lev = level
+    for t in range(y.size):
+        if np.isfinite(y[t]):
+            lev = lev + 0.1 * (y[t] - lev)
+        fits[t] = lev
+    for i, t in enumerate(queries):
+        for h in range(3):
+            e = [y[s + h + 1] - fits[s] for s in range(first, y.size - 1)
+                 if s + h + 1 <= t and s + h + 1 < y.size and np.isfinite(y[s + h + 1])]
+            assert got[i, h] == pytest.approx(np.median(e) - np.mean(e) if e else 0.0, abs=1e-10)
+    assert (got[-1] < -0.3).all()  # the mean of a right-skewed series lies above its median
+
+
+def test_the_median_move_takes_a_level_member_toward_a_skewed_series_median():
+    rng = np.random.default_rng(2)
+    rain = np.where(rng.random(400) < 0.7, 0.0, rng.gamma(1.0, 5.0, 400))
+    values = rain[None, :, None]
+    params = np.array([[[0, 0.02, 0, 0, 0, 0.5]]])
+    series, origins = np.zeros(20, dtype=np.intp), np.arange(350, 370)
+    mean_member = smoothing.forecast(values, params, None, series, origins, 3)
+    median_member = smoothing.forecast(values, params, None, series, origins, 3, median=True)
+    truth = smoothing.observed_after(values, series, origins, 3)
+    assert np.nanmean(mean_member) > 1.0 and np.nanmean(median_member) < 0.5 * np.nanmean(mean_member)
+    assert np.nanmean(np.abs(median_member - truth)) < np.nanmean(np.abs(mean_member - truth))
+    np.testing.assert_array_equal(smoothing.forecast(values, params, None, series, origins, 3), mean_member)

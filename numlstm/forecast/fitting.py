@@ -145,9 +145,10 @@ class Fitting:
             member, on_log = smoothing.choose_pair(values[:, :, :n_targets], season)
             judge = val if val.any() else train  # none where it lost to the naive forecast on these windows
             member, on_log = (smoothing.screen(values[:, :, :n_targets], p, codes, season, w_series[judge],
-                                               w_origin[judge], horizon) for p in (member, on_log))
+                                               w_origin[judge], horizon, self._member_median())
+                              for p in (member, on_log))
         member_tail = None if member is None else smoothing.from_end(values[:, :, :n_targets], member, season,
-                                                                     horizon)
+                                                                     horizon, self._member_median())
         # which series' forecasts are floored at 0: a warm fit keeps the fitted series' flags, and a
         # value below 0 in the new data lifts a flag "auto" had set
         floor = skill.nonnegative_of(values[:, :, :n_targets], self.nonnegative)
@@ -273,7 +274,8 @@ class Fitting:
         if member is not None and not warm and val.any() and self._mixes_member():  # its weight, per series
             self.smoothing_ = self._weigh_member(values, axis.index, w_series[val], w_origin[val], on_log)
             if (self.smoothing_[..., 0] >= smoothing.LOG).any():  # the forecasts from the end move with it
-                self._smoothing_tail = smoothing.from_end(values[:, :, :n_targets], self.smoothing_, season, horizon)
+                self._smoothing_tail = smoothing.from_end(values[:, :, :n_targets], self.smoothing_, season, horizon,
+                                                          self._member_median())
         for note in notes:
             warnings.warn(note, UserWarning, stacklevel=3)  # user -> fit -> here
         return self

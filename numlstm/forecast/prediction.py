@@ -114,7 +114,11 @@ class Forecasting:
         if tables["smoothing"] is None or not self._mixes_member():
             return None
         return smoothing.forecast(values[:, :, :len(self.targets_)], tables["smoothing"], self.season_, series,
-                                  origins, self.horizon)
+                                  origins, self.horizon, self._member_median())
+
+    def _member_median(self):
+        """Whether the member's forecasts move to the median of its errors (see ``smoothing.forecast``)."""
+        return bool(getattr(self, "member_median_", False))
 
     def _scaling(self, values, positions):
         """The scaling ``mean``/``std`` (S, F) of the data's series (rows of ``values``): a
@@ -179,7 +183,7 @@ class Forecasting:
         if on_log is None:
             return params
         return smoothing.prefer_log(params, on_log, pipeline, member, truth, values[:, :, :len(self.targets_)],
-                                    self.season_, series, origins, self.horizon)
+                                    self.season_, series, origins, self.horizon, self._member_median())
 
     def _tables(self, values, positions, upto=None):
         """Per series of the data (rows of ``values``): the scaling ``mean``/``std``
@@ -209,7 +213,8 @@ class Forecasting:
             own = values[new][:, :upto, :len(self.targets_)]  # their targets' history
             if member is not None:  # chosen, and screened as at fit, on the series' own history
                 member[new] = smoothing.screen(own, smoothing.choose(own, self.season_), codes[new], self.season_,
-                                               *self._validation_origins(len(new), own.shape[1]), self.horizon)
+                                               *self._validation_origins(len(new), own.shape[1]), self.horizon,
+                                               self._member_median())
             floor[new] = skill.nonnegative_of(own, getattr(self, "nonnegative", False))
             if getattr(self, "zeros_", None) is not None:  # a model from before the snap snaps nothing
                 zero[new], smallest[new] = skill.zeros_of(own)

@@ -184,13 +184,15 @@ def choose_pair(values, season, log=True):
     return out[0], out[1]
 
 
-def forecast(values, params, season, series, origins, horizon):
+def forecast(values, params, season, series, origins, horizon, median=False):
     """The members' forecasts (n, horizon, k) in data units: row ``i`` from step
     ``origins[i]`` of series ``series[i]`` of ``values`` (S, T, k), its filter run from
     the series' first observation with ``params`` (S, k, 6). NaN where a series has no
     member, or where its initial state would read steps after the origin (origins within
     the first season or two, or the first ten steps, of its record). A form on the logarithm
-    forecasts the exponential of its filter's forecast (the median, if its errors are symmetric)."""
+    forecasts the exponential of its filter's forecast (the median, if its errors are symmetric).
+    With ``median``, each lead's forecast moves by the median less the mean of the filter's
+    errors at that lead over the record known at the origin (see :func:`median_shifts`)."""
     n_targets = values.shape[2]
     out = np.full((len(series), horizon, n_targets), np.nan)
     for s in np.unique(series):
@@ -213,17 +215,47 @@ def forecast(values, params, season, series, origins, horizon):
             keep = at >= steps - 1
             order = np.argsort(at[keep], kind="stable")
             res = np.full((int(keep.sum()), horizon), np.nan)
-            _kernels.forecasts(y, mm, np.ascontiguousarray(p[1:5]), level, slope, s0,
-                               np.ascontiguousarray(at[keep][order], dtype=np.int64), res)
+            queries = np.ascontiguousarray(at[keep][order], dtype=np.int64)
+            _kernels.forecasts(y, mm, np.ascontiguousarray(p[1:5]), level, slope, s0, queries, res)
+            if median:
+                res += median_shifts(y, mm, p, (level, slope, s0), steps, queries, horizon)
             out[rows[keep][order], :, j] = np.exp(res) if logged else res
     return out
 
 
-def from_end(values, params, season, horizon):
+def median_shifts(y, m, params, state, steps, queries, horizon):
+    """Per origin of ``queries`` (ascending steps of ``y``, the observed part of a series on the
+    scale its filter runs), the median less the mean of the filter's errors at each lead
+    (q, horizon) over the forecasts from every origin of the record whose outcome is known by
+    then (0 where none is). The filter's parameters are chosen by their squared errors, so it
+    forecasts a mean; on a skewed series (rain, counts, discharge) the median lies elsewhere, and
+    under the absolute error the median is the forecast to give. The mean is taken off so that
+    only the skew moves it: a bias the filter had over the record (a trend it was slow to follow,
+    a start read from the first season) is no guide to its bias now."""
+    shifts = np.zeros((queries.size, horizon))
+    first = steps - 1  # the first origin the initial state allows
+    if queries.size == 0 or y.size - 1 <= first:
+        return shifts
+    at = np.arange(first, y.size - 1, dtype=np.int64)  # every origin with an outcome in the record
+    ahead = np.empty((at.size, horizon))
+    _kernels.forecasts(y, m, np.ascontiguousarray(params[1:5]), state[0], state[1], state[2], at, ahead)
+    target = at[:, None] + np.arange(1, horizon + 1)
+    errors = np.where(target < y.size, y[np.minimum(target, y.size - 1)], np.nan) - ahead
+    _kernels.prefix_medians(np.ascontiguousarray(errors), at, queries, shifts)
+    seen = np.isfinite(errors)
+    # each lead's errors known at a query are those of the origins up to query - lead
+    known = np.searchsorted(at, queries[:, None] - np.arange(1, horizon + 1), side="right")
+    lead = np.broadcast_to(np.arange(horizon), known.shape)
+    total = np.vstack([np.zeros(horizon), np.cumsum(np.where(seen, errors, 0.0), axis=0)])[known, lead]
+    count = np.vstack([np.zeros(horizon), np.cumsum(seen, axis=0)])[known, lead]
+    return shifts - np.divide(total, count, out=np.zeros_like(total), where=count > 0)
+
+
+def from_end(values, params, season, horizon, median=False):
     """The members' forecasts (S, horizon, k) from the last step of each series of ``values``
-    (S, T, k): what ``predict()`` without data mixes in."""
+    (S, T, k): what ``predict()`` without data mixes in (``median``: see :func:`forecast`)."""
     n_series, n_time = values.shape[:2]
-    return forecast(values, params, season, np.arange(n_series), np.full(n_series, n_time - 1), horizon)
+    return forecast(values, params, season, np.arange(n_series), np.full(n_series, n_time - 1), horizon, median)
 
 
 def observed_after(values, series, origins, horizon):
@@ -257,16 +289,16 @@ def paired_errors(first, second, truth, series, n_series):
     return sums
 
 
-def screen(values, params, codes, season, series, origins, horizon):
+def screen(values, params, codes, season, series, origins, horizon, median=False):
     """``params`` (S, k, 6) with the member of every series and target removed (NaN) whose
     forecasts from ``origins`` of ``series`` (the fit's validation windows) had a higher mean
     absolute error than the naive baseline chosen for it (``codes`` (S, horizon, k): seasonal
     naive where 2, else persistence), on the same steps of ``values`` (S, T, k, data units).
-    A member with no such step to judge it on is kept."""
+    A member with no such step to judge it on is kept (``median``: see :func:`forecast`)."""
     params = params.copy()
     if len(series) == 0 or np.isnan(params[..., 0]).all():  # nothing to judge
         return params
-    sums = paired_errors(forecast(values, params, season, series, origins, horizon),
+    sums = paired_errors(forecast(values, params, season, series, origins, horizon, median),
                          naive_after(values, codes, season, series, origins, horizon),
                          observed_after(values, series, origins, horizon), series, values.shape[0])
     params[sums[0] > sums[1]] = np.nan
@@ -309,7 +341,7 @@ def weigh(params, pipeline, member, truth, series):
     return params
 
 
-def prefer_log(params, on_log, pipeline, member, truth, values, season, series, origins, horizon):
+def prefer_log(params, on_log, pipeline, member, truth, values, season, series, origins, horizon, median=False):
     """``params`` (S, k, 6; weighed, see :func:`weigh`) with the member on the logarithm ``on_log``
     (from :func:`choose_pair`, screened; NaN where there is none) in place of a series' own where
     its mix, at the weight :func:`weigh` gives it, had an absolute error summed over the observed
@@ -317,14 +349,14 @@ def prefer_log(params, on_log, pipeline, member, truth, values, season, series, 
     forecasts (n, horizon, k) from windows ``(series, origins)`` of ``values``; the pipeline's
     ``pipeline``). A form on the logarithm that merely fits the record better moved as many of
     the skill benchmark's data sets up as down; asked for a clear lead on the validation windows,
-    it moved few (see ``docs/how-it-works.md``)."""
+    it moved few (see ``docs/how-it-works.md``; ``median``: see :func:`forecast`)."""
     n_series = params.shape[0]
     candidates = np.isfinite(on_log[..., 0])
     rows = np.isin(series, np.flatnonzero(candidates.any(axis=1)))
     if not rows.any():
         return params
     series, origins, pipeline, truth = series[rows], origins[rows], pipeline[rows], truth[rows]
-    ahead = forecast(values, on_log, season, series, origins, horizon)
+    ahead = forecast(values, on_log, season, series, origins, horizon, median)
     on_log = weigh(on_log, pipeline, ahead, truth, series)
 
     def error(p, ahead):

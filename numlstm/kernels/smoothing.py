@@ -87,3 +87,54 @@ def forecasts(y, m, params, l0, b0, s0, origins, out):
                 damped += power
                 out[i, h] = level + damped * trend + s[(t + h + 1) % m]
             i += 1
+
+
+@njit(**CPU_OPTIONS)
+def prefix_medians(errors, steps, queries, out):
+    """Into row ``i`` of ``out`` (q, horizon), per lead ``h`` the median of the errors
+    ``errors[:, h]`` (n, horizon; NaN where unknown) of the forecasts from origins ``steps``
+    (n, ascending) known by step ``queries[i]`` (ascending): those with ``steps[s] + h + 1 <=
+    queries[i]``; 0 where none is. Each lead's errors are ranked once and counted into a
+    Fenwick tree as they become known, so the median of every prefix costs a logarithm."""
+    n, horizon = errors.shape
+    n_queries = queries.shape[0]
+    values = np.empty(n)
+    at = np.empty(n, dtype=np.int64)
+    rank = np.empty(n, dtype=np.int64)
+    tree = np.zeros(n + 1, dtype=np.int64)
+    for h in range(horizon):
+        size = 0
+        for s in range(n):
+            if not np.isnan(errors[s, h]):
+                values[size] = errors[s, h]
+                at[size] = steps[s] + h + 1
+                size += 1
+        order = np.argsort(values[:size])
+        for r in range(size):
+            rank[order[r]] = r + 1
+        for r in range(size + 1):
+            tree[r] = 0
+        top = 1
+        while 2 * top <= size:
+            top *= 2
+        known = 0
+        for i in range(n_queries):
+            while known < size and at[known] <= queries[i]:
+                r = rank[known]
+                while r <= size:
+                    tree[r] += 1
+                    r += r & -r
+                known += 1
+            if known == 0:
+                out[i, h] = 0.0
+                continue
+            total = 0.0
+            for k in ((known + 1) // 2, known // 2 + 1):  # the middle one, or the middle two
+                pos, rest, step = 0, k, top
+                while step > 0:
+                    if pos + step <= size and tree[pos + step] < rest:
+                        pos += step
+                        rest -= tree[pos]
+                    step //= 2
+                total += values[order[pos]]
+            out[i, h] = total / 2
