@@ -75,6 +75,7 @@ EXPECTED = {
     'grid_sse': 1,
     'loss_and_grad_impl': 1,
     'masked_state': 1,
+    'prefix_medians': 1,  # the member's move to the median of its errors (the default since 2026-12-08)
     'reverse_time': 2,
     'scratch_states': 1,
     'steps_T': 1,

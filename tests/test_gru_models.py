@@ -321,13 +321,13 @@ def test_forecaster_model_file_round_trip_of_a_gru_network(tmp_path):
     fc = numlstm.Forecaster(lookback=4, horizon=2, units=3, epochs=1, batch_size=16, dtype="float64",
                             random_state=0).fit(ds, "y")
     lstm_file = modelfile.to_dataset(fc)
-    assert lstm_file.attrs["numlstm_format_version"] == 9 and "lstm0_W" in lstm_file  # every file since log forms
+    assert lstm_file.attrs["numlstm_format_version"] == 10 and "lstm0_W" in lstm_file  # every file since the move
     old = fc.network_
     fc.network_ = Network(old.input_size, old.hidden_sizes, old.output_size, old.dtype, cell="gru").initialize(rng)
     want = fc.predict()
     io.write_dataset(modelfile.to_dataset(fc), tmp_path / "gru.nc")
     on_disk = xr.load_dataset(tmp_path / "gru.nc")
-    assert on_disk.attrs["numlstm_format_version"] == 9
+    assert on_disk.attrs["numlstm_format_version"] == 10
     assert "gru0_W" in on_disk and "lstm0_W" not in on_disk
     assert json.loads(on_disk.attrs["numlstm_config"])["network"]["cell"] == "gru"
     loaded = numlstm.load(tmp_path / "gru.nc")

@@ -2,6 +2,7 @@
 filter, its choice of form, and how the Forecaster mixes it into every kind of forecast."""
 
 import copy
+import json
 import pickle
 
 import numpy as np
@@ -204,10 +205,10 @@ def member_of(fc, ds, origins, station=None):
         start = fc.lookback - 1 + int(np.ceil(0.8 * (last - fc.lookback + 2))) - 1
         at = np.arange(start, last + 1)
         params = smoothing.screen(own, params, fc._codes[[0, 0, 0]], fc.season_, np.repeat(np.arange(3), at.size),
-                                  np.tile(at, 3), fc.horizon)
+                                  np.tile(at, 3), fc.horizon, fc.member_median_)
     n = y.shape[0]
     out = smoothing.forecast(y, params, fc.season_, np.repeat(np.arange(n), len(origins)),
-                             np.tile(origins, n), fc.horizon)
+                             np.tile(origins, n), fc.horizon, fc.member_median_)
     return out[..., 0].reshape(n, len(origins), fc.horizon)
 
 
@@ -261,7 +262,7 @@ def test_the_fit_takes_a_member_on_the_logarithm_where_it_leads(tmp_path):
     np.testing.assert_array_equal(fc.smoothing_[:2, :, :-1], on_log[:2, :, :-1])
     np.testing.assert_array_equal(fc.smoothing_[2, :, :-1], plain[2, :, :-1])
     off = without_member(fc)
-    member = smoothing.from_end(y, fc.smoothing_, 7, 3)[..., 0]
+    member = smoothing.from_end(y, fc.smoothing_, 7, 3, median=True)[..., 0]
     want = weighted(fc, off.predict()["flow"].transpose("station", "time").values, member)
     np.testing.assert_allclose(fc.predict()["flow"].transpose("station", "time").values, want, rtol=1e-5)
     xr.testing.assert_allclose(fc.predict(), fc.predict(data))
@@ -363,7 +364,7 @@ def test_the_member_survives_the_model_file(tmp_path, data, fitted):
     xr.testing.assert_identical(back.predict(data), fitted.predict(data))
     with xr.open_dataset(path) as ds:
         ds = ds.load()
-    assert ds.attrs["numlstm_format_version"] == 9  # since the forms on the logarithm
+    assert ds.attrs["numlstm_format_version"] == 10  # since the member's move to its errors' median
     bad = ds.copy(deep=True)
     bad["smoothing"][0, 0, 0] = 8.0
     bad.to_netcdf(tmp_path / "bad.nc", engine="scipy")
@@ -579,3 +580,71 @@ def test_the_median_move_takes_a_level_member_toward_a_skewed_series_median():
     assert np.nanmean(mean_member) > 1.0 and np.nanmean(median_member) < 0.5 * np.nanmean(mean_member)
     assert np.nanmean(np.abs(median_member - truth)) < np.nanmean(np.abs(mean_member - truth))
     np.testing.assert_array_equal(smoothing.forecast(values, params, None, series, origins, 3), mean_member)
+
+
+def rain_like(n_series=2, n_time=240, seed=4):
+    """Stations of daily rain: dry on most days (the median 0), a long tail on the others."""
+    rng = np.random.default_rng(seed)
+    rain = np.where(rng.random((n_series, n_time)) < 0.7, 0.0, rng.gamma(1.0, 6.0, (n_series, n_time)))
+    return xr.Dataset({"flow": (("station", "time"), rain)},
+                      coords={"time": pd.date_range("2000-01-01", periods=n_time, freq="D"),
+                              "station": [f"st{i}" for i in range(n_series)]})
+
+
+def floored(fc, forecasts):
+    """The floor at 0 and the snap written out for stations observed at 0 (``forecasts`` (S, ...)): below
+    half a station's smallest positive value, 0."""
+    gap = (fc.zeros_[1][:, 0] / 2).reshape((-1,) + (1,) * (forecasts.ndim - 1))
+    out = np.maximum(forecasts, 0.0)
+    return np.where(out < gap, 0.0, out)
+
+
+def test_the_member_forecasts_its_errors_median_unless_the_loss_is_squared(tmp_path):
+    """Under the absolute error (the default) the member's forecasts move to the median of its errors,
+    from the end of the record as from a backtest's origins, and the model file keeps the move; under
+    the squared error they stay the filter's mean; a file from before the move forecasts the mean."""
+    data = rain_like()
+    fc = numlstm.Forecaster(**MEMBER).fit(data, "flow")
+    assert fc.member_median_ is True
+    assert np.isfinite(fc.smoothing_[:, 0, 0]).any()  # a member survived the screen
+    y = data["flow"].transpose("station", "time").values[:, :, None]
+    median, mean = (smoothing.from_end(y, fc.smoothing_, fc.season_, 3, m)[..., 0] for m in (True, False))
+    kept = np.isfinite(fc.smoothing_[:, 0, 0])
+    assert (median[kept] < mean[kept] - 0.5).all()  # the rain's median lies far below its mean
+    off = without_member(fc)
+    got = fc.predict()["flow"].transpose("station", "time").values
+    pipeline = off.predict()["flow"].transpose("station", "time").values
+    want = np.where(kept[:, None], weighted(fc, pipeline, median), pipeline)
+    np.testing.assert_allclose(got, floored(fc, want), rtol=1e-5, atol=1e-6)
+    start = data["time"].values[200]
+    on = fc.backtest(data, start=start)["flow"].transpose("station", "init_time", "lead").values
+    bt = off.backtest(data, start=start)["flow"].transpose("station", "init_time", "lead").values
+    member = member_of(fc, data, np.arange(200, 237))
+    np.testing.assert_allclose(on, floored(fc, np.where(np.isfinite(member), weighted(fc, bt, member), bt)),
+                               rtol=1e-5, atol=1e-6)
+    fc.save(tmp_path / "median.nc")
+    back = numlstm.load(tmp_path / "median.nc")
+    assert back.member_median_ is True
+    xr.testing.assert_identical(back.predict(data), fc.predict(data))
+    with xr.open_dataset(tmp_path / "median.nc") as ds:
+        ds = ds.load()
+    config = json.loads(ds.attrs["numlstm_config"])
+    del config["skill"]["member_median"]  # a version 9 file, from before the move
+    ds.attrs.update(numlstm_config=json.dumps(config), numlstm_format_version=9)
+    ds.to_netcdf(tmp_path / "v9.nc", engine="scipy")
+    old = numlstm.load(tmp_path / "v9.nc")
+    assert old.member_median_ is False
+    assert not np.allclose(old.predict(data)["flow"].values, fc.predict(data)["flow"].values)
+    config["skill"]["member_median"] = "yes"
+    ds.attrs.update(numlstm_config=json.dumps(config), numlstm_format_version=10)
+    ds.to_netcdf(tmp_path / "bad.nc", engine="scipy")
+    with pytest.raises(ValueError, match="member_median is 'yes', not true or false"):
+        numlstm.load(tmp_path / "bad.nc")
+    squared = numlstm.Forecaster(**MEMBER, loss="mse").fit(data, "flow")
+    assert squared.member_median_ is False
+    y_mean = smoothing.from_end(y, squared.smoothing_, squared.season_, 3)[..., 0]
+    kept = np.isfinite(squared.smoothing_[:, 0, 0])
+    pipeline = without_member(squared).predict()["flow"].transpose("station", "time").values
+    want = np.where(kept[:, None], weighted(squared, pipeline, y_mean), pipeline)
+    np.testing.assert_allclose(squared.predict()["flow"].transpose("station", "time").values,
+                               floored(squared, want), rtol=1e-5, atol=1e-6)

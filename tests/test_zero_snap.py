@@ -143,7 +143,7 @@ def test_the_snap_survives_the_model_file_and_older_files_snap_nothing(tmp_path)
     assert back.zeros_[0].tolist() == [[True], [False]] and back.zeros_[1].tolist() == [[1.0], [0.25]]
     xr.testing.assert_identical(back.backtest(data, start=START), fc.backtest(data, start=START))
     ds = xr.load_dataset(tmp_path / "m.nc", engine="scipy")
-    assert ds.attrs["numlstm_format_version"] == 9
+    assert ds.attrs["numlstm_format_version"] == 10
     cfg = json.loads(ds.attrs["numlstm_config"])
     assert cfg["skill"]["zeros"] == {"observed": [[True], [False]], "smallest": [[1.0], [0.25]]}
     del cfg["skill"]["zeros"]  # a file from before the snap

@@ -139,16 +139,17 @@ class Fitting:
         # their history, in _tables), else chosen per series on the whole record, on its own scale and,
         # where a form there fits better, on its logarithm (taken after the network's fit if it leads)
         member = on_log = None
+        # the member forecasts the median the network is fitted to (the mean under the squared error)
+        median = self._member_median() if warm else params["loss"] != _losses.MSE
         if warm:
             member = tables["smoothing"]
         elif (not (past or future) if isinstance(self.smoothing, str) else bool(self.smoothing)):
             member, on_log = smoothing.choose_pair(values[:, :, :n_targets], season)
             judge = val if val.any() else train  # none where it lost to the naive forecast on these windows
             member, on_log = (smoothing.screen(values[:, :, :n_targets], p, codes, season, w_series[judge],
-                                               w_origin[judge], horizon, self._member_median())
-                              for p in (member, on_log))
+                                               w_origin[judge], horizon, median) for p in (member, on_log))
         member_tail = None if member is None else smoothing.from_end(values[:, :, :n_targets], member, season,
-                                                                     horizon, self._member_median())
+                                                                     horizon, median)
         # which series' forecasts are floored at 0: a warm fit keeps the fitted series' flags, and a
         # value below 0 in the new data lifts a flag "auto" had set
         floor = skill.nonnegative_of(values[:, :, :n_targets], self.nonnegative)
@@ -230,7 +231,7 @@ class Fitting:
 
         def fitted(model, net, history, shrink):
             """Record the fit in ``model``: at the end, after Ctrl-C, or for a checkpoint."""
-            model.nonnegative_, model.zeros_ = floor, zeros
+            model.nonnegative_, model.zeros_, model.member_median_ = floor, zeros, median
             if warm:
                 return model._warm_fitted(ds, history, int(train.sum()), shrink, values[:, n_time - lookback:],
                                           (positions, tables) if rescale else None, member_tail)
@@ -414,6 +415,7 @@ class Fitting:
                 "linear": None if self.linear_ is None else self.linear_.tolist(),
                 "calibration": None if getattr(self, "calibration_", None) is None else self.calibration_.tolist(),
                 "nonnegative": None if getattr(self, "nonnegative_", None) is None else self.nonnegative_.tolist(),
+                "member_median": self._member_median(),
                 "zeros": None if getattr(self, "zeros_", None) is None else {
                     "observed": self.zeros_[0].tolist(),
                     "smallest": [[v if np.isfinite(v) else None for v in row] for row in self.zeros_[1].tolist()]}}
@@ -424,12 +426,17 @@ class Fitting:
             n_series = self.scaler_.mean.shape[0]
             codes = np.full((n_series, self.horizon, len(self.targets_)), int(self.relative_), dtype=np.int8)
             self.linear_ = self.calibration_ = self.nonnegative_ = self.zeros_ = None
+            self.member_median_ = False
             return self._set_skill(codes, None, None, False)
         floors = config.get("nonnegative")  # None in a file from before the floor: no forecast floored
         if floors is not None and not _rows(floors, lambda v: isinstance(v, bool)):
             raise ValueError(f"nonnegative is {floors!r}, not a list of true/false flags per series and target")
         self.nonnegative_ = None if floors is None else np.array(floors, dtype=bool)  # its shape checked by load
         self.zeros_ = _restore_zeros(config.get("zeros"))  # None before the snap: none snapped
+        median = config.get("member_median", False)  # absent before the move: the member forecasts its mean
+        if not isinstance(median, bool):
+            raise ValueError(f"member_median is {median!r}, not true or false")
+        self.member_median_ = median
         calibration = config.get("calibration")
         self.calibration_ = None if calibration is None else np.asarray(calibration, dtype=np.float64)
         linear = config.get("linear")
@@ -537,7 +544,7 @@ class Fitting:
             # The streamed fit keeps the older design: persistence or no baseline, windows with gaps skipped.
             self.linear_ = self.calibration_ = None
             self.nonnegative_ = skill.floor_flags(stats.seen, stats.negative, self.nonnegative)
-            self.zeros_ = stats.zero, stats.smallest
+            self.zeros_, self.member_median_ = (stats.zero, stats.smallest), False
             self._set_smoothing(None, None)
             return self._set_skill(np.full((n_series, horizon, n_targets), int(relative), dtype=np.int8), None,
                                    None, False)

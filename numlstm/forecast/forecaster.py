@@ -1,13 +1,12 @@
 """The Forecaster: a labeled dataset in, a labeled forecast out.
 
-Every dimension of the target other than the time dimension is a *series*
-dimension (station, lat/lon, ensemble member, ...). The Forecaster flattens
-the series dimensions into one axis, so that every variable becomes an array
-``(n_series, n_time, n_features)``, and fits one global network on windows
-from every series (:mod:`numlstm.forecast.windows`). Outputs are reshaped
-back, so series dimensions and every coordinate on them come out as they
-went in; the time axis is continued at the data's step for any calendar
-(:mod:`numlstm.forecast.timeaxis`).
+Every dimension of the target other than the time dimension is a *series* dimension
+(station, lat/lon, ensemble member, ...). The Forecaster flattens the series dimensions
+into one axis, so that every variable becomes an array ``(n_series, n_time,
+n_features)``, and fits one global network on windows from every series
+(:mod:`numlstm.forecast.windows`). Outputs are reshaped back, so series dimensions and
+every coordinate on them come out as they went in; the time axis is continued at the
+data's step for any calendar (:mod:`numlstm.forecast.timeaxis`).
 
 The network sees, at each of the ``lookback`` past steps, the scaled targets,
 covariates and calendar features. When the future is partly known (future
@@ -111,9 +110,9 @@ class Forecaster(Fitting, Forecasting, LazyForecasts, ParamsMixin):
         baseline, and in streamed fits (no linear stage), the stages are
         always summed. See docs/how-it-works.md.
     smoothing : "auto" or bool, default "auto"
-        Average with each series' own exponential smoothing where it beat the naive forecast
-        on the validation windows, half each unless those clearly prefer one (it reads the whole
-        record; ``"auto"``: only without covariates; :mod:`numlstm.forecast.smoothing`).
+        Average with each series' own exponential smoothing where it beat the naive forecast on
+        the validation windows, half each unless those clearly prefer one (it reads the whole record,
+        and moves to its errors' median unless loss="mse"; ``"auto"``: only without covariates).
     nonnegative : "auto" or bool, default "auto"
         Floor forecasts at 0 (every quantile and sample too): ``"auto"`` for each
         series and target observed only >= 0 in the fit's data (rain, counts,
@@ -222,7 +221,8 @@ class Forecaster(Fitting, Forecasting, LazyForecasts, ParamsMixin):
         The gate (``shrink_``) and the validation loss are those of the
         network on top of the whole linear stage, as fitted.
     smoothing_ : ndarray (n_series, n_targets, 6) or None
-        Each series' smoothing form (4-7: on the logarithm), alpha, beta, phi, gamma and weight; None without.
+        Each series' smoothing form (4-7: on the logarithm), alpha, beta, phi, gamma and weight; None without;
+        ``member_median_``: whether its forecasts move to the median of its errors.
     nonnegative_ : ndarray of bool, shape (n_series, n_targets)
         Which fitted series and targets are floored at 0 (``nonnegative``); none before it.
     zeros_ : (ndarray of bool, ndarray), each (n_series, n_targets), or None

@@ -56,7 +56,11 @@ smoothing member has its own weight in the mix (a sixth column of ``smoothing``,
 file from before has five columns and loads with the weight 0.5 they all had. 9 for
 every file written since a member may be a form on the series' logarithm (a form code
 of 4-7: the form ``code - 4`` on the logarithm), which a numlstm from before would
-call damaged; a file from before holds codes 0-3 only.
+call damaged; a file from before holds codes 0-3 only. 10 for every file written since the
+member's forecasts move to the median of its errors (the skill entry ``"member_median"``, true
+unless the network was trained on the squared error), which a numlstm from before would forecast
+without the move, so it refuses it; a file without the entry forecasts the member's mean, and
+loads so.
 """
 
 from __future__ import annotations
@@ -75,7 +79,7 @@ from numlstm.forecast.inputs import _check_loss, _jsonable, _series_index
 from numlstm.forecast.windows import SeriesScaler
 
 FORMAT_NAME = "numlstm.Forecaster"
-FORMAT_VERSION = 9  # the version this numlstm writes, and the newest it reads (see the module's docstring)
+FORMAT_VERSION = 10  # the version this numlstm writes, and the newest it reads (see the module's docstring)
 
 SERIES, FEATURE, STEP = "numlstm_series", "numlstm_feature", "numlstm_step"
 TARGET, LEAD, SMOOTHING_PARAM = "numlstm_target", "numlstm_lead", "numlstm_smoothing_param"

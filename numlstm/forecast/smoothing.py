@@ -11,7 +11,13 @@ that form replaces its own only where it leads on the fit's validation windows
 (:func:`prefer_log`). At
 forecast time its filter runs over the whole record given, from its first
 observation to the origin, so the member reads more than the network's lookback: the
-level, trend and season it carries are estimated from every step.
+level, trend and season it carries are estimated from every step. The filter's
+parameters are chosen by squared errors, so it forecasts a mean; where the Forecaster's
+point forecast is a median (the network trained on the absolute error, the default, or
+on quantiles) each lead's forecast moves by the median less the mean of the filter's
+errors at that lead over the record known at the origin (``forecast``'s ``median``;
+:func:`median_shifts`), which on a skewed series (rain, counts, discharge) is far
+from 0 and on a symmetric one near it.
 
 With ``Forecaster(smoothing="auto")`` (the default since 2026-12-07, for models without
 covariates) the point forecast is the weighted mean of the pipeline's (baseline, linear stage
