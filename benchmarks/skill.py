@@ -228,7 +228,7 @@ LOGGED = "numlstm, member on the logarithm too"  # with --log-member: candidate 
 NAIVE_LEAD = "numlstm, naive on a 10% lead"  # with --naive-lead: candidate N (2026-12-07), see naive_lead_forecasts
 UNSNAPPED = "numlstm, no snap"  # with --unsnapped: the default's forecasts before the snap to 0 (2026-12-07)
 INTEGERS = "numlstm, integers rounded"  # with --integers: candidate I (2026-12-08), see integer_forecasts
-MEDIAN = "numlstm, member at its median"  # with --median-member: candidate D (2026-12-08), see median_member_model
+MEAN = "numlstm, member at its mean"  # with --mean-member: candidate D undone (the default since 2026-12-08)
 FIT_COLUMNS = {"numlstm": "numlstm fit (s/series)", "AutoETS": "ETS fit (s)", "AutoTheta": "Theta fit (s)",
                "Darts LSTM": "Darts fit (s/series)"}
 
@@ -820,14 +820,15 @@ def darts_forecasts(y, origins, lookback, horizon):
 
 
 def numlstm_forecasts(ds, origins, lookback, horizon, refit=False, unfloored=False, unsnapped=False,
-                      log_member=False, median_member=False):
+                      log_member=False, mean_member=False):
     """numlstm's (S, n_origins, horizon) forecasts with the defaults (with the smoothing member,
     ``smoothing="auto"``: every data set here is fitted without covariates), the same without the
     member (``smoothing=False``), with ``unfloored`` the default's without its floor at 0 and the snap
     (``nonnegative=False``; else None), with ``unsnapped`` without the snap to 0 alone (a model from
     before it; else None), with ``log_member`` candidate L's (see :func:`log_member_model`; else
-    None), with ``median_member`` candidate D's (see :func:`median_member_model`; else None, and
-    whether the member recomputed without D's move was the fit's own), fit seconds per fit and the
+    None), with ``mean_member`` the member without candidate D's move (the default until
+    2026-12-08; see :func:`median_member_model`; else None, and whether the member recomputed with
+    the move was the fit's own), fit seconds per fit and the
     (last) fitted model: fitted once
     on the record up to the first origin and backtested from every origin, or with ``refit`` fitted
     afresh on the record up to each origin (as the statsforecast peers are). One fit gives them all:
@@ -836,7 +837,7 @@ def numlstm_forecasts(ds, origins, lookback, horizon, refit=False, unfloored=Fal
     last, do not."""
     fits = origins if refit else origins[:1]
     values, member, raw, whole, seconds = [], [], [], [], 0.0  # the default, no member, no floor, no snap
-    logged, median, own = [], [], True  # L's, D's; whether D's recomputation gave the fit's own member
+    logged, mean, own = [], [], True  # L's, without D's move; whether the recomputation gave the fit's own member
     for o in map(int, fits):
         train = ds.isel(time=slice(0, o + 1))
         fc = numlstm.Forecaster(lookback=lookback, horizon=horizon, random_state=SEED, smoothing="auto")
@@ -857,9 +858,9 @@ def numlstm_forecasts(ds, origins, lookback, horizon, refit=False, unfloored=Fal
                 models.append((plain, whole))
             if log_member:
                 models.append((log_member_model(fc, train), logged))
-            if median_member:
-                models.append((median_member_model(fc, train), median))
-                again = median_member_model(fc, train, median=False).smoothing_
+            if mean_member:
+                models.append((median_member_model(fc, train, median=False), mean))
+                again = median_member_model(fc, train).smoothing_
                 own = own and np.array_equal(again, fc.smoothing_, equal_nan=True)
             for model, out in models:
                 bt = model.backtest(upto, start=ds["time"].values[o], stride=horizon)
@@ -869,9 +870,9 @@ def numlstm_forecasts(ds, origins, lookback, horizon, refit=False, unfloored=Fal
     raw = np.concatenate(raw, axis=1) if unfloored else None
     whole = np.concatenate(whole, axis=1) if unsnapped else None
     logged = np.concatenate(logged, axis=1) if log_member else None
-    median = (np.concatenate(median, axis=1), own) if median_member else None
+    mean = (np.concatenate(mean, axis=1), own) if mean_member else None
     assert values.shape[1] == len(origins), (values.shape, len(origins))
-    return values, member, raw, whole, logged, median, seconds / len(fits), fc
+    return values, member, raw, whole, logged, mean, seconds / len(fits), fc
 
 
 def log_member_model(fc, train):
@@ -892,13 +893,13 @@ def log_member_model(fc, train):
 
 
 def median_member_model(fc, train, median=True):
-    """Candidate D (2026-12-08): a copy of the fitted ``fc`` whose smoothing member's forecasts move,
-    lead by lead, by the median of its filter's errors at that lead over the record known at the
-    origin (``member_median_``, see ``smoothing.forecast``), its members on both scales chosen as the
-    fit chooses them, screened, weighed and compared on the fit's validation windows of ``train``
-    (the fitted record) as the fit does; the network, baselines and linear stage are the fit's
-    (fitted without the member). With ``median=False`` the same steps without the move, which
-    should give the fit's own member (a check of the recomputation), and the model."""
+    """Candidate D (2026-12-08, the default since): a copy of the fitted ``fc`` whose smoothing
+    member's forecasts move, lead by lead, by the median less the mean of its filter's errors at
+    that lead over the record known at the origin (``member_median_``, see ``smoothing.forecast``),
+    its members on both scales chosen as the fit chooses them, screened, weighed and compared on the
+    fit's validation windows of ``train`` (the fitted record) as the fit does; the network,
+    baselines and linear stage are the fit's (fitted without the member). With ``median=False`` the
+    same steps without the move: the default before D (``--mean-member``)."""
     sm = numlstm.forecast.smoothing
     values = numlstm.forecast.inputs._stack(train, list(fc.targets_), fc.dim_, fc.series_dims_)
     series, origins = fc._validation_origins(*values.shape[:2])
@@ -965,7 +966,7 @@ def integer_forecasts(y, first, default):
 
 def run_case(name, load, freq_label, season, lookback, horizon, darts=True, refit=False,
              peers=("AutoETS", "AutoTheta"), unfloored=False, unsnapped=False, log_member=False, naive_lead=False,
-             integers=False, median_member=False):
+             integers=False, mean_member=False):
     ds = load()
     y = _panel(ds)
     n_time = y.shape[1]
@@ -975,10 +976,10 @@ def run_case(name, load, freq_label, season, lookback, horizon, darts=True, refi
     persistence, seasonal = naive_forecasts(y, origins, horizon, season)
     forecasts = {"persistence": persistence, "seasonal naive": seasonal}
     fits = {}
-    forecasts["numlstm"], forecasts[MEMBER], raw, whole, logged, median, seconds, fc = numlstm_forecasts(
-        ds, origins, lookback, horizon, refit, unfloored, unsnapped, log_member, median_member)
-    if median_member:
-        forecasts[MEDIAN] = median[0]
+    forecasts["numlstm"], forecasts[MEMBER], raw, whole, logged, mean, seconds, fc = numlstm_forecasts(
+        ds, origins, lookback, horizon, refit, unfloored, unsnapped, log_member, mean_member)
+    if mean_member:
+        forecasts[MEAN] = mean[0]
     if unfloored:
         forecasts[UNFLOORED] = raw
     if unsnapped:
@@ -1004,7 +1005,7 @@ def run_case(name, load, freq_label, season, lookback, horizon, darts=True, refi
     return {"name": name, "freq": freq_label, "series": y.shape[0], "T": n_time, "season": season,
             "lookback": lookback, "horizon": horizon, "scores": scores, "best": best, "fits": fits,
             "lead1": lead1, "baselines": getattr(fc, "baseline_", None), "smoothing": fc.smoothing_,
-            "naive_taken": taken, "rounded": rounded, "own_member": None if median is None else median[1],
+            "naive_taken": taken, "rounded": rounded, "own_member": None if mean is None else mean[1],
             "per_series": series_ratios(forecasts, truth)}
 
 
@@ -1049,7 +1050,7 @@ def _targets(rows, methods, label):
     0.85, and below every peer's geometric mean (numlstm without its smoothing member is no peer)."""
     gm = {m: _geomean(_ratios(rows, m)) for m in methods}
     peers = [m for m in methods[1:] if m not in (MEMBER, UNFLOORED, UNSNAPPED, LOGGED, NAIVE_LEAD, INTEGERS,
-                                                 MEDIAN)]
+                                                 MEAN)]
     ahead = ("met" if all(gm["numlstm"] < gm[m] for m in peers) else "NOT met") if peers else "no peer run"
     return [f"- targets ({label}): <= {TARGET_EACH} on every data set: "
             f"{'met' if (_ratios(rows, 'numlstm') <= TARGET_EACH).all() else 'NOT met'}; geometric mean <= "
@@ -1097,14 +1098,14 @@ def main(argv=None):
                         help=f"add a column '{INTEGERS}': the same fitted models' forecasts rounded to the nearest "
                         "integer for each series whose observed values before the first origin are all integers "
                         "(candidate I)")
-    parser.add_argument("--median-member", action="store_true",
-                        help=f"add a column '{MEDIAN}': the same fitted models with their smoothing member's forecasts "
-                        "moved by the median less the mean of its errors at each lead (candidate D)")
+    parser.add_argument("--mean-member", action="store_true",
+                        help=f"add a column '{MEAN}': the same fitted models with their smoothing member's forecasts "
+                        "not moved to the median of its errors (the default until 2026-12-08, before candidate D)")
     parser.add_argument("--refit", action="store_true",
                         help="fit numlstm afresh at every origin (as AutoETS and AutoTheta are), not once")
     args = parser.parse_args(argv)
-    if args.median_member and args.refit:
-        parser.error("--median-member judges the one fit's validation windows: leave out --refit")
+    if args.mean_member and args.refit:
+        parser.error("--mean-member judges the one fit's validation windows: leave out --refit")
     if args.naive_lead and args.refit:
         parser.error("--naive-lead judges the one fit's validation windows: leave out --refit")
     why_not = "--skip-darts" if args.skip_darts else darts_missing()
@@ -1112,7 +1113,7 @@ def main(argv=None):
     peers = () if args.no_peers else ("AutoETS",) if args.skip_theta else ("AutoETS", "AutoTheta")
     methods = ["numlstm", MEMBER, *([UNFLOORED] if args.unfloored else []), *([UNSNAPPED] if args.unsnapped else []),
                *([LOGGED] if args.log_member else []), *([NAIVE_LEAD] if args.naive_lead else []),
-               *([INTEGERS] if args.integers else []), *([MEDIAN] if args.median_member else []),
+               *([INTEGERS] if args.integers else []), *([MEAN] if args.mean_member else []),
                *peers] + (["Darts LSTM"] if darts else [])
     if darts:
         import darts as darts_package
@@ -1155,10 +1156,10 @@ def main(argv=None):
         *([f"{INTEGERS}: the same fitted numlstm models' forecasts, rounded to the nearest integer for each series "
            "whose observed values before the first origin are all integers (--integers; candidate I)."]
           if args.integers else []),
-        *([f"{MEDIAN}: the same fitted numlstm models with the smoothing member's forecasts moved, lead by lead, by "
-           "the median less the mean of its filter's errors at that lead over the record known at the origin, its "
-           "members screened, weighed and compared on the fit's validation windows as the fit does "
-           "(--median-member; candidate D)."] if args.median_member else []),
+        *([f"{MEAN}: the same fitted numlstm models with the smoothing member's forecasts not moved to the median "
+           "of its errors (the default until 2026-12-08), its members chosen, screened, weighed and compared on the "
+           "fit's validation windows as the fit does (--mean-member; candidate D undone)."]
+          if args.mean_member else []),
         "",
         ("MAE relative to the better naive forecast (persistence or seasonal naive) of each data set; "
          "fit time in seconds per series (numlstm and Darts: one global fit, divided by the series; with --refit, "
@@ -1199,7 +1200,7 @@ def main(argv=None):
         for case in cases:
             row = run_case(*case, darts=darts, refit=args.refit, peers=peers, unfloored=args.unfloored,
                            unsnapped=args.unsnapped, log_member=args.log_member, naive_lead=args.naive_lead,
-                           integers=args.integers, median_member=args.median_member)
+                           integers=args.integers, mean_member=args.mean_member)
             row["group"] = label
             group.append(row)
             sc, best = row["scores"], row["best"]
