@@ -885,9 +885,10 @@ def log_member_model(fc, train):
     sm = numlstm.forecast.smoothing
     values = numlstm.forecast.inputs._stack(train, list(fc.targets_), fc.dim_, fc.series_dims_)
     series, origins = fc._validation_origins(*values.shape[:2])
+    median = fc._member_median()  # the member as the fit forecasts it (at its errors' median since 2026-12-08)
     params = sm.screen(values, sm.choose(values, fc.season_, log=True), fc._codes, fc.season_, series, origins,
-                       fc.horizon)
-    model = copy.copy(fc)._set_smoothing(params, sm.from_end(values, params, fc.season_, fc.horizon))
+                       fc.horizon, median)
+    model = copy.copy(fc)._set_smoothing(params, sm.from_end(values, params, fc.season_, fc.horizon, median))
     model.smoothing_ = model._weigh_member(values, train.indexes["time"], series, origins)
     return model
 

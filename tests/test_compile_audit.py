@@ -68,6 +68,7 @@ EXPECTED = {
     'assign': 4,  # (one fewer since the weight gradients' transposes became steps_T)
     'backward_rows': 1,
     'chunk_count': 1,
+    'error_shifts': 1,  # the member's move to the median of its errors (the default since 2026-12-08)
     'fill': 1,
     'forecasts': 1,  # the smoothing member's (on by default since 2026-12-07), and grid_sse below
     'forward_rows': 1,
@@ -75,7 +76,6 @@ EXPECTED = {
     'grid_sse': 1,
     'loss_and_grad_impl': 1,
     'masked_state': 1,
-    'prefix_medians': 1,  # the member's move to the median of its errors (the default since 2026-12-08)
     'reverse_time': 2,
     'scratch_states': 1,
     'steps_T': 1,

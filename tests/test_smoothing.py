@@ -525,22 +525,32 @@ def test_models_from_before_the_weights_mix_half_and_half(tmp_path, data, fitted
         numlstm.load(tmp_path / "bad.nc")
 
 
-def test_prefix_medians_equal_numpy_median_of_the_errors_known_at_each_query():
+def test_error_shifts_equal_numpy_on_every_form_with_few_and_many_queries():
+    """The kernel against the plain-Python filter: per lead, the median less the mean of the errors
+    known at each query, by a selection each (a few queries) and by the ranked prefixes (many)."""
     rng = np.random.default_rng(0)
-    for trial in range(60):
-        n, horizon = int(rng.integers(1, 40)), int(rng.integers(1, 5))
-        errors = rng.normal(size=(n, horizon))
-        errors[rng.random((n, horizon)) < 0.2] = np.nan
+    for trial in range(40):
+        m = int(rng.choice([1, 4]))
+        n_time, horizon = int(rng.integers(12, 60)), int(rng.integers(1, 5))
+        y = rng.gamma(0.5, 2.0, n_time) + 0.1 * np.arange(n_time) * (trial % 2)
+        y[1:][rng.random(n_time - 1) < 0.15] = np.nan
         if trial % 3 == 0:
-            errors = np.round(errors)  # ties
-        steps = np.sort(rng.choice(100, n, replace=False)).astype(np.int64)
-        queries = np.sort(rng.integers(0, 110, int(rng.integers(1, 10)))).astype(np.int64)
-        out = np.full((queries.size, horizon), np.nan)
-        kernels.prefix_medians(errors, steps, queries, out)
-        for i, t in enumerate(queries):
-            for h in range(horizon):
-                known = errors[:, h][(steps + h + 1 <= t) & np.isfinite(errors[:, h])]
-                assert out[i, h] == pytest.approx(np.median(known) if known.size else 0.0, abs=1e-12)
+            y = np.round(y)  # ties
+        alpha, beta, phi, gamma = 0.3, 0.05 * (trial % 2), 0.9 * (trial % 2), 0.1 * (m > 1)
+        s0 = rng.normal(0, 0.5, m)
+        _, ahead = reference_filter(y, m, alpha, beta, phi, gamma, 1.0, 0.2 * (trial % 2), s0, horizon)
+        first = int(rng.integers(0, 6))
+        for n_queries in (1, 3, 20):
+            queries = np.sort(rng.integers(0, n_time + 3, n_queries)).astype(np.int64)
+            out = np.full((n_queries, horizon), np.nan)
+            kernels.error_shifts(y, m, np.array([alpha, beta, phi, gamma]), 1.0, 0.2 * (trial % 2), s0, first,
+                                 queries, out)
+            for i, q in enumerate(queries):
+                for h in range(horizon):
+                    e = [y[t + h + 1] - ahead[t][h] for t in range(first, n_time - h - 1)
+                         if t + h + 1 <= q and np.isfinite(y[t + h + 1])]
+                    want = np.median(e) - np.mean(e) if e else 0.0
+                    assert out[i, h] == pytest.approx(want, abs=1e-9), (trial, n_queries, i, h)
 
 
 def test_median_shifts_are_the_median_less_the_mean_of_the_errors_known_at_the_origin():
@@ -635,8 +645,12 @@ def test_the_member_forecasts_its_errors_median_unless_the_loss_is_squared(tmp_p
     old = numlstm.load(tmp_path / "v9.nc")
     assert old.member_median_ is False
     assert not np.allclose(old.predict(data)["flow"].values, fc.predict(data)["flow"].values)
+    ds.attrs.update(numlstm_format_version=10)  # the entry missing from a version 10 file
+    ds.to_netcdf(tmp_path / "bad.nc", engine="scipy")
+    with pytest.raises(ValueError, match="lacks 'member_median', which every file of version 10"):
+        numlstm.load(tmp_path / "bad.nc")
     config["skill"]["member_median"] = "yes"
-    ds.attrs.update(numlstm_config=json.dumps(config), numlstm_format_version=10)
+    ds.attrs.update(numlstm_config=json.dumps(config))
     ds.to_netcdf(tmp_path / "bad.nc", engine="scipy")
     with pytest.raises(ValueError, match="member_median is 'yes', not true or false"):
         numlstm.load(tmp_path / "bad.nc")

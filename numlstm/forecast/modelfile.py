@@ -429,6 +429,9 @@ def from_dataset(ds, Forecaster):
     fc.quantiles_ = cfg["quantiles"]
     fc.relative_ = bool(cfg["relative"])
     _restore_skill(fc, cfg.get("skill"))
+    if int(ds.attrs.get("numlstm_format_version", FORMAT_VERSION)) >= 10 and "member_median" not in (
+            cfg.get("skill") or {}):
+        raise _damaged("skill", "lacks 'member_median', which every file of version 10 or later records")
     _restore_smoothing(fc, ds)
     fc.local_params_ = local_params
     fc.local_seeds_ = None if cfg.get("local_seeds") is None else np.array(cfg["local_seeds"], dtype=np.int64)

@@ -239,22 +239,9 @@ def median_shifts(y, m, params, state, steps, queries, horizon):
     only the skew moves it: a bias the filter had over the record (a trend it was slow to follow,
     a start read from the first season) is no guide to its bias now."""
     shifts = np.zeros((queries.size, horizon))
-    first = steps - 1  # the first origin the initial state allows
-    if queries.size == 0 or y.size - 1 <= first:
-        return shifts
-    at = np.arange(first, y.size - 1, dtype=np.int64)  # every origin with an outcome in the record
-    ahead = np.empty((at.size, horizon))
-    _kernels.forecasts(y, m, np.ascontiguousarray(params[1:5]), state[0], state[1], state[2], at, ahead)
-    target = at[:, None] + np.arange(1, horizon + 1)
-    errors = np.where(target < y.size, y[np.minimum(target, y.size - 1)], np.nan) - ahead
-    _kernels.prefix_medians(np.ascontiguousarray(errors), at, queries, shifts)
-    seen = np.isfinite(errors)
-    # each lead's errors known at a query are those of the origins up to query - lead
-    known = np.searchsorted(at, queries[:, None] - np.arange(1, horizon + 1), side="right")
-    lead = np.broadcast_to(np.arange(horizon), known.shape)
-    total = np.vstack([np.zeros(horizon), np.cumsum(np.where(seen, errors, 0.0), axis=0)])[known, lead]
-    count = np.vstack([np.zeros(horizon), np.cumsum(seen, axis=0)])[known, lead]
-    return shifts - np.divide(total, count, out=np.zeros_like(total), where=count > 0)
+    _kernels.error_shifts(y, m, np.ascontiguousarray(params[1:5]), state[0], state[1], state[2], steps - 1,
+                          queries, shifts)
+    return shifts
 
 
 def from_end(values, params, season, horizon, median=False):

@@ -89,27 +89,92 @@ def forecasts(y, m, params, l0, b0, s0, origins, out):
             i += 1
 
 
+
+@register_jitable
+def _median_of_known(values, at, known_by, buffer):
+    """The median of ``values[:n]`` whose ``at`` (ascending) is at most ``known_by``, the finite ones;
+    NaN where none is; ``buffer`` a scratch of at least their size."""
+    k = 0
+    for s in range(values.shape[0]):
+        if at[s] > known_by:
+            break
+        buffer[k] = values[s]
+        k += 1
+    if k == 0:
+        return np.nan
+    return np.median(buffer[:k])
+
+
 @njit(**CPU_OPTIONS)
-def prefix_medians(errors, steps, queries, out):
-    """Into row ``i`` of ``out`` (q, horizon), per lead ``h`` the median of the errors
-    ``errors[:, h]`` (n, horizon; NaN where unknown) of the forecasts from origins ``steps``
-    (n, ascending) known by step ``queries[i]`` (ascending): those with ``steps[s] + h + 1 <=
-    queries[i]``; 0 where none is. Each lead's errors are ranked once and counted into a
-    Fenwick tree as they become known, so the median of every prefix costs a logarithm."""
-    n, horizon = errors.shape
+def error_shifts(y, m, params, l0, b0, s0, first, queries, out):
+    """The filter with ``params`` (4,) over ``y`` (T,) from the initial state ``l0``, ``b0``,
+    ``s0`` (m,); into row ``i`` of ``out`` (q, horizon), per lead ``h`` the median less the mean
+    of the errors ``y[s + h + 1] - forecast`` of its forecasts from the origins ``s >= first``
+    whose outcome is observed by step ``queries[i]`` (ascending): ``s + h + 1 <= queries[i]``;
+    0 where none is. For a few queries each median is a selection over the known errors; for
+    many, each lead's errors are ranked once and counted into a Fenwick tree as they become
+    known, so the median of every prefix costs a logarithm."""
+    n_time = y.shape[0]
+    horizon = out.shape[1]
     n_queries = queries.shape[0]
-    values = np.empty(n)
-    at = np.empty(n, dtype=np.int64)
+    for i in range(n_queries):
+        for h in range(horizon):
+            out[i, h] = 0.0
+    last = n_time - 2  # the last origin with an outcome in the record
+    if n_queries > 0 and queries[n_queries - 1] - 1 < last:
+        last = queries[n_queries - 1] - 1  # no query knows a later origin's outcome
+    if n_queries == 0 or last < first:
+        return
+    n = last - first + 1
+    # every origin's errors, per lead in the order they become known (origin s at s + h + 1)
+    errors = np.empty((horizon, n))
+    at = np.empty((horizon, n), dtype=np.int64)
+    sizes = np.zeros(horizon, dtype=np.int64)
+    alpha, beta, phi, gamma = params[ALPHA], params[BETA], params[PHI], params[GAMMA]
+    s = np.empty(m)
+    for j in range(m):
+        s[j] = s0[j]
+    level, trend = l0, b0
+    for t in range(last + 1):
+        level, trend, _ = _step(y[t], level, trend, s, t % m, alpha, beta, phi, gamma)
+        if t < first:
+            continue
+        damped = 0.0
+        power = 1.0
+        for h in range(horizon):
+            power *= phi
+            damped += power
+            target = t + h + 1
+            if target < n_time and np.isfinite(y[target]):
+                k = sizes[h]
+                errors[h, k] = y[target] - (level + damped * trend + s[(t + h + 1) % m])
+                at[h, k] = target
+                sizes[h] = k + 1
+    few = 1
+    while (1 << few) <= n:
+        few += 1  # about log2(n): up to this many queries, a selection each is cheaper than ranking
+    buffer = np.empty(n)
     rank = np.empty(n, dtype=np.int64)
     tree = np.zeros(n + 1, dtype=np.int64)
     for h in range(horizon):
-        size = 0
-        for s in range(n):
-            if not np.isnan(errors[s, h]):
-                values[size] = errors[s, h]
-                at[size] = steps[s] + h + 1
-                size += 1
-        order = np.argsort(values[:size])
+        size = sizes[h]
+        values = errors[h, :size]
+        ready = at[h, :size]
+        if n_queries <= few:
+            for i in range(n_queries):
+                median = _median_of_known(values, ready, queries[i], buffer)
+                if np.isnan(median):
+                    continue
+                total = 0.0
+                count = 0
+                for r in range(size):
+                    if ready[r] > queries[i]:
+                        break
+                    total += values[r]
+                    count += 1
+                out[i, h] = median - total / count
+            continue
+        order = np.argsort(values)
         for r in range(size):
             rank[order[r]] = r + 1
         for r in range(size + 1):
@@ -118,17 +183,18 @@ def prefix_medians(errors, steps, queries, out):
         while 2 * top <= size:
             top *= 2
         known = 0
+        total = 0.0
         for i in range(n_queries):
-            while known < size and at[known] <= queries[i]:
+            while known < size and ready[known] <= queries[i]:
                 r = rank[known]
                 while r <= size:
                     tree[r] += 1
                     r += r & -r
+                total += values[known]
                 known += 1
             if known == 0:
-                out[i, h] = 0.0
                 continue
-            total = 0.0
+            middle = 0.0
             for k in ((known + 1) // 2, known // 2 + 1):  # the middle one, or the middle two
                 pos, rest, step = 0, k, top
                 while step > 0:
@@ -136,5 +202,5 @@ def prefix_medians(errors, steps, queries, out):
                         pos += step
                         rest -= tree[pos]
                     step //= 2
-                total += values[order[pos]]
-            out[i, h] = total / 2
+                middle += values[order[pos]]
+            out[i, h] = middle / 2 - total / known
