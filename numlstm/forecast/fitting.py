@@ -276,7 +276,7 @@ class Fitting:
             self.smoothing_ = self._weigh_member(values, axis.index, w_series[val], w_origin[val], on_log)
             if (self.smoothing_[..., 0] >= smoothing.LOG).any():  # the forecasts from the end move with it
                 self._smoothing_tail = smoothing.from_end(values[:, :, :n_targets], self.smoothing_, season, horizon,
-                                                          self._member_median())
+                                                          median)
         for note in notes:
             warnings.warn(note, UserWarning, stacklevel=3)  # user -> fit -> here
         return self

@@ -89,22 +89,6 @@ def forecasts(y, m, params, l0, b0, s0, origins, out):
             i += 1
 
 
-
-@register_jitable
-def _median_of_known(values, at, known_by, buffer):
-    """The median of ``values[:n]`` whose ``at`` (ascending) is at most ``known_by``, the finite ones;
-    NaN where none is; ``buffer`` a scratch of at least their size."""
-    k = 0
-    for s in range(values.shape[0]):
-        if at[s] > known_by:
-            break
-        buffer[k] = values[s]
-        k += 1
-    if k == 0:
-        return np.nan
-    return np.median(buffer[:k])
-
-
 @njit(**CPU_OPTIONS)
 def error_shifts(y, m, params, l0, b0, s0, first, queries, out):
     """The filter with ``params`` (4,) over ``y`` (T,) from the initial state ``l0``, ``b0``,
@@ -153,7 +137,6 @@ def error_shifts(y, m, params, l0, b0, s0, first, queries, out):
     few = 1
     while (1 << few) <= n:
         few += 1  # about log2(n): up to this many queries, a selection each is cheaper than ranking
-    buffer = np.empty(n)
     rank = np.empty(n, dtype=np.int64)
     tree = np.zeros(n + 1, dtype=np.int64)
     for h in range(horizon):
@@ -162,17 +145,9 @@ def error_shifts(y, m, params, l0, b0, s0, first, queries, out):
         ready = at[h, :size]
         if n_queries <= few:
             for i in range(n_queries):
-                median = _median_of_known(values, ready, queries[i], buffer)
-                if np.isnan(median):
-                    continue
-                total = 0.0
-                count = 0
-                for r in range(size):
-                    if ready[r] > queries[i]:
-                        break
-                    total += values[r]
-                    count += 1
-                out[i, h] = median - total / count
+                known = np.searchsorted(ready, queries[i], side="right")  # a prefix: ready ascends
+                if known > 0:
+                    out[i, h] = np.median(values[:known]) - np.mean(values[:known])
             continue
         order = np.argsort(values)
         for r in range(size):
